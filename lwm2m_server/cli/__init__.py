@@ -1,0 +1,24 @@
+"""The ``tinymlaas`` command. Each module below attaches its commands to :data:`app`.
+
+Command modules keep heavy imports (TensorFlow, aiocoap, FastAPI) inside the command functions,
+so ``tinymlaas --help`` and the thin REST clients start fast.
+"""
+
+from __future__ import annotations
+
+import sys
+
+# Command modules register themselves on import (one line per module).
+from lwm2m_server.cli import info as _info  # noqa: F401
+from lwm2m_server.cli.app import CliError, app
+
+
+def main() -> None:
+    try:
+        app()
+    except CliError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(exc.code)
+
+
+__all__ = ["app", "main"]

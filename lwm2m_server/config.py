@@ -1,0 +1,146 @@
+"""Typed settings loaded from TOML, then overridden by env vars and command-line flags.
+
+Precedence, lowest first: built-in defaults < ``config/tinymlaas.toml`` (or ``--config``) <
+``TINYMLAAS_<SECTION>__<KEY>`` environment variables < explicit overrides (CLI flags).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+ENV_PREFIX = "TINYMLAAS_"
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "tinymlaas.toml"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerSettings(_Section):
+    coap_host: str = "::"
+    coap_port: int = 5683
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080
+    data_dir: Path = Path("./data")
+    public_coap_uri: str = ""
+    registration_grace_s: float = 15.0
+    queue_mode_window_s: float = 93.0
+    max_queued_requests: int = 64
+    request_timeout_s: float = 30.0
+
+
+class StoreSettings(_Section):
+    backend: Literal["sqlite"] = "sqlite"
+    path: str = ""
+    batch_max: int = 512
+    batch_window_ms: float = 5.0
+
+
+class LoggingSettings(_Section):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["auto", "json", "console"] = "auto"
+
+
+class OtaSettings(_Section):
+    block_size: Literal[16, 32, 64, 128, 256, 512, 1024] = 1024
+    prefer: Literal["pull", "push"] = "pull"
+    max_retries: int = 3
+    retry_backoff_s: float = 2.0
+    poll_interval_s: float = 5.0
+    timeout_s: float = 300.0
+
+
+class CompileSettings(_Section):
+    cache_dir: str = ""
+    workers: int = 2
+    accuracy_margin: float = 1.0
+    flash_margin_bytes: int = 4096
+    runtime_overhead_bytes: int = 2048
+
+
+class RolloutSettings(_Section):
+    max_concurrency: int = 50
+    rate_per_minute: float = 0.0
+    error_threshold_pct: float = 20.0
+    success_threshold_pct: float = 100.0
+
+
+class MqttSettings(_Section):
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = 1883
+    topic_prefix: str = "tinymlaas"
+    max_buffer: int = 10000
+
+
+class Settings(_Section):
+    server: ServerSettings = ServerSettings()
+    store: StoreSettings = StoreSettings()
+    logging: LoggingSettings = LoggingSettings()
+    ota: OtaSettings = OtaSettings()
+    compile: CompileSettings = CompileSettings()
+    rollouts: RolloutSettings = RolloutSettings()
+    mqtt: MqttSettings = MqttSettings()
+
+    @property
+    def store_path(self) -> Path:
+        return Path(self.store.path) if self.store.path else self.server.data_dir / "tinymlaas.sqlite3"
+
+    @property
+    def compile_cache_dir(self) -> Path:
+        return Path(self.compile.cache_dir) if self.compile.cache_dir else self.server.data_dir / "compile-cache"
+
+
+class ConfigError(ValueError):
+    """A config file, env var or override that cannot be applied; the message names it."""
+
+
+def _env_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, str]]:
+    out: dict[str, dict[str, str]] = {}
+    for key, value in environ.items():
+        if not key.startswith(ENV_PREFIX) or "__" not in key:
+            continue
+        section, _, name = key[len(ENV_PREFIX) :].lower().partition("__")
+        out.setdefault(section, {})[name] = value
+    return out
+
+
+def _merge(base: dict[str, Any], extra: Mapping[str, Mapping[str, Any]]) -> None:
+    for section, values in extra.items():
+        if not isinstance(values, Mapping):
+            raise ConfigError(f"[{section}] must be a table")
+        base.setdefault(section, {}).update(values)
+
+
+def load_settings(
+    path: Path | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Settings:
+    """Load settings; ``overrides`` is ``{"server": {"coap_port": 5684}}`` from CLI flags (None values skipped)."""
+    data: dict[str, Any] = {}
+    cfg = path if path is not None else DEFAULT_CONFIG
+    if path is not None or cfg.exists():
+        try:
+            data = tomllib.loads(cfg.read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise ConfigError(f"config file not found: {cfg}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{cfg}: {exc}") from exc
+    _merge(data, _env_overrides(os.environ if environ is None else environ))
+    if overrides:
+        _merge(data, {s: {k: v for k, v in vals.items() if v is not None} for s, vals in overrides.items()})
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"invalid configuration ({cfg}): {problems}") from exc

@@ -1,0 +1,41 @@
+from pathlib import Path
+
+import pytest
+
+from lwm2m_server.config import ConfigError, load_settings
+
+
+def test_defaults_come_from_repo_toml() -> None:
+    s = load_settings(environ={})
+    assert s.server.coap_port == 5683
+    assert s.ota.prefer == "pull"
+    assert s.store_path == s.server.data_dir / "tinymlaas.sqlite3"
+
+
+def test_env_then_overrides_take_precedence(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[server]\ncoap_port = 6000\nhttp_port = 9000\n')
+    s = load_settings(
+        cfg,
+        environ={"TINYMLAAS_SERVER__COAP_PORT": "6001", "TINYMLAAS_LOGGING__LEVEL": "debug"},
+        overrides={"server": {"coap_port": 6002, "http_port": None}},
+    )
+    assert s.server.coap_port == 6002
+    assert s.server.http_port == 9000
+    assert s.logging.level == "debug"
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [("[server]\ncoap_port = 'x'\n", "server.coap_port"), ("[server\n", "c.toml"), ("[bogus]\na=1\n", "bogus")],
+)
+def test_bad_config_is_a_clear_error(tmp_path: Path, text: str, needle: str) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(text)
+    with pytest.raises(ConfigError, match=needle):
+        load_settings(cfg, environ={})
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not found"):
+        load_settings(tmp_path / "nope.toml", environ={})
