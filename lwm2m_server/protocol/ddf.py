@@ -130,6 +130,15 @@ def _parse_item(ctx: _Ctx, item: Element, where: str) -> ResourceDefinition:
     )
 
 
+def _urn_kind(object_id: int) -> str:
+    """URN namespace: ``oma`` for OMA objects, ``x`` for the private range 26241..32768, else ``ext``."""
+    if object_id < 2048:
+        return "oma"
+    if 26241 <= object_id <= 32768:
+        return "x"
+    return "ext"
+
+
 def _parse_object(ctx: _Ctx, obj: Element, index: int) -> ObjectDefinition:
     where = f"LWM2M/Object[{index}]"
     object_id = ctx.integer(obj, "ObjectID", where)
@@ -139,7 +148,7 @@ def _parse_object(ctx: _Ctx, obj: Element, index: int) -> ObjectDefinition:
         raise ctx.fail(f"{where}/Name", "empty")
     urn = ctx.text(obj, "ObjectURN", where, required=False)
     if not urn:
-        urn = f"urn:oma:lwm2m:{'oma' if object_id < 1024 else 'ext'}:{object_id}"
+        urn = f"urn:oma:lwm2m:{_urn_kind(object_id)}:{object_id}"
     elif not urn.startswith("urn:oma:lwm2m:"):
         raise ctx.fail(f"{where}/ObjectURN", f"{urn!r} does not start with urn:oma:lwm2m:")
     resources_el = ctx.child(obj, "Resources", where)
