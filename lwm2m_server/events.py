@@ -1,0 +1,127 @@
+"""In-process event bus: every surface (REST SSE, MQTT bridge, OTA jobs, rollouts) listens here.
+
+Publishing never blocks and never awaits: each subscriber owns a bounded queue, and a slow subscriber
+loses its *oldest* events (counted in ``dropped``) rather than slowing the CoAP path down. Synchronous
+sinks (``add_sink``) see every event, in order, without loss; the server uses one to append to the
+persistent event log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from lwm2m_server.logging import get_logger
+
+log = get_logger(__name__)
+
+EVENT_TYPES = ("registered", "updated", "deregistered", "expired", "notification", "sleeping", "awake")
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    type: str
+    endpoint: str | None
+    data: dict[str, Any] = field(default_factory=dict)
+    ts: float = field(default_factory=time.time)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.type, "endpoint": self.endpoint, "data": self.data, "ts": self.ts}
+
+
+class Subscription:
+    """A bounded queue of events; iterate it with ``async for`` and ``close()`` it when done."""
+
+    def __init__(self, bus: EventBus, maxsize: int, types: frozenset[str] | None, endpoint: str | None) -> None:
+        self._bus = bus
+        self._queue: asyncio.Queue[Event | None] = asyncio.Queue(maxsize)
+        self._types = types
+        self._endpoint = endpoint
+        self.dropped = 0
+        self.closed = False
+
+    def _offer(self, event: Event) -> None:
+        if self.closed:
+            return
+        if self._types is not None and event.type not in self._types:
+            return
+        if self._endpoint is not None and event.endpoint != self._endpoint:
+            return
+        if self._queue.full():
+            self._queue.get_nowait()
+            self.dropped += 1
+        self._queue.put_nowait(event)
+
+    async def get(self, timeout: float | None = None) -> Event:
+        """Next event; raises ``asyncio.TimeoutError`` after ``timeout`` s, ``StopAsyncIteration`` once closed."""
+        if self.closed and self._queue.empty():
+            raise StopAsyncIteration
+        item = await asyncio.wait_for(self._queue.get(), timeout)
+        if item is None:
+            raise StopAsyncIteration
+        return item
+
+    def __aiter__(self) -> AsyncIterator[Event]:
+        return self
+
+    async def __anext__(self) -> Event:
+        return await self.get()
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self._bus._subscribers.discard(self)
+        if self._queue.full():
+            self._queue.get_nowait()
+        self._queue.put_nowait(None)
+
+    def __enter__(self) -> Subscription:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class EventBus:
+    def __init__(self, queue_size: int = 1000) -> None:
+        self.queue_size = queue_size
+        self._subscribers: set[Subscription] = set()
+        self._sinks: list[Callable[[Event], None]] = []
+
+    def subscribe(
+        self,
+        *,
+        types: set[str] | frozenset[str] | None = None,
+        endpoint: str | None = None,
+        maxsize: int | None = None,
+    ) -> Subscription:
+        """Subscribe from now on, optionally filtered by event type(s) and endpoint."""
+        sub = Subscription(self, maxsize or self.queue_size, frozenset(types) if types else None, endpoint)
+        self._subscribers.add(sub)
+        return sub
+
+    def add_sink(self, sink: Callable[[Event], None]) -> None:
+        """A synchronous callback for every event (must be fast and must not raise)."""
+        self._sinks.append(sink)
+
+    def publish(self, event: Event) -> None:
+        for sink in self._sinks:
+            try:
+                sink(event)
+            except Exception:
+                log.exception("event_sink_failed", type=event.type)
+        for sub in list(self._subscribers):
+            sub._offer(event)
+
+    def emit(self, type: str, endpoint: str | None = None, **data: Any) -> Event:
+        event = Event(type, endpoint, data)
+        self.publish(event)
+        return event
+
+    @property
+    def subscriber_count(self) -> int:
+        return len(self._subscribers)
