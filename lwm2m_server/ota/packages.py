@@ -1,0 +1,204 @@
+"""Immutable, content-addressed packages: ``<data_dir>/packages/<sha256>`` plus one metadata row in the Store.
+
+Two kinds: a *model* package (the signed CBOR envelope from :mod:`compilers.package`; its manifest names the
+.tflite payload's sha256, which is what the device reports in /32002/0/2) and a plain *firmware* image (opaque
+bytes delivered unchanged, confirmed by Update Result 1). The sha256 of the package bytes is its identity, its
+``/fw/<sha>`` URI and its ETag, so a package can never change under a device that is downloading it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import time
+from collections import OrderedDict
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from lwm2m_server.logging import get_logger
+from lwm2m_server.store.base import Store
+
+log = get_logger(__name__)
+
+Kind = Literal["model", "firmware"]
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS ota_packages (
+    sha256 TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    name TEXT NOT NULL DEFAULT '',
+    version TEXT NOT NULL DEFAULT '',
+    payload_sha256 TEXT NOT NULL,
+    variant TEXT NOT NULL DEFAULT '',
+    arena_bytes INTEGER NOT NULL DEFAULT 0,
+    created_at REAL NOT NULL
+)
+"""
+
+
+class PackageError(ValueError):
+    """Bytes that are not a valid package of the requested kind (bad signature, not CBOR, empty...)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PackageInfo:
+    sha256: str
+    kind: Kind
+    size: int
+    name: str
+    version: str
+    payload_sha256: str  # what /32002/0/2 must report after install; == sha256 for firmware
+    variant: str = ""
+    arena_bytes: int = 0
+    created_at: float = 0.0
+
+    @property
+    def etag(self) -> bytes:
+        return bytes.fromhex(self.sha256[:16])
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def describe_model_package(data: bytes, public_key: bytes | None = None) -> dict[str, Any]:
+    """Manifest fields of a signed model package (verified with ``public_key`` when given)."""
+    try:
+        from compilers import package as pkg
+    except ImportError as exc:  # pragma: no cover - only while compilers.package is missing
+        raise PackageError(f"model packages unavailable: {exc}") from exc
+
+    try:
+        if public_key is not None:
+            manifest, payload = pkg.verify(data, public_key)
+        else:
+            manifest, payload = pkg.parse(data)
+    except Exception as exc:
+        raise PackageError(f"not a valid model package: {exc}") from exc
+    fields = manifest if isinstance(manifest, dict) else asdict(manifest)
+    payload_sha = str(fields.get("sha256") or hashlib.sha256(payload).hexdigest())
+    if hashlib.sha256(payload).hexdigest() != payload_sha:
+        raise PackageError("model package payload does not match its manifest sha256")
+    return {
+        "name": str(fields.get("name", "")),
+        "version": str(fields.get("version", "")),
+        "payload_sha256": payload_sha,
+        "variant": str(fields.get("variant", "")),
+        "arena_bytes": int(fields.get("arena_bytes", 0) or 0),
+    }
+
+
+class PackageStore:
+    """Add, look up and read packages; keeps recently served blobs in memory for the /fw resource."""
+
+    def __init__(self, data_dir: Path, store: Store, *, cache_bytes: int = 64 * 1024 * 1024) -> None:
+        self.dir = Path(data_dir) / "packages"
+        self._store = store
+        self._cache: OrderedDict[str, bytes] = OrderedDict()
+        self._cache_bytes = cache_bytes
+        self._cached = 0
+        self._info: dict[str, PackageInfo] = {}
+
+    async def open(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        await self._store.ensure_schema(SCHEMA)
+
+    async def add(
+        self,
+        data: bytes,
+        kind: Kind,
+        *,
+        name: str = "",
+        version: str = "",
+        public_key: bytes | None = None,
+    ) -> PackageInfo:
+        """Store ``data`` (idempotent: the same bytes give the same sha and row)."""
+        if not data:
+            raise PackageError("empty package")
+        sha = hashlib.sha256(data).hexdigest()
+        existing = await self.get(sha)
+        if existing is not None:
+            return existing
+        if kind == "model":
+            meta = describe_model_package(data, public_key)
+        elif kind == "firmware":
+            meta = {"name": name, "version": version, "payload_sha256": sha, "variant": "", "arena_bytes": 0}
+        else:
+            raise PackageError(f"unknown package kind {kind!r}")
+        info = PackageInfo(sha256=sha, kind=kind, size=len(data), created_at=time.time(), **meta)
+        await asyncio.to_thread(self._write_file, sha, data)
+        await self._store.execute(
+            "INSERT OR IGNORE INTO ota_packages (sha256, kind, size, name, version, payload_sha256, variant,"
+            " arena_bytes, created_at) VALUES (?,?,?,?,?,?,?,?,?)",
+            (
+                sha,
+                kind,
+                info.size,
+                info.name,
+                info.version,
+                info.payload_sha256,
+                info.variant,
+                info.arena_bytes,
+                info.created_at,
+            ),
+        )
+        self._info[sha] = info
+        self._remember(sha, data)
+        log.info("ota.package_added", sha256=sha, kind=kind, size=len(data), name=info.name)
+        return info
+
+    def _write_file(self, sha: str, data: bytes) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        final = self.dir / sha
+        if final.exists():
+            return
+        tmp = self.dir / f".{sha}.{os.getpid()}.tmp"
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, final)
+
+    async def get(self, sha: str) -> PackageInfo | None:
+        if sha in self._info:
+            return self._info[sha]
+        rows = await self._store.fetchall("SELECT * FROM ota_packages WHERE sha256 = ?", (sha,))
+        if not rows:
+            return None
+        info = PackageInfo(**{k: rows[0][k] for k in PackageInfo.__dataclass_fields__})
+        self._info[sha] = info
+        return info
+
+    async def list(self) -> list[PackageInfo]:
+        rows = await self._store.fetchall("SELECT * FROM ota_packages ORDER BY created_at")
+        return [PackageInfo(**{k: r[k] for k in PackageInfo.__dataclass_fields__}) for r in rows]
+
+    async def read(self, sha: str) -> bytes | None:
+        """The package bytes, or None if unknown; this is the /fw resource's lookup (hot path: memory first)."""
+        blob = self._cache.get(sha)
+        if blob is not None:
+            self._cache.move_to_end(sha)
+            return blob
+        if len(sha) != 64 or not all(c in "0123456789abcdef" for c in sha):
+            return None
+        path = self.dir / sha
+        try:
+            blob = await asyncio.to_thread(path.read_bytes)
+        except FileNotFoundError:
+            return None
+        if hashlib.sha256(blob).hexdigest() != sha:  # a damaged file must never be served as this sha
+            log.error("ota.package_corrupt_on_disk", sha256=sha)
+            return None
+        self._remember(sha, blob)
+        return blob
+
+    def _remember(self, sha: str, blob: bytes) -> None:
+        if len(blob) > self._cache_bytes:
+            return
+        self._cache[sha] = blob
+        self._cached += len(blob)
+        while self._cached > self._cache_bytes:
+            _, old = self._cache.popitem(last=False)
+            self._cached -= len(old)
