@@ -1,0 +1,177 @@
+"""SenML records (RFC 8428) <-> flat content, shared by SenML-JSON (110) and SenML-CBOR (112).
+
+Records here use the JSON label names (``bn``, ``n``, ``v``, ``vs``, ``vb``, ``vd``, ``vlo``, ...) with
+``vd`` already as bytes; the JSON and CBOR modules only map labels and the serialisation. A record's name
+is the current base name (which persists until a later record changes it) plus its own ``n``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from lwm2m_server.protocol.codecs.base import LEAF_LEVELS, MAX_RECORDS, CodecError, leaf_items
+from lwm2m_server.protocol.codecs.values import check_value, number_value, parse_objlnk, resource_type
+from lwm2m_server.protocol.model import Content, ObjectRegistry, ResourceType, Value
+from lwm2m_server.protocol.paths import LwM2MPath
+
+VALUE_LABELS = ("v", "vs", "vb", "vd", "vlo")
+"""The value labels LwM2M uses (``vlo`` is the LwM2M objlnk extension)."""
+
+NUMBER_LABELS = frozenset({"bt", "t", "bv", "bs", "s", "ut", "bver"})
+IGNORED_LABELS = frozenset({"bu", "u", "bs", "s", "ut", "bver"})
+"""Valid RFC 8428 labels that carry nothing LwM2M content needs."""
+
+KNOWN_LABELS = frozenset({"bn", "bt", "n", "t", "bv", *VALUE_LABELS, *IGNORED_LABELS})
+
+CBOR_LABELS: Mapping[int, str] = {
+    -1: "bver",
+    -2: "bn",
+    -3: "bt",
+    -4: "bu",
+    -5: "bv",
+    -6: "bs",
+    0: "n",
+    1: "u",
+    2: "v",
+    3: "vs",
+    4: "vb",
+    5: "s",
+    6: "t",
+    7: "ut",
+    8: "vd",
+}
+"""RFC 8428 Table 6 integer labels for SenML-CBOR; ``vlo`` stays the text key ``"vlo"``."""
+
+CBOR_KEYS: Mapping[str, int | str] = {**{name: label for label, name in CBOR_LABELS.items()}, "vlo": "vlo"}
+
+_LABEL_FOR_TYPE: Mapping[ResourceType, str] = {
+    ResourceType.INTEGER: "v",
+    ResourceType.UNSIGNED: "v",
+    ResourceType.TIME: "v",
+    ResourceType.FLOAT: "v",
+    ResourceType.STRING: "vs",
+    ResourceType.CORELNK: "vs",
+    ResourceType.BOOLEAN: "vb",
+    ResourceType.OPAQUE: "vd",
+    ResourceType.OBJLNK: "vlo",
+}
+
+
+def check_text_label(label: str, index: int) -> str | None:
+    """The label if known, None if it may be ignored; must-understand labels (``..._``) are rejected."""
+    if label in KNOWN_LABELS:
+        return label
+    if label.endswith("_"):
+        raise CodecError(f"record {index}: unsupported must-understand label {label[:32]!r}")
+    return None
+
+
+def base_name(path: LwM2MPath, items: list[tuple[LwM2MPath, Value]]) -> str:
+    """``/3/0/0`` for a single value at the request path, else the request path with a trailing ``/``."""
+    if len(items) == 1 and items[0][0] == path:
+        return str(path)
+    return str(path) + "/"
+
+
+def content_to_records(path: LwM2MPath, content: Content, model: ObjectRegistry) -> list[dict[str, object]]:
+    """One record per leaf, sorted by path; the first record carries ``bn``, the rest only ``n``."""
+    items = leaf_items(path, content)
+    base = base_name(path, items)
+    records: list[dict[str, object]] = []
+    for key, value in items:
+        check_multiplicity(model, key)
+        rtype, checked = check_value(resource_type(model, key), value, key)
+        record: dict[str, object] = {"bn": base} if not records else {}
+        name = str(key)[len(base) :]
+        if name:
+            record["n"] = name
+        label = _LABEL_FOR_TYPE[rtype]
+        record[label] = str(checked) if label == "vlo" else checked
+        records.append(record)
+    return records
+
+
+def check_multiplicity(model: ObjectRegistry, key: LwM2MPath) -> None:
+    """Encoders refuse content whose shape contradicts the model (instances of a single resource...)."""
+    rdef = model.resource(key)
+    if rdef is None:
+        return
+    if rdef.multiple and key.resource_instance is None:
+        raise CodecError(f"{key}: multiple resource needs resource-instance paths")
+    if not rdef.multiple and key.resource_instance is not None:
+        raise CodecError(f"{key.truncate('resource')}: single resource given resource instances")
+
+
+def _is_number(x: object) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool)
+
+
+def records_to_content(path: LwM2MPath, records: list[dict[str, object]], model: ObjectRegistry) -> Content:
+    """Resolves names (bn + n) and types each value by the model. Later records win on duplicate names."""
+    if len(records) > MAX_RECORDS:
+        raise CodecError(f"SenML pack has {len(records)} records, more than {MAX_RECORDS}")
+    out: Content = {}
+    bn = ""
+    bv: int | float = 0
+    for index, record in enumerate(records):
+        for label in NUMBER_LABELS & record.keys():
+            if not _is_number(record[label]):
+                raise CodecError(f"record {index}: {label} must be a number")
+        if "bn" in record:
+            if not isinstance(record["bn"], str):
+                raise CodecError(f"record {index}: bn must be a string")
+            bn = record["bn"]
+        if "bv" in record:
+            bv = record["bv"]  # type: ignore[assignment]  # checked numeric above
+        n = record.get("n", "")
+        if not isinstance(n, str):
+            raise CodecError(f"record {index}: n must be a string")
+        labels = [label for label in VALUE_LABELS if label in record]
+        if not labels:
+            if "n" in record:
+                raise CodecError(f"record {index} ({bn + n}) has no value")
+            continue  # a record carrying only base fields
+        if len(labels) > 1:
+            raise CodecError(f"record {index}: more than one value label ({', '.join(labels)})")
+        key = _resolve(path, bn + n, index)
+        out[key] = typed_value(resource_type(model, key), labels[0], record[labels[0]], key, bv)
+    return out
+
+
+def _resolve(path: LwM2MPath, name: str, index: int) -> LwM2MPath:
+    try:
+        key = LwM2MPath.parse(name)
+    except ValueError as exc:
+        raise CodecError(f"record {index}: bad name {name[:64]!r}: {exc}") from None
+    if key.level not in LEAF_LEVELS:
+        raise CodecError(f"record {index}: {key} is not a resource or resource-instance path")
+    if not path.is_prefix_of(key):
+        raise CodecError(f"record {index}: {key} is outside the request path {path}")
+    return key
+
+
+def typed_value(rtype: ResourceType | None, label: str, raw: object, path: LwM2MPath, bv: int | float = 0) -> Value:
+    """Checks the value label fits the model's type (any label for unknown resources) and types the value."""
+    expected = None if rtype is None else _LABEL_FOR_TYPE.get(rtype)
+    if rtype is not None and label != expected:
+        raise CodecError(f"{path}: value label {label} does not fit a {rtype.value} resource")
+    if label == "v":
+        if not _is_number(raw):
+            raise CodecError(f"{path}: v must be a number")
+        number = raw + bv if bv else raw  # type: ignore[operator]  # both numeric
+        return number_value(rtype, number, path)
+    if label == "vs":
+        if not isinstance(raw, str):
+            raise CodecError(f"{path}: vs must be a string")
+        return raw
+    if label == "vb":
+        if not isinstance(raw, bool):
+            raise CodecError(f"{path}: vb must be a boolean")
+        return raw
+    if label == "vd":
+        if not isinstance(raw, bytes):
+            raise CodecError(f"{path}: vd must be binary data")
+        return raw
+    if not isinstance(raw, str):
+        raise CodecError(f"{path}: vlo must be a string 'object:instance'")
+    return parse_objlnk(raw, path)

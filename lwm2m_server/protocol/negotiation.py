@@ -1,0 +1,59 @@
+"""Which Content-Format to ask a device for (Accept) or to write with (Content-Format).
+
+Order: an opaque resource written on its own goes raw (42, valid in every version and block-wise
+friendly); otherwise the best multi-value format the client announced in its registration ``ct=``
+(SenML-CBOR, SenML-JSON, TLV, LwM2M-JSON); otherwise the version's mandatory format: TLV for 1.0, and
+for 1.1+ text (or opaque for an Opaque resource) for a single value and TLV for anything larger.
+"""
+
+from __future__ import annotations
+
+from lwm2m_server.protocol.codecs import ContentFormat
+from lwm2m_server.protocol.model import ObjectRegistry, ResourceType
+from lwm2m_server.protocol.paths import LwM2MPath
+
+PREFERENCE: tuple[ContentFormat, ...] = (
+    ContentFormat.SENML_CBOR,
+    ContentFormat.SENML_JSON,
+    ContentFormat.TLV,
+    ContentFormat.OLD_TLV,
+    ContentFormat.LWM2M_JSON,
+    ContentFormat.OLD_LWM2M_JSON,
+)
+"""Multi-value formats, most preferred first (compact binary before text, current before pre-release)."""
+
+
+def is_single_value(path: LwM2MPath, model: ObjectRegistry) -> bool:
+    """True when ``path`` names exactly one value: a resource instance, or a resource the model says is single.
+
+    A resource the model doesn't know is assumed single (text works for it; a multi-value format would too).
+    """
+    if path.level == "resource_instance":
+        return True
+    if path.level != "resource":
+        return False
+    rdef = model.resource(path)
+    return rdef is None or not rdef.multiple
+
+
+def choose_format(
+    path: LwM2MPath,
+    lwm2m_version: str,
+    supported: frozenset[int],
+    model: ObjectRegistry,
+    *,
+    for_write: bool = False,
+) -> int:
+    """The Content-Format for a read (Accept) or, with ``for_write``, a write of ``path``."""
+    single = is_single_value(path, model)
+    opaque = single and model.resource_type(path) is ResourceType.OPAQUE
+    if for_write and opaque:
+        return ContentFormat.OPAQUE
+    for cf in PREFERENCE:
+        if cf in supported:
+            return cf
+    if lwm2m_version == "1.0":
+        return ContentFormat.TLV
+    if single:
+        return ContentFormat.OPAQUE if opaque else ContentFormat.TEXT
+    return ContentFormat.TLV
