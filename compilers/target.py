@@ -1,0 +1,103 @@
+"""What the compiler needs from a device: memory budgets, FPU, accelerator, runtime and op set.
+
+Devices that map to the same :class:`Target` form a *compile class*: one compile serves them all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import asdict, dataclass
+from typing import Any
+
+ACCELERATORS = (
+    "none",
+    "ethos-u55-32",
+    "ethos-u55-64",
+    "ethos-u55-128",
+    "ethos-u55-256",
+    "ethos-u65-256",
+    "ethos-u65-512",
+)
+
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 1000,
+    "kb": 1000,
+    "m": 1000**2,
+    "mb": 1000**2,
+    "g": 1000**3,
+    "gb": 1000**3,
+    "kib": 1024,
+    "mib": 1024**2,
+    "gib": 1024**3,
+}
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$")
+
+
+def parse_size(text: str | int) -> int:
+    """Parse "256KiB", "1MiB", "64 kB", "49152" into bytes (KiB/MiB binary, kB/MB decimal)."""
+    if isinstance(text, int):
+        if text < 0:
+            raise ValueError(f"size must be >= 0: {text}")
+        return text
+    match = _SIZE_RE.match(text.replace(",", "").replace("_", ""))
+    if not match:
+        raise ValueError(f"bad size {text!r}: expected e.g. 256KiB, 1MiB, 49152")
+    number, unit = match.groups()
+    factor = _UNITS.get(unit.lower())
+    if factor is None:
+        raise ValueError(f"bad size unit {unit!r} in {text!r}: use B, KiB, MiB, GiB, kB, MB, GB")
+    value = float(number) * factor
+    if value != int(value):
+        raise ValueError(f"size {text!r} is not a whole number of bytes")
+    return int(value)
+
+
+def format_bytes(n: int) -> str:
+    """``61440`` -> ``"61,440 B"`` (the fit report quotes exact bytes)."""
+    return f"{n:,} B"
+
+
+@dataclass(frozen=True)
+class Target:
+    """A compile class. ``ops=None`` means any op TFLM supports."""
+
+    ram_bytes: int
+    flash_bytes: int
+    fpu: bool = True
+    accelerator: str = "none"
+    runtime: str = "tflm"
+    ops: frozenset[str] | None = None
+
+    def __post_init__(self) -> None:
+        if self.ram_bytes < 0 or self.flash_bytes < 0:
+            raise ValueError("ram_bytes and flash_bytes must be >= 0")
+        if self.accelerator not in ACCELERATORS:
+            raise ValueError(f"unknown accelerator {self.accelerator!r}; known: {', '.join(ACCELERATORS)}")
+        if self.ops is not None and not isinstance(self.ops, frozenset):
+            object.__setattr__(self, "ops", frozenset(self.ops))
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["ops"] = sorted(self.ops) if self.ops is not None else None
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Target:
+        ops = data.get("ops")
+        return cls(
+            ram_bytes=int(data["ram_bytes"]),
+            flash_bytes=int(data["flash_bytes"]),
+            fpu=bool(data.get("fpu", True)),
+            accelerator=str(data.get("accelerator", "none")),
+            runtime=str(data.get("runtime", "tflm")),
+            ops=frozenset(ops) if ops is not None else None,
+        )
+
+    def key(self) -> str:
+        """Stable content hash of the target: the compile-class id."""
+        blob = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]

@@ -1,0 +1,137 @@
+"""``tinymlaas compile MODEL --ram 256KiB --flash 1MiB``: fit report for one compile class + the chosen package.
+
+TensorFlow runs only in the spawned compile worker; this process imports the planner (no TF) lazily.
+Exit codes: 0 a variant fits, 1 nothing fits (report still printed), 2 bad input.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from lwm2m_server.cli.app import CliError, app
+
+if TYPE_CHECKING:
+    from compilers.report import FitReport
+    from lwm2m_server.config import Settings
+
+
+def _render(report: FitReport) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    t = report.target
+    title = (
+        f"{report.model} -> RAM {t.ram_bytes:,} B, flash {t.flash_bytes:,} B, "
+        f"{'FPU' if t.fpu else 'no FPU'}, accelerator {t.accelerator}"
+    )
+    table = Table(title=title)
+    for col in (
+        "variant",
+        "backend",
+        "size B",
+        "deflate B",
+        "arena B",
+        "RAM need B",
+        "accuracy",
+        "latency µs",
+        "verdict",
+    ):
+        table.add_column(col, justify="right" if col.endswith(("B", "accuracy", "µs")) else "left")
+    for v in report.variants:
+        mark = "✔ " if v.variant == report.chosen else ""
+        table.add_row(
+            mark + v.variant,
+            v.backend,
+            f"{v.size:,}",
+            f"{v.compressed_size:,}",
+            f"{v.arena_bytes:,}",
+            f"{v.ram_bytes:,}",
+            "-" if v.accuracy is None else f"{v.accuracy:.4f}",
+            "-" if v.latency_us is None else f"{v.latency_us:,.1f}",
+            v.reason,
+            style=None if v.fits else "dim",
+        )
+    console = Console()
+    if not console.is_terminal:
+        console.width = 200  # piped output: keep one row per variant
+    console.print(table)
+    console.print(report.summary)
+    for note in report.notes:
+        console.print(f"note: {note}", style="dim")
+
+
+def _write_package(report: FitReport, out: Path, settings: Settings) -> Path:
+    """Write the chosen build as a signed package (or the bare .tflite + manifest if packaging is unavailable)."""
+    art = report.chosen_artifact
+    assert art is not None
+    out.mkdir(parents=True, exist_ok=True)
+    stem = f"{report.model}-{art.variant}"
+    (out / f"{stem}.tflite").write_bytes(art.data)
+    from compilers.packaging import write_signed_package
+
+    return write_signed_package(report, out / f"{stem}.pkg", settings.server.data_dir)
+
+
+@app.command("compile")
+def compile_model(
+    model: Annotated[
+        str, typer.Argument(help="zoo name (digits-cnn, vibration-anomaly) or a .keras/.tflite/SavedModel path")
+    ],
+    ram: Annotated[str, typer.Option("--ram", help="RAM free for the model, e.g. 256KiB")],
+    flash: Annotated[str, typer.Option("--flash", help="flash free for the package, e.g. 1MiB")],
+    fpu: Annotated[bool, typer.Option("--fpu/--no-fpu", help="the device has a floating-point unit")] = True,
+    accelerator: Annotated[
+        str, typer.Option("--accelerator", help="none or ethos-u55-32..256, ethos-u65-256/512")
+    ] = "none",
+    out: Annotated[Path | None, typer.Option("--out", help="directory for the chosen package")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the fit report as one JSON object")] = False,
+    clock_mhz: Annotated[float | None, typer.Option("--clock-mhz", help="NPU clock for the latency estimate")] = None,
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="TOML config file")] = None,
+    cache_dir: Annotated[Path | None, typer.Option("--cache-dir", help="compile cache (default from config)")] = None,
+) -> None:
+    """Compile MODEL for one device class, print the fit report and write the chosen package."""
+    from compilers.target import Target, parse_size
+    from lwm2m_server.config import ConfigError, load_settings
+    from lwm2m_server.logging import configure_logging
+
+    try:
+        target = Target(parse_size(ram), parse_size(flash), fpu=fpu, accelerator=accelerator)
+    except ValueError as exc:
+        raise CliError(str(exc)) from exc
+    try:
+        settings = load_settings(config)
+    except ConfigError as exc:
+        raise CliError(str(exc)) from exc
+    configure_logging("warning", "json")  # logs to stderr; stdout stays the report
+
+    from compilers.base import CompileError
+    from compilers.cache import CompileCache
+    from compilers.planner import PlanOptions, plan, resolve_source
+    from compilers.tflite_info import ModelKindError
+
+    cache = CompileCache(cache_dir or settings.compile_cache_dir)
+    options = PlanOptions(
+        accuracy_margin=settings.compile.accuracy_margin,
+        flash_margin_bytes=settings.compile.flash_margin_bytes,
+        runtime_overhead_bytes=settings.compile.runtime_overhead_bytes,
+        clock_mhz=clock_mhz,
+    )
+    try:
+        source = resolve_source(model, cache.root / "zoo")
+        report = plan(source, target, cache=cache, options=options)
+    except (ValueError, ModelKindError, CompileError, OSError) as exc:
+        raise CliError(str(exc)) from exc
+    if as_json:
+        typer.echo(json.dumps(report.to_json(), indent=2))
+    else:
+        _render(report)
+    if report.chosen is None:
+        raise typer.Exit(1)
+    if out is not None:
+        path = _write_package(report, out, settings)
+        if not as_json:
+            typer.echo(f"wrote {path}")
