@@ -1,0 +1,19 @@
+"""FastAPI dependencies shared by the routers: the server facade and common query parameters."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any
+
+from fastapi import Depends, Request
+
+if TYPE_CHECKING:
+    from lwm2m_server.server import LwM2MServer
+
+
+def get_server(request: Request) -> LwM2MServer:
+    """The :class:`LwM2MServer` this app was created for (``create_app(server)``)."""
+    server: Any = request.app.state.server
+    return server  # type: ignore[no-any-return]
+
+
+ServerDep = Annotated["LwM2MServer", Depends(get_server)]

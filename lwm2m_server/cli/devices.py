@@ -1,0 +1,307 @@
+"""Thin REST clients: ``tinymlaas devices | device | read | write | exec | observe``.
+
+They talk to a running server's HTTP API (``--server``, default ``$TINYMLAAS_SERVER`` or
+http://127.0.0.1:8080). Tables by default, JSON with ``--json``. Exit codes: 2 for a bad request
+(usage: bad path, format or value), 1 for a remote failure (unreachable server, unknown device,
+device error or timeout).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from lwm2m_server.cli.app import CliError, app
+
+if TYPE_CHECKING:
+    import httpx
+
+DEFAULT_SERVER = "http://127.0.0.1:8080"
+
+ServerOpt = Annotated[str, typer.Option("--server", envvar="TINYMLAAS_SERVER", help="Server HTTP API base URL")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table")]
+FormatOpt = Annotated[str | None, typer.Option("--format", "-f", help="Content format: tlv, senml-cbor, text, ...")]
+TimeoutOpt = Annotated[float | None, typer.Option("--timeout", help="Device timeout in seconds")]
+
+
+# ---- HTTP plumbing -------------------------------------------------------------------------------------
+def _client(server: str, timeout: float | None = 60.0) -> httpx.Client:
+    import httpx
+
+    if not server.startswith(("http://", "https://")):
+        raise CliError(f"--server must be an http:// or https:// URL, got {server!r}", code=2)
+    return httpx.Client(base_url=server.rstrip("/"), timeout=httpx.Timeout(timeout, connect=5.0))
+
+
+def _fail(response: httpx.Response) -> CliError:
+    try:
+        body = response.json()
+        detail = f"{body['error']}: {body['message']}"
+    except (ValueError, KeyError, TypeError):
+        detail = response.text.strip()[:200] or response.reason_phrase
+    return CliError(f"HTTP {response.status_code} {detail}", code=2 if response.status_code == 400 else 1)
+
+
+def _call(server: str, method: str, url: str, *, timeout: float | None = 60.0, **kwargs: Any) -> Any:
+    import httpx
+
+    try:
+        with _client(server, timeout) as client:
+            response = client.request(method, url, **kwargs)
+    except httpx.ConnectError as exc:
+        raise CliError(f"cannot reach {server}: {exc}", code=1) from exc
+    except httpx.TimeoutException as exc:
+        raise CliError(f"{server} did not answer in time", code=1) from exc
+    except httpx.HTTPError as exc:
+        raise CliError(f"{server}: {exc}", code=1) from exc
+    if response.status_code >= 400:
+        raise _fail(response)
+    return response.json()
+
+
+def _device_url(endpoint: str, path: str) -> str:
+    from urllib.parse import quote
+
+    return f"/api/devices/{quote(endpoint, safe='')}/{path.strip('/')}"
+
+
+def _params(fmt: str | None, timeout: float | None, **extra: Any) -> dict[str, Any]:
+    params = {k: v for k, v in extra.items() if v is not None}
+    if fmt is not None:
+        params["format"] = fmt
+    if timeout is not None:
+        params["timeout"] = timeout
+    return params
+
+
+def _http_timeout(timeout: float | None) -> float:
+    return (timeout or 60.0) + 10.0
+
+
+def _echo_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2, sort_keys=False))
+
+
+def _fmt_value(value: Any) -> str:
+    if isinstance(value, dict | list):
+        return json.dumps(value)
+    return str(value)
+
+
+def _content_table(title: str, content: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    table.add_column("path")
+    table.add_column("value")
+    for path, value in content.items():
+        table.add_row(path, _fmt_value(value))
+    Console().print(table)
+
+
+def _size(n: Any) -> str:
+    if not isinstance(n, int):
+        return "-"
+    return f"{n // 1024} KiB" if n >= 1024 else f"{n} B"
+
+
+# ---- commands -----------------------------------------------------------------------------------------
+@app.command()
+def devices(
+    server: ServerOpt = DEFAULT_SERVER,
+    accelerator: Annotated[str | None, typer.Option(help='e.g. "none", "ethos-u55-128"')] = None,
+    cpu: Annotated[str | None, typer.Option(help="CPU core, e.g. cortex-m4f")] = None,
+    runtime: Annotated[str | None, typer.Option()] = None,
+    min_ram: Annotated[int | None, typer.Option(min=0, help="RAM total >= bytes")] = None,
+    min_ram_free: Annotated[int | None, typer.Option(min=0, help="RAM free for ML >= bytes")] = None,
+    min_flash: Annotated[int | None, typer.Option(min=0, help="Flash total >= bytes")] = None,
+    fpu: Annotated[bool | None, typer.Option("--fpu/--no-fpu", help="Only devices with / without an FPU")] = None,
+    online: Annotated[bool | None, typer.Option("--online/--sleeping", help="Awake or asleep devices")] = None,
+    prefix: Annotated[str | None, typer.Option(help="Endpoint name prefix")] = None,
+    lwm2m_version: Annotated[str | None, typer.Option("--lwm2m-version")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 100,
+    offset: Annotated[int, typer.Option(min=0)] = 0,
+    as_json: JsonOpt = False,
+) -> None:
+    """List registered devices (filters on the hardware profile, paging)."""
+    params = _params(None, None, accelerator=accelerator, cpu=cpu, runtime=runtime, min_ram=min_ram,
+                     min_ram_free=min_ram_free, min_flash=min_flash, prefix=prefix, lwm2m_version=lwm2m_version,
+                     limit=limit, offset=offset)
+    if fpu is not None:
+        params["fpu"] = str(fpu).lower()
+    if online is not None:
+        params["online"] = str(online).lower()
+    data = _call(server, "GET", "/api/devices", params=params)
+    if as_json:
+        _echo_json(data)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{data['total']} device(s)"
+                        + (f", showing {offset + 1}-{offset + len(data['items'])}" if data["items"] else ""))
+    for col in ("endpoint", "lwm2m", "state", "cpu", "accelerator", "ram", "ram for ML", "flash", "last seen"):
+        table.add_column(col)
+    now = time.time()
+    for item in data["items"]:
+        prof = item.get("profile") or {}
+        state = "sleeping" if item["sleeping"] else "online"
+        table.add_row(item["endpoint"], item["lwm2m_version"], state, str(prof.get("cpu") or "-"),
+                      str(prof.get("accelerator") or "-"), _size(prof.get("ram_total")),
+                      _size(prof.get("ram_free_ml")), _size(prof.get("flash_total")),
+                      f"{max(0.0, now - item['last_seen']):.0f} s ago")
+    Console().print(table)
+
+
+@app.command()
+def device(endpoint: str, server: ServerOpt = DEFAULT_SERVER, as_json: JsonOpt = False) -> None:
+    """Show one device: registration, profile, online/sleeping."""
+    data = _call(server, "GET", _device_url(endpoint, ""))
+    if as_json:
+        _echo_json(data)
+        return
+    profile = data.pop("profile", None) or {}
+    flat = {k: v for k, v in data.items() if k not in ("objects", "instances")}
+    flat["instances"] = " ".join(data.get("instances", []))
+    flat.update({f"profile.{k}": v for k, v in profile.items()})
+    _content_table(endpoint, flat)
+
+
+@app.command()
+def read(endpoint: str, path: str, server: ServerOpt = DEFAULT_SERVER, fmt: FormatOpt = None,
+         timeout: TimeoutOpt = None, as_json: JsonOpt = False) -> None:
+    """Read PATH (/3/0, /3/0/1, ...) from device ENDPOINT; --json prints the path -> value mapping."""
+    data = _call(server, "GET", _device_url(endpoint, path), params=_params(fmt, timeout),
+                 timeout=_http_timeout(timeout))
+    if as_json:
+        _echo_json(data["content"])
+    else:
+        _content_table(f"{endpoint} {data['path']}", data["content"])
+
+
+def _parse_value(raw: str, as_string: bool) -> Any:
+    if as_string:
+        return raw
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw
+
+
+@app.command()
+def write(
+    endpoint: str,
+    path: str,
+    value: Annotated[str, typer.Argument(help='JSON value (300, true, "text", {"hex": "00ff"}, "3:0") or a '
+                                             'JSON object {"1": 300} for an instance; non-JSON is sent as a string')],
+    server: ServerOpt = DEFAULT_SERVER,
+    fmt: FormatOpt = None,
+    timeout: TimeoutOpt = None,
+    partial: Annotated[bool, typer.Option("--partial", help="Partial update of an instance")] = False,
+    as_string: Annotated[bool, typer.Option("--string", "-s", help="Send VALUE as a string, never as JSON")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write VALUE to PATH on device ENDPOINT."""
+    body = json.dumps(_parse_value(value, as_string))
+    params = _params(fmt, timeout, partial="true" if partial else None)
+    data = _call(server, "PUT", _device_url(endpoint, path), params=params, content=body,
+                 headers={"content-type": "application/json"}, timeout=_http_timeout(timeout))
+    _echo_json(data) if as_json else typer.echo(f"wrote {data['path']} on {endpoint}")
+
+
+@app.command("exec")
+def execute(
+    endpoint: str,
+    path: str,
+    args: Annotated[str, typer.Argument(help="Execute arguments, e.g. 0='v',1")] = "",
+    server: ServerOpt = DEFAULT_SERVER,
+    timeout: TimeoutOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Execute resource PATH on device ENDPOINT."""
+    data = _call(server, "POST", _device_url(endpoint, path), params=_params(None, timeout), content=args,
+                 headers={"content-type": "text/plain"}, timeout=_http_timeout(timeout))
+    _echo_json(data) if as_json else typer.echo(f"executed {data['path']} on {endpoint}")
+
+
+def _sse_events(lines: Iterator[str]) -> Iterator[tuple[str, str]]:
+    """(event type, data) pairs from SSE lines; comments and retry lines are skipped."""
+    kind, data = "message", list[str]()
+    for line in lines:
+        if line == "":
+            if data:
+                yield kind, "\n".join(data)
+            kind, data = "message", list[str]()
+        elif line.startswith(":"):
+            continue
+        elif line.startswith("event:"):
+            kind = line[6:].strip()
+        elif line.startswith("data:"):
+            data.append(line[5:].lstrip())
+
+
+def _related(a: str, b: str) -> bool:
+    a, b = a.rstrip("/") + "/", b.rstrip("/") + "/"
+    return a.startswith(b) or b.startswith(a)
+
+
+@app.command()
+def observe(
+    endpoint: str,
+    path: str,
+    server: ServerOpt = DEFAULT_SERVER,
+    count: Annotated[int | None, typer.Option("--count", "-n", min=1, help="Stop after N notifications")] = None,
+    keep: Annotated[bool, typer.Option("--keep", help="Leave the observation running on exit")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Observe PATH on device ENDPOINT and print notifications until Ctrl-C (or --count N)."""
+    import httpx
+
+    url = _device_url(endpoint, path) + "/observe"
+    seen = 0
+    try:
+        with _client(server, None) as client, client.stream(
+            "GET", "/api/events", params={"endpoint": endpoint, "type": "notification"}
+        ) as stream:
+            if stream.status_code >= 400:
+                stream.read()
+                raise _fail(stream)
+            initial = _call(server, "POST", url)
+            if as_json:
+                typer.echo(json.dumps({"type": "initial", "endpoint": endpoint, "content": initial["content"]}))
+            else:
+                _content_table(f"{endpoint} {initial['path']} (observing)", initial["content"])
+            sys.stdout.flush()
+            for kind, raw in _sse_events(stream.iter_lines()):
+                event = json.loads(raw)
+                if kind != "notification" or not _related(str(event.get("data", {}).get("path", path)),
+                                                          initial["path"]):
+                    continue
+                seen += 1
+                if as_json:
+                    typer.echo(json.dumps(event))
+                else:
+                    content = event.get("data", {}).get("content", {})
+                    stamp = time.strftime("%H:%M:%S", time.localtime(event.get("ts", time.time())))
+                    for p, v in content.items():
+                        typer.echo(f"{stamp} {p} = {_fmt_value(v)}")
+                sys.stdout.flush()
+                if count is not None and seen >= count:
+                    break
+    except KeyboardInterrupt:
+        pass
+    except httpx.ConnectError as exc:
+        raise CliError(f"cannot reach {server}: {exc}", code=1) from exc
+    except httpx.HTTPError as exc:
+        raise CliError(f"{server}: {exc}", code=1) from exc
+    finally:
+        if not keep:
+            with contextlib.suppress(CliError, OSError):  # best-effort clean-up
+                _call(server, "DELETE", url, timeout=10.0)
