@@ -1,0 +1,218 @@
+"""``OtaService``: owns the package store, the ``/fw`` resource and every device's update job.
+
+One active job per device. Every job state change is committed to the Store (``ota_jobs`` + ``ota_job_history``)
+and published as an ``ota.<phase>`` event before the job moves on, so :meth:`resume_all` after a restart picks
+each unfinished job up where the store says it was (the job itself re-checks the device before continuing).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from lwm2m_server.coap.firmware_resource import FirmwareResource
+from lwm2m_server.logging import get_logger
+from lwm2m_server.ota.job import JobContext, UpdateJob
+from lwm2m_server.ota.job_state import ACTIVE, JobPhase
+from lwm2m_server.ota.method import base_coap_uri
+from lwm2m_server.ota.packages import PackageInfo, PackageStore
+from lwm2m_server.ota.record import HISTORY, SCHEMA, UPSERT, JobRecord
+from lwm2m_server.protocol.paths import LwM2MPath
+
+log = get_logger(__name__)
+
+
+class OtaError(ValueError):
+    """A request the service refuses (unknown package, a job already running, unknown device...)."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class OtaService:
+    """Attach before ``server.start()`` (adds ``/fw``), then ``await start()`` once the server runs."""
+
+    def __init__(self, server: Any, *, max_active: int | None = None) -> None:
+        self.server = server
+        self.settings = server.settings
+        self.packages = PackageStore(self.settings.server.data_dir, server.store)
+        self.fw_resource = FirmwareResource(self.packages.read)
+        server.add_resource(("fw",), self.fw_resource)
+        self._jobs: dict[str, tuple[UpdateJob, asyncio.Task[JobRecord]]] = {}
+        self._by_endpoint: dict[str, str] = {}
+        self._limit = asyncio.Semaphore(max_active) if max_active else None
+        self._started = False
+
+    # -- lifecycle ---------------------------------------------------------------------------------------------
+    async def start(self, *, resume: bool = True) -> None:
+        await self.packages.open()
+        await self.server.store.ensure_schema(SCHEMA)
+        self._started = True
+        if resume:
+            await self.resume_all()
+
+    async def stop(self) -> None:
+        """Stop running jobs without touching their stored state: a later start resumes them."""
+        tasks = [t for _, t in self._jobs.values()]
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._jobs.clear()
+        self._by_endpoint.clear()
+
+    async def resume_all(self) -> list[str]:
+        active = ",".join(f"'{p.value}'" for p in ACTIVE)
+        rows = await self.server.store.fetchall(f"SELECT * FROM ota_jobs WHERE phase IN ({active}) ORDER BY created_at")
+        resumed = []
+        for row in rows:
+            record = JobRecord.from_row(row)
+            if record.endpoint in self._by_endpoint:
+                continue
+            package = await self.packages.get(record.package_sha256)
+            if package is None:
+                continue
+            log.info("ota.job_resumed", job=record.id, endpoint=record.endpoint, phase=record.phase.value)
+            self._launch(record, package)
+            resumed.append(record.id)
+        return resumed
+
+    # -- jobs ----------------------------------------------------------------------------------------------------
+    async def start_update(self, endpoint: str, package_sha: str, *, method: str | None = None) -> str:
+        """Start delivering ``package_sha`` to ``endpoint``; returns the job id."""
+        if not self._started:
+            raise OtaError("OTA service is not started", 503)
+        if method not in (None, "push", "pull"):
+            raise OtaError(f"method must be push or pull, not {method!r}")
+        package = await self.packages.get(package_sha)
+        if package is None:
+            raise OtaError(f"unknown package {package_sha}", 404)
+        if self.server.registry.get(endpoint) is None:
+            raise OtaError(f"device {endpoint!r} is not registered", 404)
+        if endpoint in self._by_endpoint:
+            raise OtaError(f"device {endpoint!r} already has an update running ({self._by_endpoint[endpoint]})", 409)
+        record = JobRecord(endpoint=endpoint, package_sha256=package.sha256, kind=package.kind,
+                           requested_method=method)  # fmt: skip
+        await self._persist(record, JobPhase.QUEUED, JobPhase.QUEUED, "created")
+        self._launch(record, package)
+        return record.id
+
+    def _launch(self, record: JobRecord, package: PackageInfo) -> None:
+        job = UpdateJob(self._context(), record, package)
+        task = asyncio.create_task(self._run(job), name=f"ota-{record.endpoint}")
+        self._jobs[record.id] = (job, task)
+        self._by_endpoint[record.endpoint] = record.id
+
+    async def _run(self, job: UpdateJob) -> JobRecord:
+        try:
+            if self._limit is None:
+                return await job.run()
+            async with self._limit:
+                return await job.run()
+        finally:
+            self._jobs.pop(job.record.id, None)
+            if self._by_endpoint.get(job.endpoint) == job.record.id:
+                del self._by_endpoint[job.endpoint]
+
+    async def wait(self, job_id: str, timeout: float | None = None) -> JobRecord:
+        entry = self._jobs.get(job_id)
+        if entry is not None:
+            return await asyncio.wait_for(asyncio.shield(entry[1]), timeout)
+        record = await self.get_job(job_id)
+        if record is None:
+            raise OtaError(f"unknown job {job_id}", 404)
+        return record
+
+    async def cancel(self, job_id: str) -> bool:
+        entry = self._jobs.get(job_id)
+        if entry is None:
+            return False
+        job, task = entry
+        job.cancel(task)
+        await asyncio.gather(task, return_exceptions=True)
+        return True
+
+    async def get_job(self, job_id: str) -> JobRecord | None:
+        entry = self._jobs.get(job_id)
+        if entry is not None:
+            return entry[0].record
+        rows = await self.server.store.fetchall("SELECT * FROM ota_jobs WHERE id = ?", (job_id,))
+        return JobRecord.from_row(rows[0]) if rows else None
+
+    async def jobs_for(self, endpoint: str, limit: int = 20) -> list[JobRecord]:
+        rows = await self.server.store.fetchall(
+            "SELECT * FROM ota_jobs WHERE endpoint = ? ORDER BY created_at DESC LIMIT ?", (endpoint, limit)
+        )
+        live = {rid: job.record for rid, (job, _) in self._jobs.items()}
+        return [live.get(r["id"]) or JobRecord.from_row(r) for r in rows]
+
+    async def history(self, job_id: str) -> list[dict[str, Any]]:
+        return await self.server.store.fetchall(
+            "SELECT ts, from_phase, to_phase, attempt, note FROM ota_job_history WHERE job_id = ? ORDER BY rowid",
+            (job_id,),
+        )
+
+    async def status(self, endpoint: str) -> dict[str, Any]:
+        """The device's latest job (with live progress and history) and its earlier jobs."""
+        jobs = await self.jobs_for(endpoint)
+        if not jobs:
+            return {"endpoint": endpoint, "job": None, "history": [], "previous": []}
+        latest = jobs[0]
+        data = latest.to_json()
+        served = self._served(latest.package_sha256, endpoint)
+        if latest.method == "pull" and served is not None:
+            data["progress"] = {**data["progress"], "bytes": served[0], "total": served[1]}
+        return {
+            "endpoint": endpoint,
+            "job": data,
+            "history": await self.history(latest.id),
+            "previous": [j.to_json() for j in jobs[1:]],
+        }
+
+    # -- wiring -----------------------------------------------------------------------------------------------
+    async def _persist(self, record: JobRecord, before: JobPhase, after: JobPhase, note: str) -> None:
+        store = self.server.store
+        await store.execute(UPSERT, record.to_row())
+        if before != after or note == "created":
+            await store.execute(HISTORY, (record.id, time.time(), before.value, after.value, record.attempt, note))
+        self.server.events.emit(
+            f"ota.{after.value}", record.endpoint, job=record.id, package=record.package_sha256,
+            attempt=record.attempt, method=record.method, cause=record.cause.value if record.cause else None,
+            result=record.result, note=note,
+        )  # fmt: skip
+        log.info("ota.job_state", job=record.id, endpoint=record.endpoint, phase=after.value, note=note)
+
+    def _base_uri(self, endpoint: str) -> str:
+        reg = self.server.registry.get(endpoint)
+        s = self.settings.server
+        return base_coap_uri(s.public_coap_uri, s.coap_host, self.server.coap_port, reg.host if reg else None)
+
+    def _served(self, sha: str, endpoint: str) -> tuple[int, int] | None:
+        stats = self.fw_resource.stats.get(sha)
+        reg = self.server.registry.get(endpoint)
+        if stats is None or reg is None:
+            return None
+        best = None
+        for remote, (done, total) in stats.last_block_by_remote.items():
+            if reg.host in remote and (best is None or done > best[0]):
+                best = (done, total)
+        return best
+
+    async def _ram_budget(self, endpoint: str) -> int | None:
+        content = await self.server.client.read(endpoint, LwM2MPath(32001, 0, 1))
+        value = content.get(LwM2MPath(32001, 0, 1))
+        return int(value) if isinstance(value, int) else None
+
+    def _context(self) -> JobContext:
+        return JobContext(
+            client=self.server.client,
+            events=self.server.events,
+            registry=self.server.registry,
+            packages=self.packages,
+            settings=self.settings.ota,
+            base_uri=self._base_uri,
+            persist=self._persist,
+            served=self._served,
+            ram_budget=self._ram_budget,
+        )
