@@ -10,6 +10,7 @@ from enum import IntEnum
 
 from lwm2m_server.protocol.codecs.base import MAX_PAYLOAD_BYTES, MAX_RECORDS, Codec, CodecError
 from lwm2m_server.protocol.codecs.cbor import CborCodec
+from lwm2m_server.protocol.codecs.link import LinkCodec, decode_links, encode_links
 from lwm2m_server.protocol.codecs.lwm2m_json import LwM2MJsonCodec
 from lwm2m_server.protocol.codecs.opaque import OpaqueCodec
 from lwm2m_server.protocol.codecs.senml_cbor import SenmlCborCodec
@@ -37,6 +38,7 @@ class ContentFormat(IntEnum):
 
 _CODECS: tuple[Codec, ...] = (
     TextCodec(),
+    LinkCodec(),
     OpaqueCodec(),
     CborCodec(),
     SenmlJsonCodec(),
@@ -87,5 +89,7 @@ __all__ = [
     "codec_by_name",
     "codec_for",
     "decode",
+    "decode_links",
     "encode",
+    "encode_links",
 ]
