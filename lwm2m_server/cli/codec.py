@@ -116,9 +116,9 @@ def _value_from_json(rtype: ResourceType | None, raw: object, key: str) -> Value
             return ObjectLink.parse(raw)
         except ValueError as exc:
             raise CliError(f"{key}: {exc}") from None
-    integral = isinstance(raw, float) and math.isfinite(raw) and raw.is_integer()
-    if rtype in (ResourceType.INTEGER, ResourceType.UNSIGNED, ResourceType.TIME) and integral:
-        return int(raw)  # type: ignore[arg-type]  # a float, checked integral
+    integer_type = rtype in (ResourceType.INTEGER, ResourceType.UNSIGNED, ResourceType.TIME)
+    if integer_type and isinstance(raw, float) and math.isfinite(raw) and raw.is_integer():
+        return int(raw)
     if rtype is ResourceType.FLOAT and isinstance(raw, int) and not isinstance(raw, bool):
         return float(raw)
     if isinstance(raw, bool | int | float | str):
