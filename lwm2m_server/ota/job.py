@@ -89,6 +89,7 @@ class UpdateJob:
         self._changed = asyncio.Event()
         self._alive_at = time.monotonic()
         self._cancel_requested = False
+        self._poke = asyncio.Event()
         self._fw_available = True
 
     @property
@@ -185,10 +186,10 @@ class UpdateJob:
         reg = self.ctx.registry.get(self.endpoint)
         if reg is None or not reg.queue_mode:
             return True
-        awake = getattr(self.ctx.client, "is_awake", None)
-        if awake is None:
+        queue = getattr(self.ctx.client, "queue", None)
+        if queue is None:
             return True
-        if not awake(self.endpoint):
+        if not queue.is_awake(reg):
             self._alive_at = time.monotonic()
             return False
         return True

@@ -24,6 +24,7 @@ CREATE TABLE IF NOT EXISTS ota_jobs (
     result INTEGER,
     detail TEXT NOT NULL DEFAULT '',
     progress TEXT NOT NULL DEFAULT '{}',
+    options TEXT NOT NULL DEFAULT '{}',
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL
 );
@@ -54,6 +55,7 @@ class JobRecord:
     result: int | None = None
     detail: str = ""
     progress: dict[str, Any] = field(default_factory=dict)  # blocks, bytes, total, fw_state, fw_result
+    options: dict[str, Any] = field(default_factory=dict)  # per-job overrides: timeout_s, max_retries
     id: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
     created_at: float = field(default_factory=time.time)
     updated_at: float = field(default_factory=time.time)
@@ -83,6 +85,7 @@ class JobRecord:
             self.result,
             self.detail,
             json.dumps(self.progress),
+            json.dumps(self.options),
             self.created_at,
             self.updated_at,
         )
@@ -102,6 +105,7 @@ class JobRecord:
             result=row["result"],
             detail=row["detail"] or "",
             progress=json.loads(row["progress"] or "{}"),
+            options=json.loads(row["options"] or "{}"),
             created_at=float(row["created_at"]),
             updated_at=float(row["updated_at"]),
         )
@@ -109,7 +113,7 @@ class JobRecord:
 
 UPSERT = (
     "INSERT INTO ota_jobs (id, endpoint, package_sha256, kind, requested_method, method, phase, attempt, cause,"
-    " result, detail, progress, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+    " result, detail, progress, options, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
     " ON CONFLICT(id) DO UPDATE SET method=excluded.method, phase=excluded.phase, attempt=excluded.attempt,"
     " cause=excluded.cause, result=excluded.result, detail=excluded.detail, progress=excluded.progress,"
     " updated_at=excluded.updated_at"

@@ -13,6 +13,7 @@ from typing import Any
 
 from lwm2m_server.coap.firmware_resource import FirmwareResource
 from lwm2m_server.logging import get_logger
+from lwm2m_server.ota import builds
 from lwm2m_server.ota.job import JobContext, UpdateJob
 from lwm2m_server.ota.job_state import ACTIVE, JobPhase
 from lwm2m_server.ota.method import base_coap_uri
@@ -44,6 +45,9 @@ class OtaService:
         self._by_endpoint: dict[str, str] = {}
         self._limit = asyncio.Semaphore(max_active) if max_active else None
         self._started = False
+        self.compile_service: Any = None  # compilers.planner.CompileService, created on first model request
+        if getattr(server, "ota", None) is None:
+            server.ota = self  # the REST routes and CLI find the service here
 
     # -- lifecycle ---------------------------------------------------------------------------------------------
     async def start(self, *, resume: bool = True) -> None:
@@ -78,9 +82,40 @@ class OtaService:
             resumed.append(record.id)
         return resumed
 
+    # -- packages ------------------------------------------------------------------------------------------------
+    async def add_package(self, data: bytes, kind: str, *, name: str = "", version: str = "") -> PackageInfo:
+        """Store an uploaded package; a model package must verify with this server's signing key."""
+        if kind not in ("model", "firmware"):
+            raise OtaError(f"kind must be model or firmware, not {kind!r}")
+        public_key = (
+            await asyncio.to_thread(builds.server_public_key, self.settings.server.data_dir)
+            if kind == "model"
+            else None
+        )
+        return await self.packages.add(data, kind, name=name, version=version, public_key=public_key)  # type: ignore[arg-type]
+
+    async def build_model_package(self, endpoint: str, model: str) -> PackageInfo:
+        """Compile ``model`` for the device's class (profile -> Target), sign it and store the package."""
+        if self.compile_service is None:
+            self.compile_service = builds.make_compile_service(self.settings)
+        try:
+            return await builds.build_for_device(self.server, self.compile_service, self.packages, endpoint, model)
+        except builds.NotFitting as exc:
+            raise OtaError(str(exc), 422) from exc
+        except builds.BuildError as exc:
+            raise OtaError(str(exc), exc.status) from exc
+
     # -- jobs ----------------------------------------------------------------------------------------------------
-    async def start_update(self, endpoint: str, package_sha: str, *, method: str | None = None) -> str:
-        """Start delivering ``package_sha`` to ``endpoint``; returns the job id."""
+    async def start_update(
+        self,
+        endpoint: str,
+        package_sha: str,
+        *,
+        method: str | None = None,
+        timeout_s: float | None = None,
+        max_retries: int | None = None,
+    ) -> str:
+        """Start delivering ``package_sha`` to ``endpoint``; returns the job id (per-job limits are optional)."""
         if not self._started:
             raise OtaError("OTA service is not started", 503)
         if method not in (None, "push", "pull"):
@@ -92,14 +127,15 @@ class OtaService:
             raise OtaError(f"device {endpoint!r} is not registered", 404)
         if endpoint in self._by_endpoint:
             raise OtaError(f"device {endpoint!r} already has an update running ({self._by_endpoint[endpoint]})", 409)
+        options = {k: v for k, v in (("timeout_s", timeout_s), ("max_retries", max_retries)) if v is not None}
         record = JobRecord(endpoint=endpoint, package_sha256=package.sha256, kind=package.kind,
-                           requested_method=method)  # fmt: skip
+                           requested_method=method, options=options)  # fmt: skip
         await self._persist(record, JobPhase.QUEUED, JobPhase.QUEUED, "created")
         self._launch(record, package)
         return record.id
 
     def _launch(self, record: JobRecord, package: PackageInfo) -> None:
-        job = UpdateJob(self._context(), record, package)
+        job = UpdateJob(self._context(record), record, package)
         task = asyncio.create_task(self._run(job), name=f"ota-{record.endpoint}")
         self._jobs[record.id] = (job, task)
         self._by_endpoint[record.endpoint] = record.id
@@ -204,13 +240,18 @@ class OtaService:
         value = content.get(LwM2MPath(32001, 0, 1))
         return int(value) if isinstance(value, int) else None
 
-    def _context(self) -> JobContext:
+    def _context(self, record: JobRecord) -> JobContext:
+        ota = self.settings.ota
+        if record.options:
+            ota = ota.model_copy(
+                update={k: record.options[k] for k in ("timeout_s", "max_retries") if k in record.options}
+            )
         return JobContext(
             client=self.server.client,
             events=self.server.events,
             registry=self.server.registry,
             packages=self.packages,
-            settings=self.settings.ota,
+            settings=ota,
             base_uri=self._base_uri,
             persist=self._persist,
             served=self._served,

@@ -1,0 +1,92 @@
+"""A model name + a device -> a signed package in the store: profile -> Target -> CompileService.plan -> sign.
+
+Compilation runs in the compile service's process pool; signing and hashing run in a thread, so the event loop
+only awaits. The package is content-addressed, so devices of the same compile class share one package.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from lwm2m_server.config import Settings
+from lwm2m_server.logging import get_logger
+from lwm2m_server.ota.packages import PackageInfo, PackageStore
+
+log = get_logger(__name__)
+
+
+class BuildError(Exception):
+    def __init__(self, message: str, status: int = 409) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class NotFitting(BuildError):
+    """No variant of the model fits the device's class (the fit report's reason)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, 422)
+
+
+def server_public_key(data_dir: Path) -> bytes:
+    from compilers import keys
+
+    return bytes(keys.public_key_bytes(keys.load_or_create_signing_key(Path(data_dir))))
+
+
+def make_compile_service(settings: Settings) -> Any:
+    from compilers.planner import CompileService
+
+    return CompileService(settings.compile_cache_dir, workers=settings.compile.workers)
+
+
+def target_from_profile(profile: Any) -> Any:
+    """DeviceProfile -> compilers Target (RAM budget for ML, flash free for models, FPU, accelerator, ops)."""
+    from compilers.target import ACCELERATORS, Target
+
+    to_target = getattr(profile, "to_target", None)
+    if callable(to_target):
+        return to_target()
+    ram = getattr(profile, "ram_free_ml", None)
+    flash = getattr(profile, "flash_free", None) or getattr(profile, "max_package", None)
+    if not ram or not flash:
+        raise BuildError("the device's hardware (/32001/0) is unknown: cannot compile for it")
+    accel = str(getattr(profile, "accelerator", None) or "none")
+    ops = getattr(profile, "ops", None)
+    return Target(
+        ram_bytes=int(ram),
+        flash_bytes=int(flash),
+        fpu=bool(getattr(profile, "fpu", True)),
+        accelerator=accel if accel in ACCELERATORS else "none",
+        ops=frozenset(ops) if ops else None,
+    )
+
+
+def _sign(art: Any, model: str, data_dir: Path) -> tuple[bytes, bytes]:
+    from compilers import keys, package
+
+    key = keys.load_or_create_signing_key(Path(data_dir))
+    blob = package.build_package(
+        name=model, version="1", variant=art.variant, arena_bytes=art.arena_bytes, payload=art.data, signing_key=key
+    )
+    return bytes(blob), bytes(keys.public_key_bytes(key))
+
+
+async def build_for_device(
+    server: Any, compile_service: Any, packages: PackageStore, endpoint: str, model: str
+) -> PackageInfo:
+    profile = await server.profile(endpoint)
+    if profile is None:
+        raise BuildError(f"no hardware profile for {endpoint!r} yet (is it registered?)", 404)
+    target = target_from_profile(profile)
+    report = await compile_service.plan(model, target)
+    art = report.chosen_artifact
+    if art is None:
+        reasons = "; ".join(f"{v.variant}: {getattr(v, 'reason', '')}" for v in getattr(report, "variants", []))
+        raise NotFitting(f"{model} does not fit {endpoint}: {reasons or 'no variant fits'}")
+    blob, public_key = await asyncio.to_thread(_sign, art, model, server.settings.server.data_dir)
+    info = await packages.add(blob, "model", public_key=public_key)
+    log.info("ota.model_built", endpoint=endpoint, model=model, variant=art.variant, sha256=info.sha256)
+    return info
