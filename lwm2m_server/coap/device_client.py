@@ -1,0 +1,378 @@
+"""Server→device LwM2M operations on a registered endpoint (read, write, execute, observe, ...).
+
+Every operation resolves the endpoint's *current* registration (address, root path, version, ``ct=``), chooses
+the Content-Format by negotiation (Accept on reads, Content-Format on writes), goes through the queue-mode FIFO
+(:mod:`lwm2m_server.queue`; a no-op for devices that are always reachable) and decodes whatever comes back by
+*its* Content-Format. Failures are typed: :class:`DeviceTimeout`, :class:`DeviceError` carrying the CoAP code,
+:class:`BadResponse` for undecodable 2.xx payloads, :class:`DeviceNotRegistered`, :class:`QueueFull`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import aiocoap
+import aiocoap.error
+
+from lwm2m_server.coap import composite
+from lwm2m_server.coap.errors import BadResponse, DeviceError, DeviceNotRegistered, DeviceTimeout
+from lwm2m_server.coap.exchange import RawResponse, RequestSpec, build_message, send
+from lwm2m_server.coap.observation import NotifyCallback, Observation
+from lwm2m_server.events import EventBus
+from lwm2m_server.logging import get_logger
+from lwm2m_server.protocol.codecs import CodecError, ContentFormat, decode, encode
+from lwm2m_server.protocol.linkformat import Link, LinkFormatError, parse_link_format
+from lwm2m_server.protocol.model import Content, ObjectLink, ObjectRegistry
+from lwm2m_server.protocol.negotiation import choose_format
+from lwm2m_server.protocol.paths import LwM2MPath
+from lwm2m_server.queue import QueuedRequest, QueueManager
+from lwm2m_server.registration import Registration
+from lwm2m_server.registry import Kind, Registry
+
+log = get_logger(__name__)
+
+__all__ = [
+    "BadResponse",
+    "DeviceClient",
+    "DeviceError",
+    "DeviceNotRegistered",
+    "DeviceTimeout",
+    "Observation",
+    "RawResponse",
+    "jsonable",
+]
+
+
+def jsonable(content: Content) -> dict[str, Any]:
+    """Content as JSON-friendly ``{"/3/0/0": value}`` (bytes as hex, object links as "3:0")."""
+    out: dict[str, Any] = {}
+    for path, value in sorted(content.items()):
+        if isinstance(value, bytes):
+            out[str(path)] = value.hex()
+        elif isinstance(value, ObjectLink):
+            out[str(path)] = str(value)
+        else:
+            out[str(path)] = value
+    return out
+
+
+def _as_path(path: LwM2MPath | str) -> LwM2MPath:
+    return path if isinstance(path, LwM2MPath) else LwM2MPath.parse(path)
+
+
+def _attr_query(attributes: Mapping[str, float | int | None]) -> tuple[str, ...]:
+    out = []
+    for name, value in attributes.items():
+        if value is None:
+            out.append(name)  # a valueless attribute removes it (LwM2M 1.1 §5.1.2)
+        elif isinstance(value, bool):
+            raise ValueError(f"attribute {name} must be a number")
+        else:
+            out.append(f"{name}={value:g}" if isinstance(value, float) else f"{name}={value}")
+    return tuple(out)
+
+
+class DeviceClient:
+    def __init__(
+        self,
+        registry: Registry,
+        events: EventBus,
+        queue: QueueManager | None = None,
+        *,
+        model: ObjectRegistry | None = None,
+        default_timeout: float = 30.0,
+    ) -> None:
+        self.registry = registry
+        self.events = events
+        self.queue = queue
+        self.model = model or ObjectRegistry.default()
+        self.default_timeout = default_timeout
+        self.context: aiocoap.Context | None = None
+        self._observations: dict[str, list[Observation]] = {}
+        registry.add_hook(self._on_registration)
+
+    # -- plumbing ---------------------------------------------------------------------------------------------
+    def _ctx(self) -> aiocoap.Context:
+        if self.context is None:
+            raise RuntimeError("DeviceClient has no CoAP context (server not started)")
+        return self.context
+
+    def _reg(self, endpoint: str) -> Registration:
+        reg = self.registry.get(endpoint)
+        if reg is None:
+            raise DeviceNotRegistered(endpoint)
+        return reg
+
+    async def send_now(self, reg: Registration, spec: RequestSpec, timeout: float) -> RawResponse:
+        """Send immediately, bypassing queue mode (the queue's sender)."""
+        return await send(self._ctx(), reg, spec, timeout)
+
+    async def _request(self, reg: Registration, spec: RequestSpec, timeout: float | None) -> RawResponse:
+        t = timeout if timeout is not None else self.default_timeout
+        if self.queue is None:
+            return await self.send_now(reg, spec, t)
+        return await self.queue.request(reg, spec, t)
+
+    @staticmethod
+    def _check(reg: Registration, resp: RawResponse, what: str, expected: tuple[str, ...] = ()) -> None:
+        if not resp.success or (expected and resp.code not in expected):
+            msg = resp.payload[:200].decode("utf-8", "replace") if resp.payload else what
+            raise DeviceError(resp.code, msg, endpoint=reg.endpoint)
+
+    def _decode(self, reg: Registration, path: LwM2MPath, resp: RawResponse, asked: int) -> Content:
+        cf = resp.content_format if resp.content_format is not None else asked
+        if not resp.payload:
+            return {}
+        try:
+            return decode(cf, path, resp.payload, self.model)
+        except CodecError as exc:
+            raise BadResponse(
+                f"{path}: cannot decode format {cf}: {exc}", endpoint=reg.endpoint, content_format=cf
+            ) from exc
+
+    def _format(self, reg: Registration, path: LwM2MPath, *, for_write: bool = False) -> int:
+        return choose_format(path, reg.lwm2m_version, reg.content_formats, self.model, for_write=for_write)
+
+    # -- operations -------------------------------------------------------------------------------------------
+    async def read(
+        self, endpoint: str, path: LwM2MPath | str, *, content_format: int | None = None, timeout: float | None = None
+    ) -> Content:
+        reg, p = self._reg(endpoint), _as_path(path)
+        cf = content_format if content_format is not None else self._format(reg, p)
+        resp = await self._request(reg, RequestSpec("GET", str(p), accept=cf), timeout)
+        self._check(reg, resp, f"read {p}")
+        return self._decode(reg, p, resp, cf)
+
+    async def discover(self, endpoint: str, path: LwM2MPath | str, *, timeout: float | None = None) -> list[Link]:
+        reg, p = self._reg(endpoint), _as_path(path)
+        resp = await self._request(reg, RequestSpec("GET", str(p), accept=ContentFormat.LINK), timeout)
+        self._check(reg, resp, f"discover {p}")
+        try:
+            return parse_link_format(resp.payload.decode("utf-8"))
+        except (UnicodeDecodeError, LinkFormatError) as exc:
+            raise BadResponse(f"discover {p}: {exc}", endpoint=endpoint, content_format=resp.content_format) from exc
+
+    async def write(
+        self,
+        endpoint: str,
+        path: LwM2MPath | str,
+        content: Content,
+        *,
+        partial: bool = False,
+        content_format: int | None = None,
+        timeout: float | None = None,
+    ) -> None:
+        """Replace (PUT) or, with ``partial``, update (POST) ``path`` with ``content``."""
+        reg, p = self._reg(endpoint), _as_path(path)
+        cf = content_format if content_format is not None else self._format(reg, p, for_write=True)
+        payload = encode(cf, p, content, self.model)
+        spec = RequestSpec("POST" if partial else "PUT", str(p), payload, content_format=cf)
+        self._check(reg, await self._request(reg, spec, timeout), f"write {p}")
+
+    async def write_attributes(
+        self,
+        endpoint: str,
+        path: LwM2MPath | str,
+        attributes: Mapping[str, float | int | None],
+        *,
+        timeout: float | None = None,
+    ) -> None:
+        reg, p = self._reg(endpoint), _as_path(path)
+        spec = RequestSpec("PUT", str(p), query=_attr_query(attributes))
+        self._check(reg, await self._request(reg, spec, timeout), f"write-attributes {p}")
+
+    async def execute(
+        self, endpoint: str, path: LwM2MPath | str, arguments: str = "", *, timeout: float | None = None
+    ) -> None:
+        reg, p = self._reg(endpoint), _as_path(path)
+        spec = RequestSpec("POST", str(p), arguments.encode("utf-8"))
+        self._check(reg, await self._request(reg, spec, timeout), f"execute {p}")
+
+    async def create(
+        self,
+        endpoint: str,
+        object_path: LwM2MPath | str,
+        content: Content,
+        *,
+        content_format: int | None = None,
+        timeout: float | None = None,
+    ) -> LwM2MPath:
+        """Create an object instance; returns its path (from Location-Path, else from the content)."""
+        reg, p = self._reg(endpoint), _as_path(object_path)
+        cf = content_format if content_format is not None else self._format(reg, p, for_write=True)
+        spec = RequestSpec("POST", str(p), encode(cf, p, content, self.model), content_format=cf)
+        resp = await self._request(reg, spec, timeout)
+        self._check(reg, resp, f"create {p}", ("2.01",))
+        segs = [s for s in resp.location_path if s]
+        if len(segs) >= 2 and segs[-1].isdigit() and segs[-2].isdigit():
+            return LwM2MPath(int(segs[-2]), int(segs[-1]))
+        instances = {k.object_instance for k in content if k.object_instance is not None}
+        if len(instances) == 1:
+            return LwM2MPath(p.object_id, instances.pop())
+        raise BadResponse(f"create {p}: 2.01 without a Location-Path naming the instance", endpoint=endpoint)
+
+    async def delete(self, endpoint: str, path: LwM2MPath | str, *, timeout: float | None = None) -> None:
+        reg, p = self._reg(endpoint), _as_path(path)
+        self._check(reg, await self._request(reg, RequestSpec("DELETE", str(p)), timeout), f"delete {p}")
+
+    async def read_composite(
+        self, endpoint: str, paths: Sequence[LwM2MPath | str], *, timeout: float | None = None
+    ) -> Content:
+        """FETCH several paths at once (LwM2M 1.1); needs SenML-CBOR or SenML-JSON in the registration's ``ct=``."""
+        reg = self._reg(endpoint)
+        cf = next((c for c in composite.SENML_FORMATS if c in reg.content_formats), None)
+        if cf is None:
+            raise DeviceError("unsupported", "read-composite needs a client that announced SenML", endpoint=endpoint)
+        ps = [_as_path(p) for p in paths]
+        spec = RequestSpec("FETCH", "/", composite.encode_request(cf, ps), content_format=cf, accept=cf)
+        resp = await self._request(reg, spec, timeout)
+        self._check(reg, resp, "read-composite")
+        try:
+            return composite.decode_response(resp.content_format or cf, resp.payload, self.model)
+        except CodecError as exc:
+            raise BadResponse(f"read-composite: {exc}", endpoint=endpoint, content_format=resp.content_format) from exc
+
+    async def raw_request(
+        self,
+        endpoint: str,
+        method: str,
+        path: str,
+        payload: bytes = b"",
+        *,
+        content_format: int | None = None,
+        accept: int | None = None,
+        block1: tuple[int, int, bool] | None = None,
+        size1: int | None = None,
+        query: Sequence[str] = (),
+        timeout: float | None = None,
+    ) -> RawResponse:
+        """Any request, any answer (no code check); through the queue-mode FIFO. ``block1`` = (num, szx, more)."""
+        reg = self._reg(endpoint)
+        spec = RequestSpec(method.upper(), path, payload, tuple(query), content_format, accept, block1, size1)
+        return await self._request(reg, spec, timeout)
+
+    async def submit(
+        self,
+        endpoint: str,
+        method: str,
+        path: str,
+        payload: bytes = b"",
+        *,
+        content_format: int | None = None,
+        accept: int | None = None,
+        timeout: float | None = None,
+    ) -> QueuedRequest:
+        """Queue a request (persisted) and return its handle at once; ``await handle.result()`` for the answer."""
+        if self.queue is None:
+            raise RuntimeError("no queue manager")
+        reg = self._reg(endpoint)
+        spec = RequestSpec(method.upper(), path, payload, (), content_format, accept)
+        return await self.queue.enqueue(reg, spec, timeout if timeout is not None else self.default_timeout)
+
+    # -- observe ----------------------------------------------------------------------------------------------
+    async def observe(
+        self,
+        endpoint: str,
+        path: LwM2MPath | str,
+        *,
+        callback: NotifyCallback | None = None,
+        content_format: int | None = None,
+        timeout: float | None = None,
+    ) -> Observation:
+        """Observe ``path``. The current value is in ``.value``; later notifications go to ``callback`` and the
+        async iterator. A sleeping queue-mode device is observed on its next wake-up."""
+        reg, p = self._reg(endpoint), _as_path(path)
+        if self.queue is not None:
+            await self.queue.wait_awake(reg)
+            reg = self._reg(endpoint)
+        cf = content_format if content_format is not None else self._format(reg, p)
+        request = self._ctx().request(build_message(reg, RequestSpec("GET", str(p), accept=cf), observe=0))
+        t = timeout if timeout is not None else self.default_timeout
+        try:
+            msg = await asyncio.wait_for(request.response, t)
+        except (TimeoutError, aiocoap.error.TimeoutError) as exc:
+            raise DeviceTimeout(f"observe {p}: no response in {t:g}s", endpoint=endpoint) from exc
+        except aiocoap.error.Error as exc:
+            raise DeviceError("network", f"observe {p}: {exc}", endpoint=endpoint) from exc
+        resp = RawResponse.from_message(msg)
+        aobs = request.observation
+        try:
+            self._check(reg, resp, f"observe {p}")
+            initial = self._decode(reg, p, resp, cf)
+        except DeviceError:
+            if aobs is not None and not aobs.cancelled:
+                aobs.cancel()
+            raise
+        obs = Observation(endpoint, p, reg.reg_id)
+        obs.value = initial
+        obs.address = reg.address
+        if msg.opt.observe is None or aobs is None or aobs.cancelled:
+            obs._end(DeviceError("not_observable", f"{p} is not observable", endpoint=endpoint))
+            return obs
+        obs._aiocoap_obs = aobs
+        aobs.register_callback(lambda m: self._on_notify(obs, m, cf, callback), _suppress_deprecation=True)
+        aobs.register_errback(lambda e: obs._end(e), _suppress_deprecation=True)
+        self._observations.setdefault(endpoint, []).append(obs)
+        obs._on_cancel.append(self._forget)
+        return obs
+
+    async def cancel_observe(self, endpoint: str, path: LwM2MPath | str) -> int:
+        """Cancel every observation of ``path`` on ``endpoint``; returns how many were cancelled."""
+        p = _as_path(path)
+        found = [o for o in self._observations.get(endpoint, []) if o.path == p]
+        for obs in found:
+            obs.cancel()
+        return len(found)
+
+    def observations(self, endpoint: str | None = None) -> list[Observation]:
+        if endpoint is not None:
+            return list(self._observations.get(endpoint, []))
+        return [o for obs in self._observations.values() for o in obs]
+
+    def _forget(self, obs: Observation) -> None:
+        lst = self._observations.get(obs.endpoint)
+        if lst and obs in lst:
+            lst.remove(obs)
+            if not lst:
+                del self._observations[obs.endpoint]
+
+    def _on_notify(self, obs: Observation, msg: aiocoap.Message, asked: int, callback: NotifyCallback | None) -> None:
+        if obs.cancelled:
+            return
+        self.registry.touch(obs.endpoint)
+        if self.queue is not None:
+            self.queue.on_uplink(obs.endpoint)
+        reg = self.registry.get(obs.endpoint)
+        resp = RawResponse.from_message(msg)
+        if reg is None or not resp.success:
+            obs.cancel()
+            return
+        try:
+            content = self._decode(reg, obs.path, resp, asked)
+        except BadResponse as exc:
+            log.warning("notification_undecodable", endpoint=obs.endpoint, path=str(obs.path), error=str(exc))
+            return
+        obs._push(content)
+        self.events.emit("notification", obs.endpoint, path=str(obs.path), values=jsonable(content))
+        if callback is not None:
+            try:
+                callback(obs.endpoint, obs.path, content)
+            except Exception:
+                log.exception("notification_callback_failed", endpoint=obs.endpoint, path=str(obs.path))
+
+    def _on_registration(self, reg: Registration, kind: Kind) -> None:
+        """A new registration invalidates the old one's observations; a moved device's too (token + address)."""
+        for obs in list(self._observations.get(reg.endpoint, [])):
+            stale = (
+                kind in ("deregistered", "expired")
+                or obs.reg_id != reg.reg_id
+                or (obs.address is not None and obs.address != reg.address)
+            )
+            if stale:
+                obs.cancel()
+
+    def cancel_all(self) -> None:
+        for obs in self.observations():
+            obs.cancel()

@@ -1,0 +1,158 @@
+"""One server→device CoAP exchange: a persistable request description, its response, and the send itself.
+
+Requests go out of the server's own aiocoap context, i.e. from the same UDP socket the device registered with,
+so NAT bindings hold. A request is addressed by the registration's current ``host:port`` and root path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiocoap
+import aiocoap.error
+from aiocoap.message import UndecidedRemote
+from aiocoap.numbers.codes import Code
+from aiocoap.optiontypes import BlockOption
+from aiocoap.util import hostportjoin
+
+from lwm2m_server.coap.errors import DeviceError, DeviceTimeout
+from lwm2m_server.registration import Registration
+
+METHODS = {
+    "GET": Code.GET,
+    "POST": Code.POST,
+    "PUT": Code.PUT,
+    "DELETE": Code.DELETE,
+    "FETCH": Code.FETCH,
+    "PATCH": Code.PATCH,
+    "IPATCH": Code.iPATCH,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class RequestSpec:
+    """Everything needed to (re)send a request, also after a restart (see :mod:`lwm2m_server.queue`)."""
+
+    method: str
+    path: str
+    payload: bytes = b""
+    query: tuple[str, ...] = ()
+    content_format: int | None = None
+    accept: int | None = None
+    block1: tuple[int, int, bool] | None = None  # (num, szx, more)
+    size1: int | None = None
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "method": self.method,
+                "path": self.path,
+                "query": list(self.query),
+                "content_format": self.content_format,
+                "accept": self.accept,
+                "block1": list(self.block1) if self.block1 else None,
+                "size1": self.size1,
+            }
+        )
+
+    @classmethod
+    def from_json(cls, text: str, payload: bytes) -> RequestSpec:
+        d = json.loads(text)
+        b1 = d.get("block1")
+        return cls(
+            d["method"],
+            d["path"],
+            payload,
+            tuple(d.get("query") or ()),
+            d.get("content_format"),
+            d.get("accept"),
+            (int(b1[0]), int(b1[1]), bool(b1[2])) if b1 else None,
+            d.get("size1"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RawResponse:
+    code: str
+    payload: bytes = b""
+    content_format: int | None = None
+    location_path: tuple[str, ...] = ()
+    block1: tuple[int, int, bool] | None = None
+    block2: tuple[int, int, bool] | None = None
+    size1: int | None = None
+    etag: bytes | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def success(self) -> bool:
+        return self.code.startswith("2.")
+
+    @classmethod
+    def from_message(cls, msg: aiocoap.Message) -> RawResponse:
+        opt = msg.opt
+
+        def blk(b: Any) -> tuple[int, int, bool] | None:
+            return None if b is None else (b.block_number, b.size_exponent, bool(b.more))
+
+        cf = opt.content_format
+        return cls(
+            code=code_str(msg.code),
+            payload=bytes(msg.payload),
+            content_format=int(cf) if cf is not None else None,
+            location_path=tuple(opt.location_path),
+            block1=blk(opt.block1),
+            block2=blk(opt.block2),
+            size1=opt.size1,
+            etag=opt.etag,
+            options={"max_age": opt.max_age, "observe": opt.observe},
+        )
+
+
+def code_str(code: Code | int) -> str:
+    c = int(code)
+    return f"{c >> 5}.{c & 0x1F:02d}"
+
+
+def uri_path(reg: Registration, path: str) -> tuple[str, ...]:
+    root = tuple(p for p in reg.root_path.split("/") if p)
+    return root + tuple(p for p in path.split("/") if p)
+
+
+def build_message(reg: Registration, spec: RequestSpec, *, observe: int | None = None) -> aiocoap.Message:
+    try:
+        code = METHODS[spec.method.upper()]
+    except KeyError:
+        raise ValueError(f"unknown CoAP method {spec.method!r}") from None
+    msg = aiocoap.Message(code=code, payload=spec.payload, uri_path=uri_path(reg, spec.path))
+    if spec.query:
+        msg.opt.uri_query = spec.query
+    if spec.content_format is not None:
+        msg.opt.content_format = spec.content_format
+    if spec.accept is not None:
+        msg.opt.accept = spec.accept
+    if spec.block1 is not None:
+        num, szx, more = spec.block1
+        msg.opt.block1 = BlockOption.BlockwiseTuple(num, more, szx)
+    if spec.size1 is not None:
+        msg.opt.size1 = spec.size1
+    if observe is not None:
+        msg.opt.observe = observe
+    msg.remote = UndecidedRemote("coap", hostportjoin(reg.host, reg.port))
+    return msg
+
+
+async def send(ctx: aiocoap.Context, reg: Registration, spec: RequestSpec, timeout: float) -> RawResponse:
+    """Send and await the response; raises :class:`DeviceTimeout` / :class:`DeviceError` on transport failure."""
+    msg = build_message(reg, spec)
+    request = ctx.request(msg, handle_blockwise=spec.block1 is None)
+    try:
+        response = await asyncio.wait_for(request.response, timeout)
+    except (TimeoutError, aiocoap.error.TimeoutError) as exc:
+        raise DeviceTimeout(f"{spec.method} {spec.path}: no response in {timeout:g}s", endpoint=reg.endpoint) from exc
+    except aiocoap.error.Error as exc:
+        raise DeviceError("network", f"{spec.method} {spec.path}: {exc}", endpoint=reg.endpoint) from exc
+    return RawResponse.from_message(response)

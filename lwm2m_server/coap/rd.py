@@ -1,0 +1,127 @@
+"""The LwM2M Registration Interface over aiocoap: ``POST /rd`` (Register), ``POST /rd/<id>`` (Update),
+``DELETE /rd/<id>`` (De-register). Codes per DESIGN §4:
+
+* Register → 2.01 + Location-Path ``rd/<id>``; non-CON, missing ``ep``, malformed query or payload → 4.00;
+  unsupported ``lwm2m`` → 4.12 (the protocol core's ``RegistrationError.coap_code``).
+* Update → 2.04, De-register → 2.02; unknown id → 4.04; other methods → 4.05.
+
+The reply is sent once the registration is in memory and its write is queued (see :mod:`lwm2m_server.store.base`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import aiocoap
+import aiocoap.resource as resource
+from aiocoap.numbers.codes import Code
+from aiocoap.numbers.types import Type
+
+from lwm2m_server.logging import get_logger
+from lwm2m_server.protocol.registration import RegistrationError, parse_register, parse_update
+from lwm2m_server.registry import Registry
+
+log = get_logger(__name__)
+
+_CODES = {
+    "4.00": Code.BAD_REQUEST,
+    "4.04": Code.NOT_FOUND,
+    "4.12": Code.PRECONDITION_FAILED,
+    "4.13": Code.REQUEST_ENTITY_TOO_LARGE,
+    "4.15": Code.UNSUPPORTED_CONTENT_FORMAT,
+}
+
+
+def _error(code: str, message: str) -> aiocoap.Message:
+    return aiocoap.Message(code=_CODES.get(code, Code.BAD_REQUEST), payload=message[:120].encode("utf-8", "replace"))
+
+
+def _peer(request: aiocoap.Message) -> tuple[str, int]:
+    """The source address of the request, as (plain host, port); v4-mapped IPv6 is shown as IPv4."""
+    remote = request.remote
+    sockaddr = getattr(remote, "sockaddr", None)
+    if sockaddr is not None:
+        host = str(sockaddr[0])
+        if host.startswith("::ffff:") and "." in host:
+            host = host[7:]
+        return host, int(sockaddr[1])
+    from aiocoap.util import hostportsplit  # other transports (tests with simple6, ...)
+
+    host, port = hostportsplit(remote.hostinfo)
+    return host, int(port or 5683)
+
+
+class RegisterResource(resource.Resource):
+    """``/rd`` itself."""
+
+    def __init__(self, registry: Registry, counter: Callable[[str], None] | None = None) -> None:
+        super().__init__()
+        self.registry = registry
+        self._count = counter or (lambda _k: None)
+
+    def get_link_description(self) -> dict[str, str]:
+        return {"rt": "core.rd"}
+
+    async def render_post(self, request: aiocoap.Message) -> aiocoap.Message:
+        if request.mtype is not Type.CON:
+            self._count("rejected")
+            return _error("4.00", "Register must be a confirmable request")
+        try:
+            req = parse_register(request.opt.uri_query, request.payload)
+        except RegistrationError as exc:
+            self._count("rejected")
+            log.info("register_rejected", code=exc.coap_code, error=str(exc), peer=str(request.remote.hostinfo))
+            return _error(exc.coap_code, str(exc))
+        host, port = _peer(request)
+        reg = await self.registry.register(req, host, port)
+        self._count("registered")
+        log.debug("registered", endpoint=reg.endpoint, reg_id=reg.reg_id, address=f"{host}:{port}")
+        return aiocoap.Message(code=Code.CREATED, location_path=("rd", reg.reg_id))
+
+
+class RegistrationEntryResource(resource.Resource, resource.PathCapable):
+    """``/rd/<id>``: Update and De-register (PathCapable: gets the remaining path, i.e. ``(<id>,)``)."""
+
+    def __init__(self, registry: Registry, counter: Callable[[str], None] | None = None) -> None:
+        super().__init__()
+        self.registry = registry
+        self._count = counter or (lambda _k: None)
+
+    def get_link_description(self) -> None:
+        return None
+
+    @staticmethod
+    def _reg_id(request: aiocoap.Message) -> str | None:
+        path = request.opt.uri_path
+        return path[0] if len(path) == 1 and path[0] else None
+
+    async def render_post(self, request: aiocoap.Message) -> aiocoap.Message:
+        reg_id = self._reg_id(request)
+        if reg_id is None or self.registry.by_id(reg_id) is None:
+            self._count("unknown")
+            return _error("4.04", "unknown registration")
+        try:
+            upd = parse_update(request.opt.uri_query, request.payload)
+        except RegistrationError as exc:
+            self._count("rejected")
+            return _error(exc.coap_code, str(exc))
+        host, port = _peer(request)
+        reg = await self.registry.update(reg_id, upd, host, port)
+        if reg is None:
+            return _error("4.04", "unknown registration")
+        self._count("updated")
+        return aiocoap.Message(code=Code.CHANGED)
+
+    async def render_delete(self, request: aiocoap.Message) -> aiocoap.Message:
+        reg_id = self._reg_id(request)
+        reg = await self.registry.deregister(reg_id) if reg_id is not None else None
+        if reg is None:
+            self._count("unknown")
+            return _error("4.04", "unknown registration")
+        self._count("deregistered")
+        return aiocoap.Message(code=Code.DELETED)
+
+
+def add_rd_resources(site: resource.Site, registry: Registry, counter: Callable[[str], None] | None = None) -> None:
+    site.add_resource(("rd",), RegisterResource(registry, counter))
+    site.add_resource(("rd",), RegistrationEntryResource(registry, counter))

@@ -1,0 +1,171 @@
+"""Inventory on registration: read /3/0, /32001/0 and /5/0 into a :class:`DeviceProfile`, observe what OTA needs.
+
+Runs as a registry listener after every Register (and after an Update that moved the device, since observations
+are bound to the address). Only objects the device announced are read/observed; a device without 32001 is still
+managed and marked ``hardware_known=False``. Profiles are cached in memory and persisted through the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from lwm2m_server.coap.device_client import DeviceClient
+from lwm2m_server.coap.errors import DeviceError
+from lwm2m_server.events import EventBus
+from lwm2m_server.logging import get_logger
+from lwm2m_server.protocol.model import Content
+from lwm2m_server.protocol.paths import LwM2MPath
+from lwm2m_server.registration import Registration
+from lwm2m_server.registry import Kind, Registry
+from lwm2m_server.store.base import Store
+
+log = get_logger(__name__)
+
+DELIVERY = {0: "pull", 1: "push", 2: "both"}
+PROTOCOLS = {0: "coap", 1: "coaps", 2: "http", 3: "https", 4: "coap+tcp", 5: "coaps+tcp"}
+OBSERVED = (LwM2MPath(5, 0, 3), LwM2MPath(5, 0, 5), LwM2MPath(32002, 0))
+
+
+@dataclass
+class DeviceProfile:
+    manufacturer: str | None = None
+    model: str | None = None
+    firmware_version: str | None = None
+    ram_total: int | None = None
+    ram_free_ml: int | None = None
+    flash_total: int | None = None
+    flash_free: int | None = None
+    cpu: str | None = None
+    clock_mhz: int | None = None
+    fpu: bool | None = None
+    accelerator: str | None = None
+    accelerator_sram: int | None = None
+    runtime: str | None = None
+    ops: list[str] = field(default_factory=list)
+    max_package: int | None = None
+    delivery_method: str | None = None
+    protocols: list[str] = field(default_factory=list)
+    hardware_known: bool = False
+
+    @classmethod
+    def from_content(cls, device: Content, hardware: Content | None, firmware: Content | None) -> DeviceProfile:
+        def get(content: Content | None, *ids: int) -> Any:
+            return None if content is None else content.get(LwM2MPath(*ids))
+
+        def multi(content: Content | None, obj: int, res: int) -> list[Any]:
+            if content is None:
+                return []
+            items = sorted((p, v) for p, v in content.items() if p.object_id == obj and p.resource_id == res)
+            return [v for _, v in items]
+
+        def as_int(v: Any) -> int | None:
+            return int(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
+
+        def as_str(v: Any) -> str | None:
+            return v if isinstance(v, str) else None
+
+        hw = hardware if hardware else None
+        delivery = as_int(get(firmware, 5, 0, 9))
+        return cls(
+            manufacturer=as_str(get(device, 3, 0, 0)),
+            model=as_str(get(device, 3, 0, 1)),
+            firmware_version=as_str(get(device, 3, 0, 3)),
+            ram_total=as_int(get(hw, 32001, 0, 0)),
+            ram_free_ml=as_int(get(hw, 32001, 0, 1)),
+            flash_total=as_int(get(hw, 32001, 0, 2)),
+            flash_free=as_int(get(hw, 32001, 0, 3)),
+            cpu=as_str(get(hw, 32001, 0, 4)),
+            clock_mhz=as_int(get(hw, 32001, 0, 5)),
+            fpu=v if isinstance(v := get(hw, 32001, 0, 6), bool) else None,
+            accelerator=as_str(get(hw, 32001, 0, 7)),
+            accelerator_sram=as_int(get(hw, 32001, 0, 8)),
+            runtime=as_str(get(hw, 32001, 0, 9)),
+            ops=[str(o) for o in multi(hw, 32001, 10)],
+            max_package=as_int(get(hw, 32001, 0, 11)),
+            delivery_method=DELIVERY.get(delivery) if delivery is not None else None,
+            protocols=[PROTOCOLS.get(int(p), str(p)) for p in multi(firmware, 5, 8) if isinstance(p, int)],
+            hardware_known=hw is not None,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DeviceProfile:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+class Inventory:
+    def __init__(
+        self, client: DeviceClient, registry: Registry, store: Store, events: EventBus, *, timeout: float | None = None
+    ) -> None:
+        self.client = client
+        self.registry = registry
+        self.store = store
+        self.events = events
+        self.timeout = timeout
+        self._profiles: dict[str, DeviceProfile] = {}
+        registry.add_listener(self._on_registration)
+
+    async def start(self) -> None:
+        for endpoint, data in (await self.store.load_profiles()).items():
+            self._profiles[endpoint] = DeviceProfile.from_dict(data)
+
+    def get(self, endpoint: str) -> DeviceProfile | None:
+        return self._profiles.get(endpoint)
+
+    async def profile(self, endpoint: str) -> DeviceProfile | None:
+        cached = self._profiles.get(endpoint)
+        if cached is not None:
+            return cached
+        data = await self.store.load_profile(endpoint)
+        return DeviceProfile.from_dict(data) if data is not None else None
+
+    async def _on_registration(self, reg: Registration, kind: Kind) -> None:
+        if kind == "registered":
+            await self.collect(reg)
+            await self.observe(reg)
+        elif kind == "updated":
+            current = self.registry.get(reg.endpoint)
+            have = {o.path for o in self.client.observations(reg.endpoint)}
+            if current is not None and any(p not in have for p in self._observable(current)):
+                await self.observe(current)  # observations dropped by an address change: re-establish
+
+    async def _read(self, reg: Registration, path: LwM2MPath) -> Content | None:
+        try:
+            return await self.client.read(reg.endpoint, path, timeout=self.timeout)
+        except DeviceError as exc:
+            log.info("inventory_read_failed", endpoint=reg.endpoint, path=str(path), code=exc.coap_code)
+            return None
+
+    async def collect(self, reg: Registration) -> DeviceProfile:
+        device = await self._read(reg, LwM2MPath(3, 0))
+        hardware = await self._read(reg, LwM2MPath(32001, 0)) if reg.has_object(32001) else None
+        firmware = await self._read(reg, LwM2MPath(5, 0)) if reg.has_object(5) else None
+        profile = DeviceProfile.from_content(device or {}, hardware, firmware)
+        if self.registry.get(reg.endpoint) is not reg:
+            return profile  # re-registered or gone meanwhile: the newer registration's listener wins
+        self._profiles[reg.endpoint] = profile
+        await self.store.save_profile(reg.endpoint, profile.to_dict())
+        self.events.emit("inventory", reg.endpoint, hardware_known=profile.hardware_known, model=profile.model)
+        log.info("inventory", endpoint=reg.endpoint, hardware_known=profile.hardware_known, ram=profile.ram_total)
+        return profile
+
+    @staticmethod
+    def _observable(reg: Registration) -> list[LwM2MPath]:
+        return [p for p in OBSERVED if reg.has_object(p.object_id)]
+
+    async def observe(self, reg: Registration) -> None:
+        have = {o.path for o in self.client.observations(reg.endpoint)}
+        for path in self._observable(reg):
+            if path in have:
+                continue
+            try:
+                await self.client.observe(reg.endpoint, path, timeout=self.timeout)
+            except DeviceError as exc:
+                log.info("inventory_observe_failed", endpoint=reg.endpoint, path=str(path), code=exc.coap_code)
+            except asyncio.CancelledError:
+                raise

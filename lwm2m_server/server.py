@@ -1,0 +1,144 @@
+"""The :class:`LwM2MServer` facade: one object wiring store, registry, queue mode, device client, inventory and
+the CoAP endpoint, used by every surface (REST API, CLI, OTA, rollouts, tests).
+
+One aiocoap server context = one UDP socket, used for the devices' requests *and* for the server's requests to
+the devices (so NAT bindings created by the device's uplink also carry our downlink).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+import aiocoap
+import aiocoap.resource as resource
+
+from lwm2m_server.coap.device_client import DeviceClient
+from lwm2m_server.coap.rd import add_rd_resources
+from lwm2m_server.config import Settings
+from lwm2m_server.events import Event, EventBus
+from lwm2m_server.inventory import DeviceProfile, Inventory
+from lwm2m_server.logging import get_logger
+from lwm2m_server.protocol.model import ObjectRegistry
+from lwm2m_server.queue import QueueManager
+from lwm2m_server.registry import Listener, Registry
+from lwm2m_server.store.base import Store
+from lwm2m_server.store.sqlite import SqliteStore
+
+log = get_logger(__name__)
+
+
+class LwM2MServer:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        store: Store | None = None,
+        model: ObjectRegistry | None = None,
+        inventory: bool = True,
+        persist_events: Sequence[str] | None = None,
+    ) -> None:
+        """``inventory=False`` skips the reads/observes after Register (benchmarks of the bare registration path).
+        ``persist_events``: event types appended to the store's event log (default: all)."""
+        self.settings = settings
+        s = settings.server
+        self.events = EventBus()
+        self.store: Store = store or SqliteStore(
+            settings.store_path, batch_max=settings.store.batch_max, batch_window_ms=settings.store.batch_window_ms
+        )
+        self.registry = Registry(self.store, self.events, grace_s=s.registration_grace_s)
+        self.client = DeviceClient(self.registry, self.events, model=model, default_timeout=s.request_timeout_s)
+        self.queue = QueueManager(
+            self.registry,
+            self.store,
+            self.events,
+            self.client.send_now,
+            window_s=s.queue_mode_window_s,
+            max_queued=s.max_queued_requests,
+        )
+        self.client.queue = self.queue
+        self.inventory: Inventory | None = (
+            Inventory(self.client, self.registry, self.store, self.events) if inventory else None
+        )
+        self.site = resource.Site()
+        self.counters: Counter[str] = Counter()
+        add_rd_resources(self.site, self.registry, self._count)
+        self.site.add_resource((".well-known", "core"), resource.WKCResource(self.site.get_resources_as_linkheader))
+        self.coap_context: aiocoap.Context | None = None
+        self.coap_port: int = 0
+        self.started_at: float | None = None
+        self._persist = frozenset(persist_events) if persist_events is not None else None
+        self.events.add_sink(self._log_event)
+
+    def _count(self, key: str) -> None:
+        self.counters[key] += 1
+
+    def _log_event(self, event: Event) -> None:
+        if self._persist is not None and event.type not in self._persist:
+            return
+        nowait = getattr(self.store, "append_event_nowait", None)
+        if nowait is not None and getattr(self.store, "_writer", True) is not None:
+            nowait(event.type, event.endpoint, event.data, event.ts)
+
+    # -- extension points -------------------------------------------------------------------------------------
+    def add_resource(self, path: tuple[str, ...], res: Any) -> None:
+        """Serve another CoAP resource on the same socket (e.g. OTA's ``("fw",)``); call before :meth:`start`."""
+        self.site.add_resource(path, res)
+
+    add_coap_resource = add_resource
+
+    def add_registration_listener(self, listener: Listener) -> None:
+        """``async fn(reg, kind)`` with kind in registered/updated/deregistered/expired, run as a task."""
+        self.registry.add_listener(listener)
+
+    async def profile(self, endpoint: str) -> DeviceProfile | None:
+        return await self.inventory.profile(endpoint) if self.inventory is not None else None
+
+    def is_awake(self, endpoint: str) -> bool | None:
+        reg = self.registry.get(endpoint)
+        return None if reg is None else self.queue.is_awake(reg)
+
+    # -- lifecycle --------------------------------------------------------------------------------------------
+    async def start(self) -> None:
+        s = self.settings.server
+        await self.store.open()
+        await self.registry.start()
+        if self.inventory is not None:
+            await self.inventory.start()
+        await self.queue.start()
+        self.coap_context = await aiocoap.Context.create_server_context(
+            self.site, bind=(s.coap_host, s.coap_port), transports=["udp6"]
+        )
+        self.client.context = self.coap_context
+        self.coap_port = self._bound_port(self.coap_context)
+        self.started_at = time.time()
+        log.info("coap_listening", host=s.coap_host, port=self.coap_port, registrations=len(self.registry))
+
+    @staticmethod
+    def _bound_port(ctx: aiocoap.Context) -> int:
+        for iface in ctx.request_interfaces:
+            mi = getattr(getattr(iface, "token_interface", None), "message_interface", None)
+            port = getattr(mi, "_local_port", None)
+            if port is not None:
+                return int(port())
+        raise RuntimeError("cannot determine the bound CoAP port")
+
+    async def stop(self) -> None:
+        self.client.cancel_all()
+        await self.registry.stop()
+        await self.queue.stop()
+        if self.coap_context is not None:
+            await self.coap_context.shutdown()
+            self.coap_context = None
+            self.client.context = None
+        await self.store.close()
+        log.info("server_stopped")
+
+    async def __aenter__(self) -> LwM2MServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
