@@ -1,0 +1,77 @@
+"""``tinymlaas serve``: the CoAP server (registrations, device management) and the HTTP API on one event loop."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from lwm2m_server.cli.app import CliError, app
+
+
+@app.command()
+def serve(
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="TOML config file")] = None,
+    coap_port: Annotated[int | None, typer.Option("--coap-port", help="UDP port for CoAP (0 = any free port)")] = None,
+    http_port: Annotated[int | None, typer.Option("--http-port", help="TCP port for the HTTP API (0 = any)")] = None,
+    data_dir: Annotated[Path | None, typer.Option("--data-dir", help="where the SQLite store and caches live")] = None,
+    coap_host: Annotated[str | None, typer.Option("--coap-host", help="address to bind CoAP to")] = None,
+    no_http: Annotated[bool, typer.Option("--no-http", help="CoAP only, no HTTP API")] = False,
+) -> None:
+    """Run the LwM2M server (CoAP /rd + device management) and the REST API until Ctrl-C / SIGTERM."""
+    import asyncio
+
+    from lwm2m_server.config import ConfigError, load_settings
+    from lwm2m_server.logging import configure_logging
+
+    server_flags = {"coap_port": coap_port, "http_port": http_port, "data_dir": data_dir, "coap_host": coap_host}
+    overrides = {"server": server_flags}
+    try:
+        settings = load_settings(config, overrides=overrides)
+    except ConfigError as exc:
+        raise CliError(str(exc)) from exc
+    configure_logging(settings.logging.level, settings.logging.format)
+    try:
+        asyncio.run(_serve(settings, http=not no_http))
+    except KeyboardInterrupt:
+        pass
+    except OSError as exc:
+        raise CliError(f"cannot start: {exc}", code=1) from exc
+
+
+async def _serve(settings: object, *, http: bool) -> None:
+    import asyncio
+    import signal
+
+    from lwm2m_server.config import Settings
+    from lwm2m_server.logging import get_logger
+    from lwm2m_server.server import LwM2MServer
+
+    assert isinstance(settings, Settings)
+    log = get_logger("tinymlaas.serve")
+    server = LwM2MServer(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await server.start()
+    runner = None
+    try:
+        if http:
+            try:
+                from lwm2m_server.api.app import create_app
+                from lwm2m_server.api.runner import ApiRunner
+            except ImportError as exc:  # the HTTP API is optional for the CoAP side
+                log.warning("http_api_unavailable", error=str(exc))
+            else:
+                runner = ApiRunner(create_app(server), settings.server.http_host, settings.server.http_port)
+                await runner.start()
+                log.info("http_listening", url=runner.url)
+        # One line a supervisor (or a test) can wait for: the ports actually bound.
+        print(f"READY coap={server.coap_port} http={runner.port if runner else 0}", flush=True)
+        await stop.wait()
+    finally:
+        if runner is not None:
+            await runner.stop()
+        await server.stop()
