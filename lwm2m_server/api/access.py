@@ -6,9 +6,9 @@ facade is absorbed here, in one place.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
+from lwm2m_server.protocol.model import ObjectRegistry
 from lwm2m_server.registration import Registration
 
 
@@ -33,11 +33,7 @@ def is_sleeping(server: Any, reg: Registration) -> bool:
     """A queue-mode device is asleep once its listening window after the last uplink has passed."""
     if not reg.queue_mode:
         return False
-    probe = getattr(server, "is_sleeping", None)
-    if callable(probe):
-        return bool(probe(reg.endpoint))
-    window = float(server.settings.server.queue_mode_window_s)
-    return time.time() - reg.last_seen > window
+    return server.is_awake(reg.endpoint) is False
 
 
 async def profile(server: Any, endpoint: str) -> Any | None:
@@ -45,10 +41,11 @@ async def profile(server: Any, endpoint: str) -> Any | None:
     return await server.profile(endpoint)
 
 
-def coap_request_counts(server: Any) -> dict[tuple[str, str], int] | None:
-    """CoAP request counts keyed by (direction, code), if the server keeps them."""
-    stats = getattr(server, "coap_stats", None)
-    if stats is None:
-        return None
-    counts = stats() if callable(stats) else stats
-    return {(str(d), str(c)): int(n) for (d, c), n in dict(counts).items()}
+def rd_request_counts(server: Any) -> dict[str, int]:
+    """Registration-interface requests by outcome (registered, updated, deregistered, rejected, unknown)."""
+    return {str(k): int(v) for k, v in dict(getattr(server, "counters", {})).items()}
+
+
+def object_model(server: Any) -> ObjectRegistry:
+    """The object model the server's codecs use (to type JSON write bodies the same way)."""
+    return server.client.model  # type: ignore[no-any-return]

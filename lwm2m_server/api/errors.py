@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from lwm2m_server.coap.device_client import DeviceError, DeviceNotRegistered, DeviceTimeout, QueueFull
+from lwm2m_server.coap.errors import DeviceError, DeviceNotRegistered, DeviceTimeout, QueueFull
 from lwm2m_server.logging import get_logger
 
 log = get_logger(__name__)

@@ -45,13 +45,11 @@ class _DeviceCollector(Collector):
         for version, n in sorted(counts.items()):
             by_version.add_metric([version], n)
         yield by_version
-        coap = access.coap_request_counts(self._server)
-        if coap is not None:
-            family = CounterMetricFamily("tinymlaas_coap_requests", "CoAP requests handled or sent, by response code",
-                                         labels=["direction", "code"])
-            for (direction, code), n in sorted(coap.items()):
-                family.add_metric([direction, code], n)
-            yield family
+        rd = CounterMetricFamily("tinymlaas_rd_requests", "Registration-interface (/rd) requests by outcome",
+                                 labels=["outcome"])
+        for outcome, n in sorted(access.rd_request_counts(self._server).items()):
+            rd.add_metric([outcome], n)
+        yield rd
 
 
 class ApiMetrics:

@@ -20,13 +20,14 @@ from lwm2m_server.api.errors import DEVICE_ERROR_RESPONSES, ApiError, bad_reques
 from lwm2m_server.api.observations import start_observation, stop_observation
 from lwm2m_server.api.values import BodyError, body_to_content, content_to_json, value_to_json
 from lwm2m_server.protocol.codecs import CONTENT_FORMATS, CodecError, codec_by_name
-from lwm2m_server.protocol.model import Content, ObjectRegistry
+from lwm2m_server.protocol.model import Content
 from lwm2m_server.protocol.paths import LwM2MPath
 
 router = APIRouter(tags=["operations"])
 
 MAX_BODY_BYTES = 64 * 1024
-FORMAT_NAMES = sorted(c.name for c in CONTENT_FORMATS.values())
+LINK_FORMAT = 40
+FORMAT_NAMES = sorted(c.name for n, c in CONTENT_FORMATS.items() if n != LINK_FORMAT)
 
 FormatParam = Annotated[str | None, Query(max_length=32, description=f"Content format: {', '.join(FORMAT_NAMES)} "
                                                                    "or a CoAP Content-Format number")]
@@ -76,23 +77,21 @@ def parse_format(name: str | None) -> int | None:
         return None
     if name.isascii() and name.isdigit():
         number = int(name)
-        if number in CONTENT_FORMATS:
+        if number in CONTENT_FORMATS and number != LINK_FORMAT:
             return number
-        raise bad_request(f"unsupported content format {number}; known: {sorted(CONTENT_FORMATS)}")
+        raise bad_request(f"unsupported content format {number}; known: {sorted(set(CONTENT_FORMATS) - {LINK_FORMAT})}")
     try:
-        return int(codec_by_name(name.lower()).content_format)
+        number = int(codec_by_name(name.lower()).content_format)
     except CodecError as exc:
         raise bad_request(str(exc)) from exc
+    if number == LINK_FORMAT:
+        raise bad_request("link-format is the answer to Discover, not a content format for values")
+    return number
 
 
 def require_device(server: Any, endpoint: str) -> None:
     if access.registration(server, endpoint) is None:
         raise not_found(f"unknown device {endpoint!r}")
-
-
-def model_of(server: Any) -> ObjectRegistry:
-    model = getattr(server, "model", None)
-    return model if isinstance(model, ObjectRegistry) else ObjectRegistry.default()
 
 
 def read_result(endpoint: str, path: LwM2MPath, content: Content) -> ReadResult:
@@ -119,10 +118,11 @@ async def _body(request: Request) -> bytes:
 async def observe(server: ServerDep, request: Request, endpoint: EndpointParam, path: PathParam,
                   format: FormatParam = None, timeout: TimeoutParam = None) -> ReadResult:
     lw_path = parse_path(path)
-    parse_format(format)
+    fmt = parse_format(format)
     require_device(server, endpoint)
     try:
-        content = await start_observation(request.app, server, endpoint, lw_path, timeout=timeout)
+        content = await start_observation(request.app, server, endpoint, lw_path, content_format=fmt,
+                                          timeout=timeout)
     except CodecError as exc:
         raise device_codec_error(exc) from exc
     return read_result(endpoint, lw_path, content)
@@ -168,7 +168,7 @@ async def write(server: ServerDep, request: Request, endpoint: EndpointParam, pa
     except (ValueError, RecursionError) as exc:
         raise bad_request(f"body is not JSON: {exc}") from exc
     try:
-        content = body_to_content(lw_path, body, model_of(server))
+        content = body_to_content(lw_path, body, access.object_model(server))
     except BodyError as exc:
         raise bad_request(str(exc)) from exc
     require_device(server, endpoint)
