@@ -7,7 +7,6 @@ managed and marked ``hardware_known=False``. Profiles are cached in memory and p
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -108,6 +107,7 @@ class Inventory:
         self.events = events
         self.timeout = timeout
         self._profiles: dict[str, DeviceProfile] = {}
+        self._observed_from: dict[str, tuple[str, int]] = {}
         registry.add_listener(self._on_registration)
 
     async def start(self) -> None:
@@ -130,9 +130,11 @@ class Inventory:
             await self.observe(reg)
         elif kind == "updated":
             current = self.registry.get(reg.endpoint)
-            have = {o.path for o in self.client.observations(reg.endpoint)}
-            if current is not None and any(p not in have for p in self._observable(current)):
-                await self.observe(current)  # observations dropped by an address change: re-establish
+            before = self._observed_from.get(reg.endpoint)
+            if current is not None and before is not None and before != current.address:
+                await self.observe(current)  # observations are bound to the old address: re-establish
+        else:
+            self._observed_from.pop(reg.endpoint, None)
 
     async def _read(self, reg: Registration, path: LwM2MPath) -> Content | None:
         try:
@@ -159,6 +161,7 @@ class Inventory:
         return [p for p in OBSERVED if reg.has_object(p.object_id)]
 
     async def observe(self, reg: Registration) -> None:
+        self._observed_from[reg.endpoint] = reg.address
         have = {o.path for o in self.client.observations(reg.endpoint)}
         for path in self._observable(reg):
             if path in have:
@@ -167,5 +170,3 @@ class Inventory:
                 await self.client.observe(reg.endpoint, path, timeout=self.timeout)
             except DeviceError as exc:
                 log.info("inventory_observe_failed", endpoint=reg.endpoint, path=str(path), code=exc.coap_code)
-            except asyncio.CancelledError:
-                raise
