@@ -166,3 +166,33 @@ def test_multiple_objects_in_one_file() -> None:
     obj2 = one[one.index("<Object ") : one.index("</Object>") + 9].replace("30000", "30001")
     xml = one.replace("</LWM2M>", obj2 + "</LWM2M>").encode()
     assert [o.id for o in load_ddf(xml)] == [30000, 30001]
+
+
+# Element order and enumerations of the OMA LWM2M-v1_1.xsd (strict xs:sequence), checked on the shipped files.
+XSD_OBJECT = ["Name", "Description1", "ObjectID", "ObjectURN", "LWM2MVersion", "ObjectVersion", "MultipleInstances",
+              "Mandatory", "Resources", "Description2"]
+XSD_ITEM = ["Name", "Operations", "MultipleInstances", "Mandatory", "Type", "RangeEnumeration", "Units", "Description"]
+XSD_TYPES = {"String", "Integer", "Float", "Boolean", "Opaque", "Time", "Objlnk", "Unsigned Integer", "Corelnk", ""}
+
+
+@pytest.mark.parametrize("file", SHIPPED, ids=[f.name for f in SHIPPED])
+def test_shipped_files_follow_the_oma_schema(file: Path) -> None:
+    import defusedxml.ElementTree as SafeET
+
+    root = SafeET.parse(file).getroot()
+    assert root.tag == "LWM2M"
+    for obj in root:
+        assert obj.tag == "Object" and obj.get("ObjectType") == "MODefinition"
+        assert [c.tag for c in obj] == XSD_OBJECT
+        assert 0 <= int(obj.findtext("ObjectID", "")) <= 65535
+        assert obj.findtext("MultipleInstances") in {"Multiple", "Single"}
+        assert obj.findtext("Mandatory") in {"Mandatory", "Optional"}
+        resources = obj.find("Resources")
+        assert resources is not None and len(resources) > 0
+        for item in resources:
+            assert item.tag == "Item" and 0 <= int(item.get("ID", "")) <= 65535
+            assert [c.tag for c in item] == XSD_ITEM
+            assert item.findtext("Operations") in {"R", "W", "RW", "E", ""}
+            assert item.findtext("MultipleInstances") in {"Multiple", "Single"}
+            assert item.findtext("Mandatory") in {"Mandatory", "Optional"}
+            assert item.findtext("Type") in XSD_TYPES
