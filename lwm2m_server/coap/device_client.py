@@ -135,6 +135,10 @@ class DeviceClient:
     def _format(self, reg: Registration, path: LwM2MPath, *, for_write: bool = False) -> int:
         return choose_format(path, reg.lwm2m_version, reg.content_formats, self.model, for_write=for_write)
 
+    def negotiated_format(self, endpoint: str, path: LwM2MPath | str, *, for_write: bool = False) -> int:
+        """The Content-Format operations on ``path`` use by default (Accept for reads)."""
+        return self._format(self._reg(endpoint), _as_path(path), for_write=for_write)
+
     # -- operations -------------------------------------------------------------------------------------------
     async def read(
         self, endpoint: str, path: LwM2MPath | str, *, content_format: int | None = None, timeout: float | None = None
