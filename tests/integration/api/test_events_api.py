@@ -1,0 +1,85 @@
+"""GET /api/events (SSE) and observe, end to end: registrations, notifications, keep-alives, filters."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+
+from tests.integration.api.conftest import M0, M4F, Stack, running_stack
+from tests.integration.api.sse import sse
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
+    data_dir: Path = tmp_path_factory.mktemp("events")
+    async with running_stack(data_dir) as s:
+        await s.add_device("obs-10", version="1.0", profile=M0)
+        await s.add_device("obs-11", version="1.1", profile=M4F)
+        yield s
+
+
+async def test_registered_and_deregistered_events(stack: Stack) -> None:
+    async with sse(stack.http) as events:
+        device = await stack.add_device("ev-new", version="1.1", wait_profile=False)
+        frame = await events.next(event="registered", endpoint="ev-new")
+        assert frame.data["type"] == "registered"
+        assert frame.data["data"]["lwm2m_version"] == "1.1" and frame.data["ts"] > 0
+        await device.stop()
+        del stack.devices["ev-new"]
+        await events.next(event="deregistered", endpoint="ev-new")
+
+
+@pytest.mark.parametrize("ep", ["obs-10", "obs-11"])
+async def test_observe_notifications_reach_the_stream(stack: Stack, ep: str) -> None:
+    url = f"/api/devices/{ep}/1/0/6/observe"
+    async with sse(stack.http, endpoint=ep, type="notification") as events:
+        assert (await stack.http.put(f"/api/devices/{ep}/1/0/6", json=True)).status_code == 200
+        response = await stack.http.post(url)
+        assert response.status_code == 200, response.text
+        assert response.json()["value"] is True and response.json()["content"] == {"/1/0/6": True}
+
+        assert (await stack.http.put(f"/api/devices/{ep}/1/0/6", json=False)).status_code == 200
+        frame = await events.next(event="notification", path="/1/0/6")
+        assert frame.data["endpoint"] == ep
+        assert frame.data["data"]["values"] == {"/1/0/6": False}
+
+        cancel = await stack.http.delete(url)
+        assert cancel.status_code == 200 and cancel.json()["operation"] == "cancel-observe"
+        events.drain()
+        assert (await stack.http.put(f"/api/devices/{ep}/1/0/6", json=True)).status_code == 200
+        await asyncio.sleep(0.5)
+        assert [f for f in events.drain() if f.data["data"].get("path") == "/1/0/6"] == []
+
+    again = await stack.http.delete(url)
+    assert again.status_code == 404 and again.json()["error"] == "not_found"
+
+
+async def test_endpoint_and_type_filters(stack: Stack) -> None:
+    async with sse(stack.http, endpoint="obs-11", type="updated") as only_11:
+        assert (await stack.http.post("/api/devices/obs-10/1/0/8")).status_code == 200  # Update from obs-10
+        assert (await stack.http.post("/api/devices/obs-11/1/0/8")).status_code == 200  # Update from obs-11
+        frame = await only_11.next(event="updated")
+        assert frame.data["endpoint"] == "obs-11"
+        await asyncio.sleep(0.3)
+        assert all(f.data["endpoint"] == "obs-11" and f.event == "updated" for f in only_11.drain())
+
+
+async def test_keepalive_comments_on_a_quiet_stream(stack: Stack) -> None:
+    async with sse(stack.http, endpoint="nobody", keepalive=0.2) as events:
+        await asyncio.sleep(0.7)
+        assert events.comments.count("keep-alive") >= 2
+
+
+async def test_observe_errors(stack: Stack) -> None:
+    missing = await stack.http.post("/api/devices/ghost/3/0/0/observe")
+    assert missing.status_code == 404 and missing.json()["error"] == "not_found"
+    bad = await stack.http.post("/api/devices/obs-11/3/zero/observe")
+    assert bad.status_code == 400 and bad.json()["error"] == "bad_request"
+    absent = await stack.http.post("/api/devices/obs-11/3/0/999/observe")
+    assert absent.status_code == 502 and absent.json()["error"] == "4.04"
