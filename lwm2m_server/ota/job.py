@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from lwm2m_server.coap.errors import DeviceError, DeviceTimeout
+from lwm2m_server.coap.errors import DeviceError, DeviceNotRegistered, DeviceTimeout
 from lwm2m_server.config import OtaSettings
 from lwm2m_server.events import EventBus
 from lwm2m_server.logging import get_logger
@@ -33,6 +33,7 @@ FW = LwM2MPath(5, 0)
 STATE, RESULT, PROTOCOLS, DELIVERY = 3, 5, 8, 9
 MODEL = LwM2MPath(32002, 0)
 MODEL_SHA, MODEL_HEALTH = 2, 12
+BLOCK_TRIES = 4
 FOLLOW_EVENTS = frozenset({"notification", "registered", "updated", "awake"})
 
 
@@ -281,10 +282,10 @@ class UpdateJob:
 
     async def _prepare_and_deliver(self) -> None:
         await self._move(JobPhase.PREPARING, f"attempt {self.state.attempt}")
-        content = await self._call(self._read_fw())
+        content = await self._call(self._read_fw)
         if self.fw_state not in (0, None) or self.fw_result not in (0, 1, None):
             await self._reset_device(cancel=False)
-            content = await self._call(self._read_fw())
+            content = await self._call(self._read_fw)
         try:
             choice = choose_method(
                 delivery_method=_int(content, DELIVERY),
@@ -300,7 +301,8 @@ class UpdateJob:
         self.fw_result = None  # a previous attempt's result must not be read as this attempt's
         await self._move(JobPhase.DELIVERING, choice.method)
         if choice.uri is not None:
-            await self._call(self.ctx.client.write(self.endpoint, FW.child(1), {FW.child(1): choice.uri}))
+            await self._idempotent(lambda: self.ctx.client.write(self.endpoint, FW.child(1), {FW.child(1): choice.uri}),
+                                   done_states=(1, 2))  # fmt: skip
         else:
             await self._push()
 
@@ -310,8 +312,15 @@ class UpdateJob:
             raise _Failed(Cause.DEVICE_ERROR, None, "package bytes missing from the store")
 
         async def send(chunk: bytes, num: int, more: bool, szx: int, size1: int | None) -> BlockReply:
-            resp = await self.ctx.client.raw_request(self.endpoint, "PUT", "/5/0/0", chunk, content_format=42,
-                                                     block1=(num, szx, more), size1=size1)  # fmt: skip
+            for attempt in range(BLOCK_TRIES):  # a block is idempotent: resend it after a lost exchange
+                try:
+                    resp = await self.ctx.client.raw_request(self.endpoint, "PUT", "/5/0/0", chunk, content_format=42,
+                                                             block1=(num, szx, more), size1=size1)  # fmt: skip
+                    break
+                except DeviceTimeout:
+                    if attempt == BLOCK_TRIES - 1:
+                        raise
+                    log.info("ota.push_block_resent", endpoint=self.endpoint, block=num)
             self._alive_at = time.monotonic()
             b1 = resp.block1
             return BlockReply(resp.code, (b1[0], bool(b1[2]), b1[1]) if b1 else None, resp.size1)
@@ -332,7 +341,7 @@ class UpdateJob:
             action = await self._wait_for(JobPhase.DOWNLOADING)
             if action == "execute":
                 await self._move(JobPhase.UPDATING, "execute /5/0/2")
-                await self._call(self.ctx.client.execute(self.endpoint, FW.child(2)))
+                await self._idempotent(lambda: self.ctx.client.execute(self.endpoint, FW.child(2)), done_states=(3, 0))
                 self.fw_state = 3 if self.fw_state == 2 else self.fw_state
         else:
             await self._move(JobPhase.UPDATING, "resumed")
@@ -345,7 +354,7 @@ class UpdateJob:
         if self.package.kind == "firmware":
             await self._move(JobPhase.SUCCEEDED, "Update Result 1")
             return
-        content = await self._call(self.ctx.client.read(self.endpoint, MODEL))
+        content = await self._call(lambda: self.ctx.client.read(self.endpoint, MODEL))
         sha = str(content.get(MODEL.child(MODEL_SHA), "")).lower()
         health = str(content.get(MODEL.child(MODEL_HEALTH), ""))
         self.record.progress.update(model_sha256=sha, health=health)
@@ -356,16 +365,33 @@ class UpdateJob:
             raise _Failed(Cause.NOT_CONFIRMED, 1, f"/32002/0/12 health is {health!r}")
         await self._move(JobPhase.SUCCEEDED, f"confirmed sha256 {sha[:16]} health ok")
 
-    async def _call(self, aw: Awaitable[Any]) -> Any:
-        """A request the job cannot do without: a device error ends the attempt (timeout -> retry as 'lost')."""
+    async def _idempotent(self, make: Callable[[], Awaitable[Any]], done_states: tuple[int, ...]) -> None:
+        """A write/execute whose answer may have been lost: a 4.05 on the resend is fine if the device already
+        moved to one of ``done_states`` (the first request did arrive)."""
         try:
-            result = await aw
-        except DeviceTimeout:
-            raise _Failed(Cause.TIMEOUT, None, "device did not answer") from None
-        except DeviceError as exc:
-            raise _Failed(Cause.DEVICE_ERROR, None, f"device answered {exc.coap_code}: {exc.message}") from None
-        self._alive_at = time.monotonic()
-        return result
+            await self._call(make)
+        except _Failed as failed:
+            if "4.05" not in failed.detail:
+                raise
+            await self._call(self._read_fw)
+            if self.fw_state not in done_states:
+                raise
+
+    async def _call(self, make: Callable[[], Awaitable[Any]]) -> Any:
+        """A request the job cannot do without. Lost exchanges and a re-registering device are retried until
+        the job's silence timeout; a CoAP error answer ends the job (``device_error``)."""
+        while True:
+            try:
+                result = await make()
+            except (DeviceTimeout, DeviceNotRegistered) as exc:
+                if time.monotonic() - self._alive_at > self.ctx.settings.timeout_s and self._device_awake():
+                    raise _Failed(Cause.TIMEOUT, None, f"device did not answer ({exc.coap_code})") from None
+                await asyncio.sleep(0.2 if isinstance(exc, DeviceTimeout) else 1.0)
+                continue
+            except DeviceError as exc:
+                raise _Failed(Cause.DEVICE_ERROR, None, f"device answered {exc.coap_code}: {exc.message}") from None
+            self._alive_at = time.monotonic()
+            return result
 
     async def _reset_device(self, *, cancel: bool) -> None:
         """Write the reset value (empty URI, else a NUL package); on cancel also Execute /5/0/10 if it exists."""

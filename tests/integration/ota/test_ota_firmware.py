@@ -14,7 +14,7 @@ from tests.integration.ota.conftest import Harness
 @pytest.mark.parametrize("method", ["push", "pull"])
 async def test_plain_firmware_survives_reregistration(harness: Harness, method: str) -> None:
     dev = await harness.device(f"fw-{method}", accept_raw_firmware=True, firmware_version="1.0.0")
-    image = os.urandom(6000)
+    image = b"FWIMG\x00" + os.urandom(6000)  # not a CBOR map: a raw image, not a model package
     info = await harness.ota.add_package(image, "firmware", name="app.bin", version="1.0.1")
     regs_before = dev.registrations
     job_id = await harness.ota.start_update(dev.endpoint, info.sha256, method=method)
