@@ -88,6 +88,7 @@ class QueueManager:
         self._wakers: dict[str, asyncio.Event] = {}
         self._timers = TimerHeap(self._on_timer, clock)
         self._seq = itertools.count(1)
+        self._stopping = False
         registry.add_hook(self._on_registration)
 
     async def start(self) -> None:
@@ -111,6 +112,7 @@ class QueueManager:
             log.info("queue_reloaded", requests=len(rows), devices=len(self._queues))
 
     async def stop(self) -> None:
+        self._stopping = True  # futures cancelled below must not withdraw (delete) their persisted requests
         await self._timers.stop()
         tasks = list(self._flushing.values())
         for t in tasks:
@@ -196,7 +198,7 @@ class QueueManager:
         return item
 
     def _withdraw_if_cancelled(self, item: QueuedRequest) -> None:
-        if item.future is None or not item.future.cancelled() or item.state != "queued":
+        if self._stopping or item.future is None or not item.future.cancelled() or item.state != "queued":
             return
         q = self._queues.get(item.endpoint)
         if q is not None and item in q:
