@@ -210,6 +210,8 @@ class FirmwareUpdateTracker:
             self._phase, self._cause = Phase.FAILED, result
             return True, ""
         if result is UpdateResult.DEFERRED:
+            if self._progress is FirmwareState.UPDATING:
+                return False, "stale deferral after updating"
             self._cause = result
             self._phase = Phase.DOWNLOADED
             self._progress = max(self._progress, FirmwareState.DOWNLOADED)

@@ -256,6 +256,13 @@ def test_deferred_then_accepted() -> None:
     assert t.phase is Phase.SUCCEEDED
 
 
+def test_stale_deferral_after_updating_is_ignored() -> None:
+    t = started()
+    run(t, (2, 0), (3, 0))
+    (e,) = run(t, (2, 11))
+    assert not e.accepted and t.phase is Phase.UPDATING
+
+
 def test_deferred_without_state() -> None:
     t = started()
     run(t, (None, 11))
