@@ -68,7 +68,8 @@ def _call(server: str, method: str, url: str, *, timeout: float | None = 60.0, *
 def _device_url(endpoint: str, path: str) -> str:
     from urllib.parse import quote
 
-    return f"/api/devices/{quote(endpoint, safe='')}/{path.strip('/')}"
+    base = f"/api/devices/{quote(endpoint, safe='')}"
+    return f"{base}/{path.strip('/')}" if path.strip("/") else base
 
 
 def _params(fmt: str | None, timeout: float | None, **extra: Any) -> dict[str, Any]:
