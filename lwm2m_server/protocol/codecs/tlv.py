@@ -79,7 +79,7 @@ def encode_tlv(tlv: Tlv) -> bytes:
 
 def decode_tlvs(data: bytes) -> list[Tlv]:
     """Parses a TLV sequence; containers are parsed into children. CodecError on any malformation."""
-    counter = [0]
+    counter = [0, 0]  # values, containers
     return _parse(data, 0, len(data), None, counter)
 
 
@@ -87,11 +87,12 @@ def _parse(data: bytes, start: int, end: int, allowed: frozenset[TlvKind] | None
     out: list[Tlv] = []
     pos = start
     while pos < end:
-        counter[0] += 1
-        if counter[0] > MAX_RECORDS:
-            raise CodecError(f"TLV payload has more than {MAX_RECORDS} entries")
         type_byte = data[pos]
         kind = TlvKind(type_byte >> 6)
+        # every value may sit in an object instance and a multiple resource: 2 containers per value at most
+        counter[kind in _CHILD_KINDS] += 1
+        if counter[0] > MAX_RECORDS or counter[1] > 2 * MAX_RECORDS:
+            raise CodecError(f"TLV payload has more than {MAX_RECORDS} values (or twice as many containers)")
         id_size = 2 if type_byte & 0x20 else 1
         len_size = (type_byte >> 3) & 0x03
         header_end = pos + 1 + id_size + len_size

@@ -182,3 +182,19 @@ def test_bad_argument_types_are_codec_errors() -> None:
         codec.encode(LwM2MPath.parse("/3/0"), {"/3/0/9": 1}, MODEL)  # type: ignore[dict-item]
     with pytest.raises(CodecError):
         codec.encode(LwM2MPath.parse("/3/0"), [(LwM2MPath.parse("/3/0/9"), 1)], MODEL)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("cf", [11542, 112, 110, 11543], ids=str)
+def test_largest_accepted_payload_decodes_in_bounded_time(cf: int) -> None:
+    path = LwM2MPath.parse("/40000")
+    content: Content = {LwM2MPath(40000, i, 0): "x" * 70 for i in range(MAX_RECORDS - 1)}
+    payload = codec_for(cf).encode(path, content, MODEL)
+    assert 700_000 < len(payload) <= MAX_PAYLOAD_BYTES
+    start = time.perf_counter()
+    assert codec_for(cf).decode(path, payload, MODEL) == content
+    assert time.perf_counter() - start < 2.0
+
+
+def test_tlv_empty_containers_count_against_the_limit() -> None:
+    with pytest.raises(CodecError, match="more than"):
+        codec_for(11542).decode(LwM2MPath.parse("/40000"), b"\x00\x00" * 500_000, MODEL)
