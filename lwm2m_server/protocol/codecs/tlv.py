@@ -340,8 +340,7 @@ class TlvCodec:
 
     def encode(self, path: LwM2MPath, content: Content, model: ObjectRegistry) -> bytes:
         check_path(path)
-        body = b"".join(encode_tlv(t) for t in content_to_tlvs(path, content, model))
-        return body
+        return b"".join(encode_tlv(t) for t in content_to_tlvs(path, content, model))
 
     def decode(self, path: LwM2MPath, payload: bytes, model: ObjectRegistry) -> Content:
         check_path(path)

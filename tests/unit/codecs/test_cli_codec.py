@@ -151,3 +151,11 @@ def test_real_process_exit_code_and_no_traceback() -> None:
     )
     assert good.returncode == 0
     assert json.loads(good.stdout) == {"/3/0/9": 100}
+
+
+def test_decode_then_encode_gives_the_same_bytes() -> None:
+    from tests.unit.codecs.test_tlv_vectors import DEVICE_HEX
+
+    hex_in = DEVICE_HEX.replace(" ", "")
+    as_json = run("decode", "-f", "tlv", "-p", "/3/0", hex_in)
+    assert run("encode", "-f", "tlv", "-p", "/3/0", as_json) == hex_in

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from lwm2m_server.protocol.codecs import CONTENT_FORMATS, MAX_PAYLOAD_BYTES, MAX_RECORDS, CodecError, codec_for
 from lwm2m_server.protocol.codecs.base import Codec
-from lwm2m_server.protocol.model import Content
+from lwm2m_server.protocol.model import Content, ObjectLink
 from lwm2m_server.protocol.paths import LwM2MPath
 from tests.unit.codecs.strategies import path_and_content, single_value
 from tests.unit.codecs.synthetic import MODEL
@@ -198,3 +198,26 @@ def test_largest_accepted_payload_decodes_in_bounded_time(cf: int) -> None:
 def test_tlv_empty_containers_count_against_the_limit() -> None:
     with pytest.raises(CodecError, match="more than"):
         codec_for(11542).decode(LwM2MPath.parse("/40000"), b"\x00\x00" * 500_000, MODEL)
+
+
+any_values = st.one_of(
+    st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.floats(), st.text(max_size=5), st.binary(max_size=5),
+    st.lists(st.integers(), max_size=2), st.builds(ObjectLink, st.integers(0, 0xFFFF), st.integers(0, 0xFFFF)),
+)  # fmt: skip
+any_paths = st.sampled_from(
+    [LwM2MPath.parse(p) for p in ("/3/0/0", "/3/0/9", "/3/0/6", "/3/0/6/0", "/3/0", "/3", "/4/0/0", "/40000/0/3")]
+)
+
+
+@pytest.mark.parametrize("codec", CODECS, ids=lambda c: c.name)
+@settings(max_examples=80)
+@given(request=any_paths, content=st.dictionaries(any_paths, any_values, max_size=4))
+def test_encode_random_content_raises_only_codec_error(
+    codec: Codec, request: LwM2MPath, content: dict[LwM2MPath, object]
+) -> None:
+    try:
+        payload = codec.encode(request, content, MODEL)  # type: ignore[arg-type]
+    except CodecError as exc:
+        assert str(exc)
+        return
+    assert isinstance(payload, bytes)
