@@ -18,7 +18,7 @@ import re
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,6 +54,10 @@ class ArenaMeasurement:
     used_bytes: int
     min_arena_bytes: int
     categories: dict[str, Category] = field(default_factory=dict)
+
+    def __iter__(self) -> Iterator[int]:
+        """Unpacks as ``head, tail, min_total = measure_arena(model)``."""
+        return iter((self.head_bytes, self.tail_bytes, self.min_arena_bytes))
 
 
 def capture_fd_output(fn: Callable[[], Any]) -> tuple[Any, str]:
