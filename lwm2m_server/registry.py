@@ -70,6 +70,8 @@ class Registry:
                 continue
             self._index(reg)
             reloaded += 1
+        if expired:
+            await self.store.flush()
         self._timers.start()
         log.info("registry_started", reloaded=reloaded, expired=expired)
 

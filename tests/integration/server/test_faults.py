@@ -39,7 +39,7 @@ async def device() -> AsyncIterator[TestDevice]:
 
 async def test_silent_device_times_out_without_leaks(server: LwM2MServer) -> None:
     sub = server.events.subscribe(types={"inventory"})
-    peer = await wire.UdpPeer.open(server.coap_port)
+    peer = await wire.UdpPeer.open(server.coap_port, answer_requests=False)
     try:
         peer.send(wire.register(0x1234, b"\x01", ["ep=silent", "lt=60", "lwm2m=1.1"], b"</1/0>,</3/0>,</5/0>"))
         ack = await peer.recv()
@@ -53,6 +53,7 @@ async def test_silent_device_times_out_without_leaks(server: LwM2MServer) -> Non
         ev = await wait_event(sub, lambda e: e.endpoint == "silent", timeout=6)
         assert ev.data["hardware_known"] is False
         assert await _settled_tasks(baseline) == set()
+        assert {r.code for r in peer.requests} == {wire.GET}  # it was asked (and retried), it never answered
     finally:
         peer.close()
 

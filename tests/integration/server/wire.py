@@ -85,23 +85,37 @@ def parse(data: bytes) -> Parsed:
 
 
 class UdpPeer(asyncio.DatagramProtocol):
-    """A raw UDP endpoint on 127.0.0.1 collecting every datagram it receives."""
+    """A raw UDP endpoint on 127.0.0.1. Responses (and anything unparsable) land in ``inbox``; requests from the
+    server land in ``requests`` and, if ``answer_requests``, get a piggybacked ACK 4.04 (a device with nothing)."""
+
+    answer_requests = True
 
     def __init__(self) -> None:
         self.inbox: asyncio.Queue[bytes] = asyncio.Queue()
+        self.requests: list[Parsed] = []
         self.transport: asyncio.DatagramTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        try:
+            msg = parse(data)
+        except (ValueError, IndexError):
+            msg = None
+        if msg is not None and 1 <= msg.code < 32:
+            self.requests.append(msg)
+            if self.answer_requests and msg.mtype == CON and self.transport is not None:
+                self.transport.sendto(build(ACK, 0x84, msg.mid, msg.token))
+            return
         self.inbox.put_nowait(data)
 
     @classmethod
-    async def open(cls, server_port: int) -> UdpPeer:
+    async def open(cls, server_port: int, *, answer_requests: bool = True) -> UdpPeer:
         loop = asyncio.get_running_loop()
         transport, proto = await loop.create_datagram_endpoint(cls, remote_addr=("127.0.0.1", server_port))
         proto.transport = transport
+        proto.answer_requests = answer_requests
         return proto
 
     def send(self, data: bytes) -> None:
