@@ -52,8 +52,10 @@ def from_cbor_item(rtype: ResourceType | None, item: object, path: LwM2MPath) ->
         stamp = item.timestamp()
         return int(stamp) if math.isfinite(stamp) else number_value(ResourceType.TIME, stamp, path)
     if rtype is None:
-        if isinstance(item, bool | int | float | str | bytes):
+        if isinstance(item, bool | str | bytes):
             return item
+        if isinstance(item, int | float):
+            return number_value(None, item, path)
         raise CodecError(f"{path}: unsupported CBOR item {type(item).__name__}")
     if rtype in (ResourceType.INTEGER, ResourceType.UNSIGNED, ResourceType.TIME, ResourceType.FLOAT):
         return number_value(rtype, item, path)

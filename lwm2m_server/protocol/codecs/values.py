@@ -105,7 +105,9 @@ def number_value(rtype: ResourceType | None, number: object, path: LwM2MPath) ->
     """A decoded JSON/CBOR number typed for the resource (integral floats are accepted for integers)."""
     if isinstance(number, bool) or not isinstance(number, int | float):
         raise CodecError(f"{path}: numeric value expected, got {type(number).__name__}")
-    if rtype is None:
+    if rtype is None:  # unknown resource: keep the wire type, but only 64-bit integers
+        if isinstance(number, int) and not INT64_MIN <= number <= UINT64_MAX:
+            raise CodecError(f"{path}: integer {number} does not fit 64 bits")
         return number
     if rtype is ResourceType.FLOAT:
         try:

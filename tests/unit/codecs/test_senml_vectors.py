@@ -138,6 +138,7 @@ def test_cbor_unknown_positive_label_is_ignored() -> None:
         ("81 a2 21 64 2f332f30 02 01", "not a resource"),  # an instance path with a value
         ("81 a2 21 66 2f332f302f78 02 01", "bad name"),  # "/3/0/x"
         ("81 a2 21 66 2f332f302f39 02 1b ffffffffffffffff", "out of range"),  # 2^64-1 for a signed Integer
+        ("81 a2 21 67 2f332f302f3939 02 3b ffffffffffffffff", "does not fit 64 bits"),  # -2^64, unknown /3/0/99
     ],
 )
 def test_cbor_rejections(payload: str, message: str) -> None:

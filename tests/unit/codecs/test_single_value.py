@@ -142,6 +142,7 @@ def test_cbor_decode_accepts_equivalent_encodings() -> None:
         ("/3/0/9", "19 01", "malformed CBOR"),
         ("/3/0/0", "62 fffe", "malformed CBOR"),
         ("/30000/0/0", "80", "unsupported CBOR item"),
+        ("/30000/0/0", "c2 49 010000000000000000", "does not fit 64 bits"),  # bignum 2^64 for an unknown resource
         ("/3/0/9", "81" * 1000, "malformed CBOR"),
     ],
 )
