@@ -108,8 +108,11 @@ async def serve(mode: str, data_dir: str, inventory: bool) -> None:
     print(f"READY {server.coap_port}", flush=True)
     await stop.wait()
     await server.store.flush()
-    stats = {"registered": len(server.registry), "batches": server.store.writer.batches_committed,
-             "writes": server.store.writer.writes_committed}  # fmt: skip
+    stats = {
+        "registered": len(server.registry),
+        "batches": server.store.writer.batches_committed,
+        "writes": server.store.writer.writes_committed,
+    }
     await server.stop()
     print("STATS " + json.dumps(stats), flush=True)
 
@@ -178,8 +181,15 @@ async def storm(port: int, devices: int, window: int, prefix: str, echo: bool) -
     def pct(p: float) -> float:
         return latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000 if latencies else float("nan")
 
-    return {"devices": devices, "ok": len(latencies), "failed": failures, "seconds": elapsed,
-            "rate": len(latencies) / elapsed, "p50_ms": pct(0.50), "p99_ms": pct(0.99)}  # fmt: skip
+    return {
+        "devices": devices,
+        "ok": len(latencies),
+        "failed": failures,
+        "seconds": elapsed,
+        "rate": len(latencies) / elapsed,
+        "p50_ms": pct(0.50),
+        "p99_ms": pct(0.99),
+    }
 
 
 # ---- orchestration -----------------------------------------------------------------------------------------
@@ -201,12 +211,31 @@ def run_mode(mode: str, args: argparse.Namespace, data_dir: str) -> dict[str, An
     rss0 = proc.memory_info().rss
     prof = None
     if args.profile and mode == "full" and shutil.which("py-spy"):
-        prof = subprocess.Popen(["py-spy", "record", "-p", str(srv.pid), "-r", "200", "-f", "raw", "-o",
-                                 args.profile_out, "-d", "600"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        prof = subprocess.Popen(
+            ["py-spy", "record", "-p", str(srv.pid), "-r", "200", "-f", "raw", "-o", args.profile_out, "-d", "600"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         time.sleep(1.0)
-    client = subprocess.run([sys.executable, __file__, "--role", "client", "--port", str(port), "--devices",
-                             str(args.devices), "--window", str(args.window)] + (["--echo"] if mode == "echo" else []),
-                            capture_output=True, text=True, env=env, check=True)  # fmt: skip
+    client = subprocess.run(
+        [
+            sys.executable,
+            __file__,
+            "--role",
+            "client",
+            "--port",
+            str(port),
+            "--devices",
+            str(args.devices),
+            "--window",
+            str(args.window),
+        ]
+        + (["--echo"] if mode == "echo" else []),
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
     result: dict[str, Any] = json.loads(client.stdout.strip().splitlines()[-1])
     time.sleep(0.5)
     result["rss_before_mb"] = rss0 / 2**20
@@ -262,18 +291,24 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="storm-") as tmp:
         for mode in args.modes.split(","):
             results[mode] = run_mode(mode, args, tmp)
-    print(f"registration storm: {args.devices} devices, window {args.window}, {SOCKETS} client sockets, "
-          f"{os.cpu_count()} CPUs, inventory {'on' if args.inventory else 'off'}")  # fmt: skip
+    print(
+        f"registration storm: {args.devices} devices, window {args.window}, {SOCKETS} client sockets, "
+        f"{os.cpu_count()} CPUs, inventory {'on' if args.inventory else 'off'}"
+    )
     print(f"{'server':<6} {'ok':>7} {'fail':>5} {'reg/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'RSS MB':>8} {'B/dev':>7}")
     for mode, r in results.items():
-        print(f"{mode:<6} {r['ok']:>7} {r['failed']:>5} {r['rate']:>9.0f} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} "
-              f"{r['rss_after_mb']:>8.1f} {r['rss_per_device_b']:>7.0f}")  # fmt: skip
+        print(
+            f"{mode:<6} {r['ok']:>7} {r['failed']:>5} {r['rate']:>9.0f} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} "
+            f"{r['rss_after_mb']:>8.1f} {r['rss_per_device_b']:>7.0f}"
+        )
     if "full" in results:
         f = results["full"]
         if "server" in f:
             s = f["server"]
-            print(f"full server: {s['registered']} registrations held, {s['writes']} writes in {s['batches']} "
-                  f"SQLite transactions ({s['writes'] / max(1, s['batches']):.0f} writes/commit)")  # fmt: skip
+            print(
+                f"full server: {s['registered']} registrations held, {s['writes']} writes in {s['batches']} "
+                f"SQLite transactions ({s['writes'] / max(1, s['batches']):.0f} writes/commit)"
+            )
         for ceiling in ("bare", "echo"):
             if ceiling in results:
                 print(f"full / {ceiling}: {f['rate'] / results[ceiling]['rate']:.2f}")
