@@ -108,10 +108,11 @@ async def serve(mode: str, data_dir: str, inventory: bool) -> None:
     print(f"READY {server.coap_port}", flush=True)
     await stop.wait()
     await server.store.flush()
+    writer = getattr(server.store, "writer", None)
     stats = {
         "registered": len(server.registry),
-        "batches": server.store.writer.batches_committed,
-        "writes": server.store.writer.writes_committed,
+        "batches": getattr(writer, "batches_committed", 0),
+        "writes": getattr(writer, "writes_committed", 0),
     }
     await server.stop()
     print("STATS " + json.dumps(stats), flush=True)
