@@ -39,7 +39,7 @@ def decode_bounded(codec: Codec, path: LwM2MPath, payload: bytes, budget: float 
 
 
 @pytest.mark.parametrize("codec", CODECS, ids=lambda c: c.name)
-@settings(max_examples=120, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(payload=st.binary(max_size=600), path=st.sampled_from(PATHS))
 def test_random_bytes(codec: Codec, payload: bytes, path: LwM2MPath) -> None:
     decode_bounded(codec, path, payload)
@@ -67,7 +67,7 @@ def mutated(draw: st.DrawFn, cf: int) -> tuple[LwM2MPath, bytes]:
 
 
 @pytest.mark.parametrize("cf", [0, 42, 60, 110, 112, 11542, 11543], ids=str)
-@settings(max_examples=120, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_mutated_valid_payloads(cf: int, data: st.DataObject) -> None:
     path, payload = data.draw(mutated(cf))
@@ -95,7 +95,7 @@ json_values = st.recursive(
 )
 
 
-@settings(max_examples=200)
+@settings(max_examples=200, deadline=None)
 @given(doc=json_values, path=st.sampled_from(PATHS), cf=st.sampled_from([110, 11543]))
 def test_structured_json(doc: object, path: LwM2MPath, cf: int) -> None:
     decode_bounded(codec_for(cf), path, json.dumps(doc).encode())
@@ -115,7 +115,7 @@ cbor_values = st.recursive(
 )
 
 
-@settings(max_examples=200)
+@settings(max_examples=200, deadline=None)
 @given(doc=cbor_values, path=st.sampled_from(PATHS), cf=st.sampled_from([60, 112]))
 def test_structured_cbor(doc: object, path: LwM2MPath, cf: int) -> None:
     decode_bounded(codec_for(cf), path, cbor2.dumps(doc))
@@ -211,7 +211,7 @@ any_paths = st.sampled_from(
 
 
 @pytest.mark.parametrize("codec", CODECS, ids=lambda c: c.name)
-@settings(max_examples=80)
+@settings(max_examples=80, deadline=None)
 @given(request=any_paths, content=st.dictionaries(any_paths, any_values, max_size=4))
 def test_encode_random_content_raises_only_codec_error(
     codec: Codec, request: LwM2MPath, content: dict[LwM2MPath, object]
