@@ -95,7 +95,7 @@ json_values = st.recursive(
 )
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(doc=json_values, path=st.sampled_from(PATHS), cf=st.sampled_from([110, 11543]))
 def test_structured_json(doc: object, path: LwM2MPath, cf: int) -> None:
     decode_bounded(codec_for(cf), path, json.dumps(doc).encode())
@@ -115,7 +115,7 @@ cbor_values = st.recursive(
 )
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(doc=cbor_values, path=st.sampled_from(PATHS), cf=st.sampled_from([60, 112]))
 def test_structured_cbor(doc: object, path: LwM2MPath, cf: int) -> None:
     decode_bounded(codec_for(cf), path, cbor2.dumps(doc))
@@ -211,7 +211,7 @@ any_paths = st.sampled_from(
 
 
 @pytest.mark.parametrize("codec", CODECS, ids=lambda c: c.name)
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(request=any_paths, content=st.dictionaries(any_paths, any_values, max_size=4))
 def test_encode_random_content_raises_only_codec_error(
     codec: Codec, request: LwM2MPath, content: dict[LwM2MPath, object]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lwm2m_server.protocol.codecs import CONTENT_FORMATS, ContentFormat, codec_for
@@ -29,55 +29,55 @@ def roundtrip(cf: int, path: LwM2MPath, content: Content) -> None:
     assert_same(codec.decode(path, payload, MODEL), content)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(case=path_and_content())
 def test_tlv_roundtrip(case: tuple[LwM2MPath, Content]) -> None:
     roundtrip(ContentFormat.TLV, *case)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(case=path_and_content())
 def test_senml_cbor_roundtrip(case: tuple[LwM2MPath, Content]) -> None:
     roundtrip(ContentFormat.SENML_CBOR, *case)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(case=path_and_content())
 def test_senml_json_roundtrip(case: tuple[LwM2MPath, Content]) -> None:
     roundtrip(ContentFormat.SENML_JSON, *case)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(case=path_and_content())
 def test_lwm2m_json_roundtrip(case: tuple[LwM2MPath, Content]) -> None:
     roundtrip(ContentFormat.LWM2M_JSON, *case)
 
 
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(case=path_and_content(), cf=st.sampled_from([ContentFormat.OLD_TLV, ContentFormat.OLD_LWM2M_JSON]))
 def test_old_numbers_roundtrip(case: tuple[LwM2MPath, Content], cf: int) -> None:
     roundtrip(cf, *case)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(case=single_value())
 def test_text_roundtrip(case: tuple[LwM2MPath, Content]) -> None:
     roundtrip(ContentFormat.TEXT, *case)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(case=single_value())
 def test_cbor_roundtrip(case: tuple[LwM2MPath, Content]) -> None:
     roundtrip(ContentFormat.CBOR, *case)
 
 
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(case=single_value(frozenset({ResourceType.OPAQUE})))
 def test_opaque_roundtrip(case: tuple[LwM2MPath, Content]) -> None:
     roundtrip(ContentFormat.OPAQUE, *case)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(case=single_value())
 def test_single_values_agree_across_all_value_formats(case: tuple[LwM2MPath, Content]) -> None:
     for cf in (*MULTI, ContentFormat.TEXT, ContentFormat.CBOR):
@@ -97,7 +97,7 @@ links = st.lists(
 )
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(links=links)
 def test_link_roundtrip(links: list[Link]) -> None:
     payload = encode_links(links)
