@@ -253,8 +253,16 @@ def run_mode(mode: str, args: argparse.Namespace, data_dir: str) -> dict[str, An
     return result
 
 
+IDLE_LEAVES = (
+    "_connection_worker_thread (aiosqlite/core.py:59)",
+    "_worker (concurrent/futures/thread.py:81)",
+    "select (selectors.py",
+)
+
+
 def summarize_profile(path: str, top: int = 18) -> list[tuple[float, str]]:
-    """Self-time share per function from py-spy's raw (collapsed stacks) output."""
+    """Self-time share per function from py-spy's raw (collapsed stacks) output, idle waits of the aiosqlite
+    thread, the executor threads and the selector excluded (py-spy cannot always tell those are idle)."""
     counts: dict[str, int] = {}
     total = 0
     for line in Path(path).read_text().splitlines():
@@ -262,6 +270,8 @@ def summarize_profile(path: str, top: int = 18) -> list[tuple[float, str]]:
         if not n.isdigit():
             continue
         leaf = stack.split(";")[-1]
+        if any(leaf.startswith(idle) for idle in IDLE_LEAVES):
+            continue
         counts[leaf] = counts.get(leaf, 0) + int(n)
         total += int(n)
     return [(100.0 * c / total, f) for f, c in sorted(counts.items(), key=lambda kv: -kv[1])[:top]]
