@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, Field
 
 from lwm2m_server.api import access
@@ -32,7 +32,8 @@ FORMAT_NAMES = sorted(c.name for n, c in CONTENT_FORMATS.items() if n != LINK_FO
 FormatParam = Annotated[str | None, Query(max_length=32, description=f"Content format: {', '.join(FORMAT_NAMES)} "
                                                                    "or a CoAP Content-Format number")]
 TimeoutParam = Annotated[float | None, Query(gt=0, le=600, description="Device timeout in seconds")]
-PathParam = str  # "3/0/1": the {path:path} tail of the URL
+PATH_PATTERN = r"^/?[0-9]{1,5}(/[0-9]{1,5}){0,3}/?$"
+PathParam = Annotated[str, Path(pattern=PATH_PATTERN, description="LwM2M path: object[/instance[/resource[/ri]]]")]
 
 
 class ReadResult(BaseModel):
