@@ -64,7 +64,7 @@ def target_from_profile(profile: Any) -> Any:
     )
 
 
-def _sign(art: Any, model: str, data_dir: Path) -> tuple[bytes, bytes]:
+def sign_artifact(art: Any, model: str, data_dir: Path) -> tuple[bytes, bytes]:
     from compilers import keys, package
 
     key = keys.load_or_create_signing_key(Path(data_dir))
@@ -86,7 +86,7 @@ async def build_for_device(
     if art is None:
         reasons = "; ".join(f"{v.variant}: {getattr(v, 'reason', '')}" for v in getattr(report, "variants", []))
         raise NotFitting(f"{model} does not fit {endpoint}: {reasons or 'no variant fits'}")
-    blob, public_key = await asyncio.to_thread(_sign, art, model, server.settings.server.data_dir)
+    blob, public_key = await asyncio.to_thread(sign_artifact, art, model, server.settings.server.data_dir)
     info = await packages.add(blob, "model", public_key=public_key)
     log.info("ota.model_built", endpoint=endpoint, model=model, variant=art.variant, sha256=info.sha256)
     return info

@@ -51,8 +51,10 @@ class RolloutRunner:
     async def _load_builds(self) -> None:
         for c in await self.repo.classes(self.rollout_id):
             if c["package_sha"]:
-                self._builds[c["class_key"]] = Build(c["class_key"], c["variant"], c["package_sha"], c["size"],
-                                                     c["arena_bytes"], c["accuracy"])
+                self._builds[c["class_key"]] = Build(
+                    c["class_key"], c["variant"], c["package_sha"], c["size"], c["arena_bytes"], c["accuracy"],
+                    payload_sha=c["payload_sha"] or "",
+                )
             else:
                 self._builds[c["class_key"]] = Incompatible(c["class_key"], c["reason"] or "nothing fits")
 
@@ -169,7 +171,7 @@ class RolloutRunner:
             if isinstance(build, Incompatible):
                 await self._set(ep, DeviceState.INCOMPATIBLE, build.reason)
                 return
-            if await self.deployer.installed_sha(ep) == build.package_sha:
+            if await self.deployer.installed_sha(ep) in {build.payload_sha, build.package_sha}:
                 await self._set(ep, DeviceState.SKIPPED, "already running this build")
                 return
             job_id = await self.deployer.start(ep, build, method=rollout.spec.method,

@@ -65,6 +65,7 @@ class Build:
     arena_bytes: int
     accuracy: float | None
     report: dict[str, Any] = field(default_factory=dict)
+    payload_sha: str = ""  # sha256 of the .tflite: what the device reports in /32002/0/2 once installed
 
 
 @dataclass(frozen=True)
@@ -102,7 +103,7 @@ class Deployer(Protocol):
     async def build(self, model: str, class_key: str, target: dict[str, Any] | None) -> Build | Incompatible: ...
 
     async def installed_sha(self, endpoint: str) -> str | None:
-        """sha256 of the model the device reports in /32002/0/2, if known."""
+        """sha256 of the model payload the device reports in /32002/0/2, if known."""
 
     async def start(self, endpoint: str, build: Build, *, method: str | None, timeout_s: float | None,
                     max_retries: int | None) -> str:

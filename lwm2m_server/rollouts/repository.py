@@ -28,7 +28,7 @@ CREATE TABLE IF NOT EXISTS rollout_devices (
     PRIMARY KEY (rollout_id, endpoint));
 CREATE INDEX IF NOT EXISTS rollout_devices_state ON rollout_devices (rollout_id, state);
 CREATE TABLE IF NOT EXISTS rollout_classes (
-    rollout_id TEXT NOT NULL, class_key TEXT NOT NULL, target TEXT, variant TEXT, package_sha TEXT,
+    rollout_id TEXT NOT NULL, class_key TEXT NOT NULL, target TEXT, variant TEXT, package_sha TEXT, payload_sha TEXT,
     size INTEGER, arena_bytes INTEGER, accuracy REAL, reason TEXT, report TEXT,
     PRIMARY KEY (rollout_id, class_key));
 CREATE TABLE IF NOT EXISTS audit (
@@ -170,19 +170,20 @@ class RolloutRepository:
     # --- compile classes ---------------------------------------------------------------------------------
     async def save_class(self, rollout_id: str, target: dict[str, Any] | None, result: Build | Incompatible) -> None:
         if isinstance(result, Build):
-            values: tuple[Any, ...] = (result.variant, result.package_sha, result.size, result.arena_bytes,
-                                       result.accuracy, None)
+            values: tuple[Any, ...] = (result.variant, result.package_sha, result.payload_sha, result.size,
+                                       result.arena_bytes, result.accuracy, None)
         else:
-            values = (None, None, None, None, None, result.reason)
+            values = (None, None, None, None, None, None, result.reason)
         await self.store.execute(
-            "INSERT OR REPLACE INTO rollout_classes (rollout_id, class_key, target, variant, package_sha, size, "
-            "arena_bytes, accuracy, reason, report) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO rollout_classes (rollout_id, class_key, target, variant, package_sha, payload_sha, "
+            "size, arena_bytes, accuracy, reason, report) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (rollout_id, result.class_key, json.dumps(target), *values, json.dumps(result.report, default=str)),
         )
 
     async def classes(self, rollout_id: str) -> list[dict[str, Any]]:
         rows = await self.store.fetchall(
-            "SELECT class_key, target, variant, package_sha, size, arena_bytes, accuracy, reason FROM rollout_classes "
+            "SELECT class_key, target, variant, package_sha, payload_sha, size, arena_bytes, accuracy, reason "
+            "FROM rollout_classes "
             "WHERE rollout_id = ? ORDER BY class_key",
             (rollout_id,),
         )

@@ -1,0 +1,123 @@
+"""The composition root: one LwM2M server with its services (OTA, rollouts) and surfaces (HTTP, MQTT).
+
+``tinymlaas serve`` and ``tinymlaas demo`` both run an :class:`Application`; tests use it to get the real
+thing on ephemeral ports. Start order matters: ``/fw`` must be on the CoAP site before the socket opens,
+and OTA jobs resume before rollouts re-attach to them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+from lwm2m_server.config import Settings
+from lwm2m_server.logging import get_logger
+from lwm2m_server.ota.service import OtaService
+from lwm2m_server.rollouts.deployer import FleetDeployer
+from lwm2m_server.rollouts.model import RolloutSpec
+from lwm2m_server.rollouts.repository import RolloutRepository
+from lwm2m_server.rollouts.service import RolloutService
+from lwm2m_server.server import LwM2MServer
+
+log = get_logger(__name__)
+
+
+class Application:
+    def __init__(self, settings: Settings, *, http: bool = True, compile_service: Any | None = None) -> None:
+        self.settings = settings
+        self.server = LwM2MServer(settings)
+        self.ota = OtaService(self.server)
+        if compile_service is not None:
+            self.ota.compile_service = compile_service
+        self.deployer = FleetDeployer(self.server, self.ota, compile_service)
+        self.rollouts = RolloutService(RolloutRepository(self.server.store), self.deployer, self._publish)
+        self.server.rollouts = self.rollouts  # type: ignore[attr-defined]  # the REST routes find it here
+        self._http = http
+        self.api: Any = None
+        self.mqtt: Any = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def _publish(self, event_type: str, data: dict[str, Any]) -> None:
+        self.server.events.emit(event_type, None, **data)
+
+    @property
+    def coap_port(self) -> int:
+        return self.server.coap_port
+
+    @property
+    def http_port(self) -> int:
+        return int(self.api.port) if self.api is not None else 0
+
+    async def start(self) -> None:
+        await self.server.start()
+        await self.ota.start()
+        self.deployer.watch()
+        await self.rollouts.start()
+        inventory = self.server.events.subscribe(types={"inventory"})
+        self._tasks.append(asyncio.create_task(self._dynamic_membership(inventory), name="rollout-membership"))
+        if self.settings.mqtt.enabled:
+            from lwm2m_server.mqtt_bridge import MqttBridge
+
+            events: Any = self.server.events.subscribe()
+            self.mqtt = MqttBridge(self.settings.mqtt, events, self.mqtt_command)
+            self._tasks.append(asyncio.create_task(self.mqtt.run(), name="mqtt-bridge"))
+        if self._http:
+            from lwm2m_server.api.app import create_app
+            from lwm2m_server.api.runner import ApiRunner
+
+            http = self.settings.server
+            self.api = ApiRunner(create_app(self.server), http.http_host, http.http_port)
+            await self.api.start()
+        log.info("application_started", coap_port=self.coap_port, http_port=self.http_port,
+                 mqtt=self.settings.mqtt.enabled)
+
+    async def _dynamic_membership(self, sub: Any) -> None:
+        async for event in sub:
+            if event.endpoint:
+                try:
+                    await self.rollouts.device_registered(event.endpoint)
+                except Exception as exc:  # membership is best effort; never kill the listener
+                    log.warning("rollout_membership_failed", endpoint=event.endpoint, error=repr(exc))
+
+    async def mqtt_command(self, action: str, rollout_id: str | None, body: Any) -> dict[str, Any]:
+        """MQTT commands: ``create`` (body = RolloutSpec fields + optional ``start``) or a rollout action."""
+        if action == "create":
+            fields = {k: v for k, v in dict(body).items() if k not in ("correlation_id", "start")}
+            spec = RolloutSpec.model_validate(fields)
+            rollout = await self.rollouts.create(spec, start=bool(body.get("start", False)), actor="mqtt")
+            return {"rollout_id": rollout.id, "state": rollout.state.value}
+        assert rollout_id is not None
+        try:
+            rollout = await self.rollouts.action(rollout_id, action, actor="mqtt")
+        except KeyError:
+            raise ValueError(f"unknown rollout {rollout_id}") from None
+        return {"rollout_id": rollout.id, "state": rollout.state.value}
+
+    async def stop(self) -> None:
+        if self.api is not None:
+            await self.api.stop()
+            self.api = None
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        self._tasks.clear()
+        await self.rollouts.stop()
+        await self.deployer.stop()
+        await self.ota.stop()
+        await self.server.stop()
+        compile_service = getattr(self.ota, "compile_service", None)
+        close = getattr(compile_service, "close", None) or getattr(compile_service, "shutdown", None)
+        if callable(close):
+            result = close()
+            if asyncio.iscoroutine(result):
+                await result
+
+    async def __aenter__(self) -> Application:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()

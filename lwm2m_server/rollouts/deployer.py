@@ -1,0 +1,161 @@
+"""The production :class:`~lwm2m_server.rollouts.model.Deployer`: registry + profiles, CompileService, OtaService.
+
+A compile class is the :class:`compilers.target.Target` a device's profile maps to; its key is the target's
+stable hash. One compile and one signed package serve every device of the class.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+from lwm2m_server.events import Event
+from lwm2m_server.logging import get_logger
+from lwm2m_server.ota import builds
+from lwm2m_server.ota.job_state import Cause, JobPhase
+from lwm2m_server.rollouts.model import Build, Incompatible, Outcome, PhaseCallback
+
+log = get_logger(__name__)
+
+SHA_PATH = "/32002/0/2"
+_INSTALLING = {JobPhase.UPDATING, JobPhase.CONFIRMING}
+
+
+def device_attributes(reg: Any, profile: Any) -> dict[str, Any]:
+    """The attributes a rollout filter can use: registration fields plus the hardware profile."""
+    attrs: dict[str, Any] = {
+        "endpoint": reg.endpoint,
+        "lwm2m_version": reg.lwm2m_version,
+        "binding": reg.binding,
+        "queue_mode": reg.queue_mode,
+    }
+    if profile is not None:
+        attrs.update(profile.to_dict())
+    return attrs
+
+
+class FleetDeployer:
+    def __init__(self, server: Any, ota: Any, compile_service: Any | None = None) -> None:
+        self.server = server
+        self.ota = ota
+        self._compile = compile_service
+        self._installed: dict[str, str] = {}
+        self._watch: asyncio.Task[None] | None = None
+
+    # --- lifecycle: follow /32002/0 notifications so "already installed" needs no extra read -------------
+    def watch(self) -> None:
+        sub = self.server.events.subscribe(types={"notification"})
+        self._watch = asyncio.create_task(self._follow_models(sub), name="rollout-model-watch")
+
+    async def stop(self) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watch
+
+    async def _follow_models(self, sub: Any) -> None:
+        async for event in sub:
+            self._note(event)
+
+    def _note(self, event: Event) -> None:
+        content = event.data.get("content") or event.data.get("values") or {}
+        if isinstance(content, dict):
+            sha = content.get(SHA_PATH)
+            if isinstance(sha, str) and event.endpoint:
+                self._installed[event.endpoint] = sha
+
+    @property
+    def compile_service(self) -> Any:
+        if self._compile is None:
+            self._compile = getattr(self.ota, "compile_service", None) or builds.make_compile_service(
+                self.server.settings
+            )
+            self.ota.compile_service = self._compile
+        return self._compile
+
+    # --- Deployer protocol -------------------------------------------------------------------------------
+    async def registered_endpoints(self) -> list[str]:
+        return [reg.endpoint for reg in self.server.registry.all()]
+
+    async def device_attributes(self, endpoint: str) -> dict[str, Any] | None:
+        reg = self.server.registry.get(endpoint)
+        if reg is None:
+            return None
+        return device_attributes(reg, await self.server.profile(endpoint))
+
+    def class_of(self, attributes: dict[str, Any]) -> tuple[str, dict[str, Any] | None]:
+        if not attributes.get("hardware_known"):
+            return "hardware-unknown", None
+        try:
+            target = builds.target_from_profile(_Profile(attributes))
+        except builds.BuildError:
+            return "hardware-unknown", None
+        return target.key(), target.to_dict()
+
+    async def build(self, model: str, class_key: str, target: dict[str, Any] | None) -> Build | Incompatible:
+        if target is None:
+            return Incompatible(class_key, "hardware unknown: the device has no /32001 TinyML Hardware object")
+        from compilers.target import Target
+
+        tgt = Target.from_dict(target)
+        report = await self.compile_service.plan(model, tgt)
+        art = report.chosen_artifact
+        fit = report.chosen_fit
+        if art is None or fit is None:
+            return Incompatible(class_key, report.summary, report.to_json())
+        data_dir = self.server.settings.server.data_dir
+        blob, public_key = await asyncio.to_thread(builds.sign_artifact, art, model, data_dir)
+        info = await self.ota.packages.add(blob, "model", public_key=public_key)
+        return Build(class_key, fit.variant, info.sha256, fit.size, fit.arena_bytes, fit.accuracy, report.to_json(),
+                     payload_sha=info.payload_sha256)
+
+    async def installed_sha(self, endpoint: str) -> str | None:
+        return self._installed.get(endpoint)
+
+    async def start(self, endpoint: str, build: Build, *, method: str | None, timeout_s: float | None,
+                    max_retries: int | None) -> str:
+        job_id: str = await self.ota.start_update(endpoint, build.package_sha, method=method, timeout_s=timeout_s,
+                                                  max_retries=max_retries)
+        return job_id
+
+    async def wait(self, job_id: str, on_phase: PhaseCallback) -> Outcome:
+        reported: str | None = None
+        waiter = asyncio.ensure_future(self.ota.wait(job_id))
+        try:
+            while not waiter.done():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(waiter), 1.0)
+                record = await self.ota.get_job(job_id)
+                if record is not None:
+                    phase = "installing" if record.phase in _INSTALLING else "delivering"
+                    if phase != reported:
+                        reported = phase
+                        await on_phase(phase)
+        finally:
+            if not waiter.done():
+                waiter.cancel()
+        record = waiter.result()
+        if record.phase is JobPhase.SUCCEEDED:
+            package = await self.ota.packages.get(record.package_sha256)
+            if package is not None:
+                self._installed[record.endpoint] = package.payload_sha256
+            return Outcome("confirmed")
+        if record.phase is JobPhase.CANCELLED:
+            return Outcome("cancelled", record.summary)
+        if record.cause is Cause.NOT_FITTING:
+            return Outcome("not_fitting", record.summary)
+        return Outcome("failed", record.summary)
+
+    async def cancel(self, job_id: str) -> None:
+        await self.ota.cancel(job_id)
+
+
+class _Profile:
+    """Attribute access over a profile dict, for :func:`builds.target_from_profile`."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.__dict__.update(data)
+
+    def __getattr__(self, name: str) -> Any:
+        return None
