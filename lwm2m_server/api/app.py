@@ -43,11 +43,14 @@ def create_app(
 ) -> FastAPI:
     """Build the FastAPI app; ``extra_routers`` are module names included before the catch-all operations."""
 
+    def begin_shutdown() -> None:
+        app.state.closing.set()
+        close_event_streams(app)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
-        app.state.closing.set()
-        close_event_streams(app)
+        begin_shutdown()
         await cancel_all(app)
 
     app = FastAPI(
@@ -61,6 +64,7 @@ def create_app(
     app.state.event_streams = set()
     app.state.observations = {}
     app.state.sse_keepalive_s = sse_keepalive_s
+    app.state.shutdown_hooks = [begin_shutdown]  # called by ApiRunner.stop() before uvicorn drains connections
     install_error_handlers(app)
     modules = list(ROUTER_MODULES)
     modules[-1:-1] = list(extra_routers)

@@ -43,6 +43,8 @@ async def _stream(request: Request, sub: Any, keepalive: float) -> AsyncIterator
     reported_drops = 0
     try:
         yield "retry: 2000\n: connected\n\n"
+        if request.app.state.closing.is_set():
+            return  # shutting down: end at once instead of holding the graceful shutdown
         while True:
             try:
                 event = await sub.get(timeout=keepalive)

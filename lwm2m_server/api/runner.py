@@ -99,9 +99,8 @@ class ApiRunner:
         """Close SSE streams, stop accepting, finish in-flight requests (up to ``graceful_s``)."""
         if self._task is None or self._server is None:
             return
-        closing = getattr(self.app.state, "closing", None)
-        if isinstance(closing, asyncio.Event):
-            closing.set()
+        for hook in getattr(self.app.state, "shutdown_hooks", ()):
+            hook()  # e.g. end the endless SSE streams, which would otherwise hold the graceful shutdown
         self._server.should_exit = True
         try:
             await asyncio.wait_for(asyncio.shield(self._task), self.graceful_s + 5.0)
