@@ -5,9 +5,9 @@ micro_allocation_info.cc and greedy_memory_planner.cc:
 
 - every tensor of every subgraph gets an AllocationInfo; it needs arena space unless it has
   flatbuffer data (a constant), is a variable, or is empty;
-- lifetimes are allocation scopes: graph inputs and outputs live from the start to the end of the
-  subgraph, an op output is created at its op, an op input is last used at its op; IF/WHILE/
-  CALL_ONCE open new scopes for their subgraphs;
+- lifetimes are allocation scopes: graph inputs are created at scope 0 and live to their last
+  consumer; graph outputs live until the end of the subgraph; an op output is created at its op,
+  an op input is last used at its op; IF/WHILE/CALL_ONCE open new scopes for their subgraphs;
 - kernel scratch buffers follow the tensors and live for their op only;
 - sizes are rounded up to 16 bytes; an "OfflineMemoryAllocation" metadata plan is honoured;
 - the greedy planner places the largest buffers first (ties: last added first) into the first gap.

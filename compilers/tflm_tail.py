@@ -7,7 +7,8 @@ Sequence simulated (micro_allocator.cc / micro_interpreter.cc):
 fixed allocator objects -> TfLiteEvalTensor[T] -> NodeAndRegistration[N] -> builtin option structs
 -> kernel Init/Prepare persistent buffers (16-byte aligned) -> scratch buffer handles -> per graph
 input and output: pointer array + persistent TfLiteTensor + quantization params.
-Constants measured with single-op models (see tests/unit/compilers/test_arena_tflm.py); an op
+Constants measured with single-op models built by TensorFlow (bench/arena.py and
+tests/unit/compilers/test_arena*.py compare against the runtime); an op
 not in the tables is charged a conservative default and listed in ``ArenaPlan.unmodeled_ops``.
 """
 

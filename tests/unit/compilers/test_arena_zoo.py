@@ -36,4 +36,8 @@ def test_every_zoo_variant_matches_tflm(zoo_artifacts: dict[str, list[Artifact]]
             assert probe.accepts(art.data, plan.total_bytes), label
             assert art.arena_bytes == plan.total_bytes, label
             checked.append(label)
+            print(  # visible with -s: the per-variant table for the report
+                f"{label:<32} head {plan.head_bytes}/{real.head_bytes} tail {plan.tail_bytes}/{real.tail_bytes} "
+                f"total {plan.total_bytes} min {real.min_arena_bytes}"
+            )
     assert {c.split("/")[1] for c in checked} >= {"float32", "int8", "int8-pruned50", "int8-pruned80"}
