@@ -31,6 +31,10 @@ ROUTER_MODULES: tuple[str, ...] = (
     "lwm2m_server.api.devices",
     # more specific /api/devices/... routers (OTA, plans) go here, before "operations"
     "lwm2m_server.api.ota",
+    "lwm2m_server.api.models",
+    "lwm2m_server.api.rollouts",
+    "lwm2m_server.api.audit",
+    "lwm2m_server.api.fleet_metrics",
     "lwm2m_server.api.operations",
 )
 

@@ -4,12 +4,13 @@ Per-app (not the global default registry) so several servers in one process (tes
 share or duplicate series. Device gauges are computed at scrape time from the registry, event counts
 come from a lossless bus sink, HTTP request counts from a small ASGI middleware. Other areas add their
 own series with ``get_metrics(app).add_collector(collector)`` (any prometheus_client ``Collector``)
-or by creating metrics on ``get_metrics(app).registry``.
+or by creating metrics on ``get_metrics(app).registry``; ``add_refresher(async fn)`` runs before each scrape
+(for collectors whose numbers come from the store).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request, Response
@@ -62,6 +63,7 @@ class ApiMetrics:
         self.http_requests = Counter("tinymlaas_http_requests", "HTTP API requests, by method, route and status",
                                      ["method", "route", "status"], registry=self.registry)
         self.registry.register(_DeviceCollector(server))
+        self.refreshers: list[Callable[[], Awaitable[None]]] = []
         events = getattr(server, "events", None)
         if events is not None and hasattr(events, "add_sink"):
             events.add_sink(self._count_event)
@@ -71,6 +73,9 @@ class ApiMetrics:
 
     def add_collector(self, collector: Collector) -> None:
         self.registry.register(collector)
+
+    def add_refresher(self, refresh: Callable[[], Awaitable[None]]) -> None:
+        self.refreshers.append(refresh)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
@@ -112,4 +117,6 @@ def setup(app: FastAPI, server: Any) -> None:
 @router.get("/metrics", summary="Prometheus metrics (text exposition format)", response_class=Response,
             responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}})
 async def metrics(request: Request) -> Response:
+    for refresh in get_metrics(request.app).refreshers:
+        await refresh()
     return Response(get_metrics(request.app).render(), media_type=CONTENT_TYPE_LATEST)

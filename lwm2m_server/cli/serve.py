@@ -44,34 +44,19 @@ async def _serve(settings: object, *, http: bool) -> None:
     import asyncio
     import signal
 
+    from lwm2m_server.application import Application
     from lwm2m_server.config import Settings
-    from lwm2m_server.logging import get_logger
-    from lwm2m_server.server import LwM2MServer
 
     assert isinstance(settings, Settings)
-    log = get_logger("tinymlaas.serve")
-    server = LwM2MServer(settings)
+    application = Application(settings, http=http)  # server + OTA + rollouts (+ HTTP API, MQTT bridge)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await server.start()
-    runner = None
+    await application.start()
     try:
-        if http:
-            try:
-                from lwm2m_server.api.app import create_app
-                from lwm2m_server.api.runner import ApiRunner
-            except ImportError as exc:  # the HTTP API is optional for the CoAP side
-                log.warning("http_api_unavailable", error=str(exc))
-            else:
-                runner = ApiRunner(create_app(server), settings.server.http_host, settings.server.http_port)
-                await runner.start()
-                log.info("http_listening", url=runner.url)
         # One line a supervisor (or a test) can wait for: the ports actually bound.
-        print(f"READY coap={server.coap_port} http={runner.port if runner else 0}", flush=True)
+        print(f"READY coap={application.coap_port} http={application.http_port}", flush=True)
         await stop.wait()
     finally:
-        if runner is not None:
-            await runner.stop()
-        await server.stop()
+        await application.stop()

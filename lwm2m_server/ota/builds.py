@@ -80,8 +80,14 @@ async def build_for_device(
     profile = await server.profile(endpoint)
     if profile is None:
         raise BuildError(f"no hardware profile for {endpoint!r} yet (is it registered?)", 404)
+    from lwm2m_server.models_catalog import UnknownModel, catalog_for
+
     target = target_from_profile(profile)
-    report = await compile_service.plan(model, target)
+    try:
+        source = await catalog_for(server).resolve_async(model)  # zoo name, or an uploaded model with its data
+    except UnknownModel as exc:
+        raise BuildError(str(exc), 404) from None
+    report = await compile_service.plan(source, target)
     art = report.chosen_artifact
     if art is None:
         reasons = "; ".join(f"{v.variant}: {getattr(v, 'reason', '')}" for v in getattr(report, "variants", []))

@@ -97,9 +97,11 @@ class FleetDeployer:
         if target is None:
             return Incompatible(class_key, "hardware unknown: the device has no /32001 TinyML Hardware object")
         from compilers.target import Target
+        from lwm2m_server.models_catalog import catalog_for
 
         tgt = Target.from_dict(target)
-        report = await self.compile_service.plan(model, tgt)
+        source = await catalog_for(self.server).resolve_async(model)  # zoo name, or an upload with its data
+        report = await self.compile_service.plan(source, tgt)
         art = report.chosen_artifact
         fit = report.chosen_fit
         if art is None or fit is None:

@@ -1,0 +1,126 @@
+"""Models over REST: ``GET|POST /api/models`` (zoo + uploads) and ``POST /api/models/{name}/plan``.
+
+A plan groups the chosen devices by compile class (the rollout deployer's ``class_of``) and compiles once per
+class in the compile service's process pool; nothing is deployed.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Form, Path, Query, Request, UploadFile
+
+from lwm2m_server.api.deps import ServerDep
+from lwm2m_server.api.errors import ERROR_RESPONSES, ApiError, bad_request, not_found
+from lwm2m_server.models_catalog import MAX_DATA_BYTES, MAX_MODEL_BYTES, ModelError, UnknownModel, catalog_for
+from lwm2m_server.rollouts.filters import FilterError, parse_filter
+
+router = APIRouter(tags=["models"])
+
+NameParam = Annotated[str, Path(min_length=1, max_length=200, description="Zoo or uploaded model name")]
+MAX_REQUEST = MAX_MODEL_BYTES + MAX_DATA_BYTES + 64 * 1024
+
+
+def _deployer(server: Any) -> Any:
+    rollouts = getattr(server, "rollouts", None)
+    deployer = getattr(rollouts, "deployer", None)
+    if deployer is None:
+        raise ApiError(503, "unavailable", "the rollout service (compile classes) is not running on this server")
+    return deployer
+
+
+async def _read(upload: UploadFile, limit: int, what: str) -> bytes:
+    data = bytearray()
+    while chunk := await upload.read(1 << 20):
+        data += chunk
+        if len(data) > limit:
+            raise ApiError(413, "too_large", f"{what} larger than {limit} bytes")
+    return bytes(data)
+
+
+@router.get("/api/models", summary="Zoo models and uploaded models (name, kind, version, data keys)")
+async def list_models(server: ServerDep) -> list[dict[str, Any]]:
+    return catalog_for(server).entries()
+
+
+@router.get("/api/models/{name}", responses=ERROR_RESPONSES, summary="One model's catalog entry")
+async def get_model(name: NameParam, server: ServerDep) -> dict[str, Any]:
+    try:
+        return catalog_for(server).get(name)
+    except UnknownModel as exc:
+        raise not_found(str(exc)) from None
+
+
+@router.post("/api/models", status_code=201, responses=ERROR_RESPONSES,
+             summary="Upload a model (.keras, zipped SavedModel or .tflite) with optional .npz data "
+                     "(rep_x, val_x, val_y, train_x, train_y)")  # fmt: skip
+async def upload_model(
+    request: Request,
+    server: ServerDep,
+    file: Annotated[UploadFile, File(description="the model file")],
+    data: Annotated[UploadFile | None, File(description="optional .npz of representative/validation data")] = None,
+    name: Annotated[str | None, Form(max_length=64, description="catalog name (default: the file's stem)")] = None,
+    task: Annotated[str | None, Form(description="classification or autoencoder")] = None,
+) -> dict[str, Any]:
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > MAX_REQUEST:
+        raise ApiError(413, "too_large", f"upload larger than {MAX_REQUEST} bytes")
+    filename = file.filename or ""
+    model = await _read(file, MAX_MODEL_BYTES, "model file")
+    npz = await _read(data, MAX_DATA_BYTES, "data file") if data is not None else None
+    stem = filename.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+    try:
+        return await catalog_for(server).add_async(name or stem, filename, model, npz or None, task or None)
+    except ModelError as exc:
+        raise bad_request(str(exc)) from None
+
+
+@router.post("/api/models/{name}/plan", responses=ERROR_RESPONSES,
+             summary="Fit reports per compile class for the chosen devices (compiles, does not deploy)")  # fmt: skip
+async def plan_model(
+    name: NameParam,
+    server: ServerDep,
+    ep: Annotated[list[str] | None, Query(description="device endpoint(s)")] = None,
+    filter: Annotated[str | None, Query(max_length=2000, description="rollout filter over device attributes")] = None,
+) -> dict[str, Any]:
+    if not ep and filter is None:
+        raise bad_request("give ?ep=ENDPOINT (repeatable) or ?filter=EXPRESSION")
+    try:
+        flt = parse_filter(filter or "")
+    except FilterError as exc:
+        raise bad_request(str(exc)) from None
+    deployer = _deployer(server)
+    try:
+        source = await catalog_for(server).resolve_async(name)
+    except UnknownModel as exc:
+        raise not_found(str(exc)) from None
+    wanted = set(ep) if ep else None
+    classes: dict[str, dict[str, Any]] = {}
+    for endpoint in sorted(await deployer.registered_endpoints()):
+        if wanted is not None and endpoint not in wanted:
+            continue
+        attrs = await deployer.device_attributes(endpoint)
+        if attrs is None or not flt.matches(attrs):
+            continue
+        key, target = deployer.class_of(attrs)
+        entry = classes.setdefault(key, {"class_key": key, "target": target, "endpoints": []})
+        entry["endpoints"].append(endpoint)
+    if wanted is not None:
+        missing = sorted(wanted - {e for c in classes.values() for e in c["endpoints"]})
+        if missing and not classes:
+            raise not_found(f"no registered device matches: {', '.join(missing)}")
+    from compilers.target import Target
+
+    for entry in classes.values():
+        if entry["target"] is None:
+            entry.update(fits=False, chosen=None, summary="hardware unknown: no /32001 TinyML Hardware object",
+                         report=None)  # fmt: skip
+            continue
+        try:
+            report = await deployer.compile_service.plan(source, Target.from_dict(entry["target"]))
+        except (ValueError, RuntimeError) as exc:
+            raise ApiError(422, "compile_failed", f"cannot compile {name}: {exc}") from None
+        entry.update(fits=report.chosen is not None, chosen=report.chosen, summary=report.summary,
+                     report=report.to_json())  # fmt: skip
+    return {"model": name, "devices": sum(len(c["endpoints"]) for c in classes.values()),
+            "classes": list(classes.values())}  # fmt: skip

@@ -1,0 +1,98 @@
+"""Rollouts over REST: ``GET|POST /api/rollouts``, ``GET /api/rollouts/{id}``, ``POST /api/rollouts/{id}/{action}``.
+
+The body of a create is a :class:`~lwm2m_server.rollouts.model.RolloutSpec` plus an optional ``"start": true``.
+Invalid transitions answer 409, unknown rollouts 404, invalid specs 400 -- all in the one error shape.
+Progress goes to the event bus as ``rollout.progress`` (so ``/api/events`` and MQTT carry it).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Body, Path, Query
+from pydantic import ValidationError
+
+from lwm2m_server.api.deps import ServerDep
+from lwm2m_server.api.errors import ERROR_RESPONSES, ApiError, ErrorBody, bad_request, not_found
+from lwm2m_server.models_catalog import UnknownModel, catalog_for
+from lwm2m_server.rollouts.model import RolloutSpec
+from lwm2m_server.rollouts.service import InvalidAction, RolloutNotFound, RolloutService
+
+router = APIRouter(tags=["rollouts"])
+
+IdParam = Annotated[str, Path(min_length=1, max_length=64, description="Rollout id")]
+Action = Literal["start", "pause", "resume", "cancel", "retry"]
+ACTION_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **ERROR_RESPONSES, 409: {"model": ErrorBody, "description": "The action is not valid in the rollout's state"},
+}  # fmt: skip
+
+
+def _service(server: Any) -> RolloutService:
+    service = getattr(server, "rollouts", None)
+    if service is None:
+        raise ApiError(503, "unavailable", "the rollout service is not running on this server")
+    return service  # type: ignore[no-any-return]
+
+
+def _spec(body: dict[str, Any]) -> tuple[RolloutSpec, bool]:
+    fields = dict(body)
+    start = fields.pop("start", False)
+    if not isinstance(start, bool):
+        raise bad_request("start: must be a boolean")
+    try:
+        spec = RolloutSpec.model_validate(fields)
+    except ValidationError as exc:
+        parts = [f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors()[:5]]
+        raise bad_request("; ".join(parts)) from None
+    return spec, start
+
+
+@router.get("/api/rollouts", summary="Every rollout (state, wave, spec), oldest first")
+async def list_rollouts(server: ServerDep) -> list[dict[str, Any]]:
+    return await _service(server).list_rollouts()
+
+
+@router.post("/api/rollouts", status_code=201, responses=ERROR_RESPONSES,
+             summary="Create a rollout (RolloutSpec fields, plus \"start\": true to start it at once)")  # fmt: skip
+async def create_rollout(
+    server: ServerDep,
+    body: Annotated[dict[str, Any], Body(openapi_examples={"digits": {"value": {
+        "model": "digits-cnn", "filter": 'accelerator == "none"', "waves": "10%,50%,100%", "start": True}}})],
+) -> dict[str, Any]:
+    spec, start = _spec(body)
+    model = spec.model
+    if not model.startswith("package:"):
+        try:
+            await catalog_for(server).resolve_async(model)
+        except UnknownModel as exc:
+            raise bad_request(f"model: {exc}") from None
+    service = _service(server)
+    rollout = await service.create(spec, start=start, actor="rest")
+    return await service.get(rollout.id, limit=0)
+
+
+@router.get("/api/rollouts/{rollout_id}", responses=ERROR_RESPONSES,
+            summary="Counts by state, by wave and by compile class, and a page of devices")  # fmt: skip
+async def get_rollout(
+    rollout_id: IdParam,
+    server: ServerDep,
+    limit: Annotated[int, Query(ge=0, le=10_000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> dict[str, Any]:
+    try:
+        return await _service(server).get(rollout_id, limit=limit, offset=offset)
+    except RolloutNotFound:
+        raise not_found(f"no rollout {rollout_id!r}") from None
+
+
+@router.post("/api/rollouts/{rollout_id}/{action}", responses=ACTION_RESPONSES,
+             summary="Operator action: start, pause, resume, cancel or retry (failed devices)")  # fmt: skip
+async def rollout_action(rollout_id: IdParam, action: Action, server: ServerDep) -> dict[str, Any]:
+    service = _service(server)
+    try:
+        rollout = await service.action(rollout_id, action, actor="rest")
+    except RolloutNotFound:
+        raise not_found(f"no rollout {rollout_id!r}") from None
+    except InvalidAction as exc:
+        raise ApiError(409, "conflict", str(exc)) from None
+    return service.summary(rollout)
