@@ -1,6 +1,6 @@
 """Compile every applicable variant, check each against the target's flash and RAM, pick the best.
 
-Rules: flash = package size + margin; RAM = full TFLM arena + runtime overhead; float32 only with an FPU;
+Rules: flash = signed package size (exact) + margin; RAM = full TFLM arena + runtime overhead; float32 only with an FPU;
 Vela only with an accelerator; reject variants losing more than ``accuracy_margin`` points vs float32;
 pick the most accurate, then the smallest (the NPU build wins a tie on an accelerator target, since its
 accuracy is the int8 build's). Importing this module does not import TensorFlow; compiles run in a
@@ -26,7 +26,6 @@ from lwm2m_server.logging import get_logger
 
 log = get_logger(__name__)
 
-PACKAGE_OVERHEAD_BYTES = 1024  # CBOR envelope + manifest + Ed25519 signature around the payload (upper bound)
 NPU_OPS = frozenset({"ethos-u"})
 
 
@@ -35,7 +34,6 @@ class PlanOptions:
     accuracy_margin: float = 1.0  # percentage points vs float32
     flash_margin_bytes: int = 4096
     runtime_overhead_bytes: int = 2048
-    package_overhead_bytes: int = PACKAGE_OVERHEAD_BYTES
     clock_mhz: float | None = None  # rescales Vela's cycle estimate to the device's NPU clock
 
 
@@ -135,9 +133,11 @@ class CompileRunner:
             self._executor = None
 
 
-def _verdict(art: Artifact, target: Target, opts: PlanOptions, float_acc: float | None) -> VariantFit:
+def _verdict(art: Artifact, name: str, target: Target, opts: PlanOptions, float_acc: float | None) -> VariantFit:
+    from compilers.packaging import package_size
+
     ram = art.arena_bytes + opts.runtime_overhead_bytes
-    flash = art.size + opts.package_overhead_bytes + opts.flash_margin_bytes
+    flash = (package_size(art, name, target) if art.data else 0) + opts.flash_margin_bytes
     latency = art.latency_us
     cycles = art.notes.get("vela", {}).get("cycles") if isinstance(art.notes.get("vela"), dict) else None
     if cycles is not None and opts.clock_mhz:
@@ -180,7 +180,7 @@ def select(source: ModelSource, target: Target, artifacts: Sequence[Artifact], o
     """Verdict per variant and the choice (pure: no compiling)."""
     float_art = next((a for a in artifacts if a.variant == "float32" and "error" not in a.notes), None)
     float_acc = float_art.accuracy if float_art else None
-    fits = [_verdict(a, target, opts, float_acc) for a in artifacts]
+    fits = [_verdict(a, source.name, target, opts, float_acc) for a in artifacts]
     ok = [f for f in fits if f.fits]
     npu = target.accelerator != "none"
 
@@ -258,7 +258,9 @@ class CompileService:
         self.zoo_epochs = zoo_epochs
         self.runner = CompileRunner(self.cache, lambda: make_executor(workers))
         self._inflight: dict[tuple[str, str], asyncio.Future[FitReport]] = {}
-        self.plans = 0  # plans computed (not joined to an in-flight one)
+        self._reports: dict[tuple[str, str], FitReport] = {}  # recent plans, bounded (insertion order = age)
+        self.max_reports = 1024
+        self.plans = 0  # plans computed (not served from memory nor joined to an in-flight one)
 
     async def source(self, model: ModelSource | str | Path) -> ModelSource:
         src = await asyncio.to_thread(resolve_source, model, self.cache.root / "zoo", self.zoo_epochs)
@@ -268,13 +270,22 @@ class CompileService:
     async def plan(self, model: ModelSource | str | Path, target: Target) -> FitReport:
         src = await self.source(model)
         key = (src.content_hash(), target.key())
+        if key in self._reports:
+            return self._reports[key]
         fut = self._inflight.get(key)
         if fut is None:
             self.plans += 1
             fut = asyncio.ensure_future(asyncio.to_thread(self._plan_sync, src, target))
             self._inflight[key] = fut
-            fut.add_done_callback(lambda _f: self._inflight.pop(key, None))
+            fut.add_done_callback(lambda f: self._done(key, f))
         return await asyncio.shield(fut)
+
+    def _done(self, key: tuple[str, str], fut: asyncio.Future[FitReport]) -> None:
+        self._inflight.pop(key, None)
+        if not fut.cancelled() and fut.exception() is None:
+            self._reports[key] = fut.result()
+            while len(self._reports) > self.max_reports:
+                self._reports.pop(next(iter(self._reports)))
 
     def _plan_sync(self, src: ModelSource, target: Target) -> FitReport:
         return select(src, target, self.runner.artifacts(src, target), self.options)

@@ -7,6 +7,7 @@ zoo version); otherwise it trains it in a spawned worker so TensorFlow never ent
 from __future__ import annotations
 
 import json
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -97,9 +98,19 @@ def train_into(name: str, path: Path, seed: int, epochs: int) -> None:
 
 
 def build_model(
-    name: str, cache_dir: Path | str, *, seed: int = DEFAULT_SEED, epochs: int | None = None, in_process: bool = False
+    name: str,
+    cache_dir: Path | str,
+    *,
+    seed: int = DEFAULT_SEED,
+    epochs: int | None = None,
+    in_process: bool = False,
+    executor: Executor | None = None,
 ) -> ZooModel:
-    """Return the cached zoo model, training it first if needed (``KeyError`` for an unknown name)."""
+    """Return the cached zoo model, training it first if needed (``KeyError`` for an unknown name).
+
+    Training runs in ``executor`` (a pool from :func:`compilers.worker.make_executor`), else in a one-shot
+    spawned worker, else (``in_process``) here -- only where TensorFlow may be imported.
+    """
     if name not in TASKS:
         raise KeyError(f"unknown zoo model {name!r}; known: {', '.join(ZOO_NAMES)}")
     epochs = DEFAULT_EPOCHS[name] if epochs is None else epochs
@@ -109,6 +120,8 @@ def build_model(
         return cached
     if in_process:
         train_into(name, path, seed, epochs)
+    elif executor is not None:
+        executor.submit(train_into, name, path, seed, epochs).result()
     else:
         from compilers.worker import make_executor
 

@@ -65,7 +65,7 @@ def _render(report: FitReport) -> None:
 
 
 def _write_package(report: FitReport, out: Path, settings: Settings) -> Path:
-    """Write the chosen build as a signed package (or the bare .tflite + manifest if packaging is unavailable)."""
+    """Write the chosen build as a bare .tflite and as a signed package (key from the data dir)."""
     art = report.chosen_artifact
     assert art is not None
     out.mkdir(parents=True, exist_ok=True)
@@ -134,4 +134,4 @@ def compile_model(
     if out is not None:
         path = _write_package(report, out, settings)
         if not as_json:
-            typer.echo(f"wrote {path}")
+            typer.echo(f"wrote {path} ({path.stat().st_size:,} B, signed)")

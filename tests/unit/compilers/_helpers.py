@@ -1,0 +1,42 @@
+"""Worker-side helpers for tests (importable by spawned processes)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def train_twice_weights_equal(root: str, seed_a: int, seed_b: int) -> tuple[bool, bool]:
+    """Train digits-cnn three times (seed_a twice, seed_b once) with tiny epochs; (a == a', a == b)."""
+    from compilers.worker import import_tf
+    from compilers.zoo import train_into
+
+    tf = import_tf()
+    weights = []
+    for i, seed in enumerate((seed_a, seed_a, seed_b)):
+        path = Path(root) / f"run{i}"
+        train_into("digits-cnn", path, seed, 1)
+        weights.append(tf.keras.models.load_model(str(path / "model.keras"), compile=False).get_weights())
+
+    def same(x: list[np.ndarray], y: list[np.ndarray]) -> bool:
+        return all(np.array_equal(a, b) for a, b in zip(x, y, strict=True))
+
+    return same(weights[0], weights[1]), same(weights[0], weights[2])
+
+
+def bad_quantizations(keras_path: str, rep: np.ndarray) -> dict[str, bytes]:
+    """Convert with dynamic-range and float16 quantization: exactly what must never reach a device."""
+    from compilers.worker import import_tf
+
+    tf = import_tf()
+    model = tf.keras.models.load_model(keras_path, compile=False)
+    out = {}
+    conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    out["dynamic-range"] = bytes(conv.convert())
+    conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.target_spec.supported_types = [tf.float16]
+    out["float16"] = bytes(conv.convert())
+    return out

@@ -1,0 +1,82 @@
+"""``tinymlaas compile`` end to end in a subprocess (real worker pool, real MLPerf models)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .conftest import MLPERF
+
+KWS = MLPERF / "kws_ref_model.tflite"
+ROW_KEYS = {"variant", "backend", "size", "compressed_size", "arena_bytes", "ram_bytes", "accuracy", "latency_us"}
+ROW_KEYS |= {"fits", "reason"}
+
+
+def run(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, "-c", "from lwm2m_server.cli import main; main()", "compile", *args]
+    cmd += ["--cache-dir", str(tmp_path / "cache")]
+    env_cfg = tmp_path / "cfg.toml"
+    env_cfg.write_text(f'[server]\ndata_dir = "{tmp_path / "data"}"\n')
+    return subprocess.run([*cmd, "--config", str(env_cfg)], capture_output=True, text=True, timeout=180, check=False)
+
+
+def test_json_shape_with_vela(tmp_path: Path) -> None:
+    proc = run([str(KWS), "--ram", "512KiB", "--flash", "2MiB", "--accelerator", "ethos-u55-128", "--json"], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    doc = json.loads(proc.stdout)
+    assert set(doc) == {"target", "chosen", "variants"}
+    assert doc["target"]["ram_bytes"] == 524_288 and doc["target"]["accelerator"] == "ethos-u55-128"
+    assert [v["variant"] for v in doc["variants"]] == ["int8", "int8-vela"]
+    for row in doc["variants"]:
+        assert set(row) == ROW_KEYS
+        assert row["fits"] is True and row["ram_bytes"] > row["arena_bytes"] > 0
+    assert doc["chosen"] == "int8-vela"
+    assert doc["variants"][1]["latency_us"] > 0 and doc["variants"][0]["latency_us"] is None
+
+
+def test_nothing_fits_exits_1_with_need(tmp_path: Path) -> None:
+    proc = run([str(KWS), "--ram", "8KiB", "--flash", "1MiB", "--no-fpu"], tmp_path)
+    assert proc.returncode == 1
+    assert "nothing fits" in proc.stdout and "device has 8,192 B" in proc.stdout
+
+
+def test_out_writes_the_chosen_model(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    proc = run([str(KWS), "--ram", "256KiB", "--flash", "1MiB", "--out", str(out)], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (out / "kws_ref_model-int8.tflite").read_bytes() == KWS.read_bytes()
+    from compilers import keys, package
+
+    key = keys.load_or_create_signing_key(tmp_path / "data")  # the CLI created it in the configured data dir
+    manifest, payload = package.verify((out / "kws_ref_model-int8.pkg").read_bytes(), key.public_key())[:2]
+    assert payload == KWS.read_bytes() and manifest.variant == "int8" and manifest.input.dtype == "int8"
+    assert manifest.target["ram_bytes"] == 262_144
+    assert "int8" in proc.stdout and "fits" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--ram", "12 parsecs", "--flash", "1MiB"], "bad size"),
+        (["--ram", "256KiB", "--flash", "1MiB", "--accelerator", "tpu-9000"], "unknown accelerator"),
+    ],
+)
+def test_bad_options_exit_2(args: list[str], message: str, tmp_path: Path) -> None:
+    proc = run([str(KWS), *args], tmp_path)
+    assert proc.returncode == 2 and f"error: {message}" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_bad_models_exit_2(tmp_path: Path) -> None:
+    garbage = tmp_path / "garbage.tflite"
+    garbage.write_bytes(b"\x00" * 64)
+    not_saved_model = tmp_path / "empty_dir"
+    not_saved_model.mkdir()
+    cases = [("no-such-model", "unknown model"), (str(garbage), "not a TFLite"), (str(not_saved_model), "SavedModel")]
+    for model, message in cases:
+        proc = run([model, "--ram", "256KiB", "--flash", "1MiB"], tmp_path)
+        assert proc.returncode == 2, (model, proc.stderr[-500:])
+        assert message in proc.stderr and "Traceback" not in proc.stderr

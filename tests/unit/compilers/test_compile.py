@@ -1,0 +1,109 @@
+"""Real compiles of the zoo (tiny epochs) in spawned workers: variants, kinds, Vela, pruning, reproducibility."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from compilers.artifact import Artifact
+from compilers.base import finish_artifact
+from compilers.evaluate import run_tflm
+from compilers.planner import CompileRunner, plan
+from compilers.tflite_info import ModelKindError, inspect_tflite
+from compilers.zoo import ZooModel
+
+from . import _helpers
+from .conftest import NPU
+
+pytestmark = pytest.mark.slow
+
+EXPECTED = {"float32", "int8", "int8-pruned50", "int8-pruned80", "int8-vela"}
+
+
+def by_variant(arts: list[Artifact]) -> dict[str, Artifact]:
+    return {a.variant: a for a in arts}
+
+
+@pytest.mark.parametrize("name", ["digits-cnn", "vibration-anomaly"])
+def test_every_variant_built_with_declared_kind(name: str, zoo_artifacts: dict[str, list[Artifact]]) -> None:
+    arts = by_variant(zoo_artifacts[name])
+    assert set(arts) == EXPECTED
+    for variant, art in arts.items():
+        assert "error" not in art.notes, art.notes
+        info = inspect_tflite(art.data)
+        assert info.kind == ("float32" if variant == "float32" else "int8")
+        assert art.size == len(art.data) and 0 < art.compressed_size < art.size
+        assert art.arena_bytes >= art.notes["arena_head_bytes"] + art.notes["arena_tail_bytes"] > 0  # + init peaks
+        assert art.input_spec.shape[0] == 1  # exported from a batch-size-1 copy
+        assert art.accuracy is not None and 0.5 < art.accuracy <= 1.0
+
+
+@pytest.mark.parametrize("name", ["digits-cnn", "vibration-anomaly"])
+def test_int8_is_int8_in_and_out_on_tflm(
+    name: str, zoo_artifacts: dict[str, list[Artifact]], zoo: dict[str, ZooModel]
+) -> None:
+    from tflite_micro.python.tflite_micro import runtime
+
+    art = by_variant(zoo_artifacts[name])["int8"]
+    assert art.input_spec.dtype == art.output_spec.dtype == "int8"
+    info = inspect_tflite(art.data)
+    assert info.activation_dtypes <= {"int8", "int32"} and "float32" not in info.constant_dtypes
+    interp = runtime.Interpreter.from_bytes(art.data, arena_size=art.arena_bytes + 1024)
+    assert interp.get_input_details(0)["dtype"] == np.int8
+    assert interp.get_output_details(0)["dtype"] == np.int8
+    out = run_tflm(art.data, zoo[name].val_x[:4])
+    assert out.shape[0] == 4 and np.all(np.isfinite(out))
+
+
+def test_dynamic_range_and_float16_are_rejected(
+    zoo: dict[str, ZooModel], tmp_path: Path, runner: CompileRunner
+) -> None:
+    digits = zoo["digits-cnn"]
+    bad = runner.executor().submit(_helpers.bad_quantizations, str(digits.keras_path), digits.representative).result()
+    for kind, data in bad.items():
+        with pytest.raises(ModelKindError):
+            inspect_tflite(data).kind  # noqa: B018
+        with pytest.raises(ModelKindError):
+            finish_artifact(kind, "tflite", data)
+        path = tmp_path / f"{kind}.tflite"
+        path.write_bytes(data)
+        with pytest.raises(ModelKindError):  # a .tflite input of that kind is refused, not planned
+            plan(path, NPU, cache=runner.cache, runner=runner)
+
+
+@pytest.mark.parametrize("name", ["digits-cnn", "vibration-anomaly"])
+def test_vela_output_runs_on_the_npu(name: str, zoo_artifacts: dict[str, list[Artifact]]) -> None:
+    vela = by_variant(zoo_artifacts[name])["int8-vela"]
+    assert "ethos-u" in vela.ops and vela.notes["cpu_ops"] == []
+    summary = vela.notes["vela"]
+    assert summary["accelerator"] == "ethos-u55-128" and summary["cycles"] > 0 and summary["npu_op_count"] > 0
+    assert vela.latency_us == pytest.approx(summary["cycles"] / (summary["core_clock_hz"] / 1e6))
+    assert vela.accuracy == by_variant(zoo_artifacts[name])["int8"].accuracy
+
+
+@pytest.mark.parametrize("name", ["digits-cnn", "vibration-anomaly"])
+def test_pruning_shrinks_only_compressed_size(name: str, zoo_artifacts: dict[str, list[Artifact]]) -> None:
+    arts = by_variant(zoo_artifacts[name])
+    int8, p50, p80 = arts["int8"], arts["int8-pruned50"], arts["int8-pruned80"]
+    assert p80.compressed_size < p50.compressed_size < int8.compressed_size
+    assert abs(p50.size - int8.size) <= 64 and abs(p80.size - int8.size) <= 64  # zeros are still stored
+    assert p50.notes["sparsity"] == pytest.approx(0.5, abs=0.02)
+    assert p80.notes["sparsity"] == pytest.approx(0.8, abs=0.02)
+
+
+def test_zoo_is_reproducible_from_seed(tmp_path: Path, runner: CompileRunner) -> None:
+    pool = runner.executor()
+    same, cross = pool.submit(_helpers.train_twice_weights_equal, str(tmp_path), 7, 8).result()
+    assert same, "same seed must give identical weights"
+    assert not cross, "a different seed must give different weights"
+
+
+def test_zoo_cache_reuses_trained_model(zoo: dict[str, ZooModel], compile_root: Path) -> None:
+    from compilers.zoo import build_model
+
+    again = build_model("digits-cnn", compile_root / "zoo", epochs=zoo["digits-cnn"].epochs)
+    assert again.keras_path == zoo["digits-cnn"].keras_path
+    assert np.array_equal(again.val_x, zoo["digits-cnn"].val_x)
+    assert again.float_score == zoo["digits-cnn"].float_score
