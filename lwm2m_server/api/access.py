@@ -41,6 +41,17 @@ async def profile(server: Any, endpoint: str) -> Any | None:
     return await server.profile(endpoint)
 
 
+async def profiles(server: Any, endpoints: list[str]) -> dict[str, Any]:
+    """Profiles for many devices: from the inventory's in-memory cache (loaded from the store at start-up),
+    falling back to the store only for devices not in it, so listing 10k devices is not 10k queries."""
+    inventory = getattr(server, "inventory", None)
+    out: dict[str, Any] = {}
+    for endpoint in endpoints:
+        cached = inventory.get(endpoint) if inventory is not None else None
+        out[endpoint] = cached if cached is not None else await server.profile(endpoint)
+    return out
+
+
 def rd_request_counts(server: Any) -> dict[str, int]:
     """Registration-interface requests by outcome (registered, updated, deregistered, rejected, unknown)."""
     return {str(k): int(v) for k, v in dict(getattr(server, "counters", {})).items()}

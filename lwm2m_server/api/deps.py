@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
-if TYPE_CHECKING:
-    from lwm2m_server.server import LwM2MServer
+from lwm2m_server.server import LwM2MServer
 
 
 def get_server(request: Request) -> LwM2MServer:
@@ -16,4 +15,4 @@ def get_server(request: Request) -> LwM2MServer:
     return server  # type: ignore[no-any-return]
 
 
-ServerDep = Annotated["LwM2MServer", Depends(get_server)]
+ServerDep = Annotated[LwM2MServer, Depends(get_server)]

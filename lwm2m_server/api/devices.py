@@ -159,13 +159,9 @@ async def list_devices(
                        sleeping=sleeping, manufacturer=manufacturer, model=model, cpu=cpu, accelerator=accelerator,
                        runtime=runtime, fpu=fpu, hardware_known=hardware_known, min_ram=min_ram,
                        min_ram_free=min_ram_free, min_flash=min_flash, min_flash_free=min_flash_free, op=op)
-    matched: list[tuple[Registration, Any]] = []
-    for reg in access.registrations(server):
-        if not flt.matches_registration(server, reg):
-            continue
-        prof = await access.profile(server, reg.endpoint)
-        if flt.matches_profile(prof):
-            matched.append((reg, prof))
+    regs = [reg for reg in access.registrations(server) if flt.matches_registration(server, reg)]
+    profs = await access.profiles(server, [reg.endpoint for reg in regs])
+    matched = [(reg, profs[reg.endpoint]) for reg in regs if flt.matches_profile(profs[reg.endpoint])]
     page = matched[offset: offset + limit]
     return DeviceList(total=len(matched), limit=limit, offset=offset,
                       items=[DeviceSummary.model_validate(_view(server, r, p)) for r, p in page])

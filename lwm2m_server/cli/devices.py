@@ -95,12 +95,12 @@ def _fmt_value(value: Any) -> str:
     return str(value)
 
 
-def _content_table(title: str, content: dict[str, Any]) -> None:
+def _content_table(title: str, content: dict[str, Any], key: str = "path") -> None:
     from rich.console import Console
     from rich.table import Table
 
     table = Table(title=title)
-    table.add_column("path")
+    table.add_column(key)
     table.add_column("value")
     for path, value in content.items():
         table.add_row(path, _fmt_value(value))
@@ -171,8 +171,11 @@ def device(endpoint: str, server: ServerOpt = DEFAULT_SERVER, as_json: JsonOpt =
     profile = data.pop("profile", None) or {}
     flat = {k: v for k, v in data.items() if k not in ("objects", "instances")}
     flat["instances"] = " ".join(data.get("instances", []))
+    for stamp in ("registered_at", "updated_at", "last_seen"):
+        if isinstance(flat.get(stamp), int | float):
+            flat[stamp] = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(flat[stamp]))
     flat.update({f"profile.{k}": v for k, v in profile.items()})
-    _content_table(endpoint, flat)
+    _content_table(endpoint, flat, key="field")
 
 
 @app.command()

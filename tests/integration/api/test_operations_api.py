@@ -64,6 +64,15 @@ async def test_write_resource_then_read_back(stack: Stack, ep: str) -> None:
     assert (await stack.http.get(f"/api/devices/{ep}/3/0/13")).json()["value"] == 1_800_000_000
 
 
+@pytest.mark.parametrize(("version", "fmt"), [("1.0", "tlv"), ("1.0", "text"), ("1.1", "senml-json"),
+                                              ("1.1", "senml-cbor"), ("1.1", "text")])
+async def test_write_with_explicit_format(stack: Stack, version: str, fmt: str) -> None:
+    ep = VERSIONS[version]
+    response = await stack.http.put(f"/api/devices/{ep}/1/0/3", params={"format": fmt}, json=321)
+    assert response.status_code == 200, response.text
+    assert (await stack.http.get(f"/api/devices/{ep}/1/0/3")).json()["value"] == 321
+
+
 async def test_partial_instance_write_keeps_other_resources(stack: Stack, ep: str) -> None:
     response = await stack.http.put(f"/api/devices/{ep}/1/0", params={"partial": "true"},
                                     json={"6": False, "/1/0/3": 120})
