@@ -75,7 +75,12 @@ KERNEL_DATA: dict[str, int] = {
 }
 # Extra temp bytes some Prepare functions hold beyond their input/output TfLiteTensors, measured
 # (smallest accepted arena minus this model) on one-op graphs; keyed by (op, input dtype).
-PREPARE_EXTRA: dict[tuple[str, str], int] = {("TANH", "int8"): 88, ("TANH", "float32"): 56, ("MUL", "float32"): 48}
+PREPARE_EXTRA: dict[tuple[str, str], int] = {
+    ("TANH", "int8"): 88,
+    ("TANH", "float32"): 56,
+    ("MUL", "float32"): 48,
+    ("FULLY_CONNECTED", "int8/per-channel"): -24,
+}
 _PER_CHANNEL_OPS = {"CONV_2D": 0, "DEPTHWISE_CONV_2D": 3, "TRANSPOSE_CONV": 0}  # channel dim of the filter
 
 
@@ -148,6 +153,8 @@ def _prepare_temps(sg: SubgraphInfo, op: OperatorInfo) -> int:
     if op.opcode in ("RESHAPE", "SQUEEZE", "EXPAND_DIMS"):
         return tensors(op.inputs[:1]) + tensors(op.outputs)  # the shape operand is not taken
     dtype = sg.tensors[op.inputs[0]].dtype if op.inputs and op.inputs[0] >= 0 else ""
+    if op.opcode == "FULLY_CONNECTED" and _channels(sg, op):
+        dtype += "/per-channel"
     return tensors(op.inputs) + tensors(op.outputs) + PREPARE_EXTRA.get((op.opcode, dtype), 0)
 
 
