@@ -13,6 +13,8 @@ from lwm2m_server.cli import codec as _codec  # noqa: F401
 from lwm2m_server.cli import compile as _compile  # noqa: F401
 from lwm2m_server.cli import devices as _devices  # noqa: F401
 from lwm2m_server.cli import info as _info  # noqa: F401
+from lwm2m_server.cli import models as _models  # noqa: F401
+from lwm2m_server.cli import rollout as _rollout  # noqa: F401
 from lwm2m_server.cli import serve as _serve  # noqa: F401
 from lwm2m_server.cli import update as _update  # noqa: F401
 from lwm2m_server.cli.app import CliError, app
