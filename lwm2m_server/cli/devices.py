@@ -292,7 +292,8 @@ def observe(
                 if as_json:
                     typer.echo(json.dumps(event))
                 else:
-                    content = event.get("data", {}).get("content", {})
+                    data = event.get("data", {})
+                    content = data.get("values") or data.get("content") or {}
                     stamp = time.strftime("%H:%M:%S", time.localtime(event.get("ts", time.time())))
                     for p, v in content.items():
                         typer.echo(f"{stamp} {p} = {_fmt_value(v)}")

@@ -116,3 +116,25 @@ async def test_observe_follows_notifications(stack: Stack) -> None:
             await proc.wait()
     # the observation was cancelled when the command exited
     assert [o for o in stack.server.client.observations("cli-10") if str(o.path) == "/1/0/6"] == []
+
+
+async def test_observe_table_mode(stack: Stack) -> None:
+    assert (await stack.http.put("/api/devices/cli-u55/1/0/6", json=True)).status_code == 200
+    proc = await asyncio.create_subprocess_exec(
+        *CLI, "observe", "cli-u55", "/1/0/6", "--server", stack.url, "-n", "1",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env={"COLUMNS": "120", "PATH": "/usr/bin"})
+    try:
+        for _ in range(400):  # the command observes only once its event stream is open
+            if any(str(o.path) == "/1/0/6" for o in stack.server.client.observations("cli-u55")):
+                break
+            await asyncio.sleep(0.05)
+        assert (await stack.http.put("/api/devices/cli-u55/1/0/6", json=False)).status_code == 200
+        out, _ = await asyncio.wait_for(proc.communicate(), 20.0)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    text = out.decode()
+    assert proc.returncode == 0
+    assert "(observing)" in text and "│ /1/0/6 │ True" in text  # the initial value table
+    assert "/1/0/6 = False" in text  # the notification line
