@@ -7,6 +7,7 @@ i.e. what delivery sends, not the flash footprint or the arena.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -157,12 +158,15 @@ class TfliteCompiler:
         for variant, level in PRUNE_LEVELS.items():
             jobs.append((variant, lambda v=variant, s=level: self._pruned(v, s, model, source)))  # type: ignore[misc]
         for variant, job in jobs:
+            t0 = time.perf_counter()
             try:
-                out.append(job())
+                art = job()
             except (CompileError, ModelKindError, ValueError) as exc:
-                out.append(failed(variant, self.name, str(exc)))
+                art = failed(variant, self.name, str(exc))
             except Exception as exc:  # a converter crash on one variant must not hide the others
-                out.append(failed(variant, self.name, f"{type(exc).__name__}: {exc}"))
+                art = failed(variant, self.name, f"{type(exc).__name__}: {exc}")
+            art.notes["compile_s"] = round(time.perf_counter() - t0, 3)
+            out.append(art)
         return out
 
     def _pruned(self, variant: str, sparsity: float, model: Any, source: ModelSource) -> Artifact:

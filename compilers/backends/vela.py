@@ -11,6 +11,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Sequence
 from importlib.metadata import version as pkg_version
 from pathlib import Path
@@ -82,6 +83,7 @@ class VelaCompiler:
         base = next((a for a in prior if a.variant == "int8" and "error" not in a.notes), None)
         if base is None:
             return [failed("int8-vela", self.name, "no int8 build to give Vela")]
+        t0 = time.perf_counter()
         try:
             data, summary = run_vela(base.data, target.accelerator)
             cpu_ops = [op for op in _ops(data) if op != NPU_OP]
@@ -89,6 +91,7 @@ class VelaCompiler:
                 "vela": summary,
                 "cpu_ops": cpu_ops,
                 "accuracy_source": "int8 build (NPU not simulated; Vela keeps int8 semantics)",
+                "compile_s": round(time.perf_counter() - t0, 3),
             }
             latency = summary["cycles"] / (summary["core_clock_hz"] / 1e6)
             return [
