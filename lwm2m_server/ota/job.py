@@ -20,7 +20,7 @@ from lwm2m_server.coap.errors import DeviceError, DeviceNotRegistered, DeviceTim
 from lwm2m_server.config import OtaSettings
 from lwm2m_server.events import EventBus
 from lwm2m_server.logging import get_logger
-from lwm2m_server.ota.job_state import Cause, JobPhase, JobState, interpret, on_failure
+from lwm2m_server.ota.job_state import Cause, JobPhase, JobState, failure_class, interpret, on_failure
 from lwm2m_server.ota.method import MethodError, choose_method
 from lwm2m_server.ota.packages import PackageInfo, PackageStore
 from lwm2m_server.ota.push import BlockReply, PushError, push_package
@@ -278,6 +278,8 @@ class UpdateJob:
             return JobPhase.UPDATING
         if self.fw_state in (1, 2) and (phase is JobPhase.DOWNLOADING or self.record.method == "pull"):
             return JobPhase.DOWNLOADING  # still downloading (pull) or already downloaded: keep going
+        if failure_class(self.fw_result) is not None:
+            return JobPhase.DOWNLOADING  # the device gave up meanwhile: its result decides (retry, not fitting...)
         return None
 
     async def _prepare_and_deliver(self) -> None:

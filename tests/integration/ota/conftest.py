@@ -22,7 +22,7 @@ def make_settings(tmp_path: Path, **ota: Any) -> Settings:
     return Settings.model_validate(
         {
             "server": {"coap_host": "127.0.0.1", "coap_port": 0, "data_dir": str(tmp_path / "data"),
-                       "request_timeout_s": 5.0},
+                       "request_timeout_s": 5.0, "queue_mode_window_s": 1.0},
             "ota": base,
         }
     )  # fmt: skip
