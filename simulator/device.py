@@ -1,0 +1,291 @@
+"""A simulated LwM2M client: one aiocoap context (one UDP socket on 127.0.0.1) that both registers with
+the server and serves the server's requests, so the server reaches it at the address it registered from.
+
+Life cycle: Register -> Updates before the lifetime ends (or when asked) -> De-register on stop.
+Queue mode: after each uplink the device listens for ``queue_awake_s`` (extended by every incoming
+request), then its radio sleeps (datagrams in and out are lost) until it wakes to send an Update.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from urllib.parse import urlsplit
+
+from aiocoap import POST, Code, Context, Message
+from aiocoap.numbers.codes import DELETE
+
+from lwm2m_server.logging import get_logger
+from lwm2m_server.protocol.model import ObjectRegistry
+from lwm2m_server.protocol.paths import LwM2MPath
+from simulator.firmware import Firmware
+from simulator.initial import build_store
+from simulator.link import Link
+from simulator.objects import LwM2MError, ObjectStore
+from simulator.profiles import DeviceConfig
+from simulator.registration import object_links, register_query
+from simulator.site import DeviceSite
+
+log = get_logger(__name__)
+
+UPLINK_TIMEOUT_S = 15.0
+RETRY_MAX_S = 30.0
+
+
+class RegistrationFailed(Exception):
+    """The server answered a Register with an error code."""
+
+
+class SimulatedDevice:
+    def __init__(self, config: DeviceConfig, *, model: ObjectRegistry | None = None, seed: int | None = None):
+        self.config = config
+        self.model = model or ObjectRegistry.default()
+        self.seed = seed
+        self.registered = asyncio.Event()
+        self.registration_location: tuple[str, ...] | None = None
+        self.server_uri = ""
+        self.context: Context | None = None
+        self.link: Link | None = None
+        self.objects: ObjectStore | None = None
+        self.site: DeviceSite | None = None
+        self.firmware: Firmware | None = None
+        self.registrations = 0
+        self.updates = 0
+        self.reboots = 0
+        self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self._full_register = False
+        self._lifetime_changed = False
+        self._last_activity = 0.0
+        self._busy = 0
+        self._stopping = False
+
+    # ---- public API ----------------------------------------------------------------------------
+    @property
+    def endpoint(self) -> str:
+        return self.config.endpoint
+
+    @property
+    def port(self) -> int:
+        if self.link is None:
+            raise RuntimeError("device not started")
+        return self.link.port
+
+    @property
+    def asleep(self) -> bool:
+        return self.link is not None and self.link.asleep
+
+    async def start(self, server_uri: str, *, wait_registered: bool = True) -> None:
+        """Bind 127.0.0.1:0, register (retrying until the server answers) and keep the registration alive."""
+        if self._task is not None:
+            raise RuntimeError("device already started")
+        split = urlsplit(server_uri)
+        if split.scheme != "coap" or not split.hostname:
+            raise ValueError(f"server URI must be coap://host:port, got {server_uri!r}")
+        self.server_uri = server_uri.rstrip("/")
+        if self.objects is None:
+            self.objects = build_store(self.config, self.server_uri, self.model)
+            self.firmware = Firmware(self)
+            self.objects.on_write(1, 1, self._on_lifetime_write)
+            self.objects.on_execute(1, 8, lambda _p, _a: self.trigger_update())
+            self.objects.on_execute(3, 4, lambda _p, _a: self._schedule_reboot())
+        self._stopping = False
+        await self._open()
+        self._task = asyncio.get_running_loop().create_task(self._run(), name=f"sim-{self.endpoint}")
+        if wait_registered:
+            await self.registered.wait()
+
+    async def stop(self, *, deregister: bool = True) -> None:
+        """De-register (best effort, bounded) and close the socket."""
+        self._stopping = True
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+            self._task = None
+        if self.firmware is not None:
+            await self.firmware.stop()
+        if deregister and self.registration_location and self.context is not None:
+            if self.link is not None:
+                self.link.asleep = False
+            with contextlib.suppress(Exception):
+                request = Message(code=DELETE, uri=self.server_uri)
+                request.opt.uri_path = self.registration_location
+                await asyncio.wait_for(self.context.request(request).response, 5.0)
+        self.registered.clear()
+        self.registration_location = None
+        await self._close()
+
+    def trigger_update(self, *, full: bool = False) -> None:
+        """Send an Update now (``full``: a new Register, e.g. after a firmware change)."""
+        self._full_register = self._full_register or full
+        self._wake.set()
+
+    async def reboot(self, down_s: float = 0.2) -> None:
+        """Power-cycle: the socket closes (observations die), RAM state is lost, flash survives; re-register."""
+        self.reboots += 1
+        log.info("sim.reboot", endpoint=self.endpoint)
+        task, self._task = self._task, None
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self.registered.clear()
+        self.registration_location = None
+        if self.firmware is not None:
+            self.firmware.power_lost()
+        await self._close()
+        await asyncio.sleep(down_s)
+        if self._stopping:
+            return
+        await self._open()
+        self._full_register = True
+        self._task = asyncio.get_running_loop().create_task(self._run(), name=f"sim-{self.endpoint}")
+        if self.firmware is not None:
+            self.firmware.power_restored()
+
+    def keep_awake(self) -> contextlib.AbstractContextManager[None]:
+        """Keep the radio on while the device itself is busy on the network (a pull download)."""
+        return _Busy(self)
+
+    # ---- socket --------------------------------------------------------------------------------
+    async def _open(self) -> None:
+        assert self.objects is not None
+        self.site = DeviceSite(
+            self.objects, lwm2m_version=self.config.lwm2m_version, firmware=self.firmware, on_request=self._touch
+        )
+        self.context = await Context.create_server_context(self.site, bind=("127.0.0.1", 0), transports=["udp6"])
+        faults = self.config.faults
+        self.link = Link(self.context, loss_pct=faults.loss_pct, delay_ms=faults.delay_ms, seed=self.seed)
+
+    async def _close(self) -> None:
+        if self.site is not None:
+            self.site.observations.cancel_all()
+        context, self.context = self.context, None
+        if context is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(context.shutdown(), 5.0)
+
+    def _touch(self) -> None:
+        self._last_activity = time.monotonic()
+
+    # ---- uplinks -------------------------------------------------------------------------------
+    async def _uplink(self, request: Message) -> Message:
+        assert self.context is not None and self.link is not None
+        self.link.asleep = False
+        self._touch()
+        response = await asyncio.wait_for(self.context.request(request).response, UPLINK_TIMEOUT_S)
+        self._touch()
+        return response
+
+    async def register(self) -> None:
+        assert self.objects is not None
+        request = Message(code=POST, uri=self.server_uri, content_format=40)
+        request.opt.uri_path = ("rd",)
+        request.opt.uri_query = register_query(self.config_with_lifetime())
+        request.payload = object_links(self.objects, self.config.lwm2m_version).encode()
+        response = await self._uplink(request)
+        if response.code != Code.CREATED:
+            raise RegistrationFailed(f"register answered {response.code}")
+        self.registration_location = tuple(response.opt.location_path)
+        self.registrations += 1
+        self._full_register = False
+        self._lifetime_changed = False
+        self.registered.set()
+        log.debug("sim.registered", endpoint=self.endpoint, location="/".join(self.registration_location))
+
+    async def update(self) -> bool:
+        """Send an Update; False when the server no longer knows us (then we Register again)."""
+        assert self.registration_location is not None
+        request = Message(code=POST, uri=self.server_uri)
+        request.opt.uri_path = self.registration_location
+        if self._lifetime_changed:
+            request.opt.uri_query = (f"lt={self.lifetime}",)
+        response = await self._uplink(request)
+        if response.code == Code.CHANGED:
+            self.updates += 1
+            self._lifetime_changed = False
+            return True
+        log.info("sim.update_refused", endpoint=self.endpoint, code=str(response.code))
+        return False
+
+    @property
+    def lifetime(self) -> int:
+        assert self.objects is not None
+        return int(self.objects.get(LwM2MPath(1, 0, 1)))
+
+    def config_with_lifetime(self) -> DeviceConfig:
+        from dataclasses import replace
+
+        return replace(self.config, lifetime=self.lifetime)
+
+    # ---- the loop ------------------------------------------------------------------------------
+    async def _run(self) -> None:
+        backoff = 1.0
+        while True:
+            try:
+                if self.registration_location is None or self._full_register:
+                    await self.register()
+                elif not await self.update():
+                    self.registration_location = None
+                    continue
+                backoff = 1.0
+            except (TimeoutError, RegistrationFailed, OSError, Exception) as exc:
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
+                log.info("sim.uplink_failed", endpoint=self.endpoint, error=f"{type(exc).__name__}: {exc}")
+                self.registered.clear() if self.registration_location is None else None
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, RETRY_MAX_S)
+                continue
+            await self._wait_next_uplink()
+
+    async def _wait_next_uplink(self) -> None:
+        """Sleep until the next Update is due (queue mode: stay awake for the window, then radio off)."""
+        self._wake.clear()
+        interval = self.config.update_interval
+        started = time.monotonic()
+        if self.config.queue_mode:
+            assert self.link is not None
+            while True:
+                idle_until = self._last_activity + self.config.queue_awake_s
+                remaining = idle_until - time.monotonic()
+                if self._busy == 0 and remaining <= 0:
+                    break
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), max(0.05, remaining))
+                if self._wake.is_set():
+                    return
+            self.link.asleep = True
+            log.debug("sim.sleeping", endpoint=self.endpoint)
+            interval = min(self.config.queue_sleep_s, interval)
+        deadline = started + interval if not self.config.queue_mode else time.monotonic() + interval
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), max(0.0, deadline - time.monotonic()))
+
+    # ---- object hooks --------------------------------------------------------------------------
+    def _on_lifetime_write(self, path: LwM2MPath, value: object) -> None:
+        assert self.objects is not None
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise LwM2MError("4.00", "lifetime must be a positive integer")
+        self.objects.set(path, value)
+        self._lifetime_changed = True
+        self.trigger_update()
+
+    def _schedule_reboot(self) -> None:
+        asyncio.get_running_loop().call_later(0.05, lambda: asyncio.ensure_future(self.reboot()))
+
+
+class _Busy(contextlib.AbstractContextManager[None]):
+    def __init__(self, device: SimulatedDevice) -> None:
+        self.device = device
+
+    def __enter__(self) -> None:
+        self.device._busy += 1
+        if self.device.link is not None:
+            self.device.link.asleep = False
+
+    def __exit__(self, *exc: object) -> None:
+        self.device._busy -= 1
+        self.device._touch()
