@@ -161,3 +161,18 @@ async def test_silent_device_times_out_with_504(stack: Stack) -> None:
         assert (await stack.http.get("/api/devices/dev-11/3/0/0")).status_code == 200
     finally:
         device.link.loss_pct = 0.0
+
+
+async def test_execute_arguments_reach_the_device(stack: Stack, ep: str) -> None:
+    device = stack.devices[ep]
+    assert device.objects is not None
+    received: list[str] = []
+    device.objects.on_execute(32002, 13, lambda _path, args: received.append(args))  # record, as a device would
+    text = await stack.http.post(f"/api/devices/{ep}/32002/0/13", content="0='fast',1",
+                                 headers={"content-type": "text/plain"})
+    assert text.status_code == 200, text.text
+    as_json = await stack.http.post(f"/api/devices/{ep}/32002/0/13", json="2='x'")
+    assert as_json.status_code == 200, as_json.text
+    empty = await stack.http.post(f"/api/devices/{ep}/32002/0/13")
+    assert empty.status_code == 200, empty.text
+    assert received == ["0='fast',1", "2='x'", ""]
