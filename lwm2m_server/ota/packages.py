@@ -65,10 +65,7 @@ class PackageInfo:
 
 def describe_model_package(data: bytes, public_key: bytes | None = None) -> dict[str, Any]:
     """Manifest fields of a signed model package (verified with ``public_key`` when given)."""
-    try:
-        from compilers import package as pkg
-    except ImportError as exc:  # pragma: no cover - only while compilers.package is missing
-        raise PackageError(f"model packages unavailable: {exc}") from exc
+    import compilers.package as pkg
 
     try:
         if public_key is not None:

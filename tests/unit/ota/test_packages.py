@@ -66,3 +66,24 @@ async def test_unknown_and_invalid(tmp_path: Path, store: SqliteStore) -> None:
         await packages.add(b"", "firmware")
     with pytest.raises(PackageError):
         await packages.add(b"not cbor at all", "model")
+
+
+async def test_model_package_verified_and_described(tmp_path: Path, store: SqliteStore) -> None:
+    from tests.integration.ota.models import KWS, signed_kws_package
+
+    if not KWS.exists():
+        pytest.skip("MLPerf Tiny models not available")
+    blob, public_key = signed_kws_package(tmp_path / "keys")
+    packages = PackageStore(tmp_path, store)
+    await packages.open()
+    info = await packages.add(blob, "model", public_key=public_key)
+    assert info.sha256 == hashlib.sha256(blob).hexdigest()
+    assert info.payload_sha256 == hashlib.sha256(KWS.read_bytes()).hexdigest() != info.sha256
+    assert (info.name, info.variant) == ("kws", "int8") and info.arena_bytes > 0
+    other, _other_key = signed_kws_package(tmp_path / "other-keys", version="2")
+    with pytest.raises(PackageError, match="not a valid model package"):
+        await packages.add(other, "model", public_key=public_key)  # signed by someone else
+    tampered = bytearray(blob)
+    tampered[-10] ^= 0xFF
+    with pytest.raises(PackageError):
+        await packages.add(bytes(tampered), "model", public_key=public_key)
