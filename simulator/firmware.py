@@ -69,6 +69,7 @@ class Firmware:
         self._rebooted = False
         self._task: asyncio.Task[None] | None = None
         self._rng = random.Random(device.seed)
+        self.corrupted = 0  # packages corrupted so far by the corrupt_downloads fault
         self.store.on_write(5, 0, self._on_package_write)
         self.store.on_write(5, 1, self._on_uri_write)
         self.store.on_execute(5, 2, self._on_update)
@@ -108,9 +109,11 @@ class Firmware:
         self._set(IDLE, result)
 
     def _downloaded(self) -> None:
-        if self.config.faults.corrupt_payload and self.package:
+        faults = self.config.faults
+        if self.package and (faults.corrupt_payload or self.corrupted < faults.corrupt_downloads):
             i = self._rng.randrange(len(self.package))
             self.package[i] ^= 0xFF
+            self.corrupted += 1
         self.push_active = False
         self._set(DOWNLOADED)
 

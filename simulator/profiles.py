@@ -51,6 +51,8 @@ class FaultConfig:
     reboot_down_s: float = 0.2
     corrupt_payload: bool = False
     """Flip one byte of the received package (install then fails with result 5)."""
+    corrupt_downloads: int = 0
+    """Flip one byte of only the first N received packages (a transient corruption that a retry recovers)."""
     refuse_update: int | None = None
     """Answer Execute Update by failing with this Update Result (8 update failed, 10 cancelled)."""
     stay_in_queue_mode: bool = False
