@@ -10,6 +10,7 @@ spawn-context process pool.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Executor, Future
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from compilers.artifact import Artifact
-from compilers.base import CompileError, ModelSource
+from compilers.base import CompileError, Compiler, ModelSource
 from compilers.cache import CompileCache, cache_key
 from compilers.registry import backends, get_backend
 from compilers.report import FitReport, VariantFit
@@ -67,8 +68,9 @@ def resolve_source(
     return ModelSource(path=path)
 
 
-def _run_backend(name: str, source: ModelSource, target: Target, prior: list[Artifact]) -> list[Artifact]:
-    """Worker entry point: one backend's compile."""
+def _run_backend(module: str, name: str, source: ModelSource, target: Target, prior: list[Artifact]) -> list[Artifact]:
+    """Worker entry point: one backend's compile (its module is imported so it registers in the worker too)."""
+    importlib.import_module(module)
     return get_backend(name).compile(source, target, prior)
 
 
@@ -96,10 +98,13 @@ class CompileRunner:
             if not backend.applies(source, target):
                 continue
             key = cache_key(source.content_hash(), backend.name, backend.version, backend.target_key(target))
-            out.extend(self._one(key, backend.name, source, target, list(out)))
+            out.extend(self._one(key, backend, source, target, list(out)))
         return out
 
-    def _one(self, key: str, name: str, source: ModelSource, target: Target, prior: list[Artifact]) -> list[Artifact]:
+    def _one(
+        self, key: str, backend: Compiler, source: ModelSource, target: Target, prior: list[Artifact]
+    ) -> list[Artifact]:
+        name = backend.name
         cached = self.cache.get(key)
         if cached is not None:
             with self._lock:
@@ -114,7 +119,8 @@ class CompileRunner:
             return fut.result()
         try:
             log.info("compile.start", backend=name, model=source.name, key=key)
-            result = self.executor().submit(_run_backend, name, source, target, prior).result()
+            module = type(backend).__module__
+            result = self.executor().submit(_run_backend, module, name, source, target, prior).result()
             self.cache.put(key, result)
             with self._lock:
                 self.compiles += 1
@@ -176,6 +182,26 @@ def _verdict(art: Artifact, name: str, target: Target, opts: PlanOptions, float_
     )
 
 
+def _notes(artifacts: Sequence[Artifact], opts: PlanOptions) -> list[str]:
+    notes: list[str] = []
+    for art in artifacts:
+        if "source" in art.notes:
+            notes.append(f"{art.variant}: {art.notes['source']}")
+        vela = art.notes.get("vela")
+        if isinstance(vela, dict):
+            clock = opts.clock_mhz or vela["core_clock_hz"] / 1e6
+            cpu = art.notes.get("cpu_ops") or []
+            notes.append(
+                f"{art.variant}: Vela {vela['accelerator']} ({vela['system_config']}) estimates SRAM "
+                f"{vela['sram_bytes']:,} B, flash {vela['flash_bytes']:,} B, {vela['cycles']:,} cycles "
+                f"(latency at {clock:g} MHz), {vela['npu_op_count']} ops on the NPU, "
+                f"{'CPU ops: ' + ', '.join(cpu) if cpu else 'none left on the CPU'}"
+            )
+    if any(a.variant.startswith("int8-pruned") for a in artifacts):
+        notes.append("pruning zeroes weights but stores them: it shrinks only the compressed (delivery) size")
+    return notes
+
+
 def select(source: ModelSource, target: Target, artifacts: Sequence[Artifact], opts: PlanOptions) -> FitReport:
     """Verdict per variant and the choice (pure: no compiling)."""
     float_art = next((a for a in artifacts if a.variant == "float32" and "error" not in a.notes), None)
@@ -188,11 +214,12 @@ def select(source: ModelSource, target: Target, artifacts: Sequence[Artifact], o
         acc = round(f.accuracy, 4) if f.accuracy is not None else -1.0
         return (-acc, 0 if (npu and f.backend == "vela") else 1, f.size, f.compressed_size)
 
-    notes = ["pruning zeroes weights but stores them: it shrinks only the compressed (delivery) size"]
+    notes = _notes(artifacts, opts)
     if ok:
         best = min(ok, key=rank)
-        acc = f", accuracy {best.accuracy:.4f}" if best.accuracy is not None else ", no held-out data (smallest wins)"
-        summary = f"chose {best.variant}: {len(ok)} of {len(fits)} variants fit{acc}"
+        acc = f", accuracy {best.accuracy:.4f}" if best.accuracy is not None else ", no held-out data"
+        tie = "NPU build preferred on a tie, then smallest" if npu else "smallest on a tie"
+        summary = f"chose {best.variant}: {len(ok)} of {len(fits)} variants fit{acc} ({tie})"
         chosen: str | None = best.variant
     else:
         chosen = None

@@ -40,3 +40,35 @@ def bad_quantizations(keras_path: str, rep: np.ndarray) -> dict[str, bytes]:
     conv.target_spec.supported_types = [tf.float16]
     out["float16"] = bytes(conv.convert())
     return out
+
+
+class CopyBackend:
+    """A third backend defined outside ``compilers/``: re-emits the int8 build for a custom runtime.
+
+    It exists to show that registering a backend needs no edit anywhere else.
+    """
+
+    name = "int8-copy"
+    version = "1"
+    order = 30
+
+    def applies(self, source: object, target: object) -> bool:
+        return getattr(target, "runtime", "") == "tflm-test"
+
+    def target_key(self, target: object) -> str:
+        return "any"
+
+    def compile(self, source: object, target: object, prior: list[object]) -> list[object]:
+        from compilers.base import finish_artifact
+
+        base = next(a for a in prior if getattr(a, "variant", "") == "int8")
+        return [finish_artifact("int8-copy", self.name, base.data, accuracy=base.accuracy)]  # type: ignore[attr-defined]
+
+
+def register_test_backend() -> None:
+    from compilers.registry import register
+
+    register(CopyBackend)
+
+
+register_test_backend()

@@ -48,3 +48,18 @@ async def test_single_flight_and_compile_classes(tmp_path: Path) -> None:
         assert fleet_reports[0].chosen == "int8" and fleet_reports[1].chosen is None  # 16 KiB is too small for KWS
     finally:
         await svc.close()
+
+
+def test_third_backend_needs_no_edits(tmp_path: Path) -> None:
+    from compilers.registry import backends
+
+    from . import _helpers  # registers "int8-copy" on import (also in the worker, via its module name)
+
+    assert "int8-copy" in {b.name for b in backends()}
+    kws = MLPERF / "kws_ref_model.tflite"
+    target = Target(256 * 1024, 1 << 20, runtime="tflm-test")
+    rep = plan(kws, target, cache=CompileCache(tmp_path / "cache"))
+    assert [v.variant for v in rep.variants] == ["int8", "int8-copy"]
+    copy = rep.variant("int8-copy")
+    assert copy.fits and copy.artifact is not None and copy.artifact.data == kws.read_bytes()
+    assert _helpers.CopyBackend.name == copy.backend
