@@ -1,0 +1,246 @@
+"""OTA fan-out: deliver and confirm a ~50 KB signed model package on N simulated devices, push and pull.
+
+The server (LwM2MServer + OtaService) runs in this process; the devices run in ``--procs`` worker processes
+(``--devices`` in total), each a real SimulatedDevice that verifies the signature and installs the model into the
+real TFLite Micro runtime before reporting /32002/0. Jobs are started with bounded concurrency (``--concurrency``).
+
+The ceiling: a bare aiocoap resource (aiocoap's own Block2 handling) serves the same package bytes, in this
+process, and the same device sockets download it with the same block size and concurrency. The printed ratio is
+OTA bytes/s over ceiling bytes/s (1.0 = OTA costs nothing beyond moving the blocks).
+
+    python bench/ota_fanout.py --devices 1000 --procs 4 --concurrency 200
+    python bench/ota_fanout.py --devices 200 --procs 2 --profile /tmp/ota.prof   # cProfile of the server side
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import cProfile
+import multiprocessing as mp
+import pstats
+import queue
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+KWS = Path("/work/shared/models/mlperf-tiny/kws_ref_model.tflite")
+
+
+# ---- device worker processes --------------------------------------------------------------------------------
+def worker_main(idx: int, count: int, server_uri: str, public_key: bytes, block_size: int, cmd: Any, out: Any) -> None:
+    asyncio.run(_worker(idx, count, server_uri, public_key, block_size, cmd, out))
+
+
+async def _worker(
+    idx: int, count: int, server_uri: str, public_key: bytes, block_size: int, cmd: Any, out: Any
+) -> None:
+    from lwm2m_server.logging import configure_logging
+    from simulator.device import SimulatedDevice
+    from simulator.profiles import DeviceConfig
+
+    configure_logging("error", "json")
+    devices = [
+        SimulatedDevice(DeviceConfig(endpoint=f"bench-{idx}-{i}", lifetime=3600, block_size=block_size,
+                                     server_public_key=public_key, delivery="both", request_timeout_s=60.0))
+        for i in range(count)
+    ]  # fmt: skip
+    gate = asyncio.Semaphore(25)
+
+    async def start(dev: SimulatedDevice) -> None:
+        async with gate:
+            await dev.start(server_uri)
+
+    await asyncio.gather(*(start(d) for d in devices))
+    out.put(("ready", idx, count))
+    while True:
+        command = await asyncio.to_thread(cmd.get)
+        if command[0] == "stop":
+            break
+        if command[0] == "ceiling":
+            _, uri, concurrency = command
+            nbytes = await _ceiling_downloads(devices, uri, block_size, concurrency)
+            out.put(("ceiling", idx, nbytes))
+    await asyncio.gather(*(d.stop(deregister=False) for d in devices), return_exceptions=True)
+    out.put(("stopped", idx, 0))
+
+
+async def _ceiling_downloads(devices: list[Any], uri: str, block_size: int, concurrency: int) -> int:
+    """Each device downloads ``uri`` block by block (like its pull), from its own socket."""
+    from aiocoap import GET, Message
+    from aiocoap.optiontypes import BlockOption
+
+    szx = block_size.bit_length() - 5
+    gate = asyncio.Semaphore(concurrency)
+    total = 0
+
+    async def one(dev: Any) -> None:
+        nonlocal total
+        async with gate:
+            num = 0
+            while True:
+                req = Message(code=GET, uri=uri)
+                req.opt.block2 = BlockOption.BlockwiseTuple(num, False, szx)
+                resp = await dev.context.request(req, handle_blockwise=False).response
+                total += len(resp.payload)
+                if resp.opt.block2 is None or not resp.opt.block2.more:
+                    return
+                num += 1
+
+    await asyncio.gather(*(one(d) for d in devices))
+    return total
+
+
+# ---- the server side ------------------------------------------------------------------------------------------
+def _package(data_dir: Path, version: str) -> tuple[bytes, bytes]:
+    from compilers import keys, package
+    from compilers.arena import plan_arena
+
+    key = keys.load_or_create_signing_key(data_dir)
+    tflite = KWS.read_bytes()
+    blob = package.build_package(name="kws", version=version, variant="int8",
+                                 arena_bytes=plan_arena(tflite).total_bytes, payload=tflite, signing_key=key)  # fmt: skip
+    return blob, keys.public_key_bytes(key)
+
+
+async def _collect(out: Any, kind: str, n: int, timeout: float) -> list[tuple[Any, ...]]:
+    got: list[tuple[Any, ...]] = []
+    deadline = time.monotonic() + timeout
+    while len(got) < n:
+        try:
+            item = await asyncio.to_thread(out.get, True, 1.0)
+        except queue.Empty:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"waiting for {n} {kind!r} replies, got {len(got)}") from None
+            continue
+        if item[0] == kind:
+            got.append(item)
+    return got
+
+
+async def _fanout(
+    ota: Any, endpoints: list[str], sha: str, method: str, concurrency: int
+) -> tuple[float, dict[str, int]]:
+    gate = asyncio.Semaphore(concurrency)
+    outcome: dict[str, int] = {}
+
+    async def one(ep: str) -> None:
+        async with gate:
+            job = await ota.start_update(ep, sha, method=method)
+            record = await ota.wait(job)
+            key = record.phase.value if record.phase.value == "succeeded" else f"{record.phase.value}:{record.summary}"
+            outcome[key] = outcome.get(key, 0) + 1
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(one(ep) for ep in endpoints))
+    return time.perf_counter() - t0, outcome
+
+
+async def main(args: argparse.Namespace) -> None:
+    import aiocoap
+    from aiocoap import resource
+
+    from lwm2m_server.config import Settings
+    from lwm2m_server.logging import configure_logging
+    from lwm2m_server.ota.service import OtaService
+    from lwm2m_server.server import LwM2MServer
+
+    configure_logging("error", "json")
+    tmp = Path(tempfile.mkdtemp(prefix="ota-bench-"))
+    settings = Settings.model_validate({
+        "server": {"coap_host": "127.0.0.1", "coap_port": 0, "data_dir": str(tmp), "request_timeout_s": 60.0},
+        "ota": {"block_size": args.block_size, "poll_interval_s": 10.0, "timeout_s": 300.0, "max_retries": 2},
+        "store": {"batch_window_ms": 5.0},
+    })  # fmt: skip
+    server = LwM2MServer(settings, persist_events=("registered", "deregistered"))
+    ota = OtaService(server)
+    await server.start()
+    await ota.start()
+    blob1, public_key = _package(tmp, "1")
+    blob2, _ = _package(tmp, "2")
+    info1 = await ota.add_package(blob1, "model")
+    info2 = await ota.add_package(blob2, "model")
+    size = info1.size
+
+    # bare aiocoap Block2 resource with the same bytes: the ceiling
+    class Bare(resource.Resource):  # type: ignore[misc]
+        async def render_get(self, request: aiocoap.Message) -> aiocoap.Message:
+            return aiocoap.Message(payload=blob1, content_format=42)
+
+    site = resource.Site()
+    site.add_resource(("bare",), Bare())
+    bare_ctx = await aiocoap.Context.create_server_context(site, bind=("127.0.0.1", 0), transports=["udp6"])
+    bare_port = LwM2MServer._bound_port(bare_ctx)
+
+    ctx = mp.get_context("spawn")
+    per = [args.devices // args.procs + (1 if i < args.devices % args.procs else 0) for i in range(args.procs)]
+    cmds = [ctx.Queue() for _ in per]
+    out = ctx.Queue()
+    uri = f"coap://127.0.0.1:{server.coap_port}"
+    procs = [ctx.Process(target=worker_main, args=(i, n, uri, public_key, args.block_size, cmds[i], out), daemon=True)
+             for i, n in enumerate(per)]  # fmt: skip
+    t0 = time.perf_counter()
+    for p in procs:
+        p.start()
+    try:
+        await _collect(out, "ready", len(procs), 600)
+        await asyncio.sleep(1.0)  # let the inventory reads/observes after Register settle
+        endpoints = [r.endpoint for r in server.registry.all()]
+        print(f"# {len(endpoints)} devices registered in {time.perf_counter() - t0:.1f}s "
+              f"({args.procs} processes); package {size} bytes, block {args.block_size} B, "
+              f"concurrency {args.concurrency}", flush=True)  # fmt: skip
+
+        # ceiling: same devices, same bytes, bare aiocoap Block2
+        t1 = time.perf_counter()
+        for q in cmds:
+            q.put(("ceiling", f"coap://127.0.0.1:{bare_port}/bare", max(1, args.concurrency // args.procs)))
+        replies = await _collect(out, "ceiling", len(procs), 600)
+        ceiling_s = time.perf_counter() - t1
+        ceiling_bytes = sum(r[2] for r in replies)
+        ceiling_bps = ceiling_bytes / ceiling_s
+        print(f"ceiling  bare aiocoap Block2: {ceiling_s:7.2f}s  {len(endpoints) / ceiling_s:8.1f} devices/s  "
+              f"{ceiling_bps / 1e6:6.2f} MB/s", flush=True)  # fmt: skip
+
+        for method, info in (("push", info1), ("pull", info2)):
+            profiler = cProfile.Profile() if args.profile and method == "pull" else None
+            if profiler is not None:
+                profiler.enable()
+            elapsed, outcome = await _fanout(ota, endpoints, info.sha256, method, args.concurrency)
+            if profiler is not None:
+                profiler.disable()
+                profiler.dump_stats(args.profile)
+            ok = outcome.get("succeeded", 0)
+            bps = ok * size / elapsed
+            print(f"ota-{method}  confirmed {ok}/{len(endpoints)}: {elapsed:7.2f}s  {ok / elapsed:8.1f} devices/s  "
+                  f"{bps / 1e6:6.2f} MB/s  ratio vs ceiling {bps / ceiling_bps:5.2f}  {outcome}", flush=True)  # fmt: skip
+        if args.profile:
+            stats = pstats.Stats(args.profile)
+            stats.sort_stats("tottime").print_stats(25)
+    finally:
+        for q in cmds:
+            q.put(("stop",))
+        with contextlib.suppress(TimeoutError):
+            await _collect(out, "stopped", len(procs), 60)
+        for p in procs:
+            p.join(5)
+            if p.is_alive():
+                p.terminate()
+        await bare_ctx.shutdown()
+        await ota.stop()
+        await server.stop()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--devices", type=int, default=1000)
+    parser.add_argument("--procs", type=int, default=4)
+    parser.add_argument("--concurrency", type=int, default=200, help="OTA jobs (and ceiling downloads) in flight")
+    parser.add_argument("--block-size", type=int, default=1024, choices=[16, 32, 64, 128, 256, 512, 1024])
+    parser.add_argument("--profile", default="", help="write a cProfile of the server during the pull run here")
+    asyncio.run(main(parser.parse_args()))
