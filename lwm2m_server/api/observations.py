@@ -1,8 +1,10 @@
-"""Observations started through the REST API, kept until cancelled or the device's registration ends.
+"""Observations started through the REST API, kept until cancelled or the device de-registers.
 
 The DeviceClient itself publishes every notification on the event bus (``notification`` events with
-``path`` and ``values``), so SSE clients and the MQTT bridge see them; here we only keep the handles,
-so that ``DELETE .../observe`` cancels the API's own observation and not, say, the inventory's.
+``path`` and ``values``), so SSE clients and the MQTT bridge see them; here we keep the handles, so that
+``DELETE .../observe`` cancels the API's own observation and not, say, the inventory's, and so that
+observations dropped by a new Register (reboot) or an address change are re-established, as LwM2M
+servers do: a device's observations do not survive its re-registration.
 """
 
 from __future__ import annotations
@@ -13,17 +15,43 @@ from fastapi import FastAPI
 
 from lwm2m_server.api.errors import not_found
 from lwm2m_server.coap.errors import DeviceError
+from lwm2m_server.logging import get_logger
 from lwm2m_server.protocol.model import Content
 from lwm2m_server.protocol.paths import LwM2MPath
+
+log = get_logger(__name__)
 
 Key = tuple[str, LwM2MPath]
 
 
 def _table(app: FastAPI) -> dict[Key, Any]:
     table: dict[Key, Any] = app.state.observations
-    for key in [k for k, obs in table.items() if obs.cancelled]:
-        del table[key]  # ended by a re-registration, de-registration or the device (RST)
     return table
+
+
+def setup_reobserve(app: FastAPI, server: Any) -> None:
+    """Re-observe the API's observations of a device after it registers again or moves."""
+
+    async def on_registration(reg: Any, kind: str) -> None:
+        table = _table(app)
+        if kind in ("deregistered", "expired"):
+            for key in [k for k in table if k[0] == reg.endpoint]:
+                del table[key]
+            return
+        for (endpoint, path), obs in list(table.items()):
+            if endpoint != reg.endpoint or not obs.cancelled:
+                continue
+            try:
+                fresh = await server.client.observe(endpoint, path)
+            except DeviceError as exc:
+                log.warning("api.reobserve_failed", endpoint=endpoint, path=str(path), error=str(exc))
+                continue
+            if table.get((endpoint, path)) is obs:
+                table[(endpoint, path)] = fresh
+            else:  # cancelled or replaced through the API meanwhile
+                fresh.cancel()
+
+    server.add_registration_listener(on_registration)
 
 
 async def start_observation(app: FastAPI, server: Any, endpoint: str, path: LwM2MPath, *,

@@ -10,14 +10,14 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, FastAPI, Path, Query, Request
 from pydantic import BaseModel, Field
 
 from lwm2m_server.api import access
 from lwm2m_server.api.deps import ServerDep
 from lwm2m_server.api.devices import EndpointParam
 from lwm2m_server.api.errors import DEVICE_ERROR_RESPONSES, ApiError, bad_request, not_found
-from lwm2m_server.api.observations import start_observation, stop_observation
+from lwm2m_server.api.observations import setup_reobserve, start_observation, stop_observation
 from lwm2m_server.api.values import BodyError, body_to_content, content_to_json, value_to_json
 from lwm2m_server.protocol.codecs import CONTENT_FORMATS, CodecError, codec_by_name
 from lwm2m_server.protocol.model import Content
@@ -103,6 +103,11 @@ def read_result(endpoint: str, path: LwM2MPath, content: Content) -> ReadResult:
 def device_codec_error(exc: CodecError) -> ApiError:
     """The device's payload could not be decoded: its fault, so 502."""
     return ApiError(502, "bad_content", f"undecodable device response: {exc}")
+
+
+def setup(app: FastAPI, server: Any) -> None:
+    """Called by ``create_app``: keep API observations alive across device re-registrations."""
+    setup_reobserve(app, server)
 
 
 async def _body(request: Request) -> bytes:

@@ -21,18 +21,49 @@ from simulator.profiles import DeviceConfig, HardwareProfile
 
 KIB = 1024
 
-M4F = HardwareProfile(name="m4f-256k", ram_total=256 * KIB, ram_free_ml=160 * KIB, flash_total=1024 * KIB,
-                      flash_free=512 * KIB, cpu="cortex-m4f", fpu=True, accelerator="none")
-M0 = HardwareProfile(name="m0plus-64k", ram_total=64 * KIB, ram_free_ml=24 * KIB, flash_total=256 * KIB,
-                     flash_free=128 * KIB, cpu="cortex-m0plus", clock_mhz=48, fpu=False, accelerator="none")
-U55 = HardwareProfile(name="u55-board", ram_total=512 * KIB, ram_free_ml=384 * KIB, flash_total=2048 * KIB,
-                      flash_free=1024 * KIB, cpu="cortex-m55", clock_mhz=160, fpu=True,
-                      accelerator="ethos-u55-128", accelerator_sram=256 * KIB)
+M4F = HardwareProfile(
+    name="m4f-256k",
+    ram_total=256 * KIB,
+    ram_free_ml=160 * KIB,
+    flash_total=1024 * KIB,
+    flash_free=512 * KIB,
+    cpu="cortex-m4f",
+    fpu=True,
+    accelerator="none",
+)
+M0 = HardwareProfile(
+    name="m0plus-64k",
+    ram_total=64 * KIB,
+    ram_free_ml=24 * KIB,
+    flash_total=256 * KIB,
+    flash_free=128 * KIB,
+    cpu="cortex-m0plus",
+    clock_mhz=48,
+    fpu=False,
+    accelerator="none",
+)
+U55 = HardwareProfile(
+    name="u55-board",
+    ram_total=512 * KIB,
+    ram_free_ml=384 * KIB,
+    flash_total=2048 * KIB,
+    flash_free=1024 * KIB,
+    cpu="cortex-m55",
+    clock_mhz=160,
+    fpu=True,
+    accelerator="ethos-u55-128",
+    accelerator_sram=256 * KIB,
+)
 
 
 def api_settings(data_dir: Path, **server: Any) -> Settings:
-    values: dict[str, Any] = {"coap_host": "127.0.0.1", "coap_port": 0, "http_port": 0, "data_dir": str(data_dir),
-                              "request_timeout_s": 3.0}
+    values: dict[str, Any] = {
+        "coap_host": "127.0.0.1",
+        "coap_port": 0,
+        "http_port": 0,
+        "data_dir": str(data_dir),
+        "request_timeout_s": 3.0,
+    }
     values.update(server)
     return load_settings(environ={}, overrides={"server": values})
 
@@ -52,10 +83,23 @@ class Stack:
     def coap_uri(self) -> str:
         return f"coap://127.0.0.1:{self.server.coap_port}"
 
-    async def add_device(self, endpoint: str, *, version: str = "1.1", profile: HardwareProfile = M4F,
-                         binding: str = "U", wait_profile: bool = True, **config: Any) -> SimulatedDevice:
-        cfg = DeviceConfig(endpoint=endpoint, profile=profile, lwm2m_version=version,  # type: ignore[arg-type]
-                           binding=binding, **config)  # type: ignore[arg-type]
+    async def add_device(
+        self,
+        endpoint: str,
+        *,
+        version: str = "1.1",
+        profile: HardwareProfile = M4F,
+        binding: str = "U",
+        wait_profile: bool = True,
+        **config: Any,
+    ) -> SimulatedDevice:
+        cfg = DeviceConfig(
+            endpoint=endpoint,
+            profile=profile,
+            lwm2m_version=version,  # type: ignore[arg-type]
+            binding=binding,
+            **config,
+        )  # type: ignore[arg-type]
         device = SimulatedDevice(cfg)
         await asyncio.wait_for(device.start(self.coap_uri), 10.0)
         self.devices[endpoint] = device

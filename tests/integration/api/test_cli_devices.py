@@ -28,9 +28,13 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack
 
 
 async def run(*args: str, timeout: float = 30.0) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(*CLI, *args, stdout=asyncio.subprocess.PIPE,
-                                                stderr=asyncio.subprocess.PIPE, env={"COLUMNS": "200",
-                                                                                      "PATH": "/usr/bin:/bin"})
+    proc = await asyncio.create_subprocess_exec(
+        *CLI,
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"},
+    )
     out, err = await asyncio.wait_for(proc.communicate(), timeout)
     assert proc.returncode is not None
     return proc.returncode, out.decode(), err.decode()
@@ -82,8 +86,9 @@ async def test_device_read_write_exec(stack: Stack) -> None:
         (("read", "cli-10", "/3/0", "--format", "yaml"), 2, "unknown format"),
     ],
 )
-async def test_errors_are_one_line_with_exit_codes(stack: Stack, args: tuple[str, ...], code: int,
-                                                   fragment: str) -> None:
+async def test_errors_are_one_line_with_exit_codes(
+    stack: Stack, args: tuple[str, ...], code: int, fragment: str
+) -> None:
     rc, out, err = await run(*args, "--server", stack.url)
     assert rc == code
     assert err.startswith("error: ") and fragment in err and err.count("\n") == 1
@@ -99,8 +104,18 @@ async def test_unreachable_server_and_bad_url() -> None:
 
 async def test_observe_follows_notifications(stack: Stack) -> None:
     proc = await asyncio.create_subprocess_exec(
-        *CLI, "observe", "cli-10", "/1/0/6", "--server", stack.url, "--count", "2", "--json",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        *CLI,
+        "observe",
+        "cli-10",
+        "/1/0/6",
+        "--server",
+        stack.url,
+        "--count",
+        "2",
+        "--json",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     assert proc.stdout is not None
     try:
         first = json.loads(await asyncio.wait_for(proc.stdout.readline(), 20.0))
@@ -121,8 +136,18 @@ async def test_observe_follows_notifications(stack: Stack) -> None:
 async def test_observe_table_mode(stack: Stack) -> None:
     assert (await stack.http.put("/api/devices/cli-u55/1/0/6", json=True)).status_code == 200
     proc = await asyncio.create_subprocess_exec(
-        *CLI, "observe", "cli-u55", "/1/0/6", "--server", stack.url, "-n", "1",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env={"COLUMNS": "120", "PATH": "/usr/bin"})
+        *CLI,
+        "observe",
+        "cli-u55",
+        "/1/0/6",
+        "--server",
+        stack.url,
+        "-n",
+        "1",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={"COLUMNS": "120", "PATH": "/usr/bin"},
+    )
     try:
         for _ in range(400):  # the command observes only once its event stream is open
             if any(str(o.path) == "/1/0/6" for o in stack.server.client.observations("cli-u55")):

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from tests.integration.api.conftest import M0, M4F, Stack, running_stack
+from tests.integration.api.conftest import M0, M4F, Stack, running_stack, wait_for
 from tests.integration.api.sse import sse
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -83,3 +83,23 @@ async def test_observe_errors(stack: Stack) -> None:
     assert bad.status_code == 400 and bad.json()["error"] == "bad_request"
     absent = await stack.http.post("/api/devices/obs-11/3/0/999/observe")
     assert absent.status_code == 502 and absent.json()["error"] == "4.04"
+
+
+async def test_api_observation_survives_a_device_reboot(stack: Stack) -> None:
+    device = await stack.add_device("reboot-11", version="1.1")
+    url = "/api/devices/reboot-11/1/0/6/observe"
+    assert (await stack.http.post(url)).status_code == 200
+    async with sse(stack.http, endpoint="reboot-11") as events:
+        await device.reboot(down_s=0.1)
+        await events.next(event="registered", timeout=10.0)
+
+        async def reobserved() -> bool:
+            return any(str(o.path) == "/1/0/6" and not o.cancelled
+                       for o in stack.server.client.observations("reboot-11"))
+
+        await wait_for(reobserved, 10.0, "the API observation to be re-established")
+        assert (await stack.http.put("/api/devices/reboot-11/1/0/6", json=False)).status_code == 200
+        frame = await events.next(event="notification", path="/1/0/6")
+        assert frame.data["data"]["values"] == {"/1/0/6": False}
+    assert (await stack.http.delete(url)).status_code == 200
+    assert not await reobserved()

@@ -40,12 +40,18 @@ async def test_read_instance_and_resource(stack: Stack, ep: str) -> None:
     assert body["content"]["/3/0/11/0"] == 0  # multiple resource instance
     single = (await stack.http.get(f"/api/devices/{ep}/32001/0/0")).json()
     profile = stack.devices[ep].config.profile
-    assert single == {"endpoint": ep, "path": "/32001/0/0", "content": {"/32001/0/0": profile.ram_total},
-                      "value": profile.ram_total}
+    assert single == {
+        "endpoint": ep,
+        "path": "/32001/0/0",
+        "content": {"/32001/0/0": profile.ram_total},
+        "value": profile.ram_total,
+    }
 
 
-@pytest.mark.parametrize(("version", "fmt"), [("1.0", "tlv"), ("1.0", "text"), ("1.1", "senml-json"),
-                                              ("1.1", "senml-cbor"), ("1.1", "112"), ("1.1", "text")])
+@pytest.mark.parametrize(
+    ("version", "fmt"),
+    [("1.0", "tlv"), ("1.0", "text"), ("1.1", "senml-json"), ("1.1", "senml-cbor"), ("1.1", "112"), ("1.1", "text")],
+)
 async def test_read_with_explicit_format(stack: Stack, version: str, fmt: str) -> None:
     ep = VERSIONS[version]
     response = await stack.http.get(f"/api/devices/{ep}/3/0/0", params={"format": fmt})
@@ -64,8 +70,9 @@ async def test_write_resource_then_read_back(stack: Stack, ep: str) -> None:
     assert (await stack.http.get(f"/api/devices/{ep}/3/0/13")).json()["value"] == 1_800_000_000
 
 
-@pytest.mark.parametrize(("version", "fmt"), [("1.0", "tlv"), ("1.0", "text"), ("1.1", "senml-json"),
-                                              ("1.1", "senml-cbor"), ("1.1", "text")])
+@pytest.mark.parametrize(
+    ("version", "fmt"), [("1.0", "tlv"), ("1.0", "text"), ("1.1", "senml-json"), ("1.1", "senml-cbor"), ("1.1", "text")]
+)
 async def test_write_with_explicit_format(stack: Stack, version: str, fmt: str) -> None:
     ep = VERSIONS[version]
     response = await stack.http.put(f"/api/devices/{ep}/1/0/3", params={"format": fmt}, json=321)
@@ -74,8 +81,9 @@ async def test_write_with_explicit_format(stack: Stack, version: str, fmt: str) 
 
 
 async def test_partial_instance_write_keeps_other_resources(stack: Stack, ep: str) -> None:
-    response = await stack.http.put(f"/api/devices/{ep}/1/0", params={"partial": "true"},
-                                    json={"6": False, "/1/0/3": 120})
+    response = await stack.http.put(
+        f"/api/devices/{ep}/1/0", params={"partial": "true"}, json={"6": False, "/1/0/3": 120}
+    )
     assert response.status_code == 200, response.text
     content = (await stack.http.get(f"/api/devices/{ep}/1/0")).json()["content"]
     assert content["/1/0/6"] is False and content["/1/0/3"] == 120
@@ -110,9 +118,9 @@ async def test_delete_instance_then_read_gives_device_404(stack: Stack, ep: str)
     [
         ("GET", "3/0/999", {}, 502, "4.04"),
         ("GET", "9999/0", {}, 502, "4.04"),
-        ("PUT", "3/0/0", {"json": "new maker"}, 502, "4.05"),   # read-only resource
-        ("POST", "3/0/0", {}, 502, "4.05"),                      # not executable
-        ("DELETE", "3/0", {}, 502, "4.05"),                      # the Device object can't be deleted
+        ("PUT", "3/0/0", {"json": "new maker"}, 502, "4.05"),  # read-only resource
+        ("POST", "3/0/0", {}, 502, "4.05"),  # not executable
+        ("DELETE", "3/0", {}, 502, "4.05"),  # the Device object can't be deleted
         ("GET", "3/x", {}, 400, "bad_request"),
         ("GET", "3/0/1/2/3", {}, 400, "bad_request"),
         ("GET", "65535", {}, 400, "bad_request"),
@@ -120,17 +128,23 @@ async def test_delete_instance_then_read_gives_device_404(stack: Stack, ep: str)
         ("GET", "3/0", {"params": {"format": "link"}}, 400, "bad_request"),
         ("GET", "3/0", {"params": {"format": "9999"}}, 400, "bad_request"),
         ("GET", "3/0", {"params": {"timeout": "-1"}}, 400, "bad_request"),
-        ("PUT", "1/0/1", {"content": b"{not json", "headers": {"content-type": "application/json"}}, 400,
-         "bad_request"),
+        (
+            "PUT",
+            "1/0/1",
+            {"content": b"{not json", "headers": {"content-type": "application/json"}},
+            400,
+            "bad_request",
+        ),
         ("PUT", "1/0/1", {"json": "sixty"}, 400, "bad_request"),
         ("PUT", "1/0", {"json": 5}, 400, "bad_request"),
         ("PUT", "1", {"json": {"0/1": 5}}, 400, "bad_request"),
-        ("POST", "1/0", {}, 400, "bad_request"),                 # execute needs a resource
+        ("POST", "1/0", {}, 400, "bad_request"),  # execute needs a resource
         ("POST", "1/0/8", {"content": b"\xff\xfe"}, 400, "bad_request"),
     ],
 )
-async def test_error_shapes(stack: Stack, ep: str, method: str, path: str, kwargs: dict[str, object],
-                            status: int, code: str) -> None:
+async def test_error_shapes(
+    stack: Stack, ep: str, method: str, path: str, kwargs: dict[str, object], status: int, code: str
+) -> None:
     response = await stack.http.request(method, f"/api/devices/{ep}/{path}", **kwargs)  # type: ignore[arg-type]
     assert response.status_code == status, response.text
     body = response.json()
@@ -168,8 +182,9 @@ async def test_execute_arguments_reach_the_device(stack: Stack, ep: str) -> None
     assert device.objects is not None
     received: list[str] = []
     device.objects.on_execute(32002, 13, lambda _path, args: received.append(args))  # record, as a device would
-    text = await stack.http.post(f"/api/devices/{ep}/32002/0/13", content="0='fast',1",
-                                 headers={"content-type": "text/plain"})
+    text = await stack.http.post(
+        f"/api/devices/{ep}/32002/0/13", content="0='fast',1", headers={"content-type": "text/plain"}
+    )
     assert text.status_code == 200, text.text
     as_json = await stack.http.post(f"/api/devices/{ep}/32002/0/13", json="2='x'")
     assert as_json.status_code == 200, as_json.text

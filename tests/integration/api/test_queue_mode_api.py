@@ -12,8 +12,7 @@ from tests.integration.api.sse import sse
 async def test_sleeping_device_queue_and_wake_up(tmp_path: Path) -> None:
     async with running_stack(tmp_path, queue_mode_window_s=0.8, max_queued_requests=1) as stack:
         await stack.add_device("awake-1", version="1.1")
-        device = await stack.add_device("nbiot-1", version="1.1", binding="UQ", queue_awake_s=1.0,
-                                        queue_sleep_s=60.0)
+        device = await stack.add_device("nbiot-1", version="1.1", binding="UQ", queue_awake_s=1.0, queue_sleep_s=60.0)
 
         async def asleep() -> bool:
             return bool((await stack.http.get("/api/devices/nbiot-1")).json()["sleeping"])

@@ -97,9 +97,12 @@ def test_served_schema_is_the_fuzzed_one(live: Stack) -> None:
 
 
 @schema.parametrize()
-@settings(max_examples=30, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much,
-                                 HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=30,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.function_scoped_fixture],
+)
 def test_no_server_errors(case: Any, live: Stack) -> None:
     turn = next(_turn)
     if "endpoint" in (case.path_parameters or {}) and turn % 3 != 0:

@@ -15,11 +15,23 @@ MODEL = ObjectRegistry.default()
 
 
 def test_values_render_like_decode() -> None:
-    content = {P("/3/0/0"): "Acme", P("/3/0/13"): 1700000000, P("/3/0/6/1"): 5, P("/3/0/9"): 2.5,
-               P("/5/0/0"): b"\x00\xff", P("/1/0/9"): True, P("/11/0/1"): ObjectLink(3, 0)}
+    content = {
+        P("/3/0/0"): "Acme",
+        P("/3/0/13"): 1700000000,
+        P("/3/0/6/1"): 5,
+        P("/3/0/9"): 2.5,
+        P("/5/0/0"): b"\x00\xff",
+        P("/1/0/9"): True,
+        P("/11/0/1"): ObjectLink(3, 0),
+    }
     assert content_to_json(content) == {
-        "/1/0/9": True, "/3/0/0": "Acme", "/3/0/6/1": 5, "/3/0/9": 2.5, "/3/0/13": 1700000000,
-        "/5/0/0": {"hex": "00ff"}, "/11/0/1": "3:0",
+        "/1/0/9": True,
+        "/3/0/0": "Acme",
+        "/3/0/6/1": 5,
+        "/3/0/9": 2.5,
+        "/3/0/13": 1700000000,
+        "/5/0/0": {"hex": "00ff"},
+        "/11/0/1": "3:0",
     }
     assert value_to_json(math.inf) == "inf"
 
@@ -30,8 +42,8 @@ def test_to_jsonable_handles_paths_sets_and_nested_content() -> None:
 
 
 def test_resource_write_is_coerced_by_model_type() -> None:
-    assert body_to_content(P("/1/0/1"), 300, MODEL) == {P("/1/0/1"): 300}           # lifetime: Integer
-    assert body_to_content(P("/3/0/14"), "+02", MODEL) == {P("/3/0/14"): "+02"}    # UTC offset: String
+    assert body_to_content(P("/1/0/1"), 300, MODEL) == {P("/1/0/1"): 300}  # lifetime: Integer
+    assert body_to_content(P("/3/0/14"), "+02", MODEL) == {P("/3/0/14"): "+02"}  # UTC offset: String
     assert body_to_content(P("/5/0/0"), {"hex": "0aff"}, MODEL) == {P("/5/0/0"): b"\x0a\xff"}
     assert body_to_content(P("/5/0/0"), {"base64": "AQI="}, MODEL) == {P("/5/0/0"): b"\x01\x02"}
 
