@@ -7,6 +7,7 @@ A new backend is one module with ``@register`` on its class (or an entry point i
 from __future__ import annotations
 
 import importlib
+import threading
 from importlib.metadata import entry_points
 from typing import TypeVar
 
@@ -16,6 +17,7 @@ ENTRY_POINT_GROUP = "tinymlaas.compilers"
 _BUILTIN_MODULES = ("compilers.backends.tflite", "compilers.backends.vela")
 _REGISTRY: dict[str, Compiler] = {}
 _loaded = False
+_load_lock = threading.Lock()  # compiles plan from several threads: none may see a half-loaded registry
 
 C = TypeVar("C")
 
@@ -33,13 +35,16 @@ def _load() -> None:
     global _loaded
     if _loaded:
         return
-    _loaded = True
-    for mod in _BUILTIN_MODULES:
-        importlib.import_module(mod)
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        obj = ep.load()
-        if isinstance(obj, type) and obj().name not in _REGISTRY:
-            register(obj)
+    with _load_lock:
+        if _loaded:
+            return
+        for mod in _BUILTIN_MODULES:
+            importlib.import_module(mod)
+        for ep in entry_points(group=ENTRY_POINT_GROUP):
+            obj = ep.load()
+            if isinstance(obj, type) and obj().name not in _REGISTRY:
+                register(obj)
+        _loaded = True
 
 
 def backends() -> list[Compiler]:
