@@ -104,8 +104,10 @@ def _package(data_dir: Path, version: str) -> tuple[bytes, bytes]:
 
     key = keys.load_or_create_signing_key(data_dir)
     tflite = KWS.read_bytes()
-    blob = package.build_package(name="kws", version=version, variant="int8",
-                                 arena_bytes=plan_arena(tflite).total_bytes, payload=tflite, signing_key=key)  # fmt: skip
+    arena = plan_arena(tflite).total_bytes
+    blob = package.build_package(
+        name="kws", version=version, variant="int8", arena_bytes=arena, payload=tflite, signing_key=key
+    )
     return blob, keys.public_key_bytes(key)
 
 
@@ -218,7 +220,8 @@ async def main(args: argparse.Namespace) -> None:
             ok = outcome.get("succeeded", 0)
             bps = ok * size / elapsed
             print(f"ota-{method}  confirmed {ok}/{len(endpoints)}: {elapsed:7.2f}s  {ok / elapsed:8.1f} devices/s  "
-                  f"{bps / 1e6:6.2f} MB/s  ratio vs ceiling {bps / ceiling_bps:5.2f}  {outcome}", flush=True)  # fmt: skip
+                  f"{bps / 1e6:6.2f} MB/s  ratio vs ceiling {bps / ceiling_bps:5.2f}  {outcome}",
+                  flush=True)  # fmt: skip
         if args.profile:
             stats = pstats.Stats(args.profile)
             stats.sort_stats("tottime").print_stats(25)
