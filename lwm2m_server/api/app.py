@@ -35,6 +35,7 @@ ROUTER_MODULES: tuple[str, ...] = (
     "lwm2m_server.api.rollouts",
     "lwm2m_server.api.audit",
     "lwm2m_server.api.fleet_metrics",
+    "lwm2m_server.api.management",
     "lwm2m_server.api.operations",
 )
 

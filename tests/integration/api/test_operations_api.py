@@ -191,3 +191,32 @@ async def test_execute_arguments_reach_the_device(stack: Stack, ep: str) -> None
     empty = await stack.http.post(f"/api/devices/{ep}/32002/0/13")
     assert empty.status_code == 200, empty.text
     assert received == ["0='fast',1", "2='x'", ""]
+
+
+async def test_discover_and_write_attributes(stack: Stack, ep: str) -> None:
+    response = await stack.http.get(f"/api/devices/{ep}/3/0/discover")
+    assert response.status_code == 200, response.text
+    body = response.json()
+    targets = {link["target"] for link in body["links"]}
+    assert body["path"] == "/3/0" and {"/3/0", "/3/0/0", "/3/0/9"} <= targets
+
+    response = await stack.http.put(f"/api/devices/{ep}/3/0/9/attributes", json={"pmin": 2, "pmax": 30})
+    assert response.status_code == 200, response.text
+    assert response.json()["operation"] == "write-attributes"
+    links = (await stack.http.get(f"/api/devices/{ep}/3/0/9/discover")).json()["links"]
+    params = next(link["params"] for link in links if link["target"] == "/3/0/9")
+    assert params.get("pmin") == "2" and params.get("pmax") == "30"
+    cleared = await stack.http.put(f"/api/devices/{ep}/3/0/9/attributes", json={"pmax": None})
+    assert cleared.status_code == 200, cleared.text
+    links = (await stack.http.get(f"/api/devices/{ep}/3/0/9/discover")).json()["links"]
+    assert "pmax" not in next(link["params"] for link in links if link["target"] == "/3/0/9")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{"pmin": 10, "pmax": 5}, {"gt": 1, "lt": 2}, {"nope": 1}, {}, [1], {"pmin": -1}, {"pmin": True}],
+)
+async def test_bad_attributes_are_400(stack: Stack, body: object) -> None:
+    response = await stack.http.put("/api/devices/dev-11/3/0/9/attributes", json=body)
+    assert response.status_code == 400, response.text
+    assert response.json()["error"] == "bad_request"
