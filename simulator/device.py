@@ -26,6 +26,7 @@ from simulator.objects import LwM2MError, ObjectStore
 from simulator.profiles import DeviceConfig
 from simulator.registration import object_links, register_query
 from simulator.site import DeviceSite
+from simulator.udp import create_context
 
 log = get_logger(__name__)
 
@@ -155,7 +156,7 @@ class SimulatedDevice:
         self.site = DeviceSite(
             self.objects, lwm2m_version=self.config.lwm2m_version, firmware=self.firmware, on_request=self._touch
         )
-        self.context = await Context.create_server_context(self.site, bind=("127.0.0.1", 0), transports=["udp6"])
+        self.context = await create_context(self.site, "127.0.0.1", 0)
         faults = self.config.faults
         self.link = Link(self.context, loss_pct=faults.loss_pct, delay_ms=faults.delay_ms, seed=self.seed)
 

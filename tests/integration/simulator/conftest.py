@@ -11,6 +11,8 @@ import pytest
 from aiocoap import Code, Message
 from aiocoap.resource import PathCapable, Resource
 
+from simulator.udp import create_context
+
 
 @dataclass
 class Seen:
@@ -78,7 +80,7 @@ class RDServer:
 @pytest.fixture
 async def rd_server() -> AsyncIterator[RDServer]:
     rd = MiniRD()
-    context = await aiocoap.Context.create_server_context(rd, bind=("127.0.0.1", 0), transports=["udp6"])
+    context = await create_context(rd, "127.0.0.1", 0)  # exclusive port: see simulator/udp.py
     iface = context.request_interfaces[0].token_interface.message_interface
     port = iface.transport.get_extra_info("socket").getsockname()[1]
     try:
