@@ -68,6 +68,34 @@ def resolve_source(
     return ModelSource(path=path)
 
 
+def load_data(source: ModelSource, npz: Path, task: str | None = None) -> ModelSource:
+    """Attach arrays from an ``.npz`` (representative, val_x, val_y, train_x, train_y; optional ``task``)."""
+    import numpy as np
+
+    try:
+        with np.load(npz, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"cannot read data file {npz}: {exc}") from exc
+    unknown = set(arrays) - {"representative", "val_x", "val_y", "train_x", "train_y", "task"}
+    if unknown:
+        raise ValueError(f"{npz}: unknown arrays {sorted(unknown)}")
+    chosen = task or (str(arrays["task"]) if "task" in arrays else None)
+    if chosen not in (None, "classification", "autoencoder"):
+        raise ValueError(f"unknown task {chosen!r}: use classification or autoencoder")
+    rep = arrays.get("representative", arrays.get("train_x"))
+    return ModelSource(
+        path=source.path,
+        name=source.name,
+        task=chosen,  # type: ignore[arg-type]
+        representative=None if rep is None else rep.astype(np.float32),
+        val_x=arrays.get("val_x"),
+        val_y=arrays.get("val_y"),
+        train_x=arrays.get("train_x"),
+        train_y=arrays.get("train_y"),
+    )
+
+
 def _run_backend(module: str, name: str, source: ModelSource, target: Target, prior: list[Artifact]) -> list[Artifact]:
     """Worker entry point: one backend's compile (its module is imported so it registers in the worker too)."""
     importlib.import_module(module)
@@ -142,7 +170,7 @@ class CompileRunner:
 def _verdict(art: Artifact, name: str, target: Target, opts: PlanOptions, float_acc: float | None) -> VariantFit:
     from compilers.packaging import package_size
 
-    ram = art.arena_bytes + opts.runtime_overhead_bytes
+    ram = art.arena_bytes + opts.runtime_overhead_bytes if art.data else 0
     flash = (package_size(art, name, target) if art.data else 0) + opts.flash_margin_bytes
     latency = art.latency_us
     cycles = art.notes.get("vela", {}).get("cycles") if isinstance(art.notes.get("vela"), dict) else None
@@ -218,7 +246,7 @@ def select(source: ModelSource, target: Target, artifacts: Sequence[Artifact], o
     if ok:
         best = min(ok, key=rank)
         acc = f", accuracy {best.accuracy:.4f}" if best.accuracy is not None else ", no held-out data"
-        tie = "NPU build preferred on a tie, then smallest" if npu else "smallest on a tie"
+        tie = "most accurate; NPU build, then smallest, on a tie" if npu else "most accurate; smallest on a tie"
         summary = f"chose {best.variant}: {len(ok)} of {len(fits)} variants fit{acc} ({tie})"
         chosen: str | None = best.variant
     else:

@@ -89,6 +89,13 @@ def compile_model(
     ] = "none",
     out: Annotated[Path | None, typer.Option("--out", help="directory for the chosen package")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the fit report as one JSON object")] = False,
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            "--data", help=".npz with representative [, val_x, val_y, train_x, train_y] for .keras/SavedModel"
+        ),
+    ] = None,
+    task: Annotated[str | None, typer.Option("--task", help="classification or autoencoder (accuracy metric)")] = None,
     clock_mhz: Annotated[float | None, typer.Option("--clock-mhz", help="NPU clock for the latency estimate")] = None,
     config: Annotated[Path | None, typer.Option("--config", "-c", help="TOML config file")] = None,
     cache_dir: Annotated[Path | None, typer.Option("--cache-dir", help="compile cache (default from config)")] = None,
@@ -110,7 +117,7 @@ def compile_model(
 
     from compilers.base import CompileError
     from compilers.cache import CompileCache
-    from compilers.planner import PlanOptions, plan, resolve_source
+    from compilers.planner import PlanOptions, load_data, plan, resolve_source
     from compilers.tflite_info import ModelKindError
 
     cache = CompileCache(cache_dir or settings.compile_cache_dir)
@@ -122,6 +129,10 @@ def compile_model(
     )
     try:
         source = resolve_source(model, cache.root / "zoo")
+        if data is not None or task is not None:
+            source = load_data(source, data, task) if data is not None else source
+            if task is not None and data is None:
+                raise ValueError("--task needs --data (held-out arrays to score on)")
         report = plan(source, target, cache=cache, options=options)
     except (ValueError, ModelKindError, CompileError, OSError) as exc:
         raise CliError(str(exc)) from exc

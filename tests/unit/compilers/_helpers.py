@@ -72,3 +72,16 @@ def register_test_backend() -> None:
 
 
 register_test_backend()
+
+
+def export_other_formats(keras_path: str, out_dir: str) -> tuple[str, str]:
+    """The zoo model as a SavedModel directory and as a float32 .tflite (other accepted inputs)."""
+    from compilers.worker import import_tf
+
+    tf = import_tf()
+    model = tf.keras.models.load_model(keras_path, compile=False)
+    saved = str(Path(out_dir) / "saved_model")
+    model.save(saved, save_format="tf")
+    f32 = Path(out_dir) / "model_f32.tflite"
+    f32.write_bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
+    return saved, str(f32)

@@ -63,6 +63,8 @@ def test_out_writes_the_chosen_model(tmp_path: Path) -> None:
     [
         (["--ram", "12 parsecs", "--flash", "1MiB"], "bad size"),
         (["--ram", "256KiB", "--flash", "1MiB", "--accelerator", "tpu-9000"], "unknown accelerator"),
+        (["--ram", "256KiB", "--flash", "1MiB", "--task", "classification"], "--task needs --data"),
+        (["--ram", "256KiB", "--flash", "1MiB", "--data", "/nonexistent.npz"], "cannot read data file"),
     ],
 )
 def test_bad_options_exit_2(args: list[str], message: str, tmp_path: Path) -> None:

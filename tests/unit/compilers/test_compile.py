@@ -10,12 +10,13 @@ import pytest
 from compilers.artifact import Artifact
 from compilers.base import finish_artifact
 from compilers.evaluate import run_tflm
-from compilers.planner import CompileRunner, plan
+from compilers.planner import CompileRunner, load_data, plan, resolve_source
+from compilers.target import Target
 from compilers.tflite_info import ModelKindError, inspect_tflite
 from compilers.zoo import ZooModel
 
 from . import _helpers
-from .conftest import NPU
+from .conftest import MLPERF, NPU
 
 pytestmark = pytest.mark.slow
 
@@ -107,3 +108,37 @@ def test_zoo_cache_reuses_trained_model(zoo: dict[str, ZooModel], compile_root: 
     assert again.keras_path == zoo["digits-cnn"].keras_path
     assert np.array_equal(again.val_x, zoo["digits-cnn"].val_x)
     assert again.float_score == zoo["digits-cnn"].float_score
+
+
+def test_savedmodel_and_float32_tflite_inputs(zoo: dict[str, ZooModel], tmp_path: Path, runner: CompileRunner) -> None:
+    digits = zoo["digits-cnn"]
+    saved, f32 = runner.executor().submit(_helpers.export_other_formats, str(digits.keras_path), str(tmp_path)).result()
+    data = tmp_path / "data.npz"
+    np.savez(data, representative=digits.representative, val_x=digits.val_x, val_y=digits.val_y, task="classification")
+    target = Target(256 * 1024, 1 << 20)
+
+    sm = plan(load_data(resolve_source(saved), data), target, cache=runner.cache, runner=runner)
+    assert sm.variant("int8").fits and sm.variant("float32").accuracy is not None
+    assert inspect_tflite(sm.variant("int8").artifact.data).kind == "int8"  # type: ignore[union-attr]
+    assert sm.variant("int8-pruned50").artifact.notes["sparsity"] == pytest.approx(0.5, abs=0.02)  # type: ignore[union-attr]
+
+    fl = plan(load_data(resolve_source(f32), data), target, cache=runner.cache, runner=runner)
+    assert fl.variant("float32").fits and fl.chosen == "float32"
+    assert not fl.variant("int8").fits and "cannot quantize a .tflite" in fl.variant("int8").reason
+
+
+def test_load_data_rejects_bad_files(tmp_path: Path) -> None:
+    kws = resolve_source(MLPERF / "kws_ref_model.tflite")
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match="cannot read data file"):
+        load_data(kws, bad)
+    odd = tmp_path / "odd.npz"
+    np.savez(odd, weights=np.zeros(3))
+    with pytest.raises(ValueError, match="unknown arrays"):
+        load_data(kws, odd)
+    ok = tmp_path / "ok.npz"
+    np.savez(ok, val_x=np.zeros((2, 3)), val_y=np.zeros(2))
+    with pytest.raises(ValueError, match="unknown task"):
+        load_data(kws, ok, "regression")
+    assert load_data(kws, ok, "classification").task == "classification"
