@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import cProfile
 import multiprocessing as mp
+import os
 import pstats
 import queue
 import sys
@@ -45,7 +46,7 @@ async def _worker(
     from simulator.device import SimulatedDevice
     from simulator.profiles import DeviceConfig
 
-    configure_logging("error", "json")
+    configure_logging(os.environ.get("OTA_BENCH_LOG", "error"), "json")
     devices = [
         SimulatedDevice(DeviceConfig(endpoint=f"bench-{idx}-{i}", lifetime=3600, block_size=block_size,
                                      server_public_key=public_key, delivery="both", request_timeout_s=60.0))

@@ -34,6 +34,7 @@ STATE, RESULT, PROTOCOLS, DELIVERY = 3, 5, 8, 9
 MODEL = LwM2MPath(32002, 0)
 MODEL_SHA, MODEL_HEALTH = 2, 12
 BLOCK_TRIES = 4
+PROGRESS_EVERY_S = 0.5
 FOLLOW_EVENTS = frozenset({"notification", "registered", "updated", "awake"})
 
 
@@ -91,6 +92,7 @@ class UpdateJob:
         self._alive_at = time.monotonic()
         self._cancel_requested = False
         self._poke = asyncio.Event()
+        self._progress_at = 0.0
         self._fw_available = True
 
     @property
@@ -118,9 +120,13 @@ class UpdateJob:
         await self.ctx.persist(r, before, r.phase, note)
 
     def _progress(self, blocks: int, done: int, total: int) -> None:
-        self._alive_at = time.monotonic()
+        now = time.monotonic()
+        self._alive_at = now
         self.record.progress.update(blocks=blocks, bytes=done, total=total)
-        self.ctx.events.emit("ota.progress", self.endpoint, job=self.record.id, blocks=blocks, bytes=done, total=total)
+        if done >= total or now - self._progress_at >= PROGRESS_EVERY_S:  # not one event per block
+            self._progress_at = now
+            self.ctx.events.emit("ota.progress", self.endpoint, job=self.record.id, blocks=blocks, bytes=done,
+                                 total=total)  # fmt: skip
 
     # -- device I/O --------------------------------------------------------------------------------------------
     async def _read_fw(self) -> dict[LwM2MPath, Any]:
@@ -203,7 +209,6 @@ class UpdateJob:
 
     # -- the sequence ------------------------------------------------------------------------------------------
     async def run(self) -> JobRecord:
-        self._poke = asyncio.Event()
         follower = asyncio.create_task(self._follow_events())
         poller: asyncio.Task[None] | None = None
         try:

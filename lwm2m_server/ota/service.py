@@ -229,9 +229,12 @@ class OtaService:
         reg = self.server.registry.get(endpoint)
         if stats is None or reg is None:
             return None
+        exact = stats.last_block_by_remote.get(f"{reg.host}:{reg.port}")
+        if exact is not None:  # the device pulls from the socket it registered from (the usual case)
+            return exact
         best = None
         for remote, (done, total) in stats.last_block_by_remote.items():
-            if reg.host in remote and (best is None or done > best[0]):
+            if remote.rsplit(":", 1)[0].strip("[]") == reg.host and (best is None or done > best[0]):
                 best = (done, total)
         return best
 
