@@ -14,6 +14,7 @@ import importlib
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Executor, Future
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -148,7 +149,12 @@ class CompileRunner:
         try:
             log.info("compile.start", backend=name, model=source.name, key=key)
             module = type(backend).__module__
-            result = self.executor().submit(_run_backend, module, name, source, target, prior).result()
+            try:
+                result = self.executor().submit(_run_backend, module, name, source, target, prior).result()
+            except BrokenProcessPool as exc:  # a worker died (OOM, native crash): start a fresh pool next time
+                with self._lock:
+                    self._executor = None
+                raise CompileError(f"{name} compile worker crashed: {exc}") from exc
             self.cache.put(key, result)
             with self._lock:
                 self.compiles += 1

@@ -92,3 +92,19 @@ def test_nothing_fits_says_what_is_needed(
     assert rep.summary.startswith("nothing fits")
     doc = rep.to_json()
     assert doc["chosen"] is None and len(doc["variants"]) == 4
+
+
+def test_op_set_and_npu_clock(zoo: dict[str, ZooModel], zoo_artifacts: dict[str, list[Artifact]]) -> None:
+    name = "digits-cnn"
+    int8_ops = set(next(a for a in zoo_artifacts[name] if a.variant == "int8").ops)
+    assert "SOFTMAX" in int8_ops
+    no_softmax = Target(1 << 20, 4 << 20, ops=frozenset(int8_ops - {"SOFTMAX"}), accelerator="ethos-u55-128")
+    rep = report(name, no_softmax, zoo, zoo_artifacts, accuracy_margin=100.0, clock_mhz=100.0)
+    for v in rep.variants:
+        if v.backend == "vela":  # everything runs inside the ethos-u op on an NPU device
+            assert v.fits, v.reason
+            cycles = v.artifact.notes["vela"]["cycles"]  # type: ignore[union-attr]
+            assert v.latency_us == pytest.approx(cycles / 100.0)
+        else:
+            assert not v.fits and "ops not on device: SOFTMAX" in v.reason
+    assert rep.chosen == "int8-vela"
