@@ -93,6 +93,7 @@ class UpdateJob:
         self._cancel_requested = False
         self._poke = asyncio.Event()
         self._progress_at = 0.0
+        self._served_bytes = -1
         self._fw_available = True
 
     @property
@@ -131,7 +132,6 @@ class UpdateJob:
     # -- device I/O --------------------------------------------------------------------------------------------
     async def _read_fw(self) -> dict[LwM2MPath, Any]:
         content: dict[LwM2MPath, Any] = await self.ctx.client.read(self.endpoint, FW)
-        self._alive_at = time.monotonic()
         st, res = _int(content, STATE), _int(content, RESULT)
         self._observe(st, res)
         return content
@@ -142,7 +142,8 @@ class UpdateJob:
             self.fw_state, changed = state, True
         if result is not None and result != self.fw_result:
             self.fw_result, changed = result, True
-        if changed:
+        if changed:  # progress, not mere liveness: a device stuck in one state still times out
+            self._alive_at = time.monotonic()
             self.record.progress["fw_state"], self.record.progress["fw_result"] = self.fw_state, self.fw_result
             self.ctx.events.emit("ota.fw_state", self.endpoint, job=self.record.id, state=self.fw_state,
                                  result=self.fw_result)  # fmt: skip
@@ -152,7 +153,8 @@ class UpdateJob:
         """Feed /5/0/3 and /5/0/5 notifications in; re-read on (re-)registration or wake-up."""
         with self.ctx.events.subscribe(types=FOLLOW_EVENTS, endpoint=self.endpoint) as sub:
             async for ev in sub:
-                self._alive_at = time.monotonic()
+                if ev.type == "registered":  # it came back (reboot, new firmware): that is progress
+                    self._alive_at = time.monotonic()
                 if ev.type == "notification":
                     st, res = _values_from_notification(ev.data)
                     if st is not None or res is not None:
@@ -181,9 +183,12 @@ class UpdateJob:
                 return step.action
             if step.action == "fail":
                 self._raise_for_result(step.result)
+            served = self.ctx.served(self.package.sha256, self.endpoint)
+            if served is not None and served[0] != self._served_bytes:  # the device is pulling blocks
+                self._served_bytes, self._alive_at = served[0], time.monotonic()
             silent = time.monotonic() - self._alive_at
             if silent > timeout and self._device_awake():
-                raise _Failed(Cause.TIMEOUT, None, f"no progress for {timeout:.0f}s in {phase}")
+                raise _Failed(Cause.TIMEOUT, None, f"no progress for {timeout:g}s while {phase}")
             self._changed.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), max(0.05, min(timeout - silent, 1.0)))
@@ -390,13 +395,14 @@ class UpdateJob:
         while True:
             try:
                 result = await make()
-            except (DeviceTimeout, DeviceNotRegistered) as exc:
+            except DeviceError as exc:
+                if not isinstance(exc, DeviceTimeout | DeviceNotRegistered) and exc.coap_code != "network":
+                    raise _Failed(Cause.DEVICE_ERROR, None, f"device answered {exc.coap_code}: {exc.message}") from None
+                # unreachable for now (lost exchange, ICMP unreachable, re-registering): retry until silence
                 if time.monotonic() - self._alive_at > self.ctx.settings.timeout_s and self._device_awake():
                     raise _Failed(Cause.TIMEOUT, None, f"device did not answer ({exc.coap_code})") from None
                 await asyncio.sleep(0.2 if isinstance(exc, DeviceTimeout) else 1.0)
                 continue
-            except DeviceError as exc:
-                raise _Failed(Cause.DEVICE_ERROR, None, f"device answered {exc.coap_code}: {exc.message}") from None
             self._alive_at = time.monotonic()
             return result
 
