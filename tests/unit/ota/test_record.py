@@ -1,0 +1,39 @@
+"""Job rows survive a round trip through a real SQLite store (what resume_all reads after a restart)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lwm2m_server.ota.job import _values_from_notification
+from lwm2m_server.ota.job_state import Cause, JobPhase
+from lwm2m_server.ota.record import HISTORY, SCHEMA, UPSERT, JobRecord
+from lwm2m_server.store.sqlite import SqliteStore
+
+
+async def test_record_round_trip_and_upsert(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "db.sqlite3")
+    await store.open()
+    try:
+        await store.ensure_schema(SCHEMA)
+        rec = JobRecord(endpoint="dev-1", package_sha256="ab" * 32, kind="model", requested_method="pull",
+                        options={"timeout_s": 12.5})  # fmt: skip
+        await store.execute(UPSERT, rec.to_row())
+        rec.phase, rec.attempt, rec.cause, rec.result = JobPhase.FAILED, 2, Cause.NOT_FITTING, 3
+        rec.progress.update(fw_state=0, fw_result=3, bytes=100, total=200)
+        await store.execute(UPSERT, rec.to_row())
+        await store.execute(HISTORY, (rec.id, 1.0, "updating", "failed", 2, "out of RAM"))
+        rows = await store.fetchall("SELECT * FROM ota_jobs")
+        assert len(rows) == 1
+        back = JobRecord.from_row(rows[0])
+        assert back == rec
+        assert back.to_json()["summary"] == "not fitting (out of RAM)"
+        assert back.options == {"timeout_s": 12.5}
+    finally:
+        await store.close()
+
+
+def test_notification_values_pick_state_and_result() -> None:
+    assert _values_from_notification({"path": "/5/0/3", "values": {"/5/0/3": 2}}) == (2, None)
+    assert _values_from_notification({"values": {"/5/0/3": 0, "/5/0/5": 1, "/5/0/1": "x"}}) == (0, 1)
+    assert _values_from_notification({"values": {"/3/0/9": 80}}) == (None, None)
+    assert _values_from_notification({"values": {"/5/0/3": True}}) == (None, None)
