@@ -26,7 +26,7 @@ from simulator.objects import LwM2MError, ObjectStore
 from simulator.profiles import DeviceConfig
 from simulator.registration import object_links, register_query
 from simulator.site import DeviceSite
-from simulator.udp import create_context
+from simulator.udp import create_context, response_within
 
 log = get_logger(__name__)
 
@@ -113,7 +113,7 @@ class SimulatedDevice:
             with contextlib.suppress(Exception):
                 request = Message(code=DELETE, uri=self.server_uri)
                 request.opt.uri_path = self.registration_location
-                await asyncio.wait_for(self.context.request(request).response, 5.0)
+                await response_within(self.context.request(request), 5.0)
         self.registered.clear()
         self.registration_location = None
         await self._close()
@@ -176,7 +176,7 @@ class SimulatedDevice:
         assert self.context is not None and self.link is not None
         self.link.asleep = False
         self._touch()
-        response = await asyncio.wait_for(self.context.request(request).response, UPLINK_TIMEOUT_S)
+        response = await response_within(self.context.request(request), UPLINK_TIMEOUT_S)
         self._touch()
         return response
 

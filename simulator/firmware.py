@@ -25,6 +25,7 @@ from lwm2m_server.logging import get_logger
 from lwm2m_server.protocol.paths import LwM2MPath
 from simulator.install import InstallOutcome, install, self_test
 from simulator.objects import LwM2MError, ObjectStore
+from simulator.udp import response_within
 
 if TYPE_CHECKING:
     from simulator.device import SimulatedDevice
@@ -291,8 +292,8 @@ class Firmware:
             del self.package[num * size :]
             request = Message(code=GET, uri=pull.uri)
             request.opt.block2 = BlockOption.BlockwiseTuple(num, False, szx_of(size))
-            response = await asyncio.wait_for(
-                context.request(request, handle_blockwise=False).response, self.config.request_timeout_s
+            response = await response_within(
+                context.request(request, handle_blockwise=False), self.config.request_timeout_s
             )
             if not response.code.is_successful():
                 code = response.code.dotted

@@ -53,6 +53,8 @@ class Link:
         self._orig_receive(data, ancdata, flags, address)
 
     def _send(self, message: Any) -> None:
+        if self._closed():
+            return  # a timer fired after the socket closed (empty ACK, retransmission): nothing to send on
         if self.asleep or self._lost():
             # A sleeping device sends nothing but its own wake-up uplink, which clears ``asleep`` first.
             self.dropped_out += 1
@@ -63,7 +65,10 @@ class Link:
             self._orig_send(message)
 
     def _send_now(self, message: Any) -> None:
+        if not self._closed():
+            self._orig_send(message)
+
+    def _closed(self) -> bool:
+        # aiocoap's recvmsg transport drops its protocol on close (and has no is_closing()).
         transport = getattr(self._iface, "transport", None)
-        if transport is None or transport.is_closing():
-            return
-        self._orig_send(message)
+        return transport is None or getattr(transport, "_protocol", None) is None

@@ -42,3 +42,22 @@ async def create_context(site: Any, host: str = "127.0.0.1", port: int = 0) -> C
         sock.close()
         raise
     return context
+
+
+def _consume(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()  # mark retrieved: a late ConRetransmitsExceeded is expected after our timeout
+
+
+async def response_within(request: Any, timeout: float) -> Any:
+    """The response of an aiocoap request, or TimeoutError after ``timeout`` s.
+
+    The response future is shielded: cancelling it directly makes aiocoap's request runner fail later
+    with InvalidStateError when the response (or the give-up error) finally arrives.
+    """
+    future = request.response
+    try:
+        return await asyncio.wait_for(asyncio.shield(future), timeout)
+    except BaseException:  # timeout or our own cancellation: aiocoap still owns the future
+        future.add_done_callback(_consume)
+        raise

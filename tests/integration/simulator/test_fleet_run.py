@@ -53,14 +53,17 @@ async def test_sim_command_runs_until_sigint_and_deregisters(rd_server: RDServer
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
+    assert proc.stderr is not None
     try:
-        for _ in range(300):
-            if len(rd_server.rd.live) == 5:
-                break
-            await asyncio.sleep(0.1)
+        head = b""
+        while b"registered in" not in head:  # the summary line: every device answered its Register
+            line = await asyncio.wait_for(proc.stderr.readline(), 30)
+            assert line, head
+            head += line
         assert len(rd_server.rd.live) == 5
         proc.send_signal(signal.SIGINT)
-        _, err = await asyncio.wait_for(proc.communicate(), 30)
+        _, rest = await asyncio.wait_for(proc.communicate(), 30)
+        err = head + rest
     finally:
         if proc.returncode is None:
             proc.kill()
