@@ -1,0 +1,47 @@
+"""`tinymlaas demo --devices 20 --json`: the README's main job, end to end in a real process."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def test_demo_json_summary(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "lwm2m_server.cli", "demo", "--devices", "20", "--json", "--epochs", "4",
+         "--cache-dir", str(tmp_path / "cache"), "--timeout", "240"],
+        capture_output=True, text=True, timeout=420,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert set(summary) == {"devices", "wall_s", "totals", "classes"}
+    assert summary["devices"] == 20
+    totals = summary["totals"]
+    assert totals["failed"] == 0
+    assert totals["confirmed"] + totals["incompatible"] == 20
+    assert totals["incompatible"] >= 1  # the profile that cannot fit the model
+    classes = {c["target"]: c for c in summary["classes"]}
+    assert len(classes) >= 5
+    tiny = classes["tiny-m0-16k"]
+    assert tiny["variant"] is None and tiny["incompatible"] >= 1 and tiny["confirmed"] == 0
+    no_fpu = classes["cortex-m0plus-64k"]
+    assert no_fpu["variant"].startswith("int8")  # no FPU: never float32
+    for c in summary["classes"]:
+        keys = {"target", "variant", "size", "arena_bytes", "accuracy", "confirmed", "incompatible", "failed"}
+        assert set(c) == keys
+        if c["variant"] is not None:
+            assert c["confirmed"] >= 1 and c["size"] > 0 and c["arena_bytes"] > 0 and 0.5 < c["accuracy"] <= 1.0
+    assert sum(c["confirmed"] for c in summary["classes"]) == totals["confirmed"]
+
+
+def test_demo_rejects_bad_options() -> None:
+    proc = subprocess.run([sys.executable, "-m", "lwm2m_server.cli", "demo", "--waves", "50%,10%"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert "error: --waves" in proc.stderr and "Traceback" not in proc.stderr
