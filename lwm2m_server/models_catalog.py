@@ -242,7 +242,8 @@ def _zip_names(model: bytes) -> list[str]:
 
 def _savedmodel_prefix(names: list[str]) -> str | None:
     """The folder holding saved_model.pb inside the zip ('' for the root), shallowest first."""
-    hits = sorted((n for n in names if PurePosixPath(n).name == "saved_model.pb"), key=lambda n: n.count("/"))
+    safe = [n for n in names if not PurePosixPath(n).is_absolute() and ".." not in PurePosixPath(n).parts]
+    hits = sorted((n for n in safe if PurePosixPath(n).name == "saved_model.pb"), key=lambda n: n.count("/"))
     return str(PurePosixPath(hits[0]).parent).lstrip(".") if hits else None
 
 
