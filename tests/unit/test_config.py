@@ -14,7 +14,7 @@ def test_defaults_come_from_repo_toml() -> None:
 
 def test_env_then_overrides_take_precedence(tmp_path: Path) -> None:
     cfg = tmp_path / "c.toml"
-    cfg.write_text('[server]\ncoap_port = 6000\nhttp_port = 9000\n')
+    cfg.write_text("[server]\ncoap_port = 6000\nhttp_port = 9000\n")
     s = load_settings(
         cfg,
         environ={"TINYMLAAS_SERVER__COAP_PORT": "6001", "TINYMLAAS_LOGGING__LEVEL": "debug"},

@@ -93,12 +93,15 @@ async def test_publishes_events_and_answers_commands(broker: Mosquitto) -> None:
             await feed.q.put(Ev("registered", "dev-1", {"lwm2m_version": "1.1"}))
             await feed.q.put(Ev("rollout.progress", None, {"rollout_id": "42", "confirmed": 3}))
             got = await _collect(sub, 2)
-            assert ("tml/devices/dev-1/registered", {"type": "registered", "endpoint": "dev-1",
-                                                      "lwm2m_version": "1.1"}) in got
+            assert (
+                "tml/devices/dev-1/registered",
+                {"type": "registered", "endpoint": "dev-1", "lwm2m_version": "1.1"},
+            ) in got
             assert any(t == "tml/rollouts/42/progress" and p["confirmed"] == 3 for t, p in got)
 
-            await sub.publish("tml/commands/rollouts/create", json.dumps({"model": "digits-cnn",
-                                                                         "correlation_id": "c-1"}), qos=1)
+            await sub.publish(
+                "tml/commands/rollouts/create", json.dumps({"model": "digits-cnn", "correlation_id": "c-1"}), qos=1
+            )
             await sub.publish("tml/commands/rollouts/42/pause", json.dumps({"correlation_id": "c-2"}), qos=1)
             await sub.publish("tml/commands/rollouts/create", json.dumps({"model": "bad", "correlation_id": "c-3"}))
             await sub.publish("tml/commands/rollouts/create", b"not json")

@@ -32,9 +32,26 @@ def test_from_query() -> None:
 
 @pytest.mark.parametrize(
     "query",
-    [["foo=1"], ["pmin=-1"], ["pmin=1.5"], ["pmin=x"], ["pmin="], ["gt=abc"], ["gt=nan"], ["gt=inf"], ["gt="],
-     ["pmin=1", "pmin=2"], ["pmin", "pmin=2"], ["pmin=20", "pmax=10"], ["epmin=20", "epmax=10"], ["st=-1"],
-     ["lt=5", "gt=5"], ["lt=10", "gt=5"], ["lt=1", "gt=5", "st=2"], ["pmin=99999999999"]],
+    [
+        ["foo=1"],
+        ["pmin=-1"],
+        ["pmin=1.5"],
+        ["pmin=x"],
+        ["pmin="],
+        ["gt=abc"],
+        ["gt=nan"],
+        ["gt=inf"],
+        ["gt="],
+        ["pmin=1", "pmin=2"],
+        ["pmin", "pmin=2"],
+        ["pmin=20", "pmax=10"],
+        ["epmin=20", "epmax=10"],
+        ["st=-1"],
+        ["lt=5", "gt=5"],
+        ["lt=10", "gt=5"],
+        ["lt=1", "gt=5", "st=2"],
+        ["pmin=99999999999"],
+    ],
 )
 def test_invalid_queries(query: list[str]) -> None:
     with pytest.raises(WriteAttributesError):

@@ -88,18 +88,20 @@ def test_bad_type_names_item(tmp_path: Path) -> None:
         (ddf(object_id="<ObjectID>1</ObjectID><ObjectID>2</ObjectID>"), "LWM2M/Object[0]/ObjectID"),
         (ddf(ITEM.format(id="x", name="X", ops="R", type="String")), R + "/Item[@ID='x']"),
         (ddf(ITEM.format(id=1, name="", ops="R", type="String")), R + "/Item[@ID=1]/Name"),
-        (ddf(ITEM.format(id=1, name="X", ops="RX", type="String")),
-         R + "/Item[@ID=1]/Operations"),
+        (ddf(ITEM.format(id=1, name="X", ops="RX", type="String")), R + "/Item[@ID=1]/Operations"),
         (ddf(ITEM.format(id=1, name="X", ops="E", type="String")), R + "/Item[@ID=1]/Type"),
         (ddf(ITEM.format(id=1, name="X", ops="R", type="")), R + "/Item[@ID=1]/Type"),
-        (ddf(ITEM.format(id=1, name="X", ops="R", type="String") * 2),
-         R + "/Item[@ID=1]"),
-        (ddf(ITEM.format(id=1, name="X", ops="R", type="String").replace("Single", "Many")),
-         R + "/Item[@ID=1]/MultipleInstances"),
+        (ddf(ITEM.format(id=1, name="X", ops="R", type="String") * 2), R + "/Item[@ID=1]"),
+        (
+            ddf(ITEM.format(id=1, name="X", ops="R", type="String").replace("Single", "Many")),
+            R + "/Item[@ID=1]/MultipleInstances",
+        ),
         (ddf("<Thing/>"), R + "/Thing"),
         (ddf(extra="<ObjectVersion>x</ObjectVersion>"), "LWM2M/Object[ObjectID=30000]/ObjectVersion"),
-        (ddf().replace(b"<Resources>", b"<Nothing>").replace(b"</Resources>", b"</Nothing>"),
-         "LWM2M/Object[ObjectID=30000]/Resources"),
+        (
+            ddf().replace(b"<Resources>", b"<Nothing>").replace(b"</Resources>", b"</Nothing>"),
+            "LWM2M/Object[ObjectID=30000]/Resources",
+        ),
         (b"<Other/>", "Other"),
         (b"<LWM2M></LWM2M>", "LWM2M"),
         (b"<LWM2M><Foo/></LWM2M>", "LWM2M/Foo"),
@@ -169,8 +171,18 @@ def test_multiple_objects_in_one_file() -> None:
 
 
 # Element order and enumerations of the OMA LWM2M-v1_1.xsd (strict xs:sequence), checked on the shipped files.
-XSD_OBJECT = ["Name", "Description1", "ObjectID", "ObjectURN", "LWM2MVersion", "ObjectVersion", "MultipleInstances",
-              "Mandatory", "Resources", "Description2"]
+XSD_OBJECT = [
+    "Name",
+    "Description1",
+    "ObjectID",
+    "ObjectURN",
+    "LWM2MVersion",
+    "ObjectVersion",
+    "MultipleInstances",
+    "Mandatory",
+    "Resources",
+    "Description2",
+]
 XSD_ITEM = ["Name", "Operations", "MultipleInstances", "Mandatory", "Type", "RangeEnumeration", "Units", "Description"]
 XSD_TYPES = {"String", "Integer", "Float", "Boolean", "Opaque", "Time", "Objlnk", "Unsigned Integer", "Corelnk", ""}
 

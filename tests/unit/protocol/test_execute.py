@@ -35,8 +35,25 @@ def test_order_preserved() -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["a", "10", "0=abc", "0='abc", "0='a'b'", "0,", ",0", "0,,1", "0='a\"b'", "0='a\\\\b'", "0 ='a'", "0= 'a'",
-     "0='a';1", "0,0", "1='x',1", "-1", "0='\x01'"],
+    [
+        "a",
+        "10",
+        "0=abc",
+        "0='abc",
+        "0='a'b'",
+        "0,",
+        ",0",
+        "0,,1",
+        "0='a\"b'",
+        "0='a\\\\b'",
+        "0 ='a'",
+        "0= 'a'",
+        "0='a';1",
+        "0,0",
+        "1='x',1",
+        "-1",
+        "0='\x01'",
+    ],
 )
 def test_invalid(text: str) -> None:
     with pytest.raises(ExecuteArgumentError):
@@ -61,17 +78,27 @@ def test_format() -> None:
 
 @pytest.mark.parametrize(
     "args",
-    [{10: None}, {-1: None}, {True: None}, {0: "it's"}, {0: 'say "x"'}, {0: "a\\b"}, {0: "é"}, {0: 5},
-     [(1, None), (1, "x")],
-     {0: "x" * MAX_ARGS_BYTES}],
+    [
+        {10: None},
+        {-1: None},
+        {True: None},
+        {0: "it's"},
+        {0: 'say "x"'},
+        {0: "a\\b"},
+        {0: "é"},
+        {0: 5},
+        [(1, None), (1, "x")],
+        {0: "x" * MAX_ARGS_BYTES},
+    ],
 )
 def test_format_invalid(args: object) -> None:
     with pytest.raises(ExecuteArgumentError):
         format_execute_args(args)  # type: ignore[arg-type]
 
 
-printable = st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E, exclude_characters="'\"\\"),
-                    max_size=30)
+printable = st.text(
+    alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E, exclude_characters="'\"\\"), max_size=30
+)
 
 
 @given(st.dictionaries(st.integers(0, 9), st.none() | printable))

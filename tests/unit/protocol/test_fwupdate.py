@@ -31,16 +31,38 @@ def started() -> FirmwareUpdateTracker:
 def test_enum_values_and_names() -> None:
     assert [int(s) for s in FirmwareState] == [0, 1, 2, 3]
     assert [r.human for r in UpdateResult] == [
-        "initial", "success", "not_enough_flash", "out_of_ram", "connection_lost", "integrity_failure",
-        "unsupported_package", "invalid_uri", "update_failed", "unsupported_protocol", "cancelled", "deferred",
+        "initial",
+        "success",
+        "not_enough_flash",
+        "out_of_ram",
+        "connection_lost",
+        "integrity_failure",
+        "unsupported_package",
+        "invalid_uri",
+        "update_failed",
+        "unsupported_protocol",
+        "cancelled",
+        "deferred",
     ]
     assert [int(r) for r in UpdateResult] == list(range(12))
 
 
 @pytest.mark.parametrize(
     ("result", "klass"),
-    [(2, "fit"), (3, "fit"), (4, "retryable"), (5, "retryable"), (6, "final"), (7, "final"), (8, "final"),
-     (9, "final"), (10, "cancelled"), (11, "deferred"), (0, None), (1, None)],
+    [
+        (2, "fit"),
+        (3, "fit"),
+        (4, "retryable"),
+        (5, "retryable"),
+        (6, "final"),
+        (7, "final"),
+        (8, "final"),
+        (9, "final"),
+        (10, "cancelled"),
+        (11, "deferred"),
+        (0, None),
+        (1, None),
+    ],
 )
 def test_failure_class_per_result(result: int, klass: str | None) -> None:
     assert UpdateResult(result).failure_class == klass

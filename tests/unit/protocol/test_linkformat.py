@@ -56,7 +56,7 @@ def test_unknown_attributes_kept() -> None:
 
 
 def test_whitespace_around_separators_and_trailing_comma() -> None:
-    links = parse_link_format(' </1/0> ; ver = 1.1 ,\n\t</3/0>\r\n,')
+    links = parse_link_format(" </1/0> ; ver = 1.1 ,\n\t</3/0>\r\n,")
     assert [lk.target for lk in links] == ["/1/0", "/3/0"]
     assert links[0].get("ver") == "1.1"
 
@@ -92,7 +92,7 @@ def test_empty_input() -> None:
         "</3/0>,,</1/0>",
         "</3 0>",
         '</3/0>;x="a"b',
-        "</3/0>;x=a\"b",
+        '</3/0>;x=a"b',
         "</3/0>;x=\x01",
         "</3/\x00>",
         ",</3/0>",
@@ -119,7 +119,7 @@ def test_limits() -> None:
 
 
 def test_bounded_cost_on_large_input() -> None:
-    text = ",".join(f"</{i}/0>;ver=1.1" for i in range(MAX_LINKS))[: MAX_TEXT]
+    text = ",".join(f"</{i}/0>;ver=1.1" for i in range(MAX_LINKS))[:MAX_TEXT]
     text = text[: text.rfind(",")]
     started = time.perf_counter()
     links = parse_link_format(text)
@@ -132,8 +132,12 @@ def test_bounded_cost_on_large_input() -> None:
 
 
 def test_format() -> None:
-    links = [Link("/", {"rt": "oma.lwm2m", "ct": "110"}), Link("/3", {"ver": "1.1"}), Link("/3/0"),
-             Link("/a", {"obs": None, "title": 'x "y"', "ct": "60 110"})]
+    links = [
+        Link("/", {"rt": "oma.lwm2m", "ct": "110"}),
+        Link("/3", {"ver": "1.1"}),
+        Link("/3/0"),
+        Link("/a", {"obs": None, "title": 'x "y"', "ct": "60 110"}),
+    ]
     text = format_link_format(links)
     assert text == '</>;rt="oma.lwm2m";ct=110,</3>;ver=1.1,</3/0>,</a>;obs;title="x \\"y\\"";ct="60 110"'
     assert parse_link_format(text) == links

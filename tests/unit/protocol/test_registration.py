@@ -81,8 +81,9 @@ def test_duplicate_param_is_400() -> None:
     reject(["ep=a", "ep=b"])
 
 
-@pytest.mark.parametrize("lt", ["lt=abc", "lt=-5", "lt=+5", "lt=0", "lt=1.5", "lt=", "lt", "lt=99999999999", "lt= 30",
-                                "lt=4294967296"])
+@pytest.mark.parametrize(
+    "lt", ["lt=abc", "lt=-5", "lt=+5", "lt=0", "lt=1.5", "lt=", "lt", "lt=99999999999", "lt= 30", "lt=4294967296"]
+)
 def test_bad_lifetime_is_400(lt: str) -> None:
     reject(["ep=a", lt])
 
@@ -228,13 +229,25 @@ def test_payload_too_large_is_400() -> None:
 
 
 def test_non_utf8_is_400() -> None:
-    assert "UTF-8" in str(reject(["ep=a"], b"</3/0>;title=\"\xff\xfe\""))
+    assert "UTF-8" in str(reject(["ep=a"], b'</3/0>;title="\xff\xfe"'))
 
 
 @pytest.mark.parametrize(
     "payload",
-    [b"garbage", b"</3/0", b"</3/65535>", b"</65535/0>", b"</3/0/1/2/3>", b'</>;ct=abc', b'</>;ct=""',
-     b'</>;ct="110 x"', b"</>;ct=70000", b"</3>;ver=one", b"</3>;ver", b'<x>;rt="oma.lwm2m"'],
+    [
+        b"garbage",
+        b"</3/0",
+        b"</3/65535>",
+        b"</65535/0>",
+        b"</3/0/1/2/3>",
+        b"</>;ct=abc",
+        b'</>;ct=""',
+        b'</>;ct="110 x"',
+        b"</>;ct=70000",
+        b"</3>;ver=one",
+        b"</3>;ver",
+        b'<x>;rt="oma.lwm2m"',
+    ],
 )
 def test_bad_payload_is_400(payload: bytes) -> None:
     reject(["ep=a"], payload)
@@ -254,7 +267,13 @@ def test_request_is_immutable() -> None:
 def test_update_empty() -> None:
     upd = parse_update([], b"")
     assert (upd.lifetime, upd.binding, upd.queue_mode, upd.sms, upd.objects, upd.instances) == (
-        None, None, None, None, None, None)
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+    )
     assert upd.root_path is None and upd.content_formats is None
 
 
@@ -303,9 +322,28 @@ query_items = st.lists(
 )
 payloads = st.one_of(
     st.binary(max_size=300),
-    st.lists(st.sampled_from([b"</>", b";rt=\"oma.lwm2m\"", b";ct=110", b",", b"</3/0>", b"</3>", b";ver=1.1",
-                              b"</lwm2m>", b"\"", b";", b"<", b">", b"</65535/0>", b" ", b"\xff"]), max_size=20)
-    .map(b"".join),
+    st.lists(
+        st.sampled_from(
+            [
+                b"</>",
+                b';rt="oma.lwm2m"',
+                b";ct=110",
+                b",",
+                b"</3/0>",
+                b"</3>",
+                b";ver=1.1",
+                b"</lwm2m>",
+                b'"',
+                b";",
+                b"<",
+                b">",
+                b"</65535/0>",
+                b" ",
+                b"\xff",
+            ]
+        ),
+        max_size=20,
+    ).map(b"".join),
 )
 
 

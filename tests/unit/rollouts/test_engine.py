@@ -55,8 +55,9 @@ class ScriptedDeployer:
     async def installed_sha(self, endpoint: str) -> str | None:
         return self.installed.get(endpoint)
 
-    async def start(self, endpoint: str, build: Build, *, method: str | None, timeout_s: float | None,
-                    max_retries: int | None) -> str:
+    async def start(
+        self, endpoint: str, build: Build, *, method: str | None, timeout_s: float | None, max_retries: int | None
+    ) -> str:
         self.started.append(endpoint)
         return f"job-{endpoint}-{len(self.started)}"
 
@@ -126,8 +127,9 @@ async def test_filter_endpoints_and_skip_already_installed(store: SqliteStore) -
     dep = ScriptedDeployer([f"big-{i}" for i in range(4)] + ["small-0"])
     dep.installed["big-1"] = "ab" * 32
     svc = await _service(store, dep)
-    r = await svc.create(RolloutSpec(model="m", filter="ram_total >= 131072", endpoints=["big-0", "big-1", "small-0"]),
-                         start=True)
+    r = await svc.create(
+        RolloutSpec(model="m", filter="ram_total >= 131072", endpoints=["big-0", "big-1", "small-0"]), start=True
+    )
     got = await _run_to_rest(svc, r.id)
     assert got["total"] == 2 and got["counts"] == {"confirmed": 1, "skipped": 1}
     assert dep.started == ["big-0"]
@@ -138,8 +140,7 @@ async def test_error_threshold_pauses_then_retry_completes(store: SqliteStore) -
     eps = [f"big-{i}" for i in range(10)]
     dep = ScriptedDeployer(eps, fail={"big-0": 1, "big-1": 1, "big-2": 1})
     svc = await _service(store, dep)
-    spec = RolloutSpec(model="m", waves="equal:2", error_threshold_pct=None, error_threshold_count=3,
-                       max_concurrency=5)
+    spec = RolloutSpec(model="m", waves="equal:2", error_threshold_pct=None, error_threshold_count=3, max_concurrency=5)
     r = await svc.create(spec, start=True)
     got = await _run_to_rest(svc, r.id)
     assert got["state"] == "paused" and "3 devices failed" in got["reason"]

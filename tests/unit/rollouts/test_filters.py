@@ -32,8 +32,18 @@ def test_empty_filter_matches_all_and_unknown_hardware_never_crashes() -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["__import__('os').system('x')", "ram_total.__class__", "[x for x in y]", "a if b else c", "ram_total +",
-     "lambda: 1", "f(1)", "x[0]", "-ram_total > 1", "ram_total == 1; 2"],
+    [
+        "__import__('os').system('x')",
+        "ram_total.__class__",
+        "[x for x in y]",
+        "a if b else c",
+        "ram_total +",
+        "lambda: 1",
+        "f(1)",
+        "x[0]",
+        "-ram_total > 1",
+        "ram_total == 1; 2",
+    ],
 )
 def test_rejects_anything_outside_the_language(text: str) -> None:
     with pytest.raises(FilterError):
