@@ -40,7 +40,10 @@ class PlanOptions:
 
 
 def resolve_source(
-    model: ModelSource | str | Path, zoo_dir: Path | None = None, zoo_epochs: int | None = None
+    model: ModelSource | str | Path,
+    zoo_dir: Path | None = None,
+    zoo_epochs: int | None = None,
+    executor: Executor | None = None,
 ) -> ModelSource:
     """A zoo name, a model path, or a ready :class:`ModelSource`; ``ValueError`` with a clear message otherwise."""
     if isinstance(model, ModelSource):
@@ -50,7 +53,7 @@ def resolve_source(
     if isinstance(model, str) and model in ZOO_NAMES:
         if zoo_dir is None:
             raise ValueError("zoo models need a cache directory")
-        return build_model(model, zoo_dir, epochs=zoo_epochs).source()
+        return build_model(model, zoo_dir, epochs=zoo_epochs, executor=executor).source()
     path = Path(model)
     if not path.exists():
         raise ValueError(f"unknown model {str(model)!r}: not a zoo model ({', '.join(ZOO_NAMES)}) nor an existing path")
@@ -324,7 +327,8 @@ class CompileService:
         self.plans = 0  # plans computed (not served from memory nor joined to an in-flight one)
 
     async def source(self, model: ModelSource | str | Path) -> ModelSource:
-        src = await asyncio.to_thread(resolve_source, model, self.cache.root / "zoo", self.zoo_epochs)
+        zoo_pool = self.runner.executor() if isinstance(model, str) else None  # train where TF already lives
+        src = await asyncio.to_thread(resolve_source, model, self.cache.root / "zoo", self.zoo_epochs, zoo_pool)
         await asyncio.to_thread(src.content_hash)
         return src
 
