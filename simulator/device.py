@@ -159,6 +159,7 @@ class SimulatedDevice:
         self.context = await create_context(self.site, "127.0.0.1", 0)
         faults = self.config.faults
         self.link = Link(self.context, loss_pct=faults.loss_pct, delay_ms=faults.delay_ms, seed=self.seed)
+        self.site.observations.asleep = lambda: self.asleep
 
     async def _close(self) -> None:
         if self.site is not None:
@@ -231,6 +232,8 @@ class SimulatedDevice:
                 elif not await self.update():
                     self.registration_location = None
                     continue
+                elif self.site is not None:
+                    self.site.observations.flush_stored()
                 backoff = 1.0
             except (TimeoutError, RegistrationFailed, OSError, Exception) as exc:
                 if isinstance(exc, asyncio.CancelledError):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,6 +59,8 @@ class Observations:
         self.active: list[Observation] = []
         self.notifications = 0
         self._pmax_task: asyncio.Task[None] | None = None
+        self.asleep: Callable[[], bool] = lambda: False
+        """While this says True, notifications are held back (Notification Storing When Offline, /1/0/6)."""
         store.add_listener(self._on_change)
 
     # ---- attributes ----------------------------------------------------------------------------
@@ -132,12 +134,18 @@ class Observations:
 
     def _notify(self, obs: Observation) -> None:
         obs.pending = None
-        if obs not in self.active:
-            return
+        if obs not in self.active or self.asleep():
+            return  # asleep: ``flush_stored`` sends it after the next uplink
         obs.last_sent = time.monotonic()
         obs.last_value = self._value(obs.path)
         self.notifications += 1
         obs.server_observation.trigger()
+
+    def flush_stored(self) -> None:
+        """After waking up: notify every observation whose value changed while the radio was off."""
+        for obs in list(self.active):
+            if self._value(obs.path) != obs.last_value:
+                self._notify(obs)
 
     async def _pmax_loop(self) -> None:
         while self.active:

@@ -335,3 +335,51 @@ async def test_requests_survive_packet_loss(rd_server: RDServer) -> None:
         assert device.link.dropped_in >= 1 and device.link.dropped_out >= 1
     finally:
         await device.stop()
+
+
+async def test_slow_link_adds_latency(rd_server: RDServer, devices: list[SimulatedDevice]) -> None:
+    device = await start(devices, rd_server, lifetime=60, faults=FaultConfig(delay_ms=300))
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    resp = await request(rd_server, device, GET, "/3/0/0", accept=TEXT)
+    assert resp.payload == b"TinyMLaaS Sim"
+    assert loop.time() - t0 >= 0.3
+
+
+async def test_stay_in_queue_mode_fault_forces_q(rd_server: RDServer, devices: list[SimulatedDevice]) -> None:
+    await start(devices, rd_server, lifetime=60, faults=FaultConfig(stay_in_queue_mode=True), queue_awake_s=5)
+    (reg,) = rd_server.rd.of("0.02", path_len=1)
+    assert reg.query[-1] == "Q"
+
+
+async def test_pmax_sends_unchanged_value(rd_server: RDServer, devices: list[SimulatedDevice]) -> None:
+    device = await start(devices, rd_server, lifetime=60)
+    assert (await request(rd_server, device, PUT, "/3/0/9", query=("pmax=1",))).code == Code.CHANGED
+    msg = Message(code=GET, uri=f"coap://127.0.0.1:{device.port}/3/0/9", observe=0)
+    msg.opt.accept = TEXT
+    req = rd_server.context.request(msg)
+    await asyncio.wait_for(req.response, 5)
+    note = await asyncio.wait_for(req.observation.__aiter__().__anext__(), 5)
+    assert note.payload == b"100"  # battery level, unchanged: sent because pmax elapsed
+    req.observation.cancel()
+
+
+async def test_notifications_stored_while_asleep_arrive_after_wake(
+    rd_server: RDServer, devices: list[SimulatedDevice]
+) -> None:
+    device = await start(devices, rd_server, lifetime=60, binding="UQ", queue_awake_s=0.5, queue_sleep_s=1.0)
+    msg = Message(code=GET, uri=f"coap://127.0.0.1:{device.port}/5/0/3", observe=0)
+    msg.opt.accept = TEXT
+    req = rd_server.context.request(msg)
+    assert (await asyncio.wait_for(req.response, 5)).payload == b"0"
+    for _ in range(100):
+        if device.asleep:
+            break
+        await asyncio.sleep(0.05)
+    assert device.asleep and device.objects is not None
+    device.objects.set(LwM2MPath(5, 0, 3), 1)  # changes while the radio is off
+    updates = len(rd_server.rd.of("0.02", path_len=2))
+    note = await asyncio.wait_for(req.observation.__aiter__().__anext__(), 10)
+    assert note.payload == b"1"
+    assert len(rd_server.rd.of("0.02", path_len=2)) > updates  # it came after the wake-up Update
+    req.observation.cancel()

@@ -283,3 +283,29 @@ async def test_self_test_execute_runs_the_model_again(bench: Bench) -> None:
     assert await read_text(bench.ctx, device.port, "/32002/0/9") == "2"
     assert device.objects is not None
     assert device.objects.get(LwM2MPath(32002, 0, 12)) == "ok"
+
+
+async def test_reboot_during_push_is_result_4(bench: Bench) -> None:
+    device = await bench.device(faults=FaultConfig(reboot_after_blocks=5, reboot_down_s=0.1))
+    with pytest.raises(TimeoutError):
+        await push(bench.ctx, device.port, bench.model.package, szx=6, timeout=1.0)
+    await wait_for(device, IDLE, 4)  # the RAM buffer is gone: connection lost, the server pushes again
+    assert device.reboots == 1
+
+
+async def test_pull_never_splices_two_packages(bench: Bench) -> None:
+    """The package behind the URI changes during a reboot: a new ETag restarts the download from 0."""
+    device = await bench.device(block_size=1024, faults=FaultConfig(reboot_after_blocks=10, reboot_down_s=0.5))
+    resource, uri = bench.serve(bench.model.package)
+    await write_uri(bench.ctx, device.port, uri)
+    for _ in range(200):
+        if device.reboots:
+            break
+        await asyncio.sleep(0.01)
+    other = bytes(reversed(bench.model.package))
+    resource.data = other
+    resource.etag = b"new-etag"
+    await wait_for(device, DOWNLOADED, timeout=30)
+    assert device.firmware is not None and bytes(device.firmware.package) == other
+    numbers = [n for n, _ in resource.requests]
+    assert numbers.count(0) == 2  # started over once after seeing the new ETag
