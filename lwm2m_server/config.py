@@ -101,13 +101,21 @@ class ConfigError(ValueError):
     """A config file, env var or override that cannot be applied; the message names it."""
 
 
-def _env_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, str]]:
-    out: dict[str, dict[str, str]] = {}
+def _env_value(text: str) -> Any:
+    """An env var's value as TOML would read it (``1024`` -> int, ``true`` -> bool), else the plain string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def _env_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
     for key, value in environ.items():
         if not key.startswith(ENV_PREFIX) or "__" not in key:
             continue
         section, _, name = key[len(ENV_PREFIX) :].lower().partition("__")
-        out.setdefault(section, {})[name] = value
+        out.setdefault(section, {})[name] = _env_value(value)
     return out
 
 

@@ -39,3 +39,16 @@ def test_bad_config_is_a_clear_error(tmp_path: Path, text: str, needle: str) -> 
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not found"):
         load_settings(tmp_path / "nope.toml", environ={})
+
+
+def test_env_values_are_typed_like_toml() -> None:
+    s = load_settings(
+        environ={
+            "TINYMLAAS_OTA__BLOCK_SIZE": "256",
+            "TINYMLAAS_MQTT__ENABLED": "true",
+            "TINYMLAAS_SERVER__COAP_HOST": "127.0.0.1",
+            "TINYMLAAS_SERVER__DATA_DIR": "/tmp/x y",
+        }
+    )
+    assert s.ota.block_size == 256 and s.mqtt.enabled is True
+    assert s.server.coap_host == "127.0.0.1" and str(s.server.data_dir) == "/tmp/x y"
