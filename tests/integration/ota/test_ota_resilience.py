@@ -129,3 +129,24 @@ async def test_malformed_block2_requests_on_live_server(harness: Harness) -> Non
     dev = await harness.device("after-garbage", accept_raw_firmware=True)
     job_id = await harness.ota.start_update(dev.endpoint, info.sha256, method="pull")
     assert (await asyncio.wait_for(harness.ota.wait(job_id), 15)).phase == JobPhase.SUCCEEDED
+
+
+async def test_update_failed_result_is_final_not_retried(harness: Harness) -> None:
+    dev = await harness.device("refuses", accept_raw_firmware=True, faults=FaultConfig(refuse_update=8))
+    info = await harness.ota.add_package(IMAGE, "firmware")
+    job_id = await harness.ota.start_update(dev.endpoint, info.sha256, method="push")
+    record = await asyncio.wait_for(harness.ota.wait(job_id), 15)
+    assert record.phase == "failed" and record.cause == "update_result"
+    assert record.result == 8 and record.attempt == 1
+    assert record.summary == "firmware update failed (Update Result 8)"
+
+
+async def test_silent_device_times_out(harness: Harness) -> None:
+    dev = await harness.device("vanishes", accept_raw_firmware=True, block_size=16)
+    info = await harness.ota.add_package(BIG, "firmware")
+    job_id = await harness.ota.start_update(dev.endpoint, info.sha256, method="pull", timeout_s=2.0)
+    await wait_phase(harness, job_id, {"downloading"})
+    await dev.stop(deregister=False)  # power gone: no more answers, no de-registration
+    record = await asyncio.wait_for(harness.ota.wait(job_id), 20)
+    assert record.phase == "failed" and record.cause == "timeout", record.to_json()
+    assert record.summary == "timeout"
