@@ -65,9 +65,8 @@ async def run_demo(opts: DemoOptions, ui: DemoUI) -> dict[str, Any]:
 
 
 async def _run(opts: DemoOptions, ui: DemoUI, data_dir: Path) -> dict[str, Any]:
-    from compilers.planner import CompileService
     from lwm2m_server.application import Application
-    from lwm2m_server.ota.builds import server_public_key
+    from lwm2m_server.ota.builds import make_compile_service, server_public_key
     from simulator.fleet import Fleet
 
     started = time.monotonic()
@@ -77,7 +76,7 @@ async def _run(opts: DemoOptions, ui: DemoUI, data_dir: Path) -> dict[str, Any]:
         "ota": {"poll_interval_s": 2.0, "retry_backoff_s": 0.5, "timeout_s": 120.0, "max_retries": 3},
     })
     cache_dir = opts.cache_dir or default_cache_dir()
-    compile_service = CompileService(cache_dir, workers=settings.compile.workers, zoo_epochs=opts.zoo_epochs)
+    compile_service = make_compile_service(settings, cache_dir=cache_dir, zoo_epochs=opts.zoo_epochs)
     app = Application(settings, http=True, compile_service=compile_service)
     ui.stage(f"starting the server (data dir {data_dir})")
     await app.start()

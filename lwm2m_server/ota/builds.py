@@ -36,10 +36,15 @@ def server_public_key(data_dir: Path) -> bytes:
     return bytes(keys.public_key_bytes(keys.load_or_create_signing_key(Path(data_dir))))
 
 
-def make_compile_service(settings: Settings) -> Any:
-    from compilers.planner import CompileService
+def make_compile_service(settings: Settings, *, cache_dir: Path | None = None, zoo_epochs: int | None = None) -> Any:
+    """The CompileService with the configured margins (``[compile]``), created on first use."""
+    from compilers.planner import CompileService, PlanOptions
 
-    return CompileService(settings.compile_cache_dir, workers=settings.compile.workers)
+    c = settings.compile
+    options = PlanOptions(accuracy_margin=c.accuracy_margin, flash_margin_bytes=c.flash_margin_bytes,
+                          runtime_overhead_bytes=c.runtime_overhead_bytes)
+    return CompileService(cache_dir or settings.compile_cache_dir, workers=c.workers, options=options,
+                          zoo_epochs=zoo_epochs)
 
 
 def target_from_profile(profile: Any) -> Any:
@@ -64,12 +69,14 @@ def target_from_profile(profile: Any) -> Any:
     )
 
 
-def sign_artifact(art: Any, model: str, data_dir: Path) -> tuple[bytes, bytes]:
+def sign_artifact(art: Any, model: str, data_dir: Path, target: dict[str, Any] | None = None) -> tuple[bytes, bytes]:
+    """Sign a compiled artifact into a package; the manifest records the compile class it was built for."""
     from compilers import keys, package
 
     key = keys.load_or_create_signing_key(Path(data_dir))
     blob = package.build_package(
-        name=model, version="1", variant=art.variant, arena_bytes=art.arena_bytes, payload=art.data, signing_key=key
+        name=model, version="1", variant=art.variant, arena_bytes=art.arena_bytes, payload=art.data, signing_key=key,
+        target=target,
     )
     return bytes(blob), bytes(keys.public_key_bytes(key))
 
@@ -92,7 +99,8 @@ async def build_for_device(
     if art is None:
         reasons = "; ".join(f"{v.variant}: {getattr(v, 'reason', '')}" for v in getattr(report, "variants", []))
         raise NotFitting(f"{model} does not fit {endpoint}: {reasons or 'no variant fits'}")
-    blob, public_key = await asyncio.to_thread(sign_artifact, art, model, server.settings.server.data_dir)
+    data_dir = server.settings.server.data_dir
+    blob, public_key = await asyncio.to_thread(sign_artifact, art, model, data_dir, target.to_dict())
     info = await packages.add(blob, "model", public_key=public_key)
     log.info("ota.model_built", endpoint=endpoint, model=model, variant=art.variant, sha256=info.sha256)
     return info
