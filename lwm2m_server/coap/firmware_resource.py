@@ -107,5 +107,16 @@ class FirmwareResource(ResourceInterface, PathCapable):  # type: ignore[misc]
         st = self.stats.setdefault(sha, ServeStats())
         st.blocks += 1
         st.bytes += len(chunk)
-        st.last_block_by_remote[str(request.remote.hostinfo)] = (start + len(chunk), len(blob))
+        st.last_block_by_remote[_remote_key(request.remote)] = (start + len(chunk), len(blob))
         return response
+
+
+def _remote_key(remote: object) -> str:
+    """``host:port`` of the client, cheaply (aiocoap's ``hostinfo`` parses addresses on every call)."""
+    sockaddr = getattr(remote, "sockaddr", None)
+    if isinstance(sockaddr, tuple) and len(sockaddr) >= 2:
+        host = str(sockaddr[0])
+        if host.startswith("::ffff:"):
+            host = host[7:]
+        return f"{host}:{sockaddr[1]}"
+    return str(getattr(remote, "hostinfo", remote))

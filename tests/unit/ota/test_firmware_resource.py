@@ -64,6 +64,8 @@ async def test_manual_block2_download_reassembles_exact_bytes(
     assert bytes(got) == PACKAGE
     assert num + 1 == -(-len(PACKAGE) // size)
     assert resource.stats[SHA].bytes == len(PACKAGE)
+    (remote, progress), *_ = resource.stats[SHA].last_block_by_remote.items()
+    assert remote.startswith("127.0.0.1:") and progress == (len(PACKAGE), len(PACKAGE))
 
 
 async def test_any_block_answered_statelessly_out_of_order(
