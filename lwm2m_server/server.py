@@ -64,7 +64,7 @@ class LwM2MServer:
         )
         self.site = resource.Site()
         self.counters: Counter[str] = Counter()
-        add_rd_resources(self.site, self.registry, self._count)
+        add_rd_resources(self.site, self.registry, self._count, self.client.stats.count_in)
         self.site.add_resource((".well-known", "core"), resource.WKCResource(self.site.get_resources_as_linkheader))
         self.coap_context: aiocoap.Context | None = None
         self.coap_port: int = 0

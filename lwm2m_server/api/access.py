@@ -57,6 +57,12 @@ def rd_request_counts(server: Any) -> dict[str, int]:
     return {str(k): int(v) for k, v in dict(getattr(server, "counters", {})).items()}
 
 
+def coap_request_counts(server: Any) -> dict[tuple[str, str, str], int]:
+    """CoAP requests by (direction, method, code): ``out`` = server→device, ``in`` = handled by ``/rd``."""
+    stats = getattr(getattr(server, "client", None), "stats", None)
+    return stats.snapshot() if stats is not None else {}
+
+
 def object_model(server: Any) -> ObjectRegistry:
     """The object model the server's codecs use (to type JSON write bodies the same way)."""
     return server.client.model  # type: ignore[no-any-return]

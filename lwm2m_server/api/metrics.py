@@ -51,6 +51,12 @@ class _DeviceCollector(Collector):
         for outcome, n in sorted(access.rd_request_counts(self._server).items()):
             rd.add_metric([outcome], n)
         yield rd
+        coap = CounterMetricFamily("tinymlaas_coap_requests",
+                                   "CoAP requests by direction (out: server to device, in: /rd), method and "
+                                   "response code (or timeout/network)", labels=["direction", "method", "code"])
+        for (direction, method, code), n in sorted(access.coap_request_counts(self._server).items()):
+            coap.add_metric([direction, method, code], n)
+        yield coap
 
 
 class ApiMetrics:

@@ -20,6 +20,7 @@ from lwm2m_server.coap import composite
 from lwm2m_server.coap.errors import BadResponse, DeviceError, DeviceNotRegistered, DeviceTimeout
 from lwm2m_server.coap.exchange import RawResponse, RequestSpec, build_message, send
 from lwm2m_server.coap.observation import NotifyCallback, Observation
+from lwm2m_server.coap.stats import CoapStats
 from lwm2m_server.events import EventBus
 from lwm2m_server.logging import get_logger
 from lwm2m_server.protocol.codecs import CodecError, ContentFormat, decode, encode
@@ -90,6 +91,7 @@ class DeviceClient:
         self.model = model or ObjectRegistry.default()
         self.default_timeout = default_timeout
         self.context: aiocoap.Context | None = None
+        self.stats = CoapStats()
         self._observations: dict[str, list[Observation]] = {}
         registry.add_hook(self._on_registration)
 
@@ -106,8 +108,14 @@ class DeviceClient:
         return reg
 
     async def send_now(self, reg: Registration, spec: RequestSpec, timeout: float) -> RawResponse:
-        """Send immediately, bypassing queue mode (the queue's sender)."""
-        return await send(self._ctx(), reg, spec, timeout)
+        """Send immediately, bypassing queue mode (the queue's sender); every outcome is counted."""
+        try:
+            resp = await send(self._ctx(), reg, spec, timeout)
+        except DeviceError as exc:
+            self.stats.count_out(spec.method, exc.coap_code)
+            raise
+        self.stats.count_out(spec.method, resp.code)
+        return resp
 
     async def _request(self, reg: Registration, spec: RequestSpec, timeout: float | None) -> RawResponse:
         t = timeout if timeout is not None else self.default_timeout
@@ -297,10 +305,13 @@ class DeviceClient:
         try:
             msg = await asyncio.wait_for(request.response, t)
         except (TimeoutError, aiocoap.error.TimeoutError) as exc:
+            self.stats.count_out("GET", "timeout")
             raise DeviceTimeout(f"observe {p}: no response in {t:g}s", endpoint=endpoint) from exc
         except aiocoap.error.Error as exc:
+            self.stats.count_out("GET", "network")
             raise DeviceError("network", f"observe {p}: {exc}", endpoint=endpoint) from exc
         resp = RawResponse.from_message(msg)
+        self.stats.count_out("GET", resp.code)
         aobs = request.observation
         try:
             self._check(reg, resp, f"observe {p}")

@@ -13,10 +13,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import aiocoap
+import aiocoap.error
 import aiocoap.resource as resource
 from aiocoap.numbers.codes import Code
 from aiocoap.numbers.types import Type
 
+from lwm2m_server.coap.exchange import code_str
 from lwm2m_server.logging import get_logger
 from lwm2m_server.protocol.registration import RegistrationError, parse_register, parse_update
 from lwm2m_server.registry import Registry
@@ -51,13 +53,33 @@ def _peer(request: aiocoap.Message) -> tuple[str, int]:
     return host, int(port or 5683)
 
 
-class RegisterResource(resource.Resource):
-    """``/rd`` itself."""
+CodeCounter = Callable[[str, str], None]  # (method, answered code)
 
-    def __init__(self, registry: Registry, counter: Callable[[str], None] | None = None) -> None:
+
+class _CountingResource(resource.Resource):
+    """Counts every request it answers by method and response code (errors raised by aiocoap included)."""
+
+    def __init__(
+        self, registry: Registry, counter: Callable[[str], None] | None = None, codes: CodeCounter | None = None
+    ) -> None:
         super().__init__()
         self.registry = registry
         self._count = counter or (lambda _k: None)
+        self._count_code = codes or (lambda _m, _c: None)
+
+    async def render(self, request: aiocoap.Message) -> aiocoap.Message:
+        method = str(request.code)
+        try:
+            response: aiocoap.Message = await super().render(request)
+        except aiocoap.error.RenderableError as exc:
+            self._count_code(method, code_str(exc.code))
+            raise
+        self._count_code(method, code_str(response.code))
+        return response
+
+
+class RegisterResource(_CountingResource):
+    """``/rd`` itself."""
 
     def get_link_description(self) -> dict[str, str]:
         return {"rt": "core.rd"}
@@ -79,13 +101,8 @@ class RegisterResource(resource.Resource):
         return aiocoap.Message(code=Code.CREATED, location_path=("rd", reg.reg_id))
 
 
-class RegistrationEntryResource(resource.Resource, resource.PathCapable):
+class RegistrationEntryResource(_CountingResource, resource.PathCapable):
     """``/rd/<id>``: Update and De-register (PathCapable: gets the remaining path, i.e. ``(<id>,)``)."""
-
-    def __init__(self, registry: Registry, counter: Callable[[str], None] | None = None) -> None:
-        super().__init__()
-        self.registry = registry
-        self._count = counter or (lambda _k: None)
 
     def get_link_description(self) -> None:
         return None
@@ -122,6 +139,12 @@ class RegistrationEntryResource(resource.Resource, resource.PathCapable):
         return aiocoap.Message(code=Code.DELETED)
 
 
-def add_rd_resources(site: resource.Site, registry: Registry, counter: Callable[[str], None] | None = None) -> None:
-    site.add_resource(("rd",), RegisterResource(registry, counter))
-    site.add_resource(("rd",), RegistrationEntryResource(registry, counter))
+def add_rd_resources(
+    site: resource.Site,
+    registry: Registry,
+    counter: Callable[[str], None] | None = None,
+    codes: CodeCounter | None = None,
+) -> None:
+    """``counter(outcome)`` per request (registered, updated, ...); ``codes(method, code)`` per answer."""
+    site.add_resource(("rd",), RegisterResource(registry, counter, codes))
+    site.add_resource(("rd",), RegistrationEntryResource(registry, counter, codes))
