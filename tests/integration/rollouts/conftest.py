@@ -26,7 +26,8 @@ from simulator.device import SimulatedDevice
 from simulator.profiles import DeviceConfig, FaultConfig, HardwareProfile
 
 KIB = 1024
-KWS = Path("/work/shared/models/mlperf-tiny/kws_ref_model.tflite")
+from tests.support.shared import KWS  # noqa: E402
+
 SHA = LwM2MPath(32002, 0, 2)
 FW_STATE = LwM2MPath(5, 0, 3)
 

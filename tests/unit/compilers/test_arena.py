@@ -12,8 +12,8 @@ from compilers.arena import ArenaPlan, plan_arena
 from compilers.greedy_planner import Buffer, max_memory, plan_offsets, sorted_order
 from compilers.tflite_schema import ModelFormatError, parse_model
 from compilers.tflm_probe import TflmProbe
+from tests.support.shared import MLPERF
 
-MLPERF = Path("/work/shared/models/mlperf-tiny")
 MODELS = sorted(MLPERF.glob("*.tflite"))
 
 

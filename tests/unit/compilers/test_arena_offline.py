@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,8 +13,7 @@ from compilers.arena import plan_arena
 from compilers.greedy_planner import Buffer, max_memory
 from compilers.offline_plan import optimize, ping_pong, search_offsets
 from compilers.tflm_probe import TflmProbe
-
-MLPERF = Path("/work/shared/models/mlperf-tiny")
+from tests.support.shared import MLPERF
 
 
 @pytest.fixture(scope="module")

@@ -27,8 +27,8 @@ from compilers.package import (
     parse,
     verify,
 )
+from tests.support.shared import KWS
 
-KWS = Path("/work/shared/models/mlperf-tiny/kws_ref_model.tflite")
 KEY = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
 PUB = public_key_bytes(KEY)
 PAYLOAD = b"\x01\x02tiny model bytes\x00" * 40
