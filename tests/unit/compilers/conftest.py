@@ -18,7 +18,7 @@ from compilers.planner import CompileRunner
 from compilers.target import Target
 from compilers.worker import make_executor
 from compilers.zoo import ZooModel, build_model
-from tests.support.shared import MLPERF
+from tests.support.shared import MLPERF  # noqa: F401  (re-exported to the test modules)
 
 TINY_EPOCHS = {"digits-cnn": 4, "vibration-anomaly": 8}
 NPU = Target(ram_bytes=1 << 20, flash_bytes=4 << 20, fpu=True, accelerator="ethos-u55-128")
