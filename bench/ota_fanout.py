@@ -64,6 +64,9 @@ async def _worker(
         command = await asyncio.to_thread(cmd.get)
         if command[0] == "stop":
             break
+        if command[0] == "cpu":
+            out.put(("cpu", idx, time.process_time()))
+            continue
         if command[0] == "ceiling":
             _, uri, concurrency = command
             nbytes = await _ceiling_downloads(devices, uri, block_size, concurrency)
@@ -145,6 +148,18 @@ async def _fanout(
     return time.perf_counter() - t0, outcome
 
 
+async def _device_cpu(cmds: list[Any], out: Any) -> float:
+    """CPU seconds used so far by all device worker processes (all their threads)."""
+    for q in cmds:
+        q.put(("cpu",))
+    return sum(r[2] for r in await _collect(out, "cpu", len(cmds), 60))
+
+
+def _cpu_line(wall: float, server_cpu: float, device_cpu: float) -> str:
+    return (f"         where the time goes: wall {wall:.1f}s, server process CPU {server_cpu:.1f}s, "
+            f"device processes CPU {device_cpu:.1f}s (2 cores shared with everything else on the box)")  # fmt: skip
+
+
 async def main(args: argparse.Namespace) -> None:
     import aiocoap
     from aiocoap import resource
@@ -200,6 +215,7 @@ async def main(args: argparse.Namespace) -> None:
               f"concurrency {args.concurrency}", flush=True)  # fmt: skip
 
         # ceiling: same devices, same bytes, bare aiocoap Block2
+        dev_cpu0, srv_cpu0 = await _device_cpu(cmds, out), time.process_time()
         t1 = time.perf_counter()
         for q in cmds:
             q.put(("ceiling", f"coap://127.0.0.1:{bare_port}/bare", max(1, args.concurrency // args.procs)))
@@ -209,8 +225,10 @@ async def main(args: argparse.Namespace) -> None:
         ceiling_bps = ceiling_bytes / ceiling_s
         print(f"ceiling  bare aiocoap Block2: {ceiling_s:7.2f}s  {len(endpoints) / ceiling_s:8.1f} devices/s  "
               f"{ceiling_bps / 1e6:6.2f} MB/s", flush=True)  # fmt: skip
+        print(_cpu_line(ceiling_s, time.process_time() - srv_cpu0, await _device_cpu(cmds, out) - dev_cpu0))
 
         for method, info in (("push", info1), ("pull", info2)):
+            dev_cpu0, srv_cpu0 = await _device_cpu(cmds, out), time.process_time()
             profiler = cProfile.Profile() if args.profile and method == "pull" else None
             if profiler is not None:
                 profiler.enable()
@@ -223,6 +241,7 @@ async def main(args: argparse.Namespace) -> None:
             print(f"ota-{method}  confirmed {ok}/{len(endpoints)}: {elapsed:7.2f}s  {ok / elapsed:8.1f} devices/s  "
                   f"{bps / 1e6:6.2f} MB/s  ratio vs ceiling {bps / ceiling_bps:5.2f}  {outcome}",
                   flush=True)  # fmt: skip
+            print(_cpu_line(elapsed, time.process_time() - srv_cpu0, await _device_cpu(cmds, out) - dev_cpu0))
         if args.profile:
             stats = pstats.Stats(args.profile)
             stats.sort_stats("tottime").print_stats(25)
