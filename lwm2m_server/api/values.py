@@ -17,31 +17,18 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from lwm2m_server.protocol.jsonvalues import content_to_json, value_to_json
 from lwm2m_server.protocol.model import Content, ObjectLink, ObjectRegistry, ResourceType, Value
 from lwm2m_server.protocol.paths import LwM2MPath
+
+__all__ = ["BodyError", "body_to_content", "coerce_value", "content_to_json", "to_jsonable", "value_to_json"]
 
 
 class BodyError(ValueError):
     """A request body that cannot be turned into LwM2M content (HTTP 400)."""
 
 
-# ---- outbound: Python -> JSON -------------------------------------------------------------------
-def value_to_json(value: Any) -> Any:
-    """One LwM2M value as JSON: bytes -> {"hex"}, ObjectLink -> "3:0", non-finite floats -> str."""
-    if isinstance(value, bytes | bytearray | memoryview):
-        return {"hex": bytes(value).hex()}
-    if isinstance(value, ObjectLink):
-        return str(value)
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    return value
-
-
-def content_to_json(content: Mapping[LwM2MPath, Value]) -> dict[str, Any]:
-    """Flat content as ``{"/3/0/1": value}``, ordered by path."""
-    return {str(path): value_to_json(content[path]) for path in sorted(content)}
-
-
+# ---- outbound: Python -> JSON (value_to_json/content_to_json live in the sans-IO layer) ---------
 def to_jsonable(obj: Any, _depth: int = 0) -> Any:
     """Best-effort conversion of event payloads / profiles (dataclasses, paths, sets, bytes) to JSON."""
     if _depth > 32:

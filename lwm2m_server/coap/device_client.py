@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 import aiocoap
 import aiocoap.error
@@ -24,8 +23,9 @@ from lwm2m_server.coap.stats import CoapStats
 from lwm2m_server.events import EventBus
 from lwm2m_server.logging import get_logger
 from lwm2m_server.protocol.codecs import CodecError, ContentFormat, decode, encode
+from lwm2m_server.protocol.jsonvalues import content_to_json
 from lwm2m_server.protocol.linkformat import Link, LinkFormatError, parse_link_format
-from lwm2m_server.protocol.model import Content, ObjectLink, ObjectRegistry
+from lwm2m_server.protocol.model import Content, ObjectRegistry
 from lwm2m_server.protocol.negotiation import choose_format
 from lwm2m_server.protocol.paths import LwM2MPath
 from lwm2m_server.queue import QueuedRequest, QueueManager
@@ -46,17 +46,7 @@ __all__ = [
 ]
 
 
-def jsonable(content: Content) -> dict[str, Any]:
-    """Content as JSON-friendly ``{"/3/0/0": value}`` (bytes as hex, object links as "3:0")."""
-    out: dict[str, Any] = {}
-    for path, value in sorted(content.items()):
-        if isinstance(value, bytes):
-            out[str(path)] = value.hex()
-        elif isinstance(value, ObjectLink):
-            out[str(path)] = str(value)
-        else:
-            out[str(path)] = value
-    return out
+jsonable = content_to_json  # kept for callers of the old name: the API's JSON value encoding
 
 
 def _as_path(path: LwM2MPath | str) -> LwM2MPath:
@@ -370,7 +360,7 @@ class DeviceClient:
             log.warning("notification_undecodable", endpoint=obs.endpoint, path=str(obs.path), error=str(exc))
             return
         obs._push(content)
-        self.events.emit("notification", obs.endpoint, path=str(obs.path), values=jsonable(content))
+        self.events.emit("notification", obs.endpoint, path=str(obs.path), values=content_to_json(content))
         if callback is not None:
             try:
                 callback(obs.endpoint, obs.path, content)

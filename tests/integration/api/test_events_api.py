@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
+from lwm2m_server.protocol.paths import LwM2MPath
 from tests.integration.api.conftest import M0, M4F, Stack, running_stack, wait_for
 from tests.integration.api.sse import sse
 
@@ -103,3 +104,21 @@ async def test_api_observation_survives_a_device_reboot(stack: Stack) -> None:
         assert frame.data["data"]["values"] == {"/1/0/6": False}
     assert (await stack.http.delete(url)).status_code == 200
     assert not await reobserved()
+
+
+async def test_opaque_notification_uses_the_api_value_encoding(stack: Stack) -> None:
+    """Notification events carry opaque as {"hex": ...} like the REST API: on SSE and in the event log."""
+    device = stack.devices["obs-11"]
+    assert device.objects is not None
+    device.objects.add_instance(6, 0, {0: 60.17, 1: 24.94, 4: b"\x01\x02", 5: 1_700_000_000})
+    url = "/api/devices/obs-11/6/0/4/observe"
+    async with sse(stack.http, endpoint="obs-11", type="notification") as events:
+        response = await stack.http.post(url)
+        assert response.status_code == 200, response.text
+        assert response.json()["content"] == {"/6/0/4": {"hex": "0102"}}
+        device.objects.set(LwM2MPath(6, 0, 4), b"\xab\xcd\xef")
+        frame = await events.next(event="notification", path="/6/0/4")
+        assert frame.data["data"]["values"] == {"/6/0/4": {"hex": "abcdef"}}
+    assert (await stack.http.delete(url)).status_code == 200
+    logged = await stack.server.store.events(endpoint="obs-11", type="notification", limit=20)
+    assert {"/6/0/4": {"hex": "abcdef"}} in [e["data"]["values"] for e in logged]
