@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from aiocoap import GET, Code, Message
+from aiocoap.numbers.constants import TransportTuning
 from aiocoap.optiontypes import BlockOption
 
 from lwm2m_server.logging import get_logger
@@ -70,6 +71,7 @@ class Firmware:
         self._rebooted = False
         self._task: asyncio.Task[None] | None = None
         self._rng = random.Random(device.seed)
+        self._tuning = _tuning(self.config.block_ack_timeout_s)
         self.corrupted = 0  # packages corrupted so far by the corrupt_downloads fault
         self.store.on_write(5, 0, self._on_package_write)
         self.store.on_write(5, 1, self._on_uri_write)
@@ -290,7 +292,7 @@ class Firmware:
                 return
             num = len(self.package) // size
             del self.package[num * size :]
-            request = Message(code=GET, uri=pull.uri)
+            request = Message(code=GET, uri=pull.uri, transport_tuning=self._tuning)
             request.opt.block2 = BlockOption.BlockwiseTuple(num, False, szx_of(size))
             response = await response_within(
                 context.request(request, handle_blockwise=False), self.config.request_timeout_s
@@ -394,6 +396,13 @@ class Firmware:
         values = await asyncio.get_running_loop().run_in_executor(None, lambda: self_test(model, arena, count))
         for rid, value in values.items():
             self.store.set(LwM2MPath(32002, 0, rid), value)
+
+
+def _tuning(ack_timeout: float) -> TransportTuning:
+    class BlockTuning(TransportTuning):
+        ACK_TIMEOUT = ack_timeout
+
+    return BlockTuning()
 
 
 def _payload_of(package: bytes) -> bytes | None:

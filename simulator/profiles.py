@@ -108,6 +108,8 @@ class DeviceConfig:
     """Zephyr-style: drop the query of the Package URI."""
     request_timeout_s: float = 10.0
     """Pull: per-block timeout before the download is given up (Update Result 4)."""
+    block_ack_timeout_s: float = 1.0
+    """Pull: CoAP ACK_TIMEOUT for block requests (RFC 7252 default 2 s); retransmissions double it."""
 
     def __post_init__(self) -> None:
         if self.lwm2m_version not in ("1.0", "1.1"):
