@@ -113,6 +113,7 @@ class QueueManager:
 
     async def stop(self) -> None:
         self._stopping = True  # futures cancelled below must not withdraw (delete) their persisted requests
+        self._release_waiters()
         await self._timers.stop()
         tasks = list(self._flushing.values())
         for t in tasks:
@@ -148,10 +149,24 @@ class QueueManager:
             waker.set()
         self._kick(endpoint)
 
-    async def wait_awake(self, reg: Registration) -> None:
-        """Return once the device is awake (used for observe on a sleeping device)."""
-        while not self.is_awake(reg):
+    async def wait_awake(self, reg: Registration) -> Registration:
+        """Wait for the device's next wake-up (used for observe on a sleeping device); returns its current
+        registration. Raises :class:`DeviceNotRegistered` if it de-registers or expires first (the rule for
+        queued requests), or when the queue stops, so a waiter never outlives the registration."""
+        while True:
+            current = self.registry.get(reg.endpoint)
+            if current is None or self._stopping:
+                raise DeviceNotRegistered(reg.endpoint)
+            if self.is_awake(current):
+                return current
             await self._wakers.setdefault(reg.endpoint, asyncio.Event()).wait()
+
+    def _release_waiters(self, endpoint: str | None = None) -> None:
+        keys = [endpoint] if endpoint is not None else list(self._wakers)
+        for key in keys:
+            waker = self._wakers.pop(key, None)
+            if waker is not None:
+                waker.set()
 
     def _on_timer(self, kind: str, key: Hashable) -> None:
         if kind == "sleep" and isinstance(key, str) and key in self.registry:
@@ -170,6 +185,7 @@ class QueueManager:
             self._timers.cancel("sleep", reg.endpoint)
             self._awake_until.pop(reg.endpoint, None)
             self._drop_all(reg.endpoint, DeviceNotRegistered(reg.endpoint))
+            self._release_waiters(reg.endpoint)
 
     # -- requests ---------------------------------------------------------------------------------------------
     async def request(self, reg: Registration, spec: RequestSpec, timeout: float) -> RawResponse:

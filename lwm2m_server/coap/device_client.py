@@ -284,11 +284,11 @@ class DeviceClient:
         timeout: float | None = None,
     ) -> Observation:
         """Observe ``path``. The current value is in ``.value``; later notifications go to ``callback`` and the
-        async iterator. A sleeping queue-mode device is observed on its next wake-up."""
+        async iterator. A sleeping queue-mode device is observed on its next wake-up; as for queued requests,
+        ``timeout`` counts from then, and a de-registration or expiry meanwhile raises DeviceNotRegistered."""
         reg, p = self._reg(endpoint), _as_path(path)
         if self.queue is not None:
-            await self.queue.wait_awake(reg)
-            reg = self._reg(endpoint)
+            reg = await self.queue.wait_awake(reg)
         cf = content_format if content_format is not None else self._format(reg, p)
         request = self._ctx().request(build_message(reg, RequestSpec("GET", str(p), accept=cf), observe=0))
         t = timeout if timeout is not None else self.default_timeout
