@@ -49,6 +49,8 @@ def _is_envelope(data: bytes) -> bool:
 
 def bump_version(version: str) -> str:
     """``1.0.3`` -> ``1.0.4``; a version without a trailing number gets ``.1``."""
+    if not version:
+        return "1"
     head, _, last = version.rpartition(".")
     if last.isdigit():
         return f"{head}.{int(last) + 1}" if head else str(int(last) + 1)
