@@ -61,6 +61,8 @@ class FaultConfig:
     def __post_init__(self) -> None:
         if not 0.0 <= self.loss_pct <= 100.0:
             raise ValueError(f"loss_pct must be 0..100, got {self.loss_pct}")
+        if self.corrupt_downloads < 0:
+            raise ValueError("corrupt_downloads must be >= 0")
         if self.refuse_update is not None and self.refuse_update not in (8, 10, 11):
             raise ValueError(f"refuse_update must be 8, 10 or 11, got {self.refuse_update}")
 

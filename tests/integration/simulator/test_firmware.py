@@ -309,3 +309,11 @@ async def test_pull_never_splices_two_packages(bench: Bench) -> None:
     assert device.firmware is not None and bytes(device.firmware.package) == other
     numbers = [n for n, _ in resource.requests]
     assert numbers.count(0) == 2  # started over once after seeing the new ETag
+
+
+async def test_corrupt_only_the_first_download(bench: Bench) -> None:
+    device = await bench.device(faults=FaultConfig(corrupt_downloads=1))
+    for expected in (5, 1):  # the retry gets a clean copy
+        await push(bench.ctx, device.port, bench.model.package, szx=6)
+        await execute(bench.ctx, device.port)
+        await wait_for(device, IDLE, expected)
