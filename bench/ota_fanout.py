@@ -9,7 +9,7 @@ process, and the same device sockets download it with the same block size and co
 OTA bytes/s over ceiling bytes/s (1.0 = OTA costs nothing beyond moving the blocks).
 
     python bench/ota_fanout.py --devices 1000 --procs 4 --concurrency 200
-    python bench/ota_fanout.py --devices 200 --procs 2 --profile /tmp/ota.prof   # cProfile of the server side
+    python bench/ota_fanout.py --devices 200 --procs 2 --profile /tmp/ota.prof --profile-method push
 """
 
 from __future__ import annotations
@@ -229,7 +229,7 @@ async def main(args: argparse.Namespace) -> None:
 
         for method, info in (("push", info1), ("pull", info2)):
             dev_cpu0, srv_cpu0 = await _device_cpu(cmds, out), time.process_time()
-            profiler = cProfile.Profile() if args.profile and method == "pull" else None
+            profiler = cProfile.Profile() if args.profile and method == args.profile_method else None
             if profiler is not None:
                 profiler.enable()
             elapsed, outcome = await _fanout(ota, endpoints, info.sha256, method, args.concurrency)
@@ -265,5 +265,6 @@ if __name__ == "__main__":
     parser.add_argument("--procs", type=int, default=4)
     parser.add_argument("--concurrency", type=int, default=200, help="OTA jobs (and ceiling downloads) in flight")
     parser.add_argument("--block-size", type=int, default=1024, choices=[16, 32, 64, 128, 256, 512, 1024])
-    parser.add_argument("--profile", default="", help="write a cProfile of the server during the pull run here")
+    parser.add_argument("--profile", default="", help="write a cProfile of the server during one run here")
+    parser.add_argument("--profile-method", default="pull", choices=["push", "pull"], help="the run to profile")
     asyncio.run(main(parser.parse_args()))
