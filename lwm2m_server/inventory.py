@@ -12,6 +12,7 @@ from typing import Any
 
 from lwm2m_server.coap.device_client import DeviceClient
 from lwm2m_server.coap.errors import DeviceError
+from lwm2m_server.coap.observation import Observation
 from lwm2m_server.events import EventBus
 from lwm2m_server.logging import get_logger
 from lwm2m_server.protocol.model import Content
@@ -108,6 +109,7 @@ class Inventory:
         self.timeout = timeout
         self._profiles: dict[str, DeviceProfile] = {}
         self._observed_from: dict[str, tuple[str, int]] = {}
+        self._observing: dict[str, dict[LwM2MPath, Observation]] = {}  # our own handles (others may share them)
         registry.add_listener(self._on_registration)
 
     async def start(self) -> None:
@@ -135,6 +137,7 @@ class Inventory:
                 await self.observe(current)  # observations are bound to the old address: re-establish
         else:
             self._observed_from.pop(reg.endpoint, None)
+            self._observing.pop(reg.endpoint, None)
 
     async def _read(self, reg: Registration, path: LwM2MPath) -> Content | None:
         try:
@@ -161,12 +164,15 @@ class Inventory:
         return [p for p in OBSERVED if reg.has_object(p.object_id)]
 
     async def observe(self, reg: Registration) -> None:
+        """Observe what OTA follows, with the inventory's own handles: an operator's observation of the same
+        path shares the CoAP observation, and cancelling theirs never cancels ours."""
         self._observed_from[reg.endpoint] = reg.address
-        have = {o.path for o in self.client.observations(reg.endpoint)}
+        mine = self._observing.setdefault(reg.endpoint, {})
         for path in self._observable(reg):
-            if path in have:
+            current = mine.get(path)
+            if current is not None and not current.cancelled:
                 continue
             try:
-                await self.client.observe(reg.endpoint, path, timeout=self.timeout)
+                mine[path] = await self.client.observe(reg.endpoint, path, timeout=self.timeout, owner="inventory")
             except DeviceError as exc:
                 log.info("inventory_observe_failed", endpoint=reg.endpoint, path=str(path), code=exc.coap_code)

@@ -2,7 +2,8 @@
 
 The DeviceClient itself publishes every notification on the event bus (``notification`` events with
 ``path`` and ``values``), so SSE clients and the MQTT bridge see them; here we keep the handles, so that
-``DELETE .../observe`` cancels the API's own observation and not, say, the inventory's, and so that
+``DELETE .../observe`` cancels the API's own handle and not, say, the inventory's (owners of one path share a
+CoAP observation, cancelled only with its last handle: see :mod:`lwm2m_server.coap.observation`), and so that
 observations dropped by a new Register (reboot) or an address change are re-established, as LwM2M
 servers do: a device's observations do not survive its re-registration.
 """
@@ -22,6 +23,7 @@ from lwm2m_server.protocol.paths import LwM2MPath
 log = get_logger(__name__)
 
 Key = tuple[str, LwM2MPath]
+OWNER = "api"
 
 
 def _table(app: FastAPI) -> dict[Key, Any]:
@@ -42,7 +44,7 @@ def setup_reobserve(app: FastAPI, server: Any) -> None:
             if endpoint != reg.endpoint or not obs.cancelled:
                 continue
             try:
-                fresh = await server.client.observe(endpoint, path)
+                fresh = await server.client.observe(endpoint, path, owner=OWNER)
             except DeviceError as exc:
                 log.warning("api.reobserve_failed", endpoint=endpoint, path=str(path), error=str(exc))
                 continue
@@ -58,7 +60,8 @@ async def start_observation(app: FastAPI, server: Any, endpoint: str, path: LwM2
                             content_format: int | None = None, timeout: float | None = None) -> Content:
     """Observe ``path`` (replacing an earlier API observation of it) and return the current value."""
     table = _table(app)
-    obs = await server.client.observe(endpoint, path, content_format=content_format, timeout=timeout)
+    obs = await server.client.observe(endpoint, path, content_format=content_format, timeout=timeout,
+                                      owner=OWNER)
     if obs.cancelled:  # the device answered without an Observe option: not observable
         error = obs.error if isinstance(obs.error, DeviceError) else DeviceError("not_observable", str(path))
         raise error
@@ -71,12 +74,13 @@ async def start_observation(app: FastAPI, server: Any, endpoint: str, path: LwM2
 
 
 async def stop_observation(app: FastAPI, server: Any, endpoint: str, path: LwM2MPath) -> None:
-    """Cancel the API's observation of ``path`` (or, if it has none, any observation of it); 404 if none."""
+    """Cancel the API's own observation of ``path``; 404 if the API has none. Only API-owned handles are
+    touched: the server's own observations of the path (inventory/OTA) share the CoAP observation and live on."""
     obs = _table(app).pop((endpoint, path), None)
     if obs is not None:
         obs.cancel()
         return
-    if await server.client.cancel_observe(endpoint, path) == 0:
+    if await server.client.cancel_observe(endpoint, path, owner=OWNER) == 0:
         raise not_found(f"no observation of {path} on {endpoint!r}")
 
 

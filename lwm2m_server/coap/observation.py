@@ -1,7 +1,13 @@
-"""Client-side observations (server observes a device path): notifications as a callback and an async iterator.
+"""Client-side observations (server observes a device path): one CoAP observation, many owners' handles.
+
+Several parts of the server may observe the same path (the inventory follows /5/0/3 for OTA, an operator
+observes it through the REST API). They share *one* CoAP observation (one token on the wire, one
+``notification`` event per notification), and each owner gets its own :class:`Observation` handle. Cancelling a
+handle detaches only that owner; the CoAP observation is cancelled when its last handle goes. So an API
+``DELETE .../observe`` can never break the server's own observations.
 
 aiocoap's callback interface is used (not its lossy async iterator) so every notification is decoded, published
-and counted as an uplink, without a task per observation. The iterator side keeps a bounded queue that drops the
+and counted as an uplink, without a task per observation. Each handle keeps a bounded queue that drops the
 oldest value for a slow consumer: observe is lossy by nature (RFC 7641), only the latest state matters.
 """
 
@@ -11,24 +17,33 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+from lwm2m_server.logging import get_logger
 from lwm2m_server.protocol.model import Content
 from lwm2m_server.protocol.paths import LwM2MPath
+
+log = get_logger(__name__)
 
 NotifyCallback = Callable[[str, LwM2MPath, Content], None]
 
 
 class Observation:
-    def __init__(self, endpoint: str, path: LwM2MPath, reg_id: str, maxsize: int = 64) -> None:
+    """One owner's handle on an observation: the latest value, notifications as callback and async iterator."""
+
+    def __init__(
+        self, endpoint: str, path: LwM2MPath, reg_id: str, maxsize: int = 64, *, owner: str | None = None
+    ) -> None:
         self.endpoint = endpoint
         self.path = path
         self.reg_id = reg_id
+        self.owner = owner
         self.address: tuple[str, int] | None = None
         self.value: Content = {}
         self.notifications = 0
         self.cancelled = False
         self.error: BaseException | None = None
+        self.callback: NotifyCallback | None = None
         self._queue: asyncio.Queue[Content | None] = asyncio.Queue(maxsize)
-        self._aiocoap_obs: Any = None
+        self._detach: Callable[[Observation], None] | None = None
         self._on_cancel: list[Callable[[Observation], None]] = []
 
     def _push(self, content: Content) -> None:
@@ -37,12 +52,18 @@ class Observation:
         if self._queue.full():
             self._queue.get_nowait()
         self._queue.put_nowait(content)
+        if self.callback is not None:
+            try:
+                self.callback(self.endpoint, self.path, content)
+            except Exception:
+                log.exception("notification_callback_failed", endpoint=self.endpoint, path=str(self.path))
 
     def _end(self, error: BaseException | None = None) -> None:
         if self.cancelled:
             return
         self.cancelled = True
         self.error = error
+        self._detach = None
         if self._queue.full():
             self._queue.get_nowait()
         self._queue.put_nowait(None)
@@ -50,12 +71,12 @@ class Observation:
             fn(self)
 
     def cancel(self) -> None:
-        """Stop observing locally; the device's next notification is answered with RST (RFC 7641 §3.6)."""
-        obs = self._aiocoap_obs
-        self._aiocoap_obs = None
-        if obs is not None and not obs.cancelled:
-            obs.cancel()
+        """Stop this owner's handle. The CoAP observation ends with its last handle (the device's next
+        notification is then answered with RST, RFC 7641 §3.6)."""
+        detach = self._detach
         self._end()
+        if detach is not None:
+            detach(self)
 
     def __aiter__(self) -> AsyncIterator[Content]:
         return self
@@ -74,4 +95,65 @@ class Observation:
 
     def __repr__(self) -> str:
         state = "cancelled" if self.cancelled else "active"
-        return f"<Observation {self.endpoint}{self.path} {state} n={self.notifications}>"
+        return f"<Observation {self.endpoint}{self.path} owner={self.owner} {state} n={self.notifications}>"
+
+
+class SharedObservation:
+    """One CoAP observation (one token on the wire) and the handles of every owner following it."""
+
+    def __init__(
+        self,
+        endpoint: str,
+        path: LwM2MPath,
+        reg_id: str,
+        address: tuple[str, int],
+        content_format: int,
+        value: Content,
+    ) -> None:
+        self.endpoint = endpoint
+        self.path = path
+        self.reg_id = reg_id
+        self.address = address
+        self.content_format = content_format
+        self.value = value
+        self.handles: list[Observation] = []
+        self.ended = False
+        self.aiocoap_obs: Any = None
+        self.on_end: list[Callable[[SharedObservation], None]] = []
+
+    def attach(self, owner: str | None = None, callback: NotifyCallback | None = None) -> Observation:
+        obs = Observation(self.endpoint, self.path, self.reg_id, owner=owner)
+        obs.value = dict(self.value)
+        obs.address = self.address
+        obs.callback = callback
+        obs._detach = self._detach
+        self.handles.append(obs)
+        return obs
+
+    def _detach(self, obs: Observation) -> None:
+        if obs in self.handles:
+            self.handles.remove(obs)
+        if not self.handles:
+            self.end()
+
+    def push(self, content: Content) -> None:
+        self.value = content
+        for obs in list(self.handles):
+            obs._push(content)
+
+    def end(self, error: BaseException | None = None) -> None:
+        """Cancel the CoAP observation and end every handle (de-registration, device moved, error, last owner)."""
+        if self.ended:
+            return
+        self.ended = True
+        aobs, self.aiocoap_obs = self.aiocoap_obs, None
+        if aobs is not None and not aobs.cancelled:
+            aobs.cancel()
+        handles, self.handles = self.handles, []
+        for obs in handles:
+            obs._end(error)
+        for fn in self.on_end:
+            fn(self)
+
+    def __repr__(self) -> str:
+        return f"<SharedObservation {self.endpoint}{self.path} cf={self.content_format} owners={len(self.handles)}>"

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
+from lwm2m_server.coap.observation import Observation
 from lwm2m_server.protocol.paths import LwM2MPath
 from tests.integration.api.conftest import M0, M4F, Stack, running_stack, wait_for
 from tests.integration.api.sse import sse
@@ -122,3 +123,30 @@ async def test_opaque_notification_uses_the_api_value_encoding(stack: Stack) -> 
     assert (await stack.http.delete(url)).status_code == 200
     logged = await stack.server.store.events(endpoint="obs-11", type="notification", limit=20)
     assert {"/6/0/4": {"hex": "abcdef"}} in [e["data"]["values"] for e in logged]
+
+
+async def test_api_delete_never_cancels_the_servers_own_observations(stack: Stack) -> None:
+    """/5/0/3 is observed by the inventory for OTA: the API can share it, but its DELETE only drops its own."""
+    ep, path = "obs-11", LwM2MPath(5, 0, 3)
+    device = stack.devices[ep]
+    assert device.objects is not None
+
+    def inventory_handles() -> list[Observation]:
+        return [o for o in stack.server.client.observations(ep) if o.path == path and o.owner == "inventory"]
+
+    assert len(inventory_handles()) == 1
+    url = f"/api/devices/{ep}/5/0/3/observe"
+    none_of_ours = await stack.http.delete(url)
+    assert none_of_ours.status_code == 404 and none_of_ours.json()["error"] == "not_found"
+    assert len(inventory_handles()) == 1
+
+    assert (await stack.http.post(url)).status_code == 200
+    assert len([s for s in stack.server.client.coap_observations(ep) if s.path == path]) == 1  # shared
+    assert (await stack.http.delete(url)).status_code == 200
+    assert len(inventory_handles()) == 1 and not any(o.cancelled for o in inventory_handles())
+
+    async with sse(stack.http, endpoint=ep, type="notification") as events:
+        device.objects.set(path, 1)  # the device starts downloading: OTA still hears it
+        frame = await events.next(event="notification", path="/5/0/3")
+        assert frame.data["data"]["values"] == {"/5/0/3": 1}
+    device.objects.set(path, 0)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 
 import pytest
@@ -131,3 +132,53 @@ async def test_reregistration_reestablishes_observations(server: LwM2MServer, de
     await until(lambda: len(server.client.observations(device.endpoint)) == 3)
     after = {id(o) for o in server.client.observations(device.endpoint)}
     assert before.isdisjoint(after)
+
+
+async def test_owners_share_one_coap_observation(server: LwM2MServer, device: SimulatedDevice) -> None:
+    """Two owners of /3/0/9: one observation on the wire, one event per notification, each handle cancels alone."""
+    ep, c = device.endpoint, server.client
+    assert device.site is not None and device.objects is not None
+    on_device = device.site.observations.active
+    before = len(on_device)
+    sub = server.events.subscribe(types={"notification"})
+    first = await c.observe(ep, "/3/0/9", owner="one")
+    second = await c.observe(ep, "/3/0/9", owner="two")
+    assert first is not second and second.value == first.value
+    assert len([s for s in c.coap_observations(ep) if s.path == P("/3/0/9")]) == 1
+    assert len(on_device) == before + 1
+
+    device.objects.set(P("/3/0/9"), 41)
+    assert await first.next(5.0) == {P("/3/0/9"): 41} and await second.next(5.0) == {P("/3/0/9"): 41}
+    await wait_event(sub, lambda e: e.endpoint == ep and e.data["path"] == "/3/0/9")
+    with pytest.raises(TimeoutError):  # one event per notification, not one per owner
+        await wait_event(sub, lambda e: e.endpoint == ep and e.data["path"] == "/3/0/9", timeout=0.3)
+
+    assert await c.cancel_observe(ep, "/3/0/9", owner="one") == 1
+    assert first.cancelled and not second.cancelled
+    device.objects.set(P("/3/0/9"), 40)
+    assert await second.next(5.0) == {P("/3/0/9"): 40}
+    ev = await wait_event(sub, lambda e: e.endpoint == ep and e.data["path"] == "/3/0/9")
+    assert ev.data["values"] == {"/3/0/9": 40}
+
+    second.cancel()
+    assert [s for s in c.coap_observations(ep) if s.path == P("/3/0/9")] == []
+    for value in range(30, 39):  # the next notification is answered with RST: the device drops it
+        device.objects.set(P("/3/0/9"), value)
+        with contextlib.suppress(AssertionError):
+            await until(lambda: len(on_device) == before, timeout=1.0)
+            break
+    assert len(on_device) == before
+
+
+async def test_inventory_observation_survives_another_owner_cancelling(
+    server: LwM2MServer, device: SimulatedDevice
+) -> None:
+    ep, c = device.endpoint, server.client
+    other = await c.observe(ep, "/5/0/3", owner="api")
+    assert len([s for s in c.coap_observations(ep) if s.path == P("/5/0/3")]) == 1
+    assert await c.cancel_observe(ep, "/5/0/3", owner="api") == 1 and other.cancelled
+    mine = [o for o in c.observations(ep) if o.path == P("/5/0/3")]
+    assert [o.owner for o in mine] == ["inventory"] and not mine[0].cancelled
+    assert device.objects is not None
+    device.objects.set(P("/5/0/3"), 1)
+    assert await mine[0].next(5.0) == {P("/5/0/3"): 1}
