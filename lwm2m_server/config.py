@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 ENV_PREFIX = "TINYMLAAS_"
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "tinymlaas.toml"
@@ -40,6 +40,9 @@ class StoreSettings(_Section):
     path: str = ""
     batch_max: int = 512
     batch_window_ms: float = 5.0
+    event_retention_days: float = Field(default=7.0, ge=0)
+    event_max_rows: int = Field(default=1_000_000, ge=0)
+    event_prune_interval_s: float = Field(default=300.0, gt=0)
 
 
 class LoggingSettings(_Section):

@@ -25,6 +25,7 @@ from lwm2m_server.protocol.model import ObjectRegistry
 from lwm2m_server.queue import QueueManager
 from lwm2m_server.registry import Listener, Registry
 from lwm2m_server.store.base import Store
+from lwm2m_server.store.retention import DAY_S, RetentionPolicy
 from lwm2m_server.store.sqlite import SqliteStore
 
 log = get_logger(__name__)
@@ -45,8 +46,12 @@ class LwM2MServer:
         self.settings = settings
         s = settings.server
         self.events = EventBus()
+        st = settings.store
         self.store: Store = store or SqliteStore(
-            settings.store_path, batch_max=settings.store.batch_max, batch_window_ms=settings.store.batch_window_ms
+            settings.store_path,
+            batch_max=st.batch_max,
+            batch_window_ms=st.batch_window_ms,
+            retention=RetentionPolicy(st.event_retention_days * DAY_S, st.event_max_rows, st.event_prune_interval_s),
         )
         self.registry = Registry(self.store, self.events, grace_s=s.registration_grace_s)
         self.client = DeviceClient(self.registry, self.events, model=model, default_timeout=s.request_timeout_s)

@@ -19,6 +19,7 @@ from lwm2m_server.logging import get_logger
 from lwm2m_server.registration import Registration
 from lwm2m_server.store.base import Params
 from lwm2m_server.store.batch import BatchWriter
+from lwm2m_server.store.retention import EventPruner, RetentionPolicy, prune_events
 
 log = get_logger(__name__)
 
@@ -78,7 +79,9 @@ class SqliteStore:
         batch_max: int = 512,
         batch_window_ms: float = 5.0,
         synchronous: str = "NORMAL",
+        retention: RetentionPolicy | None = None,
     ) -> None:
+        """``retention``: prune the event log by age/row count on a timer (None: keep every event)."""
         self.path = Path(path)
         self.batch_max = batch_max
         self.batch_window_ms = batch_window_ms
@@ -87,6 +90,8 @@ class SqliteStore:
             raise ValueError(f"synchronous must be OFF/NORMAL/FULL/EXTRA, not {synchronous!r}")
         self._conn: aiosqlite.Connection | None = None
         self._writer: BatchWriter | None = None
+        self.retention = retention
+        self._pruner: EventPruner | None = None
 
     @property
     def writer(self) -> BatchWriter:
@@ -113,11 +118,17 @@ class SqliteStore:
         self._conn = conn
         self._writer = BatchWriter(conn, self.batch_max, self.batch_window_ms / 1000.0)
         self._writer.start()
+        if self.retention is not None and self.retention.enabled:
+            self._pruner = EventPruner(self.fetchall, self.execute, self.retention)
+            self._pruner.start()
         log.info("store_opened", path=str(self.path), synchronous=self.synchronous)
 
     async def close(self) -> None:
         if self._conn is None:
             return
+        if self._pruner is not None:
+            await self._pruner.stop()
+            self._pruner = None
         if self._writer is not None:
             await self._writer.close()
             self._writer = None
@@ -191,6 +202,13 @@ class SqliteStore:
         params.append(max(0, int(limit)))
         rows = await self.fetchall(sql, params)
         return [{**r, "data": json.loads(r["data"])} for r in reversed(rows)]
+
+    async def prune_events(self, policy: RetentionPolicy | None = None, *, now: float | None = None) -> int:
+        """Apply ``policy`` (default: the store's retention) now; returns the number of events deleted."""
+        chosen = policy or self.retention
+        if chosen is None:
+            return 0
+        return await prune_events(self.fetchall, self.execute, chosen, now=now)
 
     # -- generic access for other services --------------------------------------------------------------------
     async def ensure_schema(self, ddl: str) -> None:
