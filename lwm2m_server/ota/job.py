@@ -22,6 +22,18 @@ from lwm2m_server.events import EventBus
 from lwm2m_server.logging import get_logger
 from lwm2m_server.ota.job_state import Cause, JobPhase, JobState, failure_class, interpret, on_failure
 from lwm2m_server.ota.method import MethodError, choose_method
+from lwm2m_server.ota.object5 import (
+    DELIVERY,
+    FW,
+    MODEL,
+    MODEL_HEALTH,
+    MODEL_SHA,
+    RESULT,
+    STATE,
+    fw_int,
+    protocols_of,
+    values_from_notification,
+)
 from lwm2m_server.ota.packages import PackageInfo, PackageStore
 from lwm2m_server.ota.push import BlockReply, PushError, push_package
 from lwm2m_server.ota.record import JobRecord
@@ -29,10 +41,6 @@ from lwm2m_server.protocol.paths import LwM2MPath
 
 log = get_logger(__name__)
 
-FW = LwM2MPath(5, 0)
-STATE, RESULT, PROTOCOLS, DELIVERY = 3, 5, 8, 9
-MODEL = LwM2MPath(32002, 0)
-MODEL_SHA, MODEL_HEALTH = 2, 12
 BLOCK_TRIES = 4
 PROGRESS_EVERY_S = 0.5
 FOLLOW_EVENTS = frozenset({"notification", "registered", "updated", "awake"})
@@ -65,19 +73,6 @@ class JobContext:
     persist: Callable[[JobRecord, JobPhase, JobPhase, str], Awaitable[None]]
     served: Callable[[str, str], tuple[int, int] | None] = lambda sha, ep: None  # pull progress (bytes, total)
     ram_budget: Callable[[str], Awaitable[int | None]] | None = None  # endpoint -> /32001/0/1
-
-
-def _int(content: dict[LwM2MPath, Any], rid: int) -> int | None:
-    v = content.get(FW.child(rid))
-    return int(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
-
-
-def _protocols(content: dict[LwM2MPath, Any]) -> list[int]:
-    out = []
-    for path, v in content.items():
-        if path.object_id == 5 and path.resource_id == PROTOCOLS and isinstance(v, int):
-            out.append(v)
-    return out
 
 
 class UpdateJob:
@@ -132,7 +127,7 @@ class UpdateJob:
     # -- device I/O --------------------------------------------------------------------------------------------
     async def _read_fw(self) -> dict[LwM2MPath, Any]:
         content: dict[LwM2MPath, Any] = await self.ctx.client.read(self.endpoint, FW)
-        st, res = _int(content, STATE), _int(content, RESULT)
+        st, res = fw_int(content, STATE), fw_int(content, RESULT)
         self._observe(st, res)
         return content
 
@@ -156,7 +151,7 @@ class UpdateJob:
                 if ev.type == "registered":  # it came back (reboot, new firmware): that is progress
                     self._alive_at = time.monotonic()
                 if ev.type == "notification":
-                    st, res = _values_from_notification(ev.data)
+                    st, res = values_from_notification(ev.data)
                     if st is not None or res is not None:
                         self._observe(st, res)
                 else:
@@ -300,8 +295,8 @@ class UpdateJob:
             content = await self._call(self._read_fw)
         try:
             choice = choose_method(
-                delivery_method=_int(content, DELIVERY),
-                protocols=_protocols(content),
+                delivery_method=fw_int(content, DELIVERY),
+                protocols=protocols_of(content),
                 base_uri=self.ctx.base_uri(self.endpoint),
                 sha256_hex=self.package.sha256,
                 prefer=self.ctx.settings.prefer,
@@ -420,18 +415,3 @@ class UpdateJob:
     def cancel(self, task: asyncio.Task[Any]) -> None:
         self._cancel_requested = True
         task.cancel()
-
-
-def _values_from_notification(data: dict[str, Any]) -> tuple[int | None, int | None]:
-    """Pick /5/0/3 and /5/0/5 out of a notification event (content keyed by path strings or LwM2MPath)."""
-    content = data.get("content") or data.get("values") or {}
-    state = result = None
-    for key, value in content.items():
-        text = str(key)
-        if not isinstance(value, int) or isinstance(value, bool):
-            continue
-        if text == "/5/0/3":
-            state = value
-        elif text == "/5/0/5":
-            result = value
-    return state, result

@@ -10,10 +10,18 @@ import pytest
 from tests.integration.ota.conftest import Harness, start_harness
 
 
-async def deliver(h: Harness, endpoint: str, method: str, size: int = 5000, wait: float = 25, **config: object) -> dict:
+async def deliver(
+    h: Harness,
+    endpoint: str,
+    method: str,
+    size: int = 5000,
+    wait: float = 25,
+    job_timeout: float | None = None,
+    **config: object,
+) -> dict:
     dev = await h.device(endpoint, accept_raw_firmware=True, **config)
     info = await h.ota.add_package(b"FWIMG\x00" + os.urandom(size - 6), "firmware", version="2")
-    job_id = await h.ota.start_update(dev.endpoint, info.sha256, method=method)
+    job_id = await h.ota.start_update(dev.endpoint, info.sha256, method=method, timeout_s=job_timeout)
     record = await asyncio.wait_for(h.ota.wait(job_id), wait)
     return {"record": record, "device": dev, "info": info, "served": h.ota.fw_resource.stats.get(info.sha256)}
 
@@ -76,6 +84,6 @@ async def test_ten_percent_loss_still_completes(harness: Harness, method: str) -
     from simulator.profiles import FaultConfig
 
     # normally ~3 s; the generous wait covers a loaded CI box (a lost block costs a request timeout)
-    out = await deliver(harness, f"lossy-{method}", method, 4000, wait=50, faults=FaultConfig(loss_pct=10.0),
-                        block_size=256)  # fmt: skip
+    out = await deliver(harness, f"lossy-{method}", method, 4000, wait=60, job_timeout=40.0,
+                        faults=FaultConfig(loss_pct=10.0), block_size=256)  # fmt: skip
     assert out["record"].phase == "succeeded", out["record"].to_json()

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lwm2m_server.ota.job import _values_from_notification
 from lwm2m_server.ota.job_state import Cause, JobPhase
+from lwm2m_server.ota.object5 import values_from_notification
 from lwm2m_server.ota.record import HISTORY, SCHEMA, UPSERT, JobRecord
 from lwm2m_server.store.sqlite import SqliteStore
 
@@ -33,7 +33,7 @@ async def test_record_round_trip_and_upsert(tmp_path: Path) -> None:
 
 
 def test_notification_values_pick_state_and_result() -> None:
-    assert _values_from_notification({"path": "/5/0/3", "values": {"/5/0/3": 2}}) == (2, None)
-    assert _values_from_notification({"values": {"/5/0/3": 0, "/5/0/5": 1, "/5/0/1": "x"}}) == (0, 1)
-    assert _values_from_notification({"values": {"/3/0/9": 80}}) == (None, None)
-    assert _values_from_notification({"values": {"/5/0/3": True}}) == (None, None)
+    assert values_from_notification({"path": "/5/0/3", "values": {"/5/0/3": 2}}) == (2, None)
+    assert values_from_notification({"values": {"/5/0/3": 0, "/5/0/5": 1, "/5/0/1": "x"}}) == (0, 1)
+    assert values_from_notification({"values": {"/3/0/9": 80}}) == (None, None)
+    assert values_from_notification({"values": {"/5/0/3": True}}) == (None, None)
