@@ -41,10 +41,14 @@ def make_compile_service(settings: Settings, *, cache_dir: Path | None = None, z
     from compilers.planner import CompileService, PlanOptions
 
     c = settings.compile
-    options = PlanOptions(accuracy_margin=c.accuracy_margin, flash_margin_bytes=c.flash_margin_bytes,
-                          runtime_overhead_bytes=c.runtime_overhead_bytes)
-    return CompileService(cache_dir or settings.compile_cache_dir, workers=c.workers, options=options,
-                          zoo_epochs=zoo_epochs)
+    options = PlanOptions(
+        accuracy_margin=c.accuracy_margin,
+        flash_margin_bytes=c.flash_margin_bytes,
+        runtime_overhead_bytes=c.runtime_overhead_bytes,
+    )
+    return CompileService(
+        cache_dir or settings.compile_cache_dir, workers=c.workers, options=options, zoo_epochs=zoo_epochs
+    )
 
 
 def target_from_profile(profile: Any) -> Any:
@@ -75,7 +79,12 @@ def sign_artifact(art: Any, model: str, data_dir: Path, target: dict[str, Any] |
 
     key = keys.load_or_create_signing_key(Path(data_dir))
     blob = package.build_package(
-        name=model, version="1", variant=art.variant, arena_bytes=art.arena_bytes, payload=art.data, signing_key=key,
+        name=model,
+        version="1",
+        variant=art.variant,
+        arena_bytes=art.arena_bytes,
+        payload=art.data,
+        signing_key=key,
         target=target,
     )
     return bytes(blob), bytes(keys.public_key_bytes(key))
