@@ -46,7 +46,8 @@ def _label(job: dict[str, Any]) -> str:
     progress = job.get("progress") or {}
     fw = FW_STATES.get(int(progress.get("fw_state") or 0), "?") if progress.get("fw_state") is not None else "?"
     attempt = f" attempt {job['attempt']}" if job.get("attempt", 1) > 1 else ""
-    return f"{job['phase']} (device: {fw}){attempt}"
+    blocks = f" {progress['blocks']} blocks sent" if progress.get("blocks") else ""
+    return f"{job.get('method') or ''} {job['phase']} (device: {fw}){blocks}{attempt}".strip()
 
 
 @app.command()
