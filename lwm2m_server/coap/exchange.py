@@ -7,6 +7,7 @@ so NAT bindings hold. A request is addressed by the registration's current ``hos
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -145,13 +146,40 @@ def build_message(reg: Registration, spec: RequestSpec, *, observe: int | None =
     return msg
 
 
+def abandon(ctx: aiocoap.Context, msg: aiocoap.Message) -> None:
+    """Stop retransmitting the confirmable request ``msg`` once nobody waits for its response.
+
+    aiocoap 0.4 keeps retransmitting a CON after its response future is cancelled (chrysn/aiocoap#363), and with
+    NSTART=1 every later request to the same device waits behind it for up to MAX_TRANSMIT_WAIT (93 s): one
+    request the device dropped made the following ones time out as well. This reaches into the message layer
+    defensively; should its internals change, it does nothing (the library's own behaviour).
+    """
+    if msg.mid is None or msg.remote is None:
+        return
+    key = (msg.remote, msg.mid)
+    for interface in getattr(ctx, "request_interfaces", ()):
+        manager = getattr(interface, "token_interface", None)
+        exchanges = getattr(manager, "_active_exchanges", None)
+        if not isinstance(exchanges, dict) or key not in exchanges:
+            continue
+        _monitor, retransmission = exchanges.pop(key)
+        retransmission.cancel()
+        with contextlib.suppress(AttributeError, AssertionError, KeyError):
+            manager._continue_backlog(msg.remote)  # type: ignore[union-attr]  # send what queued behind it
+        return
+
+
 async def send(ctx: aiocoap.Context, reg: Registration, spec: RequestSpec, timeout: float) -> RawResponse:
     """Send and await the response; raises :class:`DeviceTimeout` / :class:`DeviceError` on transport failure."""
     msg = build_message(reg, spec)
     request = ctx.request(msg, handle_blockwise=spec.block1 is None)
     try:
         response = await asyncio.wait_for(request.response, timeout)
+    except asyncio.CancelledError:
+        abandon(ctx, msg)
+        raise
     except (TimeoutError, aiocoap.error.TimeoutError) as exc:
+        abandon(ctx, msg)
         raise DeviceTimeout(f"{spec.method} {spec.path}: no response in {timeout:g}s", endpoint=reg.endpoint) from exc
     except aiocoap.error.Error as exc:
         raise DeviceError("network", f"{spec.method} {spec.path}: {exc}", endpoint=reg.endpoint) from exc

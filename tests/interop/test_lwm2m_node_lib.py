@@ -116,6 +116,21 @@ async def test_what_does_not_interoperate_and_why(stack: Stack, client: NodeProc
     assert await read(EP, "/3/0/1", content_format=TEXT) == {p("/3/0/1"): "lwm2m-node-lib"}
 
 
+async def test_a_dropped_request_does_not_wedge_the_device(stack: Stack, client: NodeProcess) -> None:
+    """node-coap silently drops a request with an Accept it cannot name (here 65000). Our request times out;
+    the *next* one must go out at once. aiocoap keeps retransmitting a CON whose response future was
+    cancelled (chrysn/aiocoap#363) and, with NSTART=1, queued every later request to the device behind it for
+    up to 93 s: every following request timed out too. ``exchange.send`` now abandons the exchange."""
+    loop = asyncio.get_running_loop()
+    dc = stack.server.client
+    with pytest.raises(DeviceError) as err:
+        await dc.raw_request(EP, "GET", "/3/0/0", accept=65000, timeout=1.0)
+    assert err.value.coap_code == "timeout"
+    started = loop.time()
+    assert await dc.read(EP, "/3/0/1", content_format=TEXT, timeout=4.0) == {p("/3/0/1"): "lwm2m-node-lib"}
+    assert loop.time() - started < 1.0  # answered straight away, not after a retransmission of the dead one
+
+
 async def test_write_then_read_back(stack: Stack, client: NodeProcess) -> None:
     dc = stack.server.client
     await dc.write(EP, "/3/0/15", {p("/3/0/15"): "Asia/Tokyo"}, content_format=TEXT)
