@@ -18,7 +18,7 @@ from typing import Any
 
 from lwm2m_server.coap.errors import DeviceError, DeviceNotRegistered, DeviceTimeout
 from lwm2m_server.config import OtaSettings
-from lwm2m_server.events import EventBus
+from lwm2m_server.events import Event, EventBus
 from lwm2m_server.logging import get_logger
 from lwm2m_server.ota.job_state import Cause, JobPhase, JobState, failure_class, interpret, on_failure
 from lwm2m_server.ota.method import MethodError, choose_method
@@ -73,6 +73,7 @@ class JobContext:
     persist: Callable[[JobRecord, JobPhase, JobPhase, str], Awaitable[None]]
     served: Callable[[str, str], tuple[int, int] | None] = lambda sha, ep: None  # pull progress (bytes, total)
     ram_budget: Callable[[str], Awaitable[int | None]] | None = None  # endpoint -> /32001/0/1
+    dispatched: bool = False  # True: the service feeds on_event() from one shared subscription
 
 
 class UpdateJob:
@@ -144,19 +145,23 @@ class UpdateJob:
                                  result=self.fw_result)  # fmt: skip
         self._changed.set()
 
+    def on_event(self, ev: Event) -> None:
+        """A /5/0/3 or /5/0/5 notification feeds the state in; a (re-)registration or wake-up triggers a re-read."""
+        if ev.type == "registered":  # it came back (reboot, new firmware): that is progress
+            self._alive_at = time.monotonic()
+        if ev.type == "notification":
+            st, res = values_from_notification(ev.data)
+            if st is not None or res is not None:
+                self._observe(st, res)
+        else:
+            self._changed.set()
+            self._poke.set()
+
     async def _follow_events(self) -> None:
-        """Feed /5/0/3 and /5/0/5 notifications in; re-read on (re-)registration or wake-up."""
+        """Without a dispatcher (see OtaService), subscribe to this device's events directly."""
         with self.ctx.events.subscribe(types=FOLLOW_EVENTS, endpoint=self.endpoint) as sub:
             async for ev in sub:
-                if ev.type == "registered":  # it came back (reboot, new firmware): that is progress
-                    self._alive_at = time.monotonic()
-                if ev.type == "notification":
-                    st, res = values_from_notification(ev.data)
-                    if st is not None or res is not None:
-                        self._observe(st, res)
-                else:
-                    self._changed.set()
-                    self._poke.set()
+                self.on_event(ev)
 
     async def _poller(self) -> None:
         """Re-read /5/0 every poll interval (and when poked); one read in flight at a time."""
@@ -209,7 +214,7 @@ class UpdateJob:
 
     # -- the sequence ------------------------------------------------------------------------------------------
     async def run(self) -> JobRecord:
-        follower = asyncio.create_task(self._follow_events())
+        follower = asyncio.create_task(self._follow_events() if not self.ctx.dispatched else asyncio.sleep(0))
         poller: asyncio.Task[None] | None = None
         try:
             resume_at = await self._resume_point()

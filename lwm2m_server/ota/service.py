@@ -12,9 +12,10 @@ import time
 from typing import Any
 
 from lwm2m_server.coap.firmware_resource import FirmwareResource
+from lwm2m_server.events import Subscription
 from lwm2m_server.logging import get_logger
 from lwm2m_server.ota import builds
-from lwm2m_server.ota.job import JobContext, UpdateJob
+from lwm2m_server.ota.job import FOLLOW_EVENTS, JobContext, UpdateJob
 from lwm2m_server.ota.job_state import ACTIVE, JobPhase
 from lwm2m_server.ota.method import base_coap_uri
 from lwm2m_server.ota.packages import PackageInfo, PackageStore
@@ -45,6 +46,8 @@ class OtaService:
         self._by_endpoint: dict[str, str] = {}
         self._limit = asyncio.Semaphore(max_active) if max_active else None
         self._started = False
+        self._events: Subscription | None = None
+        self._dispatcher: asyncio.Task[None] | None = None
         self.compile_service: Any = None  # compilers.planner.CompileService, created on first model request
         if getattr(server, "ota", None) is None:
             server.ota = self  # the REST routes and CLI find the service here
@@ -53,12 +56,30 @@ class OtaService:
     async def start(self, *, resume: bool = True) -> None:
         await self.packages.open()
         await self.server.store.ensure_schema(SCHEMA)
+        # One subscription for all jobs, dispatched by endpoint: a per-job subscription would make every
+        # event cost O(running jobs) in the bus.
+        self._events = self.server.events.subscribe(types=FOLLOW_EVENTS, maxsize=100_000)
+        self._dispatcher = asyncio.create_task(self._dispatch(), name="ota-events")
         self._started = True
         if resume:
             await self.resume_all()
 
+    async def _dispatch(self) -> None:
+        assert self._events is not None
+        async for ev in self._events:
+            job_id = self._by_endpoint.get(ev.endpoint or "")
+            entry = self._jobs.get(job_id) if job_id else None
+            if entry is not None:
+                entry[0].on_event(ev)
+
     async def stop(self) -> None:
         """Stop running jobs without touching their stored state: a later start resumes them."""
+        if self._events is not None:
+            self._events.close()
+        if self._dispatcher is not None:
+            self._dispatcher.cancel()
+            await asyncio.gather(self._dispatcher, return_exceptions=True)
+        self._events, self._dispatcher = None, None
         tasks = [t for _, t in self._jobs.values()]
         for t in tasks:
             t.cancel()
@@ -259,4 +280,5 @@ class OtaService:
             persist=self._persist,
             served=self._served,
             ram_budget=self._ram_budget,
+            dispatched=self._events is not None,
         )
