@@ -98,9 +98,10 @@ class DeviceConfig:
     """Install non-package images as plain firmware (bumps /3/0/3 and re-registers)."""
     update_interval_s: float | None = None
     """Seconds between Updates; None = 75 % of the lifetime."""
-    queue_awake_s: float = 5.0
-    """Queue mode: how long the device listens after its last uplink or incoming request."""
-    queue_sleep_s: float = 20.0
+    queue_awake_s: float = 93.0
+    """Queue mode: how long the device listens after its last uplink or incoming request. Keep it >= the
+    server's ``queue_mode_window_s`` (93 s, CoAP MAX_TRANSMIT_WAIT), or the server talks to a sleeping radio."""
+    queue_sleep_s: float = 60.0
     """Queue mode: how long it sleeps before waking to send an Update."""
     max_block1_size: int | None = None
     """Push: refuse bigger Block1 blocks with 4.13 (Size1 = this size)."""
