@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import aiocoap
 import aiocoap.error
 
 from lwm2m_server.coap import composite
 from lwm2m_server.coap.errors import BadResponse, DeviceError, DeviceNotRegistered, DeviceTimeout
-from lwm2m_server.coap.exchange import RawResponse, RequestSpec, build_message, send
+from lwm2m_server.coap.exchange import RawResponse, RequestSpec, abandon, build_message, send
 from lwm2m_server.coap.observation import NotifyCallback, Observation, SharedObservation
 from lwm2m_server.coap.stats import CoapStats
 from lwm2m_server.events import EventBus
@@ -323,11 +324,16 @@ class DeviceClient:
         reg = self._reg(endpoint)
         if self.queue is not None:
             reg = await self.queue.wait_awake(reg)
-        request = self._ctx().request(build_message(reg, RequestSpec("GET", str(p), accept=cf), observe=0))
+        sent = build_message(reg, RequestSpec("GET", str(p), accept=cf), observe=0)
+        request = self._ctx().request(sent)
         t = timeout if timeout is not None else self.default_timeout
         try:
             msg = await asyncio.wait_for(request.response, t)
+        except asyncio.CancelledError:
+            self._abandon_observe(sent, request)
+            raise
         except (TimeoutError, aiocoap.error.TimeoutError) as exc:
+            self._abandon_observe(sent, request)
             self.stats.count_out("GET", "timeout")
             raise DeviceTimeout(f"observe {p}: no response in {t:g}s", endpoint=endpoint) from exc
         except aiocoap.error.Error as exc:
@@ -354,6 +360,14 @@ class DeviceClient:
         self._shared.setdefault(endpoint, {})[(p, cf)] = shared
         shared.on_end.append(self._forget_shared)
         return self._adopt(shared.attach(owner, callback))
+
+    def _abandon_observe(self, sent: aiocoap.Message, request: Any) -> None:
+        """Nobody waits for this observe any more: stop its retransmissions (see :func:`exchange.abandon`)
+        and its client-side observation."""
+        abandon(self._ctx(), sent)
+        aobs = getattr(request, "observation", None)
+        if aobs is not None and not aobs.cancelled:
+            aobs.cancel()
 
     def _adopt(self, obs: Observation) -> Observation:
         self._observations.setdefault(obs.endpoint, []).append(obs)
