@@ -52,6 +52,7 @@ def sim(
     ] = None,
     prefix: Annotated[str | None, typer.Option("--prefix", help="endpoint name prefix")] = None,
     duration: Annotated[float | None, typer.Option("--duration", help="stop after this many seconds")] = None,
+    log_level: Annotated[str, typer.Option("--log-level", help="debug|info|warning|error")] = "warning",
 ) -> None:
     """Run a simulated fleet until Ctrl-C (or --duration), then de-register every device."""
     if not server.startswith("coap://"):
@@ -59,7 +60,13 @@ def sim(
     if not fleet.is_file():
         raise CliError(f"fleet file not found: {fleet}")
     key = load_public_key(public_key) if public_key else None
+    from lwm2m_server.logging import configure_logging
     from simulator.fleet import Fleet, FleetFileError
+
+    try:
+        configure_logging(log_level)
+    except ValueError as exc:
+        raise CliError(str(exc)) from exc
 
     try:
         the_fleet = Fleet.from_toml(fleet, server, devices, server_public_key=key, endpoint_prefix=prefix)
