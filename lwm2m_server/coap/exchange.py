@@ -160,13 +160,17 @@ def abandon(ctx: aiocoap.Context, msg: aiocoap.Message) -> None:
     for interface in getattr(ctx, "request_interfaces", ()):
         manager = getattr(interface, "token_interface", None)
         exchanges = getattr(manager, "_active_exchanges", None)
-        if not isinstance(exchanges, dict) or key not in exchanges:
+        backlogs = getattr(manager, "_backlogs", None)
+        if not isinstance(exchanges, dict) or not isinstance(backlogs, dict):
             continue
-        _monitor, retransmission = exchanges.pop(key)
-        retransmission.cancel()
-        with contextlib.suppress(AttributeError, AssertionError, KeyError):
-            manager._continue_backlog(msg.remote)  # type: ignore[union-attr]  # send what queued behind it
-        return
+        waiting = backlogs.get(msg.remote)
+        if isinstance(waiting, list):  # not sent yet (queued behind another exchange): never send it
+            waiting[:] = [item for item in waiting if item[0] is not msg]
+        if key in exchanges:
+            _monitor, retransmission = exchanges.pop(key)
+            retransmission.cancel()
+            with contextlib.suppress(AttributeError, AssertionError, KeyError):
+                manager._continue_backlog(msg.remote)  # type: ignore[union-attr]  # send what queued behind it
 
 
 async def send(ctx: aiocoap.Context, reg: Registration, spec: RequestSpec, timeout: float) -> RawResponse:

@@ -50,11 +50,15 @@ async def wait_event(stack: Stack, kind: str, timeout: float = 5.0) -> Event:
 
 @pytest_asyncio.fixture
 async def client(stack: Stack) -> AsyncIterator[NodeProcess]:
-    """The node client, registered with ``stack``'s server, lifetime 60 s."""
+    """The node client, registered with ``stack``'s server (lifetime 60 s), once our inventory is done with it.
+
+    The library answers Register from a throwaway socket and only then listens on that port, so the inventory's
+    first read (sent on Register) is lost and retransmitted ~2-3 s later; waiting for it keeps the tests' own
+    exchanges from queueing behind that retransmission (NSTART=1)."""
     node = await NodeProcess.start("client.js", "127.0.0.1", str(stack.coap_port), EP, "60")
     try:
         await node.expect("registered", timeout=10.0)
-        await wait_event(stack, "registered")
+        await wait_event(stack, "inventory", timeout=15.0)
         yield node
     finally:
         await node.close()
