@@ -13,56 +13,16 @@ import json
 import sys
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 
 from lwm2m_server.cli.app import CliError, app
+from lwm2m_server.cli.http import DEFAULT_SERVER, ServerOpt, client, echo_json, failure, request
 
-if TYPE_CHECKING:
-    import httpx
-
-DEFAULT_SERVER = "http://127.0.0.1:8080"
-
-ServerOpt = Annotated[str, typer.Option("--server", envvar="TINYMLAAS_SERVER", help="Server HTTP API base URL")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table")]
 FormatOpt = Annotated[str | None, typer.Option("--format", "-f", help="Content format: tlv, senml-cbor, text, ...")]
 TimeoutOpt = Annotated[float | None, typer.Option("--timeout", help="Device timeout in seconds")]
-
-
-# ---- HTTP plumbing -------------------------------------------------------------------------------------
-def _client(server: str, timeout: float | None = 60.0) -> httpx.Client:
-    import httpx
-
-    if not server.startswith(("http://", "https://")):
-        raise CliError(f"--server must be an http:// or https:// URL, got {server!r}", code=2)
-    return httpx.Client(base_url=server.rstrip("/"), timeout=httpx.Timeout(timeout, connect=5.0))
-
-
-def _fail(response: httpx.Response) -> CliError:
-    try:
-        body = response.json()
-        detail = f"{body['error']}: {body['message']}"
-    except (ValueError, KeyError, TypeError):
-        detail = response.text.strip()[:200] or response.reason_phrase
-    return CliError(f"HTTP {response.status_code} {detail}", code=2 if response.status_code == 400 else 1)
-
-
-def _call(server: str, method: str, url: str, *, timeout: float | None = 60.0, **kwargs: Any) -> Any:
-    import httpx
-
-    try:
-        with _client(server, timeout) as client:
-            response = client.request(method, url, **kwargs)
-    except httpx.ConnectError as exc:
-        raise CliError(f"cannot reach {server}: {exc}", code=1) from exc
-    except httpx.TimeoutException as exc:
-        raise CliError(f"{server} did not answer in time", code=1) from exc
-    except httpx.HTTPError as exc:
-        raise CliError(f"{server}: {exc}", code=1) from exc
-    if response.status_code >= 400:
-        raise _fail(response)
-    return response.json()
 
 
 def _device_url(endpoint: str, path: str) -> str:
@@ -83,10 +43,6 @@ def _params(fmt: str | None, timeout: float | None, **extra: Any) -> dict[str, A
 
 def _http_timeout(timeout: float | None) -> float:
     return (timeout or 60.0) + 10.0
-
-
-def _echo_json(data: Any) -> None:
-    typer.echo(json.dumps(data, indent=2, sort_keys=False))
 
 
 def _fmt_value(value: Any) -> str:
@@ -139,9 +95,9 @@ def devices(
         params["fpu"] = str(fpu).lower()
     if online is not None:
         params["online"] = str(online).lower()
-    data = _call(server, "GET", "/api/devices", params=params)
+    data = request(server, "GET", "/api/devices", params=params)
     if as_json:
-        _echo_json(data)
+        echo_json(data)
         return
     from rich.console import Console
     from rich.table import Table
@@ -164,9 +120,9 @@ def devices(
 @app.command()
 def device(endpoint: str, server: ServerOpt = DEFAULT_SERVER, as_json: JsonOpt = False) -> None:
     """Show one device: registration, profile, online/sleeping."""
-    data = _call(server, "GET", _device_url(endpoint, ""))
+    data = request(server, "GET", _device_url(endpoint, ""))
     if as_json:
-        _echo_json(data)
+        echo_json(data)
         return
     profile = data.pop("profile", None) or {}
     flat = {k: v for k, v in data.items() if k not in ("objects", "instances")}
@@ -182,10 +138,10 @@ def device(endpoint: str, server: ServerOpt = DEFAULT_SERVER, as_json: JsonOpt =
 def read(endpoint: str, path: str, server: ServerOpt = DEFAULT_SERVER, fmt: FormatOpt = None,
          timeout: TimeoutOpt = None, as_json: JsonOpt = False) -> None:
     """Read PATH (/3/0, /3/0/1, ...) from device ENDPOINT; --json prints the path -> value mapping."""
-    data = _call(server, "GET", _device_url(endpoint, path), params=_params(fmt, timeout),
+    data = request(server, "GET", _device_url(endpoint, path), params=_params(fmt, timeout),
                  timeout=_http_timeout(timeout))
     if as_json:
-        _echo_json(data["content"])
+        echo_json(data["content"])
     else:
         _content_table(f"{endpoint} {data['path']}", data["content"])
 
@@ -215,9 +171,9 @@ def write(
     """Write VALUE to PATH on device ENDPOINT."""
     body = json.dumps(_parse_value(value, as_string))
     params = _params(fmt, timeout, partial="true" if partial else None)
-    data = _call(server, "PUT", _device_url(endpoint, path), params=params, content=body,
+    data = request(server, "PUT", _device_url(endpoint, path), params=params, content=body,
                  headers={"content-type": "application/json"}, timeout=_http_timeout(timeout))
-    _echo_json(data) if as_json else typer.echo(f"wrote {data['path']} on {endpoint}")
+    echo_json(data) if as_json else typer.echo(f"wrote {data['path']} on {endpoint}")
 
 
 @app.command("exec")
@@ -230,9 +186,9 @@ def execute(
     as_json: JsonOpt = False,
 ) -> None:
     """Execute resource PATH on device ENDPOINT."""
-    data = _call(server, "POST", _device_url(endpoint, path), params=_params(None, timeout), content=args,
+    data = request(server, "POST", _device_url(endpoint, path), params=_params(None, timeout), content=args,
                  headers={"content-type": "text/plain"}, timeout=_http_timeout(timeout))
-    _echo_json(data) if as_json else typer.echo(f"executed {data['path']} on {endpoint}")
+    echo_json(data) if as_json else typer.echo(f"executed {data['path']} on {endpoint}")
 
 
 def _sse_events(lines: Iterator[str]) -> Iterator[tuple[str, str]]:
@@ -271,13 +227,13 @@ def observe(
     url = _device_url(endpoint, path) + "/observe"
     seen = 0
     try:
-        with _client(server, None) as client, client.stream(
+        with client(server, None) as http, http.stream(
             "GET", "/api/events", params={"endpoint": endpoint, "type": "notification"}
         ) as stream:
             if stream.status_code >= 400:
                 stream.read()
-                raise _fail(stream)
-            initial = _call(server, "POST", url)
+                raise failure(stream)
+            initial = request(server, "POST", url)
             if as_json:
                 typer.echo(json.dumps({"type": "initial", "endpoint": endpoint, "content": initial["content"]}))
             else:
@@ -309,4 +265,4 @@ def observe(
     finally:
         if not keep:
             with contextlib.suppress(CliError, OSError):  # best-effort clean-up
-                _call(server, "DELETE", url, timeout=10.0)
+                request(server, "DELETE", url, timeout=10.0)

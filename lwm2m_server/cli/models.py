@@ -13,7 +13,7 @@ from urllib.parse import quote
 import typer
 
 from lwm2m_server.cli.app import CliError, app
-from lwm2m_server.cli.rollout import DEFAULT_SERVER, JsonOpt, ServerOpt, call, client, echo_json
+from lwm2m_server.cli.http import DEFAULT_SERVER, JsonOpt, ServerOpt, call, client, echo_json
 
 models_app = typer.Typer(help="The model catalog: zoo and uploaded models, fit reports.", no_args_is_help=True)
 app.add_typer(models_app, name="models")

@@ -7,7 +7,6 @@ failure (unreachable server, unknown rollout, refused action, rollout that did n
 
 from __future__ import annotations
 
-import json
 import time
 from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import quote
@@ -15,6 +14,7 @@ from urllib.parse import quote
 import typer
 
 from lwm2m_server.cli.app import CliError, app
+from lwm2m_server.cli.http import DEFAULT_SERVER, JsonOpt, ServerOpt, call, client, echo_json
 
 if TYPE_CHECKING:
     import httpx
@@ -22,45 +22,9 @@ if TYPE_CHECKING:
 rollout_app = typer.Typer(help="Fleet rollouts: create, watch and control.", no_args_is_help=True)
 app.add_typer(rollout_app, name="rollout")
 
-ServerOpt = Annotated[str, typer.Option("--server", envvar="TINYMLAAS_SERVER", help="Server HTTP API base URL")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON")]
 IdArg = Annotated[str, typer.Argument(help="Rollout id")]
-DEFAULT_SERVER = "http://127.0.0.1:8080"
 TERMINAL = {"confirmed", "failed", "incompatible", "skipped", "cancelled"}
 DONE = {"completed", "cancelled", "failed"}
-
-
-# ---- HTTP plumbing (shared with cli/models.py) ---------------------------------------------------------
-def client(server: str, timeout: float | None = 60.0) -> httpx.Client:
-    import httpx
-
-    if not server.startswith(("http://", "https://")):
-        raise CliError(f"--server must be an http:// or https:// URL, got {server!r}", code=2)
-    return httpx.Client(base_url=server.rstrip("/"), timeout=httpx.Timeout(timeout, connect=5.0))
-
-
-def call(http: httpx.Client, method: str, url: str, **kwargs: Any) -> Any:
-    """One request; a one-line :class:`CliError` for transport errors (1), 400 (2) and other errors (1)."""
-    import httpx
-
-    try:
-        response = http.request(method, url, **kwargs)
-    except httpx.TimeoutException as exc:
-        raise CliError(f"{http.base_url} did not answer in time", code=1) from exc
-    except httpx.HTTPError as exc:
-        raise CliError(f"cannot reach {http.base_url}: {exc}", code=1) from exc
-    if response.status_code >= 400:
-        try:
-            body = response.json()
-            detail = f"{body['error']}: {body['message']}"
-        except (ValueError, KeyError, TypeError):
-            detail = response.text.strip()[:200] or response.reason_phrase
-        raise CliError(f"HTTP {response.status_code} {detail}", code=2 if response.status_code == 400 else 1)
-    return response.json()
-
-
-def echo_json(data: Any) -> None:
-    typer.echo(json.dumps(data, indent=2, default=str))
 
 
 def _rid(rollout_id: str) -> str:

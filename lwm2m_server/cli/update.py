@@ -17,29 +17,13 @@ from urllib.parse import quote
 import typer
 
 from lwm2m_server.cli.app import CliError, app
+from lwm2m_server.cli.http import call
 
 if TYPE_CHECKING:
     import httpx
 
 TERMINAL = {"succeeded", "failed", "cancelled"}
 FW_STATES = {0: "idle", 1: "downloading", 2: "downloaded", 3: "updating"}
-
-
-def _request(client: httpx.Client, method: str, url: str, **kwargs: Any) -> Any:
-    import httpx
-
-    try:
-        response = client.request(method, url, **kwargs)
-    except httpx.HTTPError as exc:
-        raise CliError(f"cannot reach {client.base_url}: {exc}", code=1) from exc
-    if response.status_code >= 400:
-        try:
-            body = response.json()
-            detail = f"{body['error']}: {body['message']}"
-        except (ValueError, KeyError, TypeError):
-            detail = response.text.strip()[:200]
-        raise CliError(f"HTTP {response.status_code} {detail}", code=2 if response.status_code == 400 else 1)
-    return response.json()
 
 
 def _label(job: dict[str, Any]) -> str:
@@ -85,10 +69,10 @@ def update(
             except OSError as exc:
                 raise CliError(f"cannot read {path}: {exc}", code=2) from exc
             kind = "model" if package is not None else "firmware"
-            info = _request(client, "POST", "/api/packages", params={"kind": kind, "name": path.name},
+            info = call(client, "POST", "/api/packages", params={"kind": kind, "name": path.name},
                             content=data, headers={"content-type": "application/octet-stream"})  # fmt: skip
             body["package" if kind == "model" else "firmware"] = info["sha256"]
-        started = _request(client, "POST", ep_url, json=body)
+        started = call(client, "POST", ep_url, json=body)
         job = _watch(client, ep_url, started["job"], wait, quiet=as_json)
     if as_json:
         typer.echo(json.dumps(job, indent=2))
@@ -107,7 +91,7 @@ def _watch(client: httpx.Client, url: str, job_id: str, wait: float, *, quiet: b
     with Progress(*columns, disable=quiet, transient=False) as bar:
         task = bar.add_task("queued", total=None)
         while True:
-            status = _request(client, "GET", url)
+            status = call(client, "GET", url)
             job = status.get("job") or {}
             if job.get("id") != job_id:
                 raise CliError(f"job {job_id} is no longer the device's latest job", code=1)
