@@ -54,6 +54,7 @@ class SimulatedDevice:
         self.registrations = 0
         self.updates = 0
         self.reboots = 0
+        self.uplink_failures = 0
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._full_register = False
@@ -238,6 +239,7 @@ class SimulatedDevice:
             except (TimeoutError, RegistrationFailed, OSError, Exception) as exc:
                 if isinstance(exc, asyncio.CancelledError):
                     raise
+                self.uplink_failures += 1
                 log.info("sim.uplink_failed", endpoint=self.endpoint, error=f"{type(exc).__name__}: {exc}")
                 self.registered.clear() if self.registration_location is None else None
                 await asyncio.sleep(backoff)

@@ -79,6 +79,8 @@ class Observations:
         if pmin is not None and pmax is not None and pmax < pmin:
             raise LwM2MError("4.00", "pmax must not be smaller than pmin")
         self.attributes[path] = merged
+        if self.active:
+            self._ensure_pmax_timer()
 
     def effective(self, path: LwM2MPath) -> Attributes:
         """Attributes of ``path`` inherited object -> instance -> resource (the deepest wins)."""
@@ -103,7 +105,13 @@ class Observations:
 
         server_observation.accept(cancelled)
         self.active.append(obs)
-        if self._pmax_task is None or self._pmax_task.done():
+        self._ensure_pmax_timer()
+
+    def _ensure_pmax_timer(self) -> None:
+        """Run the pmax timer only while some observation has a pmax (thousands of idle devices stay idle)."""
+        if self._pmax_task is not None and not self._pmax_task.done():
+            return
+        if any(self.effective(o.path).get("pmax") for o in self.active):
             self._pmax_task = asyncio.get_running_loop().create_task(self._pmax_loop())
 
     def cancel_all(self) -> None:
@@ -148,13 +156,22 @@ class Observations:
                 self._notify(obs)
 
     async def _pmax_loop(self) -> None:
-        while self.active:
-            await asyncio.sleep(0.5)
+        while True:
+            if self.asleep():
+                await asyncio.sleep(1.0)  # nothing goes out while the radio is off
+                continue
             now = time.monotonic()
+            waits = []
             for obs in list(self.active):
                 pmax = self.effective(obs.path).get("pmax")
-                if pmax and now - obs.last_sent >= pmax:
+                if not pmax:
+                    continue
+                if now - obs.last_sent >= pmax:
                     self._notify(obs)
+                waits.append(max(0.05, obs.last_sent + pmax - time.monotonic()))
+            if not waits:
+                return
+            await asyncio.sleep(min(min(waits), 1.0))
 
     def _value(self, path: LwM2MPath) -> Any:
         try:
