@@ -178,13 +178,13 @@ async def main_async(args: argparse.Namespace) -> None:
     server, coap, http = start_server(data_dir)
     fleets: list[Any] = []
     try:
-        half = args.devices // 2
-        fleets = start_fleets(coap, half, max(1, args.procs // 2), fleet_file, key_hex, "a")
-        fleets += start_fleets(coap, args.devices - half, max(1, args.procs - args.procs // 2), fleet_file, key_hex,
-                               "b")
+        half = 0 if args.no_baseline else args.devices // 2
+        procs_a = 0 if args.no_baseline else max(1, args.procs // 2)
+        fleets = start_fleets(coap, half, procs_a, fleet_file, key_hex, "a") if half else []
+        fleets += start_fleets(coap, args.devices - half, max(1, args.procs - procs_a), fleet_file, key_hex, "b")
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{http}", timeout=60) as client:
             t0 = time.monotonic()
-            a = await wait_registered(client, "a", half, 300)
+            a = await wait_registered(client, "a", half, 300) if half else []
             b = await wait_registered(client, "b", args.devices - half, 300)
             print(f"{len(a) + len(b)} devices registered in {time.monotonic() - t0:.1f} s")
             # Warm the compile cache for every class first, so neither phase pays for training.
@@ -193,7 +193,7 @@ async def main_async(args: argparse.Namespace) -> None:
             print(f"compiled {args.model} for every class in {time.monotonic() - t0:.1f} s")
 
             t0 = time.monotonic()
-            outcome = await direct_ota(client, a, args.model, args.concurrency)
+            outcome = await direct_ota(client, a, args.model, args.concurrency) if a else {}
             direct_s = time.monotonic() - t0
             t0 = time.monotonic()
             status = await rollout(client, b, args.model, args.concurrency)
@@ -211,12 +211,15 @@ async def main_async(args: argparse.Namespace) -> None:
             server.wait(timeout=30)
         except subprocess.TimeoutExpired:
             server.kill()
-    direct_rate = len(a) / direct_s
     rollout_rate = len(b) / rollout_s
-    print(f"baseline direct OTA : {len(a):5d} devices in {direct_s:7.1f} s = {direct_rate:6.2f} devices/s  {outcome}")
+    if a:
+        direct_rate = len(a) / direct_s
+        print(f"baseline direct OTA : {len(a):5d} devices in {direct_s:7.1f} s = {direct_rate:6.2f} devices/s  "
+              f"{outcome}")
     print(f"rollout (3 waves)   : {len(b):5d} devices in {rollout_s:7.1f} s = {rollout_rate:6.2f} devices/s  "
           f"{status['state']} {status['counts']}")
-    print(f"rollout / direct    : {rollout_rate / direct_rate:.2f}")
+    if a:
+        print(f"rollout / direct    : {rollout_rate / direct_rate:.2f}")
 
 
 def main() -> None:
@@ -225,6 +228,7 @@ def main() -> None:
     ap.add_argument("--procs", type=int, default=4)
     ap.add_argument("--concurrency", type=int, default=100)
     ap.add_argument("--model", default="digits-cnn")
+    ap.add_argument("--no-baseline", action="store_true", help="roll out to the whole fleet; skip the direct-OTA half")
     asyncio.run(main_async(ap.parse_args()))
 
 
