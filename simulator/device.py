@@ -62,6 +62,7 @@ class SimulatedDevice:
         self._last_activity = 0.0
         self._busy = 0
         self._stopping = False
+        self._background: set[asyncio.Task[None]] = set()
 
     # ---- public API ----------------------------------------------------------------------------
     @property
@@ -101,6 +102,9 @@ class SimulatedDevice:
     async def stop(self, *, deregister: bool = True) -> None:
         """De-register (best effort, bounded) and close the socket."""
         self._stopping = True
+        for task in list(self._background):
+            if task is not asyncio.current_task():
+                task.cancel()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -236,12 +240,11 @@ class SimulatedDevice:
                 elif self.site is not None:
                     self.site.observations.flush_stored()
                 backoff = 1.0
-            except (TimeoutError, RegistrationFailed, OSError, Exception) as exc:
-                if isinstance(exc, asyncio.CancelledError):
-                    raise
+            except Exception as exc:  # timeout, error code, socket trouble: retry with back-off
                 self.uplink_failures += 1
                 log.info("sim.uplink_failed", endpoint=self.endpoint, error=f"{type(exc).__name__}: {exc}")
-                self.registered.clear() if self.registration_location is None else None
+                if self.registration_location is None:
+                    self.registered.clear()
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, RETRY_MAX_S)
                 continue
@@ -280,7 +283,13 @@ class SimulatedDevice:
         self.trigger_update()
 
     def _schedule_reboot(self) -> None:
-        asyncio.get_running_loop().call_later(0.05, lambda: asyncio.ensure_future(self.reboot()))
+        asyncio.get_running_loop().call_later(0.05, self.spawn_reboot)
+
+    def spawn_reboot(self, down_s: float = 0.2) -> None:
+        """Reboot from a callback or another task (the task is referenced until it ends)."""
+        task = asyncio.get_running_loop().create_task(self.reboot(down_s), name=f"reboot-{self.endpoint}")
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
 
 class _Busy(contextlib.AbstractContextManager[None]):

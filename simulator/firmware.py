@@ -153,7 +153,7 @@ class Firmware:
             self._rebooted = True
             if self.device.link is not None:
                 self.device.link.asleep = True  # the power is off: nothing more goes out
-            asyncio.get_running_loop().create_task(self.device.reboot(self.config.faults.reboot_down_s))
+            self.device.spawn_reboot(self.config.faults.reboot_down_s)
             return True
         return False
 
