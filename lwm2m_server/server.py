@@ -17,6 +17,7 @@ import aiocoap.resource as resource
 
 from lwm2m_server.coap.device_client import DeviceClient
 from lwm2m_server.coap.rd import add_rd_resources
+from lwm2m_server.coap.udp import create_context
 from lwm2m_server.config import Settings
 from lwm2m_server.events import Event, EventBus
 from lwm2m_server.inventory import DeviceProfile, Inventory
@@ -29,6 +30,8 @@ from lwm2m_server.store.retention import DAY_S, RetentionPolicy
 from lwm2m_server.store.sqlite import SqliteStore
 
 log = get_logger(__name__)
+
+RCVBUF_BYTES = 4 * 1024 * 1024  # a registration storm arrives faster than one loop drains it (kernel-capped)
 
 
 class LwM2MServer:
@@ -113,9 +116,9 @@ class LwM2MServer:
         if self.inventory is not None:
             await self.inventory.start()
         await self.queue.start()
-        self.coap_context = await aiocoap.Context.create_server_context(
-            self.site, bind=(s.coap_host, s.coap_port), transports=["udp6"]
-        )
+        # Our own socket, without SO_REUSEPORT: a busy port is an error, never two servers sharing one.
+        self.coap_context = await create_context(self.site, s.coap_host, s.coap_port, loggername="coap-server",
+                                                 rcvbuf=RCVBUF_BYTES)
         self.client.context = self.coap_context
         self.coap_port = self._bound_port(self.coap_context)
         self.started_at = time.time()
