@@ -367,6 +367,7 @@ class Firmware:
                 public_key=self.config.server_public_key,
                 accept_raw_firmware=self.config.accept_raw_firmware,
                 current_firmware=firmware_version,
+                accelerator=hw.accelerator,
             ),
         )
         if outcome.result != R_SUCCESS:

@@ -111,6 +111,29 @@ def run_model(tflite: bytes, arena_bytes: int) -> tuple[dict[int, Any], str]:
     return values, text
 
 
+NPU_OP = "ethos-u"
+MIN_HOST_ARENA = 1024
+"""Below this the host TFLM build crashes (SIGSEGV) instead of failing cleanly: refuse it first, as a device would."""
+
+
+def run_npu_model(tflite: bytes, arena_bytes: int) -> dict[int, Any]:
+    """An Ethos-U (Vela) build: the host has no NPU and TFLM on the host has no ``ethos-u`` kernel, so the
+    install is checked with the exact arena planner (it matches TFLM to the byte) and the self-test is not run."""
+    from compilers.arena import plan_arena
+    from compilers.tflite_info import inspect_tflite
+
+    plan = plan_arena(tflite)
+    if plan.total_bytes > arena_bytes:
+        raise MemoryError(f"tensor arena needs {plan.total_bytes} bytes, {arena_bytes} available")
+    info = inspect_tflite(tflite)
+
+    def quant(spec: Any) -> str:
+        return f"{spec.scale:.8g},{spec.zero_point}" if spec.scale else ""
+
+    return {5: _fmt_shape(info.input_spec.shape), 6: quant(info.input_spec), 7: _fmt_shape(info.output_spec.shape),
+            8: quant(info.output_spec), 9: 0, 10: 0, 11: "npu build: self-test not run on the host"}
+
+
 def install(
     package: bytes,
     *,
@@ -119,6 +142,7 @@ def install(
     public_key: bytes | None,
     accept_raw_firmware: bool,
     current_firmware: str,
+    accelerator: str = "none",
 ) -> InstallOutcome:
     """Check and install ``package``; never raises (every failure is an Update Result)."""
     if len(package) > flash_free:
@@ -146,7 +170,16 @@ def install(
     if size is not None and int(size) != len(payload):
         return InstallOutcome(5, "payload size does not match the manifest")
     try:
-        values, output = run_model(payload, ram_free_ml)
+        npu = NPU_OP in _ops(payload)
+        if npu and accelerator == "none":
+            return InstallOutcome(6, "an Ethos-U build and this device has no NPU")
+        if ram_free_ml < MIN_HOST_ARENA:
+            raise MemoryError(f"tensor arena of {ram_free_ml} bytes too small")
+        if npu:
+            values = run_npu_model(payload, ram_free_ml)
+            output = str(values[11])
+        else:
+            values, output = run_model(payload, ram_free_ml)
     except MemoryError as exc:
         return InstallOutcome(3, str(exc))
     except Exception as exc:
@@ -158,9 +191,23 @@ def install(
     return InstallOutcome(1, "model installed", model=model, package_name=name, package_version=version)
 
 
+def _ops(tflite: bytes) -> list[str]:
+    from compilers.tflite_info import inspect_tflite
+
+    try:
+        return inspect_tflite(tflite).ops
+    except ValueError:
+        return []
+
+
 def self_test(tflite: bytes, arena_bytes: int, previous_count: int) -> dict[int, Any]:
     """Execute /32002/0/13: run the installed model again; health "ok" or the error."""
     try:
+        if NPU_OP in _ops(tflite):
+            values = run_npu_model(tflite, arena_bytes)
+            values[9] = previous_count
+            values[12] = "ok"
+            return values
         values, _ = run_model(tflite, arena_bytes)
     except Exception as exc:
         return {12: f"error: {type(exc).__name__}"[:60]}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 
 import cbor2
 import pytest
@@ -12,8 +11,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from compilers.package import build_package
 from simulator.install import bump_version, install, self_test
+from tests.support.shared import KWS
 
-KWS = Path("/work/shared/models/mlperf-tiny/kws_ref_model.tflite")
 pytestmark = pytest.mark.skipif(not KWS.exists(), reason="mlperf-tiny models not available")
 
 
@@ -85,3 +84,30 @@ def test_raw_firmware_bumps_the_version() -> None:
 @pytest.mark.parametrize(("old", "new"), [("1.0.0", "1.0.1"), ("7", "8"), ("v2-beta", "v2-beta.1"), ("", "1")])
 def test_bump_version(old: str, new: str) -> None:
     assert bump_version(old) == new
+
+
+@pytest.mark.slow
+def test_vela_build_installs_only_on_an_npu_device_with_room() -> None:
+    """The host TFLM has no Ethos-U kernel: the NPU install is checked by the exact arena planner instead."""
+    from compilers.arena import plan_arena
+    from compilers.backends.vela import run_vela
+
+    vela_model, _ = run_vela(KWS.read_bytes(), "ethos-u55-128")
+    key = Ed25519PrivateKey.generate()
+    package = build_package(payload=vela_model, signing_key=key, name="kws", version="1", variant="int8-vela",
+                            arena_bytes=1)
+    public = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    need = plan_arena(vela_model).total_bytes
+    ok = install(package, flash_free=1 << 20, ram_free_ml=need, public_key=public, accept_raw_firmware=False,
+                 current_firmware="1", accelerator="ethos-u55-128")
+    assert ok.result == 1, ok.detail
+    assert ok.model[12] == "ok" and ok.model[3] == "int8-vela" and ok.model[5] == "1x49x10x1"
+    assert run(package, public, ram_free_ml=need - 16, accelerator="ethos-u55-128") == 3  # arena too small
+    assert run(package, public, accelerator="none") == 6  # an NPU build on a CPU-only device
+    again = self_test(vela_model, need, previous_count=1)
+    assert again[12] == "ok"
+
+
+def test_tiny_arena_is_refused_before_the_runtime(signed: tuple[bytes, bytes, bytes]) -> None:
+    package, _, public = signed
+    assert run(package, public, ram_free_ml=200) == 3  # the host TFLM would crash below ~450 B
