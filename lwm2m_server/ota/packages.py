@@ -12,6 +12,7 @@ import asyncio
 import hashlib
 import os
 import time
+import uuid
 from collections import OrderedDict
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -151,7 +152,7 @@ class PackageStore:
         final = self.dir / sha
         if final.exists():
             return
-        tmp = self.dir / f".{sha}.{os.getpid()}.tmp"
+        tmp = self.dir / f".{sha}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"  # unique: concurrent adds of one sha
         with open(tmp, "wb") as f:
             f.write(data)
             f.flush()

@@ -35,18 +35,32 @@ class RolloutRunner:
         self.wake = asyncio.Event()
         self._in_flight: dict[str, asyncio.Task[None]] = {}
         self._builds: dict[str, Build | Incompatible] = {}
+        self._building: dict[str, asyncio.Future[Build | Incompatible]] = {}
         self._limiter: RateLimiter | None = None
 
     # --- planning ----------------------------------------------------------------------------------------
     async def build_for(self, rollout: RolloutRow, class_key: str | None, endpoint: str) -> Build | Incompatible:
+        """One compile and one signed package per class, however many of its devices start at once."""
         key = class_key or "unknown"
-        if key not in self._builds:
-            attrs = await self.deployer.device_attributes(endpoint) or {}
-            _, target = self.deployer.class_of(attrs)
-            result = await self.deployer.build(rollout.spec.model, key, target)
-            self._builds[key] = result
-            await self.repo.save_class(self.rollout_id, target, result)
-        return self._builds[key]
+        if key in self._builds:
+            return self._builds[key]
+        pending = self._building.get(key)
+        if pending is None:
+            pending = asyncio.ensure_future(self._build(rollout, key, endpoint))
+            self._building[key] = pending
+        try:
+            return await asyncio.shield(pending)
+        finally:
+            if pending.done():
+                self._building.pop(key, None)
+
+    async def _build(self, rollout: RolloutRow, key: str, endpoint: str) -> Build | Incompatible:
+        attrs = await self.deployer.device_attributes(endpoint) or {}
+        _, target = self.deployer.class_of(attrs)
+        result = await self.deployer.build(rollout.spec.model, key, target)
+        self._builds[key] = result
+        await self.repo.save_class(self.rollout_id, target, result)
+        return result
 
     async def _load_builds(self) -> None:
         for c in await self.repo.classes(self.rollout_id):
