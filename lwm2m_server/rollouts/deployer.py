@@ -14,11 +14,14 @@ from lwm2m_server.events import Event
 from lwm2m_server.logging import get_logger
 from lwm2m_server.ota import builds
 from lwm2m_server.ota.job_state import Cause, JobPhase
+from lwm2m_server.protocol.paths import LwM2MPath
 from lwm2m_server.rollouts.model import Build, Incompatible, Outcome, PhaseCallback
 
 log = get_logger(__name__)
 
 SHA_PATH = "/32002/0/2"
+MODEL_PATH = LwM2MPath(32002, 0)
+SHA_KEY = LwM2MPath(32002, 0, 2)
 _INSTALLING = {JobPhase.UPDATING, JobPhase.CONFIRMING}
 
 
@@ -113,7 +116,15 @@ class FleetDeployer:
                      payload_sha=info.payload_sha256)
 
     async def installed_sha(self, endpoint: str) -> str | None:
-        return self._installed.get(endpoint)
+        """From the latest /32002/0 notification, else the value the inventory's observation of it holds
+        (its initial read after every Register, so this survives a server restart)."""
+        if endpoint in self._installed:
+            return self._installed[endpoint]
+        for obs in self.server.client.observations(endpoint):
+            value = obs.value.get(SHA_KEY) if obs.path == MODEL_PATH else None
+            if isinstance(value, str) and value:
+                return value
+        return None
 
     async def start(self, endpoint: str, build: Build, *, method: str | None, timeout_s: float | None,
                     max_retries: int | None) -> str:
