@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,19 +17,8 @@ from lwm2m_server.config import Settings, load_settings
 from lwm2m_server.server import LwM2MServer
 from simulator.device import SimulatedDevice
 from simulator.profiles import DeviceConfig, HardwareProfile
+from tests.support.fleet import KIB, M4F, wait_for
 
-KIB = 1024
-
-M4F = HardwareProfile(
-    name="m4f-256k",
-    ram_total=256 * KIB,
-    ram_free_ml=160 * KIB,
-    flash_total=1024 * KIB,
-    flash_free=512 * KIB,
-    cpu="cortex-m4f",
-    fpu=True,
-    accelerator="none",
-)
 M0 = HardwareProfile(
     name="m0plus-64k",
     ram_total=64 * KIB,
@@ -110,16 +98,6 @@ class Stack:
     async def _has_profile(self, endpoint: str) -> bool:
         response = await self.http.get(f"/api/devices/{endpoint}")
         return response.status_code == 200 and response.json()["profile"] is not None
-
-
-async def wait_for(predicate: Callable[[], Awaitable[bool]], timeout: float, what: str) -> None:
-    """Poll ``predicate`` every 50 ms until true; AssertionError naming ``what`` after ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if await predicate():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 @contextlib.asynccontextmanager

@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,23 +23,12 @@ from lwm2m_server.ota import builds
 from lwm2m_server.protocol.paths import LwM2MPath
 from simulator.device import SimulatedDevice
 from simulator.profiles import DeviceConfig, FaultConfig, HardwareProfile
-
-KIB = 1024
-from tests.support.shared import KWS  # noqa: E402
+from tests.support.fleet import KIB, M4F, wait_for
+from tests.support.shared import KWS
 
 SHA = LwM2MPath(32002, 0, 2)
 FW_STATE = LwM2MPath(5, 0, 3)
 
-M4F = HardwareProfile(
-    name="m4f-256k",
-    ram_total=256 * KIB,
-    ram_free_ml=160 * KIB,
-    flash_total=1024 * KIB,
-    flash_free=512 * KIB,
-    cpu="cortex-m4f",
-    fpu=True,
-    accelerator="none",
-)
 M7 = HardwareProfile(
     name="m7-512k",
     ram_total=512 * KIB,
@@ -76,16 +64,6 @@ def app_settings(data_dir: Path, **extra: Any) -> Settings:
     for section, values in extra.items():
         overrides.setdefault(section, {}).update(values)
     return load_settings(None, environ={}, overrides=overrides)
-
-
-async def wait_for(predicate: Callable[[], Awaitable[bool]], timeout: float, what: str) -> None:
-    """Poll ``predicate`` every 100 ms until true; AssertionError naming ``what`` after ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if await predicate():
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 class InstallCounter:
