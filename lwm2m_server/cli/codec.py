@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from lwm2m_server.cli.app import CliError, app
+from lwm2m_server.protocol.jsonvalues import content_to_json
 
 if TYPE_CHECKING:
     from lwm2m_server.protocol.model import Content, ObjectRegistry, ResourceType, Value
@@ -84,21 +85,6 @@ def _read_payload(arg: str) -> bytes:
         return bytes.fromhex(text.replace(":", " "))
     except ValueError:
         raise CliError("payload is not valid hex (or use @FILE for a binary file)") from None
-
-
-def _json_value(value: Value) -> object:
-    from lwm2m_server.protocol.model import ObjectLink
-
-    if isinstance(value, bytes):
-        return {"hex": value.hex()}
-    if isinstance(value, ObjectLink):
-        return str(value)
-    return value
-
-
-def content_to_json(content: Content) -> dict[str, object]:
-    """The decode output: full path strings to JSON values, in path order."""
-    return {str(path): _json_value(value) for path, value in sorted(content.items())}
 
 
 def _value_from_json(rtype: ResourceType | None, raw: object, key: str) -> Value:
