@@ -98,6 +98,14 @@ async def _service(store: SqliteStore, deployer: ScriptedDeployer) -> RolloutSer
     return svc
 
 
+async def _until_started(dep: ScriptedDeployer, n: int, timeout: float = 5.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while len(dep.started) < n:
+        assert loop.time() < deadline, f"only {len(dep.started)} of {n} devices started"
+        await asyncio.sleep(0.01)
+
+
 async def _run_to_rest(svc: RolloutService, rid: str) -> dict[str, Any]:
     await asyncio.wait_for(svc.wait_idle(rid), 10)
     return await svc.get(rid)
@@ -169,10 +177,7 @@ async def test_pause_finishes_in_flight_and_resume_continues(store: SqliteStore)
     dep.gate = asyncio.Event()
     svc = await _service(store, dep)
     r = await svc.create(RolloutSpec(model="m", max_concurrency=2), start=True)
-    for _ in range(100):
-        if len(dep.started) == 2:
-            break
-        await asyncio.sleep(0.01)
+    await _until_started(dep, 2)
     await svc.action(r.id, "pause")
     dep.gate.set()
     got = await _run_to_rest(svc, r.id)
@@ -190,10 +195,7 @@ async def test_cancel_cancels_in_flight_jobs(store: SqliteStore) -> None:
     dep.gate = asyncio.Event()
     svc = await _service(store, dep)
     r = await svc.create(RolloutSpec(model="m", max_concurrency=2), start=True)
-    for _ in range(100):
-        if len(dep.started) == 2:
-            break
-        await asyncio.sleep(0.01)
+    await _until_started(dep, 2)
     await svc.action(r.id, "cancel")
     got = await _run_to_rest(svc, r.id)
     assert got["state"] == "cancelled" and got["counts"] == {"cancelled": 5}
@@ -219,10 +221,7 @@ async def test_restart_resumes_without_double_update(store: SqliteStore, tmp_pat
     dep.gate = asyncio.Event()
     svc = await _service(store, dep)
     r = await svc.create(RolloutSpec(model="m", max_concurrency=2), start=True)
-    for _ in range(100):
-        if len(dep.started) == 2:
-            break
-        await asyncio.sleep(0.01)
+    await _until_started(dep, 2)
     await svc.stop()  # the server dies with two jobs in flight
     started_before = list(dep.started)
 
