@@ -13,6 +13,7 @@ from typing import Any
 
 from lwm2m_server.config import Settings
 from lwm2m_server.logging import get_logger
+from lwm2m_server.ota.builds import server_public_key
 from lwm2m_server.ota.service import OtaService
 from lwm2m_server.rollouts.deployer import FleetDeployer
 from lwm2m_server.rollouts.model import RolloutSpec
@@ -37,6 +38,7 @@ class Application:
         self.api: Any = None
         self.mqtt: Any = None
         self._tasks: list[asyncio.Task[None]] = []
+        self.public_key = b""
 
     async def _publish(self, event_type: str, data: dict[str, Any]) -> None:
         self.server.events.emit(event_type, None, **data)
@@ -50,6 +52,8 @@ class Application:
         return int(self.api.port) if self.api is not None else 0
 
     async def start(self) -> None:
+        # The package signing key exists from the first start; devices are given its public half.
+        self.public_key = await asyncio.to_thread(server_public_key, self.settings.server.data_dir)
         await self.server.start()
         await self.ota.start()
         self.deployer.watch()
@@ -70,7 +74,7 @@ class Application:
             self.api = ApiRunner(create_app(self.server), http.http_host, http.http_port)
             await self.api.start()
         log.info("application_started", coap_port=self.coap_port, http_port=self.http_port,
-                 mqtt=self.settings.mqtt.enabled)
+                 mqtt=self.settings.mqtt.enabled, package_public_key=self.public_key.hex())
 
     async def _dynamic_membership(self, sub: Any) -> None:
         async for event in sub:
