@@ -8,14 +8,13 @@ defaults to the request path).
 from __future__ import annotations
 
 from lwm2m_server.protocol.codecs.base import (
-    LEAF_LEVELS,
     MAX_RECORDS,
     CodecError,
     check_path,
     check_payload,
     leaf_items,
 )
-from lwm2m_server.protocol.codecs.senml import base_name, check_multiplicity
+from lwm2m_server.protocol.codecs.senml import base_name, check_multiplicity, resolve_name
 from lwm2m_server.protocol.codecs.senml_json import json_dumps, json_loads
 from lwm2m_server.protocol.codecs.values import (
     b64decode,
@@ -118,18 +117,8 @@ class LwM2MJsonCodec:
             keys = [k for k in _VALUE_KEYS if k in entry]
             if len(keys) != 1:
                 raise CodecError(f"entry {index} needs exactly one of v, sv, bv, ov")
-            key = _resolve(path, bn + n, index)
+            key = resolve_name(path, bn + n, index, "entry")
             out[key] = _typed(resource_type(model, key), keys[0], entry[keys[0]], key)
         return out
 
 
-def _resolve(path: LwM2MPath, name: str, index: int) -> LwM2MPath:
-    try:
-        key = LwM2MPath.parse(name)
-    except ValueError as exc:
-        raise CodecError(f"entry {index}: bad name {name[:64]!r}: {exc}") from None
-    if key.level not in LEAF_LEVELS:
-        raise CodecError(f"entry {index}: {key} is not a resource or resource-instance path")
-    if not path.is_prefix_of(key):
-        raise CodecError(f"entry {index}: {key} is outside the request path {path}")
-    return key

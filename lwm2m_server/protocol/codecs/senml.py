@@ -133,20 +133,21 @@ def records_to_content(path: LwM2MPath, records: list[dict[str, object]], model:
             continue  # a record carrying only base fields
         if len(labels) > 1:
             raise CodecError(f"record {index}: more than one value label ({', '.join(labels)})")
-        key = _resolve(path, bn + n, index)
+        key = resolve_name(path, bn + n, index)
         out[key] = typed_value(resource_type(model, key), labels[0], record[labels[0]], key, bv)
     return out
 
 
-def _resolve(path: LwM2MPath, name: str, index: int) -> LwM2MPath:
+def resolve_name(path: LwM2MPath, name: str, index: int, item: str = "record") -> LwM2MPath:
+    """A record's full name (bn + n) as a leaf path under the request path, or a CodecError naming ``item index``."""
     try:
         key = LwM2MPath.parse(name)
     except ValueError as exc:
-        raise CodecError(f"record {index}: bad name {name[:64]!r}: {exc}") from None
+        raise CodecError(f"{item} {index}: bad name {name[:64]!r}: {exc}") from None
     if key.level not in LEAF_LEVELS:
-        raise CodecError(f"record {index}: {key} is not a resource or resource-instance path")
+        raise CodecError(f"{item} {index}: {key} is not a resource or resource-instance path")
     if not path.is_prefix_of(key):
-        raise CodecError(f"record {index}: {key} is outside the request path {path}")
+        raise CodecError(f"{item} {index}: {key} is outside the request path {path}")
     return key
 
 
