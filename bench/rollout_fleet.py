@@ -126,11 +126,10 @@ async def wait_registered(client: httpx.AsyncClient, prefix: str, n: int, timeou
             offset += 1000
             if offset >= page["total"]:
                 break
-        ready = 0
         if len(items) >= n:
             return sorted(items)
         if time.monotonic() > deadline:
-            raise RuntimeError(f"only {len(items)}/{n} registered ({ready})")
+            raise RuntimeError(f"only {len(items)}/{n} registered")
         await asyncio.sleep(1.0)
 
 
