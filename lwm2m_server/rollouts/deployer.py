@@ -38,6 +38,17 @@ def device_attributes(reg: Any, profile: Any) -> dict[str, Any]:
     return attrs
 
 
+def class_of(attributes: dict[str, Any]) -> tuple[str, dict[str, Any] | None]:
+    """A device's compile class: ``(key, target dict)``, or ``("hardware-unknown", None)``."""
+    if not attributes.get("hardware_known"):
+        return "hardware-unknown", None
+    try:
+        target = builds.target_from_profile(_Profile(attributes))
+    except builds.BuildError:
+        return "hardware-unknown", None
+    return target.key(), target.to_dict()
+
+
 class FleetDeployer:
     def __init__(self, server: Any, ota: Any, compile_service: Any | None = None) -> None:
         self.server = server
@@ -88,13 +99,7 @@ class FleetDeployer:
         return device_attributes(reg, await self.server.profile(endpoint))
 
     def class_of(self, attributes: dict[str, Any]) -> tuple[str, dict[str, Any] | None]:
-        if not attributes.get("hardware_known"):
-            return "hardware-unknown", None
-        try:
-            target = builds.target_from_profile(_Profile(attributes))
-        except builds.BuildError:
-            return "hardware-unknown", None
-        return target.key(), target.to_dict()
+        return class_of(attributes)
 
     async def build(self, model: str, class_key: str, target: dict[str, Any] | None) -> Build | Incompatible:
         if target is None:
