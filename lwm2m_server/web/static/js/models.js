@@ -21,7 +21,8 @@ async function catalog() {
 }
 
 function verdict(v) {
-  return el("span", { class: v.fits ? "ok" : "bad" }, v.fits ? "fits" : "does not fit", v.reason ? ` — ${v.reason}` : "");
+  const why = v.reason && v.reason !== "fits" ? ` — ${v.reason}` : "";
+  return el("span", { class: v.fits ? "ok" : "bad" }, v.fits ? "fits" : "does not fit", why);
 }
 
 function classCard(c) {
@@ -91,9 +92,9 @@ document.getElementById("upload-form").addEventListener("submit", async (ev) => 
   try {
     const entry = await api("/api/models", { method: "POST", form: body });
     clearError();
-    status.textContent = `Uploaded ${entry.name} version ${entry.version} (${entry.kind}, ${bytes(entry.size)}).`;
     await catalog();
     planSelect.value = entry.name;
+    status.textContent = `Uploaded ${entry.name} version ${entry.version} (${entry.kind}, ${bytes(entry.size)}).`;
   } catch (exc) { showError(exc); status.textContent = "Upload failed."; }
 });
 
