@@ -42,7 +42,7 @@ def _object(obj: ObjectDefinition) -> ObjectOut:
     resources: list[Any] = [
         ResourceOut(id=r.id, name=r.name, operations=r.operations, multiple=r.multiple, mandatory=r.mandatory,
                     type=str(r.type), units=r.units, readable=r.readable, writable=r.writable,
-                    executable=r.executable)  # fmt: skip
+                    executable=r.executable)
         for r in obj.resources.values()
     ]
     return ObjectOut(id=obj.id, name=obj.name, urn=obj.urn, multiple=obj.multiple, mandatory=obj.mandatory,

@@ -19,6 +19,9 @@ STATIC_DIR = HERE / "static"
 templates = Jinja2Templates(directory=str(HERE / "templates"))
 
 router = APIRouter(include_in_schema=False)
+# Validated like the API's own path parameters (the page reads them back from its URL, never from the server).
+EndpointParam = Annotated[str, PathParam(min_length=1, max_length=256)]
+RolloutParam = Annotated[str, PathParam(min_length=1, max_length=64)]
 
 NAV = (("fleet", "/", "Fleet"), ("models", "/models", "Models"), ("rollouts", "/rollouts", "Rollouts"),
        ("events", "/events", "Events & audit"))  # fmt: skip
@@ -48,7 +51,7 @@ async def login_page(request: Request) -> HTMLResponse:
 
 
 @router.get("/devices/{endpoint}", response_class=HTMLResponse)
-async def device_page(request: Request, endpoint: Annotated[str, PathParam(min_length=1, max_length=256)]) -> HTMLResponse:
+async def device_page(request: Request, endpoint: EndpointParam) -> HTMLResponse:
     return _page(request, "device", "Device")
 
 
@@ -63,7 +66,7 @@ async def rollouts_page(request: Request) -> HTMLResponse:
 
 
 @router.get("/rollouts/{rollout_id}", response_class=HTMLResponse)
-async def rollout_page(request: Request, rollout_id: Annotated[str, PathParam(min_length=1, max_length=64)]) -> HTMLResponse:
+async def rollout_page(request: Request, rollout_id: RolloutParam) -> HTMLResponse:
     return _page(request, "rollout", "Rollout")
 
 

@@ -9,8 +9,11 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
+from tests.integration.api.conftest import stack
 from tests.integration.rollouts.conftest import Stack, running_stack
 from tests.support.browser import missing_browser
+
+__all__ = ["stack"]  # the API suites' LwM2MServer + HTTP stack, for the page-shell tests
 
 
 @pytest.fixture(scope="session")
