@@ -217,7 +217,10 @@ async def list_devices(
         raise bad_request(f"filter: {exc}") from None
     regs = [reg for reg in access.registrations(server) if flt.matches_registration(server, reg)]
     profs = await access.profiles(server, [reg.endpoint for reg in regs])
-    matched = [(reg, profs[reg.endpoint]) for reg in regs if flt.matches_profile(profs[reg.endpoint])]
+    if flt.needs_profile():
+        matched = [(reg, profs[reg.endpoint]) for reg in regs if flt.matches_profile(profs[reg.endpoint])]
+    else:
+        matched = [(reg, profs[reg.endpoint]) for reg in regs]
     if target is not None:
         matched = [(r, p) for r, p in matched if target.matches(device_attributes(r, p))]
     if sort != "endpoint":  # registrations come sorted by endpoint

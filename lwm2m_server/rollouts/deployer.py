@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from dataclasses import is_dataclass
 from typing import Any
 
 from lwm2m_server.events import Event
@@ -34,7 +35,9 @@ def device_attributes(reg: Any, profile: Any) -> dict[str, Any]:
         "queue_mode": reg.queue_mode,
     }
     if profile is not None:
-        attrs.update(profile.to_dict())
+        # A shallow copy: filters and compile classes only read it (asdict's deep copy was most of the time of
+        # filtering a 10,000-device fleet).
+        attrs.update(vars(profile) if is_dataclass(profile) else profile.to_dict())
     return attrs
 
 
