@@ -41,6 +41,7 @@ def missing_browser() -> str | None:
 @contextlib.contextmanager
 def chromium(width: int = 1280, height: int = 900, *, network_log: bool = False) -> Iterator[Any]:
     """A headless Chromium WebDriver; ``network_log`` records DevTools network events (request headers)."""
+    os.environ.setdefault("SE_OFFLINE", "true")  # Selenium Manager must never try the network
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
