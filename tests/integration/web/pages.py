@@ -74,6 +74,19 @@ class Dashboard:
     def errors(self) -> str:
         return self.text("#errors")
 
+    def fetch(self, method: str, path: str, body: str | None = None) -> int:
+        """A request from the page's origin with the logged-in token, outside the page's own code (another
+        operator, say); returns the HTTP status."""
+        status: int = self.driver.execute_async_script(
+            """const [method, path, body, done] = arguments;
+            const headers = {"Content-Type": "application/json",
+                             Authorization: `Bearer ${sessionStorage.getItem('tinymlaas.token')}`};
+            fetch(path, {method, headers, body: body === null ? undefined : body}).then(r => done(r.status),
+                                                                                         () => done(0));""",
+            method, path, body)
+        assert 200 <= status < 300, (method, path, status)
+        return status
+
     def session_token(self) -> str | None:
         token: str | None = self.driver.execute_script("return sessionStorage.getItem('tinymlaas.token')")
         return token

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import time
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from selenium.webdriver.common.by import By
@@ -142,6 +143,39 @@ def _rollout(ui: Dashboard) -> str:
     return rollout_id
 
 
+def _after_rollout(ui: Dashboard) -> None:
+    """The fleet shows the installed model; the device its OTA history, audit trail and live observed values."""
+    ui.open("/?filter=" + quote(M4F_FILTER), "fleet")
+    assert all("kws" in row.text for row in ui.find_all("#fleet-table tbody tr")), ui.text("#fleet-table tbody")
+    ui.open("/devices/m4f-0", "device")
+    ui.wait_text("#ota", "succeeded")
+    ui.wait_text("#audit", "device.confirmed")
+    assert "kws" in ui.text("#summary")
+    ui.expand("/3/0")
+    ui.find("button[aria-label='Observe Current Time /3/0/13']").click()
+    ui.wait(lambda d: ui.find("button[aria-label='Observe Current Time /3/0/13']").text == "Stop observing")
+    assert ui.errors() == ""
+    # another client (not this page) changes the value: the page shows it from the notification alone
+    ui.fetch("PUT", "/api/devices/m4f-0/3/0/13", "1234567890")
+    ui.wait_text("#v-3-0-13", "1234567890")
+    ui.screenshot("device-after-rollout")
+
+
+def _failing(ui: Dashboard) -> None:
+    """A rollout to a device nothing fits: the failing device with its Object 5 result and the reason in words."""
+    ui.open("/rollouts", "rollouts")
+    ui.select("#r-model", "kws")
+    ui.type("#r-filter", 'endpoint == "tiny-0"')
+    ui.wait_text("#r-count", "1 device match")
+    ui.find("#r-start").click()
+    ui.find("#create-form button[type=submit]").click()
+    ui.wait(lambda d: "/rollouts/" in d.current_url)
+    ui.wait_text("#failing", "tiny-0", timeout=60)
+    failing = ui.text("#failing")
+    assert "incompatible" in failing and "initial" in failing and "needs 58,464 B flash" in failing, failing
+    ui.screenshot("rollout-failing")
+
+
 def _events(ui: Dashboard, rollout_id: str) -> None:
     ui.open("/events", "events")
     ui.type("#audit-rollout", rollout_id)
@@ -153,6 +187,9 @@ def _events(ui: Dashboard, rollout_id: str) -> None:
     ui.find("#audit-form button[type=submit]").click()
     ui.wait_text("#audit", "1 entry")
     ui.wait_text("#feed-status", "live")
+    ui.fetch("POST", f"/api/rollouts/{rollout_id}/retry")  # an operator elsewhere: its events show up live
+    ui.wait_text("#feed", "rollout.progress")
+    assert rollout_id in ui.text("#feed")
     assert ui.unlabelled_controls() == []
     ui.screenshot("events")
 
@@ -174,6 +211,8 @@ def _browse(base: str) -> str:
             _device(ui)
             _models(ui)
             rollout_id = _rollout(ui)
+            _after_rollout(ui)
+            _failing(ui)
             _events(ui, rollout_id)
             _narrow(ui)
         except Exception:
