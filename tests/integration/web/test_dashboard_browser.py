@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
+from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
@@ -66,6 +67,22 @@ def _login_and_fleet(ui: Dashboard) -> None:
     ui.select("#sort", "-ram_total")  # sorts at once
     ui.wait(lambda d: _endpoints(ui) == ["m4f-0", "m4f-1", "m0-0", "tiny-0"])  # RAM 256, 256, 64, 8 KiB
     assert ui.errors() == ""
+
+
+def _keyboard(ui: Dashboard) -> None:
+    """Tab reaches the skip link, the navigation, the filter, sort and paging controls and the devices; Enter in
+    the filter applies it."""
+    ui.open("/", "fleet")
+    reached = []
+    for _ in range(40):
+        ActionChains(ui.driver).send_keys(Keys.TAB).perform()
+        reached.append(ui.driver.execute_script(
+            "const e = document.activeElement; return e.id || e.getAttribute('href') || e.textContent.trim();"))
+    for control in ("#main", "/", "/models", "/rollouts", "/events", "filter", "sort", "limit", "/devices/m0-0"):
+        assert control in reached, (control, reached)
+    ui.find("#filter").send_keys('accelerator == "none" and ram_total < 65536', Keys.ENTER)
+    ui.wait_text("#fleet-count", "1 device matches the filter")
+    assert _endpoints(ui) == ["tiny-0"]
 
 
 def _device(ui: Dashboard) -> None:
@@ -166,7 +183,7 @@ def _failing(ui: Dashboard) -> None:
     ui.open("/rollouts", "rollouts")
     ui.select("#r-model", "kws")
     ui.type("#r-filter", 'endpoint == "tiny-0"')
-    ui.wait_text("#r-count", "1 device match")
+    ui.wait_text("#r-count", "1 device matches")
     ui.find("#r-start").click()
     ui.find("#create-form button[type=submit]").click()
     ui.wait(lambda d: "/rollouts/" in d.current_url)
@@ -208,6 +225,8 @@ def _browse(base: str) -> str:
         ui = Dashboard(driver, base, shots)
         try:
             _login_and_fleet(ui)
+            _keyboard(ui)
+            ui.open("/", "fleet")
             _device(ui)
             _models(ui)
             rollout_id = _rollout(ui)

@@ -55,7 +55,8 @@ async function load() {
     clearError();
     tbody.replaceChildren(...page.items.map(row));
     const first = page.total ? page.offset + 1 : 0, last = page.offset + page.items.length;
-    count.textContent = `${page.total} device${page.total === 1 ? "" : "s"}${state.filter ? " match the filter" : " registered"}`;
+    const one = page.total === 1;
+    count.textContent = `${page.total} device${one ? "" : "s"} ${state.filter ? `match${one ? "es" : ""} the filter` : "registered"}`;
     document.getElementById("page-info").textContent = `${first}–${last} of ${page.total}`;
     document.getElementById("prev").disabled = page.offset === 0;
     document.getElementById("next").disabled = last >= page.total;

@@ -11,7 +11,7 @@ async function liveCount() {
   try {
     const page = await api("/api/devices", { query: { filter, limit: 1 } });
     if (mine !== seq) return;
-    count.textContent = `${page.total} device${page.total === 1 ? "" : "s"} match`;
+    count.textContent = page.total === 1 ? "1 device matches" : `${page.total} devices match`;
     count.className = "";
   } catch (exc) {
     if (mine !== seq) return;
