@@ -209,6 +209,11 @@ def _events(ui: Dashboard, rollout_id: str) -> None:
     assert rollout_id in ui.text("#feed")
     assert ui.unlabelled_controls() == []
     ui.screenshot("events")
+    # a finished rollout opened later: its chart comes from the audit log's per-device history
+    ui.find(f"#audit a[href='/rollouts/{rollout_id}']").click()
+    ui.wait_loaded("rollout")
+    points = ui.driver.execute_script("return Chart.getChart('progress-chart').data.datasets[0].data.map(p => p.y)")
+    assert points[0] == 0 and 1 in points and points[-1] == 2, points
 
 
 def _narrow(ui: Dashboard) -> None:

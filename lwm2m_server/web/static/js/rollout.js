@@ -5,8 +5,7 @@ const id = decodeURIComponent(location.pathname.split("/")[2]);
 document.getElementById("title").textContent = `Rollout ${id}`;
 // Every action button stays enabled: the server decides what a state allows and answers 409 in words otherwise.
 const FAILING = new Set(["failed", "incompatible"]);
-const started = Date.now();
-let chart = null, refreshing = false, again = false;
+let chart = null, refreshing = false, again = false, seeded = false;
 
 function ensureChart() {
   if (chart) return chart;
@@ -16,18 +15,39 @@ function ensureChart() {
       { label: "confirmed", data: [], borderColor: "#1c7c3c", backgroundColor: "#1c7c3c", stepped: true },
       { label: "failed", data: [], borderColor: "#b3261e", backgroundColor: "#b3261e", stepped: true }] },
     options: { animation: false, responsive: true, maintainAspectRatio: false, parsing: false,
-      scales: { x: { type: "linear", title: { display: true, text: "seconds since this page opened" } },
+      scales: { x: { type: "linear", title: { display: true, text: "seconds since the rollout was created" } },
                 y: { beginAtZero: true, title: { display: true, text: "devices" } } } },
   });
   return chart;
 }
 
-function plot(counts) {
-  const c = ensureChart(), t = (Date.now() - started) / 1000;
-  const failed = Object.entries(counts).filter(([k]) => FAILING.has(k)).reduce((a, [, n]) => a + n, 0);
+function failedOf(counts) {
+  return Object.entries(counts).filter(([k]) => FAILING.has(k)).reduce((a, [, n]) => a + n, 0);
+}
+
+function plot(counts, createdAt) {
+  const c = ensureChart(), t = Math.max(0, Date.now() / 1000 - createdAt);
   c.data.datasets[0].data.push({ x: t, y: counts.confirmed || 0 });
-  c.data.datasets[1].data.push({ x: t, y: failed });
+  c.data.datasets[1].data.push({ x: t, y: failedOf(counts) });
   c.update("none");
+}
+
+/** The history before this page opened, from the audit log: each device's terminal state as it happened. */
+async function seedHistory(createdAt) {
+  const rows = await api("/api/audit", { query: { rollout: id, limit: 10000 } });
+  const state = new Map();
+  const c = ensureChart();
+  c.data.datasets[0].data.push({ x: 0, y: 0 });
+  c.data.datasets[1].data.push({ x: 0, y: 0 });
+  for (const r of rows) {
+    if (!r.endpoint || !r.action.startsWith("device.")) continue;
+    state.set(r.endpoint, r.action === "device.retry" ? "pending" : r.action.slice(7));
+    const counts = {};
+    for (const s of state.values()) counts[s] = (counts[s] || 0) + 1;
+    const t = Math.max(0, r.ts - createdAt);
+    c.data.datasets[0].data.push({ x: t, y: counts.confirmed || 0 });
+    c.data.datasets[1].data.push({ x: t, y: failedOf(counts) });
+  }
 }
 
 function bar(counts, total) {
@@ -67,7 +87,8 @@ async function refresh() {
       { label: "Variant", value: (c) => c.variant || "—" },
       { label: "Progress", value: (c) => bar(c.counts, Object.values(c.counts).reduce((a, n) => a + n, 0)) },
       { label: "Counts", value: (c) => countsText(c.counts) }, { label: "Reason", value: (c) => c.reason || "" }], r.classes));
-    plot(r.counts);
+    if (!seeded) { seeded = true; await seedHistory(r.created_at); }
+    plot(r.counts, r.created_at);
     await failing(r.devices);
     document.body.dataset.state = r.state;
     document.body.dataset.loaded = "rollout";
