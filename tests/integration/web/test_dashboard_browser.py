@@ -133,6 +133,7 @@ def _rollout(ui: Dashboard) -> str:
     ui.wait_text("#r-count", "2 devices match")
     ui.type("#r-waves", "50%,100%")
     ui.type("#r-concurrency", "1")
+    ui.select("#r-method", "pull")
     ui.type("#r-name", "browser")
     assert ui.unlabelled_controls() == []
     ui.screenshot("rollouts")
@@ -254,6 +255,8 @@ async def test_dashboard_end_to_end(app_stack: Stack) -> None:
                                                        headers=auth_headers())).json()  # fmt: skip
     assert status["state"] == "completed" and status["counts"] == {"confirmed": 2}
     assert status["spec"]["filter"] == M4F_FILTER and status["spec"]["name"] == "browser"
+    assert status["spec"]["waves"] == "50%,100%" and status["spec"]["max_concurrency"] == 1
+    assert status["spec"]["method"] == "pull" and status["spec"]["error_threshold_count"] is None
     assert time.monotonic() - started < 400
 
 

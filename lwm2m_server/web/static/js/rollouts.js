@@ -39,7 +39,8 @@ form.addEventListener("submit", async (ev) => {
   const num = (name) => (form[name].value === "" ? undefined : Number(form[name].value));
   const spec = { model: form.model.value, filter: form.filter.value.trim(), waves: form.waves.value.trim() || "100%",
     success_threshold_pct: num("success_threshold_pct"), error_threshold_pct: num("error_threshold_pct"),
-    max_concurrency: num("max_concurrency"), rate_per_minute: num("rate_per_minute"), name: form.name.value.trim(),
+    error_threshold_count: num("error_threshold_count"), max_concurrency: num("max_concurrency"),
+    rate_per_minute: num("rate_per_minute"), method: form.method.value || undefined, name: form.name.value.trim(),
     start: form.start.checked };
   try {
     const created = await api("/api/rollouts", { method: "POST", json: spec });
