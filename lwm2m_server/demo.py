@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from lwm2m_server.config import DEFAULT_CONFIG, load_settings
+from lwm2m_server.web.urls import dashboard_url
 
 DEFAULT_FLEET = DEFAULT_CONFIG.parent / "fleet-demo.toml"
 
@@ -34,6 +35,7 @@ class DemoOptions:
     loss_pct: float = 2.0
     corrupt_downloads: int = 1  # devices whose first download arrives corrupted (recovered by OTA retry)
     keep_running: bool = False
+    api_token: str | None = None  # put into the printed dashboard URL (#token=...) so opening it logs in
     http_port: int = 0
     coap_port: int = 0
     data_dir: Path | None = None
@@ -118,7 +120,9 @@ async def _run(opts: DemoOptions, ui: DemoUI, data_dir: Path) -> dict[str, Any]:
         summary["ota_retries"] = rows[0]["n"] if rows else 0
         ui.done(summary)
         if opts.keep_running:
-            ui.stage(f"keeping the server running: http://127.0.0.1:{app.http_port}/api/devices (Ctrl-C to stop)")
+            base = f"http://127.0.0.1:{app.http_port}"
+            ui.stage(f"dashboard: {dashboard_url(base, opts.api_token)}")
+            ui.stage(f"keeping the server running: {base}/api/devices (Ctrl-C to stop)")
             await asyncio.Event().wait()
         return summary
     finally:

@@ -36,6 +36,8 @@ ROUTER_MODULES: tuple[str, ...] = (
     "lwm2m_server.api.audit",
     "lwm2m_server.api.fleet_metrics",
     "lwm2m_server.api.management",
+    "lwm2m_server.api.objects",
+    "lwm2m_server.web.pages",  # the dashboard's page shells and /static (no /api routes)
     "lwm2m_server.api.operations",
 )
 
