@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import tempfile
 import time
 from collections import Counter, defaultdict
@@ -37,7 +36,7 @@ class DemoOptions:
     http_port: int = 0
     coap_port: int = 0
     data_dir: Path | None = None
-    cache_dir: Path | None = None  # compile cache; default: ~/.cache/tinymlaas (reused across demos)
+    cache_dir: Path | None = None  # compile cache; default: [compile] cache_dir, shared with serve and compile
     zoo_epochs: int | None = None
     timeout_s: float = 300.0
 
@@ -51,11 +50,6 @@ class DemoUI(Protocol):
 
 class DemoError(RuntimeError):
     pass
-
-
-def default_cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "tinymlaas" / "compile-cache"
 
 
 async def run_demo(opts: DemoOptions, ui: DemoUI) -> dict[str, Any]:
@@ -76,7 +70,7 @@ async def _run(opts: DemoOptions, ui: DemoUI, data_dir: Path) -> dict[str, Any]:
                    "http_port": opts.http_port, "request_timeout_s": 10.0, "queue_mode_window_s": 4.0},
         "ota": {"poll_interval_s": 2.0, "retry_backoff_s": 0.5, "timeout_s": 120.0, "max_retries": 3},
     })
-    cache_dir = opts.cache_dir or default_cache_dir()
+    cache_dir = opts.cache_dir or settings.compile_cache_dir
     compile_service = make_compile_service(settings, cache_dir=cache_dir, zoo_epochs=opts.zoo_epochs)
     app = Application(settings, http=True, compile_service=compile_service)
     ui.stage(f"starting the server (data dir {data_dir})")

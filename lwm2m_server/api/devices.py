@@ -7,9 +7,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, Field
 
+from compilers.sizes import EXAMPLES, SizeError, parse_size
 from lwm2m_server.api import access
 from lwm2m_server.api.deps import ServerDep
-from lwm2m_server.api.errors import ERROR_RESPONSES, not_found
+from lwm2m_server.api.errors import ERROR_RESPONSES, bad_request, not_found
 from lwm2m_server.api.values import to_jsonable
 from lwm2m_server.registration import Registration
 
@@ -129,6 +130,17 @@ class DeviceFilter(BaseModel):
 
 
 Text = Annotated[str | None, Query(max_length=256)]
+SIZE_DOC = f" ({EXAMPLES})"
+
+
+def _size(name: str, text: str | None) -> int | None:
+    """A size query parameter through the one size parser; a clear 400 otherwise."""
+    if text is None:
+        return None
+    try:
+        return parse_size(text, name)
+    except SizeError as exc:
+        raise bad_request(str(exc)) from None
 
 
 @router.get("/api/devices", response_model=DeviceList, responses=ERROR_RESPONSES,
@@ -147,18 +159,19 @@ async def list_devices(
     runtime: Text = None,
     fpu: bool | None = None,
     hardware_known: bool | None = None,
-    min_ram: Annotated[int | None, Query(ge=0, le=2**63 - 1, description="RAM total >= bytes")] = None,
-    min_ram_free: Annotated[int | None, Query(ge=0, le=2**63 - 1, description="RAM free for ML >= bytes")] = None,
-    min_flash: Annotated[int | None, Query(ge=0, le=2**63 - 1, description="Flash total >= bytes")] = None,
-    min_flash_free: Annotated[int | None, Query(ge=0, le=2**63 - 1, description="Flash free >= bytes")] = None,
+    min_ram: Annotated[str | None, Query(max_length=32, description="RAM total >= size" + SIZE_DOC)] = None,
+    min_ram_free: Annotated[str | None, Query(max_length=32, description="RAM free for ML >= size" + SIZE_DOC)] = None,
+    min_flash: Annotated[str | None, Query(max_length=32, description="Flash total >= size" + SIZE_DOC)] = None,
+    min_flash_free: Annotated[str | None, Query(max_length=32, description="Flash free >= size" + SIZE_DOC)] = None,
     op: Annotated[list[str] | None, Query(description="Supported TFLite op (repeatable, all required)")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=2**31)] = 0,
 ) -> DeviceList:
     flt = DeviceFilter(prefix=prefix, lwm2m_version=lwm2m_version, queue_mode=queue_mode, online=online,
                        sleeping=sleeping, manufacturer=manufacturer, model=model, cpu=cpu, accelerator=accelerator,
-                       runtime=runtime, fpu=fpu, hardware_known=hardware_known, min_ram=min_ram,
-                       min_ram_free=min_ram_free, min_flash=min_flash, min_flash_free=min_flash_free, op=op)
+                       runtime=runtime, fpu=fpu, hardware_known=hardware_known, min_ram=_size("min_ram", min_ram),
+                       min_ram_free=_size("min_ram_free", min_ram_free), min_flash=_size("min_flash", min_flash),
+                       min_flash_free=_size("min_flash_free", min_flash_free), op=op)
     regs = [reg for reg in access.registrations(server) if flt.matches_registration(server, reg)]
     profs = await access.profiles(server, [reg.endpoint for reg in regs])
     matched = [(reg, profs[reg.endpoint]) for reg in regs if flt.matches_profile(profs[reg.endpoint])]

@@ -19,6 +19,7 @@ import typer
 
 from lwm2m_server.cli.app import CliError, app
 from lwm2m_server.cli.http import DEFAULT_SERVER, ServerOpt, client, echo_json, failure, request
+from lwm2m_server.cli.units import SIZE_HELP, read_optional_size
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table")]
 FormatOpt = Annotated[str | None, typer.Option("--format", "-f", help="Content format: tlv, senml-cbor, text, ...")]
@@ -76,9 +77,10 @@ def devices(
     accelerator: Annotated[str | None, typer.Option(help='e.g. "none", "ethos-u55-128"')] = None,
     cpu: Annotated[str | None, typer.Option(help="CPU core, e.g. cortex-m4f")] = None,
     runtime: Annotated[str | None, typer.Option()] = None,
-    min_ram: Annotated[int | None, typer.Option(min=0, help="RAM total >= bytes")] = None,
-    min_ram_free: Annotated[int | None, typer.Option(min=0, help="RAM free for ML >= bytes")] = None,
-    min_flash: Annotated[int | None, typer.Option(min=0, help="Flash total >= bytes")] = None,
+    min_ram: Annotated[str | None, typer.Option(help="RAM total >= this " + SIZE_HELP)] = None,
+    min_ram_free: Annotated[str | None, typer.Option(help="RAM free for ML >= this " + SIZE_HELP)] = None,
+    min_flash: Annotated[str | None, typer.Option(help="Flash total >= this " + SIZE_HELP)] = None,
+    min_flash_free: Annotated[str | None, typer.Option(help="Flash free for models >= this " + SIZE_HELP)] = None,
     fpu: Annotated[bool | None, typer.Option("--fpu/--no-fpu", help="Only devices with / without an FPU")] = None,
     online: Annotated[bool | None, typer.Option("--online/--sleeping", help="Awake or asleep devices")] = None,
     prefix: Annotated[str | None, typer.Option(help="Endpoint name prefix")] = None,
@@ -88,9 +90,11 @@ def devices(
     as_json: JsonOpt = False,
 ) -> None:
     """List registered devices (filters on the hardware profile, paging)."""
-    params = _params(None, None, accelerator=accelerator, cpu=cpu, runtime=runtime, min_ram=min_ram,
-                     min_ram_free=min_ram_free, min_flash=min_flash, prefix=prefix, lwm2m_version=lwm2m_version,
-                     limit=limit, offset=offset)
+    sizes = {name: read_optional_size(value, "--" + name.replace("_", "-")) for name, value in (
+        ("min_ram", min_ram), ("min_ram_free", min_ram_free), ("min_flash", min_flash),
+        ("min_flash_free", min_flash_free))}  # fmt: skip
+    params = _params(None, None, accelerator=accelerator, cpu=cpu, runtime=runtime, prefix=prefix,
+                     lwm2m_version=lwm2m_version, limit=limit, offset=offset, **sizes)
     if fpu is not None:
         params["fpu"] = str(fpu).lower()
     if online is not None:
