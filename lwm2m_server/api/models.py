@@ -13,7 +13,7 @@ from fastapi import APIRouter, File, Form, Path, Query, Request, UploadFile
 from lwm2m_server.api.deps import ServerDep
 from lwm2m_server.api.errors import ERROR_RESPONSES, ApiError, bad_request, not_found
 from lwm2m_server.models_catalog import MAX_DATA_BYTES, MAX_MODEL_BYTES, ModelError, UnknownModel, catalog_for
-from lwm2m_server.rollouts.filters import FilterError, parse_filter
+from lwm2m_server.rollouts.filters import FILTER_DOC, FilterError, parse_filter
 
 router = APIRouter(tags=["models"])
 
@@ -81,7 +81,7 @@ async def plan_model(
     name: NameParam,
     server: ServerDep,
     ep: Annotated[list[str] | None, Query(description="device endpoint(s)")] = None,
-    filter: Annotated[str | None, Query(max_length=2000, description="rollout filter over device attributes")] = None,
+    filter: Annotated[str | None, Query(max_length=2000, description=FILTER_DOC)] = None,
 ) -> dict[str, Any]:
     if not ep and filter is None:
         raise bad_request("give ?ep=ENDPOINT (repeatable) or ?filter=EXPRESSION")

@@ -14,6 +14,7 @@ import typer
 
 from lwm2m_server.cli.app import CliError, app
 from lwm2m_server.cli.http import DEFAULT_SERVER, JsonOpt, ServerOpt, call, client, echo_json
+from lwm2m_server.cli.units import FILTER_HELP, check_filter
 
 models_app = typer.Typer(help="The model catalog: zoo and uploaded models, fit reports.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
@@ -67,7 +68,7 @@ def upload(
 def plan(
     name: Annotated[str, typer.Argument(help="Model name")],
     ep: Annotated[list[str] | None, typer.Option("--ep", help="Device endpoint (repeatable)")] = None,
-    filter: Annotated[str | None, typer.Option("--filter", help="Device filter expression")] = None,
+    filter: Annotated[str | None, typer.Option("--filter", help=FILTER_HELP)] = None,
     as_json: JsonOpt = False,
     server: ServerOpt = DEFAULT_SERVER,
 ) -> None:
@@ -76,6 +77,7 @@ def plan(
         raise CliError("give --ep ENDPOINT (repeatable) or --filter EXPRESSION", code=2)
     params: dict[str, Any] = {"ep": ep} if ep else {}
     if filter is not None:
+        check_filter(filter)
         params["filter"] = filter
     with client(server, timeout=1800.0) as http:
         result = call(http, "POST", f"/api/models/{quote(name, safe='')}/plan", params=params)

@@ -15,6 +15,7 @@ import typer
 
 from lwm2m_server.cli.app import CliError, app
 from lwm2m_server.cli.http import DEFAULT_SERVER, JsonOpt, ServerOpt, call, client, echo_json
+from lwm2m_server.cli.units import FILTER_HELP, check_filter
 
 if TYPE_CHECKING:
     import httpx
@@ -39,7 +40,7 @@ def _counts(counts: dict[str, int]) -> str:
 @rollout_app.command("create")
 def create(
     model: Annotated[str, typer.Option("--model", "-m", help="Zoo or uploaded model name")],
-    filter: Annotated[str, typer.Option("--filter", help='Device filter, e.g. \'accelerator == "none"\'')] = "",
+    filter: Annotated[str, typer.Option("--filter", help=FILTER_HELP)] = "",
     waves: Annotated[str, typer.Option("--waves", help="10%,50%,100% | 5,20 | equal:4")] = "100%",
     max_concurrency: Annotated[int, typer.Option("--max-concurrency", help="Devices updating at once")] = 50,
     rate: Annotated[float, typer.Option("--rate", help="Devices started per minute (0 = no cap)")] = 0.0,
@@ -51,6 +52,8 @@ def create(
     retries: Annotated[int | None, typer.Option("--retries", help="Per-device OTA retries")] = None,
     name: Annotated[str, typer.Option("--name", help="A label for the rollout")] = "",
     dynamic: Annotated[bool, typer.Option("--dynamic", help="Devices registering later join")] = False,
+    allow_empty: Annotated[bool, typer.Option("--allow-empty", help="Create it even if no device matches now "
+                                                                    "(refused otherwise)")] = False,
     start: Annotated[bool, typer.Option("--start", help="Start at once")] = False,
     as_json: JsonOpt = False,
     server: ServerOpt = DEFAULT_SERVER,
@@ -60,7 +63,9 @@ def create(
         "model": model, "filter": filter, "waves": waves, "max_concurrency": max_concurrency,
         "rate_per_minute": rate, "canaries": canary or [], "success_threshold_pct": success_threshold,
         "error_threshold_pct": error_threshold, "name": name, "dynamic": dynamic, "start": start,
+        "allow_empty": allow_empty,
     }  # fmt: skip
+    check_filter(filter)
     if endpoint:
         body["endpoints"] = endpoint
     if timeout is not None:

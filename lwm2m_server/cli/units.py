@@ -1,4 +1,5 @@
-"""Size flags for every command: the one size parser, the echo of the bytes read, a usage error in words."""
+"""Size and filter flags for every command: the one size parser and the filter language, checked before any
+request so a mistake is a usage error (exit 2) in words; a datasheet unit is echoed as the bytes it became."""
 
 from __future__ import annotations
 
@@ -6,6 +7,9 @@ import typer
 
 from compilers.sizes import EXAMPLES, SizeError, parse_size, size_note
 from lwm2m_server.cli.app import CliError
+from lwm2m_server.rollouts.filters import FILTER_HELP, FilterError, parse_filter
+
+__all__ = ["FILTER_HELP", "SIZE_HELP", "check_filter", "read_optional_size", "read_size"]
 
 SIZE_HELP = f"size: {EXAMPLES}"
 
@@ -24,3 +28,13 @@ def read_size(text: str, flag: str) -> int:
 
 def read_optional_size(text: str | None, flag: str) -> int | None:
     return None if text is None else read_size(text, flag)
+
+
+def check_filter(text: str) -> None:
+    """Parse a rollout filter here (the server's own parser): exit 2 naming the mistake; echo size notes."""
+    try:
+        flt = parse_filter(text)
+    except FilterError as exc:
+        raise CliError(f"--filter: {exc}", code=2) from None
+    for note in flt.notes:
+        typer.echo(f"note: {note}", err=True)

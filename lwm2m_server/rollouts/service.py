@@ -25,6 +25,10 @@ class RolloutNotFound(KeyError):
     pass
 
 
+class EmptyTarget(ValueError):
+    """The spec matches no registered device and ``allow_empty`` was not set: the rollout is not created."""
+
+
 class RolloutService:
     def __init__(self, repo: RolloutRepository, deployer: Deployer, publish: Publish | None = None) -> None:
         self.repo = repo
@@ -83,6 +87,8 @@ class RolloutService:
     # --- operator actions --------------------------------------------------------------------------------
     async def create(self, spec: RolloutSpec, *, start: bool = False, actor: str = "operator") -> RolloutRow:
         targets = await self._targets(spec)
+        if not targets and not spec.allow_empty:
+            raise EmptyTarget(await self._why_empty(spec))
         rollout = await self.repo.create(spec)
         waves = split_waves(sorted(targets), parse_waves(spec.waves), spec.canaries)
         rows: list[tuple[int, str, str | None]] = []
@@ -113,6 +119,18 @@ class RolloutService:
                 continue
             out[ep] = self.deployer.class_of(attrs)[0]
         return out
+
+    async def _why_empty(self, spec: RolloutSpec) -> str:
+        registered = await self.deployer.registered_endpoints()
+        if not registered:
+            why = "no device is registered"
+        elif spec.endpoints is not None and not set(spec.endpoints) & set(registered):
+            why = f"none of the {len(spec.endpoints)} given endpoint(s) is registered"
+        else:
+            why = f"the filter {spec.filter!r} matches none of the {len(registered)} registered device(s)"
+        return (f"{why}; not created. Check the filter with `tinymlaas models plan {spec.model} --filter ...`, or "
+                f"pass --allow-empty (\"allow_empty\": true) to create it anyway (with --dynamic, devices that "
+                f"register later join)")
 
     async def action(self, rollout_id: str, action: str, *, actor: str = "operator") -> RolloutRow:
         async with self._lock:
@@ -214,4 +232,4 @@ class RolloutService:
         return [self.summary(r) for r in await self.repo.list_rollouts()]
 
 
-__all__ = ["InvalidAction", "RolloutNotFound", "RolloutService"]
+__all__ = ["EmptyTarget", "InvalidAction", "RolloutNotFound", "RolloutService"]
