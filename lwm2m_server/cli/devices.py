@@ -104,21 +104,21 @@ def devices(
         echo_json(data)
         return
     from rich.console import Console
-    from rich.table import Table
 
-    table = Table(title=f"{data['total']} device(s)"
-                        + (f", showing {offset + 1}-{offset + len(data['items'])}" if data["items"] else ""))
-    for col in ("endpoint", "lwm2m", "state", "cpu", "accelerator", "ram", "ram for ML", "flash", "last seen"):
-        table.add_column(col)
+    from lwm2m_server.cli.tables import listing
+
+    title = f"{data['total']} device(s)" + (f", showing {offset + 1}-{offset + len(data['items'])}"
+                                            if data["items"] else "")
     now = time.time()
+    rows = []
     for item in data["items"]:
         prof = item.get("profile") or {}
-        state = "sleeping" if item["sleeping"] else "online"
-        table.add_row(item["endpoint"], item["lwm2m_version"], state, str(prof.get("cpu") or "-"),
-                      str(prof.get("accelerator") or "-"), _size(prof.get("ram_total")),
-                      _size(prof.get("ram_free_ml")), _size(prof.get("flash_total")),
-                      f"{max(0.0, now - item['last_seen']):.0f} s ago")
-    Console().print(table)
+        rows.append((item["endpoint"], item["lwm2m_version"], "sleeping" if item["sleeping"] else "online",
+                     prof.get("cpu") or "-", prof.get("accelerator") or "-", _size(prof.get("ram_total")),
+                     _size(prof.get("ram_free_ml")), _size(prof.get("flash_total")),
+                     f"{max(0.0, now - item['last_seen']):.0f} s ago"))  # fmt: skip
+    columns = ("endpoint", "lwm2m", "state", "cpu", "accelerator", "ram", "ram for ML", "flash", "last seen")
+    Console().print(listing(columns, rows, keep=["endpoint"], title=title))
 
 
 @app.command()
@@ -146,8 +146,21 @@ def read(endpoint: str, path: str, server: ServerOpt = DEFAULT_SERVER, fmt: Form
                  timeout=_http_timeout(timeout))
     if as_json:
         echo_json(data["content"])
-    else:
-        _content_table(f"{endpoint} {data['path']}", data["content"])
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    title = f"{endpoint} {data['path']}" + (f" ({data['object_name']})" if data.get("object_name") else "")
+    table = Table(title=title)
+    table.add_column("path", no_wrap=True)
+    table.add_column("resource")
+    table.add_column("value", overflow="fold")
+    table.add_column("units")
+    info = data.get("resources") or {}
+    for leaf, value in data["content"].items():
+        meta = info.get(leaf) or {}
+        table.add_row(leaf, meta.get("name", ""), _fmt_value(value), meta.get("units", ""))
+    Console().print(table)
 
 
 def _parse_value(raw: str, as_string: bool) -> Any:
