@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from lwm2m_server.logging import get_logger
+from lwm2m_server.rollouts.classes import UNKNOWN, class_name
 from lwm2m_server.rollouts.engine import RolloutRunner
 from lwm2m_server.rollouts.filters import parse_filter
 from lwm2m_server.rollouts.model import Deployer, RolloutSpec
@@ -208,19 +209,35 @@ class RolloutService:
             by_wave[r["wave"]][r["state"]] += r["n"]
             by_class[r["class_key"] or "unknown"][r["state"]] += r["n"]
         classes = {c["class_key"]: c for c in await self.repo.classes(rollout_id)}
+        names = await self._class_names(rollout_id, classes)
         devices = await self.repo.devices(rollout_id, limit=limit, offset=offset)
         return {
             **self.summary(rollout),
             "counts": dict(by_state),
             "total": sum(by_state.values()),
             "waves": [{"wave": w, "counts": dict(c)} for w, c in sorted(by_wave.items())],
-            "classes": [{"class_key": k, **{kk: vv for kk, vv in classes.get(k, {}).items() if kk != "class_key"},
+            "classes": [{"class_key": k, "class_name": names.get(k, k),
+                         **{kk: vv for kk, vv in classes.get(k, {}).items() if kk != "class_key"},
                          "counts": dict(c)} for k, c in sorted(by_class.items())],
-            "devices": [{"endpoint": d.endpoint, "wave": d.wave, "class_key": d.class_key, "state": d.state.value,
+            "devices": [{"endpoint": d.endpoint, "wave": d.wave, "class_key": d.class_key,
+                         "class_name": names.get(d.class_key or "unknown"), "state": d.state.value,
                          "cause": d.cause, "job_id": d.job_id, "attempts": d.attempts} for d in devices],
             "limit": limit,
             "offset": offset,
         }
+
+    async def _class_names(self, rollout_id: str, classes: dict[str, dict[str, Any]]) -> dict[str, str]:
+        """class_key -> human name, from one member device's hardware (else the stored target, without the CPU)."""
+        names: dict[str, str] = {}
+        for key, endpoint in (await self.repo.class_members(rollout_id)).items():
+            attrs = await self.deployer.device_attributes(endpoint)
+            if attrs is not None and self.deployer.class_of(attrs)[0] == key:
+                names[key] = class_name(self.deployer.class_of(attrs)[1], [attrs.get("cpu")])
+            elif key in classes:
+                names[key] = class_name(classes[key].get("target"))
+            else:
+                names[key] = UNKNOWN if key in ("hardware-unknown", "unknown") else key
+        return names
 
     @staticmethod
     def summary(rollout: RolloutRow) -> dict[str, Any]:

@@ -53,7 +53,8 @@ async def test_a_rollout_matching_no_device_is_refused_unless_asked_for(stack: S
     ("accelerator == none", 'did you mean "none"?'),
 ])  # fmt: skip
 async def test_cli_filter_mistakes_exit_2_before_any_request(text: str, words: str) -> None:
-    for args in (("rollout", "create", "--model", "kws", "--filter", text), ("models", "plan", "kws", "--filter", text)):
+    commands = (("rollout", "create", "--model", "kws", "--filter", text), ("models", "plan", "kws", "--filter", text))
+    for args in commands:
         rc, out, err = await cli(None, *args, "--server", "http://127.0.0.1:9")  # nothing listens there
         assert rc == 2, (rc, out, err)
         assert err.startswith("error: --filter: column") and words in err and "Traceback" not in err
