@@ -112,7 +112,7 @@ def require_device(server: Any, endpoint: str, path: LwM2MPath | None = None) ->
     if path.object_id in model or reg.has_object(path.object_id):
         return
     known = ", ".join(str(i) for i in sorted(model.objects))
-    announced = " ".join(sorted({f"/{p.object_id}" for p in reg.instances} | {f"/{o}" for o in reg.objects}))
+    announced = " ".join(f"/{o}" for o in sorted({p.object_id for p in reg.instances} | set(reg.objects)))
     raise ApiError(404, "unknown_object",
                    f"object {path.object_id} is not in the server's object model (it knows objects {known}) and "
                    f"{endpoint} does not announce it (it has {announced or 'no objects'}). To manage object "
