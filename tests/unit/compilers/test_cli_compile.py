@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.tiny_keras import tiny_keras
+
 from .conftest import MLPERF
 
 KWS = MLPERF / "kws_ref_model.tflite"
@@ -107,11 +109,7 @@ TF_CHATTER = ("absl", "cudart", "cuInit", "oneDNN", "fully_quantize", "I0000", "
 def test_tensorflow_chatter_never_reaches_stderr(tmp_path: Path) -> None:
     """A real TF conversion in the worker pool (a tiny Keras model, built in a worker too): stderr carries only the
     CLI's own lines."""
-    from compilers.worker import make_executor
-
-    model = tmp_path / "tiny.keras"
-    with make_executor(1) as pool:
-        pool.submit(_save_tiny_keras, str(model)).result(timeout=120)
+    model = tiny_keras(tmp_path / "tiny.keras")
     proc = run([str(model), "--ram", "64KiB", "--flash", "256KiB"], tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "float32" in proc.stdout  # TensorFlow really converted it
@@ -119,11 +117,3 @@ def test_tensorflow_chatter_never_reaches_stderr(tmp_path: Path) -> None:
         assert line.startswith(("compile cache: ", "package: ")), proc.stderr
         assert not any(word in line for word in TF_CHATTER if word != "tensorflow"), line
 
-
-def _save_tiny_keras(path: str) -> None:
-    from compilers.worker import import_tf
-
-    tf = import_tf()
-    model = tf.keras.Sequential([tf.keras.layers.Input((8,)), tf.keras.layers.Dense(4, activation="relu"),
-                                 tf.keras.layers.Dense(2, activation="softmax")])  # fmt: skip
-    model.save(path)
