@@ -156,9 +156,11 @@ async def _wait_inventory(app: Any, endpoints: list[str], timeout: float) -> Non
 async def _fit_reports(app: Any, compile_service: Any, model: str, profile_of: dict[str, str]) -> list[dict[str, Any]]:
     """One fit report per compile class (the rollout reuses these compiles from the cache)."""
     from compilers.target import Target
+    from lwm2m_server.rollouts.classes import class_name
 
     members: dict[str, list[str]] = defaultdict(list)
     targets: dict[str, dict[str, Any] | None] = {}
+    cpus: dict[str, set[str | None]] = defaultdict(set)
     for ep in profile_of:
         attrs = await app.deployer.device_attributes(ep)
         if attrs is None:
@@ -166,12 +168,13 @@ async def _fit_reports(app: Any, compile_service: Any, model: str, profile_of: d
         key, target = app.deployer.class_of(attrs)
         members[key].append(ep)
         targets[key] = target
+        cpus[key].add(attrs.get("cpu"))
 
     async def one(key: str) -> dict[str, Any]:
         target = targets[key]
         names = sorted({profile_of[ep] for ep in members[key]})
-        row: dict[str, Any] = {"class_key": key, "label": ", ".join(names), "devices": len(members[key]),
-                               "target": target}
+        row: dict[str, Any] = {"class_key": key, "class_name": class_name(target, cpus[key]),
+                               "label": ", ".join(names), "devices": len(members[key]), "target": target}
         if target is None:
             row.update(report=None, chosen=None, summary="hardware unknown")
             return row
