@@ -117,3 +117,26 @@ def test_tensorflow_chatter_never_reaches_stderr(tmp_path: Path) -> None:
         assert line.startswith(("compile cache: ", "package: ")), proc.stderr
         assert not any(word in line for word in TF_CHATTER if word != "tensorflow"), line
 
+
+
+async def test_cli_and_a_local_server_share_one_compile_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No --cache-dir anywhere: ``tinymlaas compile`` and the server's CompileService use the same per-user cache,
+    so what the CLI compiled is a cache hit for the server."""
+    from compilers.target import Target
+    from lwm2m_server.config import load_settings
+    from lwm2m_server.ota.builds import make_compile_service
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    cmd = [sys.executable, "-c", "from lwm2m_server.cli import main; main()", "compile", str(KWS), "--ram", "256KiB",
+           "--flash", "1MiB"]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=180, check=False, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    shared = tmp_path / "xdg" / "tinymlaas" / "compile-cache"
+    assert f"compile cache: {shared.resolve()} (1 compiled" in proc.stderr
+    service = make_compile_service(load_settings(environ={}, overrides={"server": {"data_dir": tmp_path / "d"}}))
+    try:
+        report = await service.plan(KWS, Target(262_144, 1_048_576))
+    finally:
+        await service.close()
+    assert report.chosen == "int8"
+    assert (service.runner.compiles, service.runner.cache_hits) == (0, 1)
