@@ -143,3 +143,12 @@ def test_the_field_table_is_what_a_device_exposes() -> None:
 def test_field_docs_come_from_the_table() -> None:
     for f in FIELDS:
         assert f"`{f.name}`" in FILTER_DOC and f.name in FILTER_HELP
+
+
+def test_readme_documents_exactly_the_field_table() -> None:
+    from pathlib import Path
+
+    from lwm2m_server.rollouts.filters import fields_markdown
+
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
+    assert fields_markdown() in readme
