@@ -71,3 +71,14 @@ async def test_cli_empty_target_is_refused_and_allow_empty_creates(stack: Stack)
     rc, out, err = await cli(stack, "rollout", "create", "--model", "kws", "--filter", "ram_total >= 64KB")
     assert rc == 0, err
     assert "note: filter 64KB = 65,536 B" in err and ": 1 devices" in out
+
+
+async def test_validation_errors_speak_in_words_not_regexes(stack: Stack) -> None:
+    await stack.add_device("om-4", M4F)
+    response = await stack.http.post("/api/devices/om-4/update", json={"package": "abc"})
+    assert response.status_code == 400
+    message = response.json()["message"]
+    assert message == "package: must be a sha256: 64 lowercase hex digits, got 3 characters 'abc'", message
+    response = await stack.http.get("/api/devices/om-4/3/0/abc")
+    assert response.status_code == 400 and "'abc' is not a number" in response.json()["message"]
+    assert "[0-9]" not in response.json()["message"]
