@@ -1,3 +1,5 @@
+import keyword
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -152,3 +154,17 @@ def test_readme_documents_exactly_the_field_table() -> None:
 
     readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
     assert fields_markdown() in readme
+
+
+_IDENT = st.from_regex(r"[a-z][a-z0-9_]{0,12}", fullmatch=True).filter(
+    lambda s: s not in {f.name for f in FIELDS} and not keyword.iskeyword(s))
+
+
+@settings(max_examples=200, deadline=None)
+@given(_IDENT, st.sampled_from(["{} == 1", 'ram_total > 1 and {} == "x"', "not {}", "cpu == {}", "{}"]))
+def test_any_name_outside_the_table_is_refused_and_named(name: str, template: str) -> None:
+    with pytest.raises(FilterError) as info:
+        parse_filter(template.format(name))
+    text = str(info.value)
+    assert name in text and ("unknown field" in text or f'did you mean "{name}"' in text)
+    assert info.value.column == template.index("{}") + 1
