@@ -128,4 +128,4 @@ async def plan_model(
         entry.update(fits=report.chosen is not None, chosen=report.chosen, summary=report.summary,
                      report=report.to_json())  # fmt: skip
     return {"model": name, "devices": sum(len(c["endpoints"]) for c in classes.values()),
-            "classes": list(classes.values())}  # fmt: skip
+            "classes": list(classes.values()), "notes": list(flt.notes)}  # fmt: skip

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from lwm2m_server.api.deps import ServerDep
 from lwm2m_server.api.errors import ERROR_RESPONSES, ApiError, ErrorBody, bad_request, not_found
 from lwm2m_server.models_catalog import UnknownModel, catalog_for
-from lwm2m_server.rollouts.filters import FILTER_DOC
+from lwm2m_server.rollouts.filters import FILTER_DOC, parse_filter
 from lwm2m_server.rollouts.model import RolloutSpec
 from lwm2m_server.rollouts.service import EmptyTarget, InvalidAction, RolloutNotFound, RolloutService
 
@@ -80,7 +80,8 @@ async def create_rollout(
         rollout = await service.create(spec, start=start, actor="rest")
     except EmptyTarget as exc:
         raise ApiError(409, "empty_target", str(exc)) from None
-    return await service.get(rollout.id, limit=0)
+    # Sizes written with a datasheet unit (64KB, 64k) are echoed as the bytes they were read as.
+    return {**await service.get(rollout.id, limit=0), "notes": list(parse_filter(spec.filter).notes)}
 
 
 @router.get("/api/rollouts/{rollout_id}", responses=ERROR_RESPONSES,

@@ -82,3 +82,13 @@ async def test_validation_errors_speak_in_words_not_regexes(stack: Stack) -> Non
     response = await stack.http.get("/api/devices/om-4/3/0/abc")
     assert response.status_code == 400 and "'abc' is not a number" in response.json()["message"]
     assert "[0-9]" not in response.json()["message"]
+
+
+async def test_api_echoes_datasheet_sizes_in_filters(stack: Stack) -> None:
+    await stack.upload_kws("kws")
+    await stack.add_device("om-5", M4F)
+    note = "filter 128KB = 131,072 B (KB read as KiB; write 128000 for 128,000 B)"
+    created = await stack.http.post("/api/rollouts", json={"model": "kws", "filter": "ram_total >= 128KB"})
+    assert created.status_code == 201 and created.json()["notes"] == [note] and created.json()["total"] == 1
+    plain = await stack.http.post("/api/rollouts", json={"model": "kws", "filter": "ram_total >= 128KiB"})
+    assert plain.status_code == 201 and plain.json()["notes"] == []
