@@ -173,7 +173,7 @@ async def _fit_reports(app: Any, compile_service: Any, model: str, profile_of: d
     async def one(key: str) -> dict[str, Any]:
         target = targets[key]
         names = sorted({profile_of[ep] for ep in members[key]})
-        row: dict[str, Any] = {"class_key": key, "class_name": class_name(target, cpus[key]),
+        row: dict[str, Any] = {"class_key": key, "class_name": class_name(target, cpus[key], fallback=key),
                                "label": ", ".join(names), "devices": len(members[key]), "target": target}
         if target is None:
             row.update(report=None, chosen=None, summary="hardware unknown")

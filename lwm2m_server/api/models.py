@@ -109,7 +109,7 @@ async def plan_model(
         entry["endpoints"].append(endpoint)
         entry["cpus"].add(attrs.get("cpu"))
     for entry in classes.values():
-        entry["class_name"] = class_name(entry["target"], entry.pop("cpus"))
+        entry["class_name"] = class_name(entry["target"], entry.pop("cpus"), fallback=entry["class_key"])
     if wanted is not None:
         missing = sorted(wanted - {e for c in classes.values() for e in c["endpoints"]})
         if missing and not classes:

@@ -14,10 +14,13 @@ from compilers.sizes import short_size
 UNKNOWN = "hardware-unknown"
 
 
-def class_name(target: Mapping[str, Any] | None, cpus: Iterable[str | None] = ()) -> str:
-    """``{cpu}-{ram for ML}-{flash for models}-{fpu|nofpu}[-{accelerator}][-{n}ops]``."""
+def class_name(target: Mapping[str, Any] | None, cpus: Iterable[str | None] = (), fallback: str = UNKNOWN) -> str:
+    """``{cpu}-{ram for ML}-{flash for models}-{fpu|nofpu}[-{accelerator}][-{n}ops]``; ``fallback`` for a target
+    that is not a compiler Target (never raises: a name must not break a rollout)."""
     if target is None:
         return UNKNOWN
+    if not isinstance(target.get("ram_bytes"), int) or not isinstance(target.get("flash_bytes"), int):
+        return fallback
     cores = sorted({c for c in cpus if c})
     parts = ["+".join(cores)] if cores else []
     parts += [short_size(int(target["ram_bytes"])), short_size(int(target["flash_bytes"])),

@@ -61,7 +61,7 @@ class RolloutRunner:
         result = await self.deployer.build(rollout.spec.model, key, target)
         self._builds[key] = result
         await self.repo.save_class(self.rollout_id, target, result)
-        name = class_name(target, [attrs.get("cpu")])
+        name = class_name(target, [attrs.get("cpu")], fallback=key)
         outcome = {"variant": result.variant} if isinstance(result, Build) else {"reason": result.reason}
         await self.notify("rollout.class", {"rollout_id": self.rollout_id, "class_key": key, "class_name": name,
                                             **outcome})  # fmt: skip

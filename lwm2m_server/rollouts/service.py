@@ -232,9 +232,9 @@ class RolloutService:
         for key, endpoint in (await self.repo.class_members(rollout_id)).items():
             attrs = await self.deployer.device_attributes(endpoint)
             if attrs is not None and self.deployer.class_of(attrs)[0] == key:
-                names[key] = class_name(self.deployer.class_of(attrs)[1], [attrs.get("cpu")])
+                names[key] = class_name(self.deployer.class_of(attrs)[1], [attrs.get("cpu")], fallback=key)
             elif key in classes:
-                names[key] = class_name(classes[key].get("target"))
+                names[key] = class_name(classes[key].get("target"), fallback=key)
             else:
                 names[key] = UNKNOWN if key in ("hardware-unknown", "unknown") else key
         return names

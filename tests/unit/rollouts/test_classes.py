@@ -10,3 +10,7 @@ def test_class_names_spell_out_the_target() -> None:
     npu = Target(256 * 1024, 1 << 20, fpu=False, accelerator="ethos-u55-128", ops=frozenset({"CONV_2D"})).to_dict()
     assert class_name(npu, ["cortex-m55"]) == "cortex-m55-256k-1m-nofpu-ethos-u55-128-1ops"
     assert class_name(None) == UNKNOWN
+
+
+def test_a_target_that_is_not_a_compiler_target_falls_back() -> None:
+    assert class_name({"ram": 1}, ["cortex-m4f"], fallback="abc123") == "abc123"
