@@ -20,7 +20,7 @@ UNITS = {**BINARY_UNITS, **JEDEC_UNITS}
 EXAMPLES = "e.g. 65536, 64KiB, 1MiB (64KB and 64k also mean 65,536)"
 
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*$")
-SIZE_LITERAL = re.compile(r"(\d+(?:\.\d+)?)\s*(KiB|MiB|GiB|KB|kB|MB|GB|[kKMG])(?![A-Za-z0-9_])")
+SIZE_LITERAL = re.compile(r"(\d+(?:\.\d+)?)\s*(KiB|MiB|GiB|KB|kB|MB|GB|B|[kKMG])(?![A-Za-z0-9_])")
 """A number with a unit inside a larger text (the filter language); plain numbers are left to the caller."""
 
 
