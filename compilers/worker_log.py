@@ -57,12 +57,18 @@ def _logger(out: TextIO) -> Any:
 
 
 def _pump(read_fd: int, log: Any) -> None:
+    """Drain the pipe for the life of the worker; a failure to log one line never stops the draining (a full pipe
+    would block the worker on its next write to stderr)."""
     with os.fdopen(read_fd, "r", encoding="utf-8", errors="replace") as pipe:
         for raw in pipe:
             kept = classify(raw.rstrip("\n"))
-            if kept is not None:
-                level, message = kept
+            if kept is None:
+                continue
+            level, message = kept
+            try:
                 getattr(log, level)("worker_stderr", line=message)
+            except Exception:  # e.g. the real stderr is closed: keep draining
+                continue
 
 
 def capture_native_stderr() -> None:
