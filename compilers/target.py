@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from dataclasses import asdict, dataclass
 from typing import Any
+
+from compilers.sizes import format_bytes, parse_size
+
+__all__ = ["ACCELERATORS", "Target", "format_bytes", "parse_size"]
 
 ACCELERATORS = (
     "none",
@@ -20,45 +23,6 @@ ACCELERATORS = (
     "ethos-u65-256",
     "ethos-u65-512",
 )
-
-_UNITS = {
-    "": 1,
-    "b": 1,
-    "k": 1000,
-    "kb": 1000,
-    "m": 1000**2,
-    "mb": 1000**2,
-    "g": 1000**3,
-    "gb": 1000**3,
-    "kib": 1024,
-    "mib": 1024**2,
-    "gib": 1024**3,
-}
-_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$")
-
-
-def parse_size(text: str | int) -> int:
-    """Parse "256KiB", "1MiB", "64 kB", "49152" into bytes (KiB/MiB binary, kB/MB decimal)."""
-    if isinstance(text, int):
-        if text < 0:
-            raise ValueError(f"size must be >= 0: {text}")
-        return text
-    match = _SIZE_RE.match(text.replace(",", "").replace("_", ""))
-    if not match:
-        raise ValueError(f"bad size {text!r}: expected e.g. 256KiB, 1MiB, 49152")
-    number, unit = match.groups()
-    factor = _UNITS.get(unit.lower())
-    if factor is None:
-        raise ValueError(f"bad size unit {unit!r} in {text!r}: use B, KiB, MiB, GiB, kB, MB, GB")
-    value = float(number) * factor
-    if value != int(value):
-        raise ValueError(f"size {text!r} is not a whole number of bytes")
-    return int(value)
-
-
-def format_bytes(n: int) -> str:
-    """``61440`` -> ``"61,440 B"`` (the fit report quotes exact bytes)."""
-    return f"{n:,} B"
 
 
 @dataclass(frozen=True)

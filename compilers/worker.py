@@ -1,7 +1,8 @@
 """Process-pool plumbing: TensorFlow is imported only in spawned workers, with legacy Keras selected first.
 
 ``TF_USE_LEGACY_KERAS=1`` must be set before ``import tensorflow`` (tensorflow-model-optimization needs
-tf_keras), so every worker runs :func:`init_worker` as its initializer.
+tf_keras), so every worker runs :func:`init_worker` (after :func:`compilers.worker_log.capture_native_stderr`,
+which keeps TensorFlow's C++ chatter off stderr) as its initializer.
 """
 
 from __future__ import annotations
@@ -20,10 +21,18 @@ def init_worker() -> None:
     os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 
 
+def worker_initializer() -> None:
+    """First thing in every pool worker: TensorFlow's native stderr chatter is filtered, then legacy Keras."""
+    from compilers.worker_log import capture_native_stderr
+
+    capture_native_stderr()
+    init_worker()
+
+
 def make_executor(workers: int = 1) -> ProcessPoolExecutor:
     """A spawn-context pool (fork after TF or asyncio is unsafe) whose workers select legacy Keras."""
     return ProcessPoolExecutor(
-        max_workers=workers, mp_context=multiprocessing.get_context("spawn"), initializer=init_worker
+        max_workers=workers, mp_context=multiprocessing.get_context("spawn"), initializer=worker_initializer
     )
 
 

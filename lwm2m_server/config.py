@@ -10,12 +10,24 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+
+from compilers.sizes import parse_size
 
 ENV_PREFIX = "TINYMLAAS_"
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "tinymlaas.toml"
+
+Size = Annotated[int, BeforeValidator(lambda v: parse_size(v) if isinstance(v, str) else v), Field(ge=0)]
+"""A byte count in config: an int or a size string read by the one size parser (``"4KiB"``)."""
+
+
+def default_cache_dir() -> Path:
+    """The per-user compile cache that ``tinymlaas compile``, ``serve`` and ``demo`` share by default, so a zoo
+    model trained by one is reused by the others: ``$XDG_CACHE_HOME/tinymlaas/compile-cache``."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "tinymlaas" / "compile-cache"
 
 
 class _Section(BaseModel):
@@ -63,8 +75,8 @@ class CompileSettings(_Section):
     cache_dir: str = ""
     workers: int = 2
     accuracy_margin: float = 1.0
-    flash_margin_bytes: int = 4096
-    runtime_overhead_bytes: int = 2048
+    flash_margin_bytes: Size = 4096
+    runtime_overhead_bytes: Size = 2048
 
 
 class RolloutSettings(_Section):
@@ -97,7 +109,7 @@ class Settings(_Section):
 
     @property
     def compile_cache_dir(self) -> Path:
-        return Path(self.compile.cache_dir) if self.compile.cache_dir else self.server.data_dir / "compile-cache"
+        return Path(self.compile.cache_dir).expanduser() if self.compile.cache_dir else default_cache_dir()
 
 
 class ConfigError(ValueError):

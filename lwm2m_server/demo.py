@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import tempfile
 import time
 from collections import Counter, defaultdict
@@ -39,7 +38,7 @@ class DemoOptions:
     http_port: int = 0
     coap_port: int = 0
     data_dir: Path | None = None
-    cache_dir: Path | None = None  # compile cache; default: ~/.cache/tinymlaas (reused across demos)
+    cache_dir: Path | None = None  # compile cache; default: [compile] cache_dir, shared with serve and compile
     zoo_epochs: int | None = None
     timeout_s: float = 300.0
 
@@ -53,11 +52,6 @@ class DemoUI(Protocol):
 
 class DemoError(RuntimeError):
     pass
-
-
-def default_cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "tinymlaas" / "compile-cache"
 
 
 async def run_demo(opts: DemoOptions, ui: DemoUI) -> dict[str, Any]:
@@ -78,7 +72,7 @@ async def _run(opts: DemoOptions, ui: DemoUI, data_dir: Path) -> dict[str, Any]:
                    "http_port": opts.http_port, "request_timeout_s": 10.0, "queue_mode_window_s": 4.0},
         "ota": {"poll_interval_s": 2.0, "retry_backoff_s": 0.5, "timeout_s": 120.0, "max_retries": 3},
     })
-    cache_dir = opts.cache_dir or default_cache_dir()
+    cache_dir = opts.cache_dir or settings.compile_cache_dir
     compile_service = make_compile_service(settings, cache_dir=cache_dir, zoo_epochs=opts.zoo_epochs)
     app = Application(settings, http=True, compile_service=compile_service)
     ui.stage(f"starting the server (data dir {data_dir})")
@@ -166,9 +160,11 @@ async def _wait_inventory(app: Any, endpoints: list[str], timeout: float) -> Non
 async def _fit_reports(app: Any, compile_service: Any, model: str, profile_of: dict[str, str]) -> list[dict[str, Any]]:
     """One fit report per compile class (the rollout reuses these compiles from the cache)."""
     from compilers.target import Target
+    from lwm2m_server.rollouts.classes import class_name
 
     members: dict[str, list[str]] = defaultdict(list)
     targets: dict[str, dict[str, Any] | None] = {}
+    cpus: dict[str, set[str | None]] = defaultdict(set)
     for ep in profile_of:
         attrs = await app.deployer.device_attributes(ep)
         if attrs is None:
@@ -176,12 +172,13 @@ async def _fit_reports(app: Any, compile_service: Any, model: str, profile_of: d
         key, target = app.deployer.class_of(attrs)
         members[key].append(ep)
         targets[key] = target
+        cpus[key].add(attrs.get("cpu"))
 
     async def one(key: str) -> dict[str, Any]:
         target = targets[key]
         names = sorted({profile_of[ep] for ep in members[key]})
-        row: dict[str, Any] = {"class_key": key, "label": ", ".join(names), "devices": len(members[key]),
-                               "target": target}
+        row: dict[str, Any] = {"class_key": key, "class_name": class_name(target, cpus[key], fallback=key),
+                               "label": ", ".join(names), "devices": len(members[key]), "target": target}
         if target is None:
             row.update(report=None, chosen=None, summary="hardware unknown")
             return row

@@ -18,6 +18,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+from compilers.sizes import SizeError, parse_size
 from lwm2m_server.logging import get_logger
 from lwm2m_server.protocol.model import ObjectRegistry
 from simulator.device import SimulatedDevice
@@ -27,6 +28,8 @@ log = get_logger(__name__)
 
 HARDWARE_KEYS = frozenset(f.name for f in fields(HardwareProfile))
 ALIASES = {"ram": "ram_total", "flash": "flash_total", "ram_ml": "ram_free_ml"}
+SIZE_KEYS = frozenset({"ram_total", "ram_free_ml", "flash_total", "flash_free", "accelerator_sram", "max_package"})
+"""Hardware keys read by the one size parser: bytes or "256KiB" (KB/k read as KiB)."""
 
 
 class FleetFileError(ValueError):
@@ -52,6 +55,12 @@ def _profile_spec(raw: Mapping[str, Any], defaults: Mapping[str, Any], where: st
         raise FleetFileError(f"{where}: a profile needs a name")
     hardware = {k: data.pop(k) for k in list(data) if k in HARDWARE_KEYS}
     hardware.update(data.pop("hardware", {}))
+    for key in SIZE_KEYS & hardware.keys():
+        if isinstance(hardware[key], str):
+            try:
+                hardware[key] = parse_size(hardware[key], key)
+            except SizeError as exc:
+                raise FleetFileError(f"{where}: {exc}") from None
     data["hardware"] = hardware
     try:
         template = device_from_dict(f"{hardware['name']}-template", data, where)

@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from lwm2m_server import __version__
 from lwm2m_server.api.errors import install_error_handlers
@@ -60,7 +61,9 @@ def create_app(
         begin_shutdown()
         await cancel_all(app)
 
-    app = FastAPI(
+    # fastapi-offline serves Swagger UI and ReDoc from files inside the installed package: /docs and /redoc
+    # work with no internet (FastAPI's own pages load their JS/CSS from a CDN).
+    app = FastAPIOffline(
         title="TinyMLaaS",
         version=__version__,
         description="LwM2M device management, per-device model compilation and OTA rollouts.",

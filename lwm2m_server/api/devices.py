@@ -12,12 +12,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, Field
 
+from compilers.sizes import EXAMPLES, SizeError, parse_size
 from lwm2m_server.api import access
 from lwm2m_server.api.deps import ServerDep
 from lwm2m_server.api.errors import ERROR_RESPONSES, bad_request, not_found
 from lwm2m_server.api.values import to_jsonable
 from lwm2m_server.protocol.fwupdate import FirmwareState, UpdateResult
 from lwm2m_server.registration import Registration
+from lwm2m_server.rollouts.classes import class_name
 from lwm2m_server.rollouts.deployer import class_of, device_attributes
 from lwm2m_server.rollouts.filters import MAX_FILTER_LENGTH, FilterError, parse_filter
 
@@ -40,6 +42,8 @@ class DeviceSummary(BaseModel):
     sleeping: bool = Field(description="A queue-mode device past its listening window")
     profile: dict[str, Any] | None = Field(description="Inventory (DeviceProfile); null until read")
     compile_class: str = Field(description='Compile class key as rollouts group devices, or "hardware-unknown"')
+    compile_class_name: str = Field("hardware-unknown", description="Human name of the compile class, e.g. "
+                                    "cortex-m4f-160k-512k-fpu")
     installed_model: str | None = Field(None, description="Model name from the observed /32002/0/0")
     installed_version: str | None = Field(None, description="Model version from the observed /32002/0/1")
     fw_state: str | None = Field(None, description="Object 5 State (/5/0/3) in words: idle, downloading, ...")
@@ -79,8 +83,10 @@ def _view(server: Any, reg: Registration, profile: Any) -> dict[str, Any]:
     sleeping = access.is_sleeping(server, reg)
     observed = access.observed_values(server, reg.endpoint)
     model, version = observed.get("/32002/0/0"), observed.get("/32002/0/1")
+    attributes = device_attributes(reg, profile)
+    class_key, target = class_of(attributes)
     data.update(online=not sleeping, sleeping=sleeping, profile=to_jsonable(profile) if profile is not None else None,
-                compile_class=class_of(device_attributes(reg, profile))[0],
+                compile_class=class_key, compile_class_name=class_name(target, [attributes.get("cpu")]),
                 installed_model=str(model) if model else None, installed_version=str(version) if version else None,
                 fw_state=_enum_name(FirmwareState, observed.get("/5/0/3")),
                 fw_result=_enum_name(UpdateResult, observed.get("/5/0/5")))  # fmt: skip
@@ -177,6 +183,17 @@ class DeviceFilter(BaseModel):
 
 
 Text = Annotated[str | None, Query(max_length=256)]
+SIZE_DOC = f" ({EXAMPLES})"
+
+
+def _size(name: str, text: str | None) -> int | None:
+    """A size query parameter through the one size parser; a clear 400 otherwise."""
+    if text is None:
+        return None
+    try:
+        return parse_size(text, name)
+    except SizeError as exc:
+        raise bad_request(str(exc)) from None
 
 
 @router.get("/api/devices", response_model=DeviceList, responses=ERROR_RESPONSES,
@@ -195,10 +212,10 @@ async def list_devices(
     runtime: Text = None,
     fpu: bool | None = None,
     hardware_known: bool | None = None,
-    min_ram: Annotated[int | None, Query(ge=0, le=2**63 - 1, description="RAM total >= bytes")] = None,
-    min_ram_free: Annotated[int | None, Query(ge=0, le=2**63 - 1, description="RAM free for ML >= bytes")] = None,
-    min_flash: Annotated[int | None, Query(ge=0, le=2**63 - 1, description="Flash total >= bytes")] = None,
-    min_flash_free: Annotated[int | None, Query(ge=0, le=2**63 - 1, description="Flash free >= bytes")] = None,
+    min_ram: Annotated[str | None, Query(max_length=32, description="RAM total >= size" + SIZE_DOC)] = None,
+    min_ram_free: Annotated[str | None, Query(max_length=32, description="RAM free for ML >= size" + SIZE_DOC)] = None,
+    min_flash: Annotated[str | None, Query(max_length=32, description="Flash total >= size" + SIZE_DOC)] = None,
+    min_flash_free: Annotated[str | None, Query(max_length=32, description="Flash free >= size" + SIZE_DOC)] = None,
     op: Annotated[list[str] | None, Query(description="Supported TFLite op (repeatable, all required)")] = None,
     filter: Annotated[str | None, Query(max_length=MAX_FILTER_LENGTH,
                                         description='Rollout target expression, e.g. ram_total >= 131072')] = None,
@@ -209,8 +226,9 @@ async def list_devices(
 ) -> DeviceList:
     flt = DeviceFilter(prefix=prefix, lwm2m_version=lwm2m_version, queue_mode=queue_mode, online=online,
                        sleeping=sleeping, manufacturer=manufacturer, model=model, cpu=cpu, accelerator=accelerator,
-                       runtime=runtime, fpu=fpu, hardware_known=hardware_known, min_ram=min_ram,
-                       min_ram_free=min_ram_free, min_flash=min_flash, min_flash_free=min_flash_free, op=op)
+                       runtime=runtime, fpu=fpu, hardware_known=hardware_known, min_ram=_size("min_ram", min_ram),
+                       min_ram_free=_size("min_ram_free", min_ram_free), min_flash=_size("min_flash", min_flash),
+                       min_flash_free=_size("min_flash_free", min_flash_free), op=op)
     try:
         target = parse_filter(filter) if filter else None
     except FilterError as exc:

@@ -13,7 +13,8 @@ from fastapi import APIRouter, File, Form, Path, Query, Request, UploadFile
 from lwm2m_server.api.deps import ServerDep
 from lwm2m_server.api.errors import ERROR_RESPONSES, ApiError, bad_request, not_found
 from lwm2m_server.models_catalog import MAX_DATA_BYTES, MAX_MODEL_BYTES, ModelError, UnknownModel, catalog_for
-from lwm2m_server.rollouts.filters import FilterError, parse_filter
+from lwm2m_server.rollouts.classes import class_name
+from lwm2m_server.rollouts.filters import FILTER_DOC, FilterError, parse_filter
 
 router = APIRouter(tags=["models"])
 
@@ -81,7 +82,7 @@ async def plan_model(
     name: NameParam,
     server: ServerDep,
     ep: Annotated[list[str] | None, Query(description="device endpoint(s)")] = None,
-    filter: Annotated[str | None, Query(max_length=2000, description="rollout filter over device attributes")] = None,
+    filter: Annotated[str | None, Query(max_length=2000, description=FILTER_DOC)] = None,
 ) -> dict[str, Any]:
     if not ep and filter is None:
         raise bad_request("give ?ep=ENDPOINT (repeatable) or ?filter=EXPRESSION")
@@ -103,8 +104,12 @@ async def plan_model(
         if attrs is None or not flt.matches(attrs):
             continue
         key, target = deployer.class_of(attrs)
-        entry = classes.setdefault(key, {"class_key": key, "target": target, "endpoints": []})
+        entry = classes.setdefault(key, {"class_key": key, "class_name": "", "target": target, "endpoints": [],
+                                         "cpus": set()})  # fmt: skip
         entry["endpoints"].append(endpoint)
+        entry["cpus"].add(attrs.get("cpu"))
+    for entry in classes.values():
+        entry["class_name"] = class_name(entry["target"], entry.pop("cpus"), fallback=entry["class_key"])
     if wanted is not None:
         missing = sorted(wanted - {e for c in classes.values() for e in c["endpoints"]})
         if missing and not classes:
@@ -123,4 +128,4 @@ async def plan_model(
         entry.update(fits=report.chosen is not None, chosen=report.chosen, summary=report.summary,
                      report=report.to_json())  # fmt: skip
     return {"model": name, "devices": sum(len(c["endpoints"]) for c in classes.values()),
-            "classes": list(classes.values())}  # fmt: skip
+            "classes": list(classes.values()), "notes": list(flt.notes)}  # fmt: skip

@@ -20,7 +20,7 @@ from lwm2m_server.api.errors import DEVICE_ERROR_RESPONSES, ApiError, bad_reques
 from lwm2m_server.api.observations import setup_reobserve, start_observation, stop_observation
 from lwm2m_server.api.values import BodyError, body_to_content, content_to_json, value_to_json
 from lwm2m_server.protocol.codecs import CONTENT_FORMATS, CodecError, codec_by_name
-from lwm2m_server.protocol.model import Content
+from lwm2m_server.protocol.model import Content, ObjectRegistry
 from lwm2m_server.protocol.paths import LwM2MPath
 
 router = APIRouter(tags=["operations"])
@@ -33,7 +33,15 @@ FormatParam = Annotated[str | None, Query(max_length=32, description=f"Content f
                                                                    "or a CoAP Content-Format number")]
 TimeoutParam = Annotated[float | None, Query(gt=0, le=600, description="Device timeout in seconds")]
 PATH_PATTERN = r"^/?[0-9]{1,5}(/[0-9]{1,5}){0,3}/?$"
-PathParam = Annotated[str, Path(pattern=PATH_PATTERN, description="LwM2M path: object[/instance[/resource[/ri]]]")]
+# The pattern documents the shape in OpenAPI; parse_path validates it, so a bad path gets an error in words.
+PathParam = Annotated[str, Path(max_length=64, json_schema_extra={"pattern": PATH_PATTERN},
+                                description="LwM2M path: object[/instance[/resource[/ri]]], e.g. 3/0/1")]
+
+
+class ResourceInfo(BaseModel):
+    name: str
+    units: str = ""
+    type: str
 
 
 class ReadResult(BaseModel):
@@ -41,6 +49,9 @@ class ReadResult(BaseModel):
     path: str
     content: dict[str, Any] = Field(description='Leaf path -> value; opaque as {"hex": ...}, objlnk as "3:0"')
     value: Any = Field(None, description="The value itself when a single resource (instance) was read")
+    object_name: str | None = Field(None, description="The object's name in the server's object model")
+    resources: dict[str, ResourceInfo] = Field(
+        default_factory=dict, description="Leaf path -> the resource's name, units and type from the object model")
 
 
 class OperationResult(BaseModel):
@@ -90,14 +101,40 @@ def parse_format(name: str | None) -> int | None:
     return number
 
 
-def require_device(server: Any, endpoint: str) -> None:
-    if access.registration(server, endpoint) is None:
+def require_device(server: Any, endpoint: str, path: LwM2MPath | None = None) -> None:
+    """404 for an unknown device, and for an object neither the server's object model nor the device knows."""
+    reg = access.registration(server, endpoint)
+    if reg is None:
         raise not_found(f"unknown device {endpoint!r}")
+    if path is None:
+        return
+    model = access.object_model(server)
+    if path.object_id in model or reg.has_object(path.object_id):
+        return
+    known = ", ".join(str(i) for i in sorted(model.objects))
+    announced = " ".join(f"/{o}" for o in sorted({p.object_id for p in reg.instances} | set(reg.objects)))
+    raise ApiError(404, "unknown_object",
+                   f"object {path.object_id} is not in the server's object model (it knows objects {known}) and "
+                   f"{endpoint} does not announce it (it has {announced or 'no objects'}). To manage object "
+                   f"{path.object_id}, add its OMA DDF XML file (e.g. objects/{path.object_id}.xml, from the OMA "
+                   "LwM2M registry) to the server's objects/ directory and restart the server.")  # fmt: skip
 
 
-def read_result(endpoint: str, path: LwM2MPath, content: Content) -> ReadResult:
+def resource_info(content: Content, model: ObjectRegistry) -> dict[str, ResourceInfo]:
+    out: dict[str, ResourceInfo] = {}
+    for leaf in content:
+        res = model.resource(leaf)
+        if res is not None:
+            out[str(leaf)] = ResourceInfo(name=res.name, units=res.units, type=res.type.value)
+    return out
+
+
+def read_result(endpoint: str, path: LwM2MPath, content: Content, model: ObjectRegistry | None = None) -> ReadResult:
     value = value_to_json(content[path]) if path in content else None
-    return ReadResult(endpoint=endpoint, path=str(path), content=content_to_json(content), value=value)
+    obj = model.get(path.object_id) if model is not None else None
+    return ReadResult(endpoint=endpoint, path=str(path), content=content_to_json(content), value=value,
+                      object_name=obj.name if obj is not None else None,
+                      resources=resource_info(content, model) if model is not None else {})
 
 
 def device_codec_error(exc: CodecError) -> ApiError:
@@ -125,13 +162,13 @@ async def observe(server: ServerDep, request: Request, endpoint: EndpointParam, 
                   format: FormatParam = None, timeout: TimeoutParam = None) -> ReadResult:
     lw_path = parse_path(path)
     fmt = parse_format(format)
-    require_device(server, endpoint)
+    require_device(server, endpoint, lw_path)
     try:
         content = await start_observation(request.app, server, endpoint, lw_path, content_format=fmt,
                                           timeout=timeout)
     except CodecError as exc:
         raise device_codec_error(exc) from exc
-    return read_result(endpoint, lw_path, content)
+    return read_result(endpoint, lw_path, content, access.object_model(server))
 
 
 @router.delete("/api/devices/{endpoint}/{path:path}/observe", response_model=OperationResult,
@@ -151,12 +188,12 @@ async def read(server: ServerDep, endpoint: EndpointParam, path: PathParam,
                format: FormatParam = None, timeout: TimeoutParam = None) -> ReadResult:
     lw_path = parse_path(path)
     fmt = parse_format(format)
-    require_device(server, endpoint)
+    require_device(server, endpoint, lw_path)
     try:
         content = await server.client.read(endpoint, lw_path, content_format=fmt, timeout=timeout)
     except CodecError as exc:
         raise device_codec_error(exc) from exc
-    return read_result(endpoint, lw_path, content)
+    return read_result(endpoint, lw_path, content, access.object_model(server))
 
 
 @router.put("/api/devices/{endpoint}/{path:path}", response_model=OperationResult,
@@ -177,7 +214,7 @@ async def write(server: ServerDep, request: Request, endpoint: EndpointParam, pa
         content = body_to_content(lw_path, body, access.object_model(server))
     except BodyError as exc:
         raise bad_request(str(exc)) from exc
-    require_device(server, endpoint)
+    require_device(server, endpoint, lw_path)
     try:
         await server.client.write(endpoint, lw_path, content, partial=partial, content_format=fmt, timeout=timeout)
     except CodecError as exc:  # nothing to decode in a write response: the encoding of *our* body failed
@@ -208,7 +245,7 @@ async def execute(server: ServerDep, request: Request, endpoint: EndpointParam, 
         arguments = decoded
     if any(ord(ch) < 0x20 or ord(ch) > 0x7E for ch in arguments):
         raise bad_request("execute arguments must be printable ASCII (e.g. 0='v',1)")
-    require_device(server, endpoint)
+    require_device(server, endpoint, lw_path)
     await server.client.execute(endpoint, lw_path, arguments, timeout=timeout)
     return OperationResult(endpoint=endpoint, path=str(lw_path), operation="execute")
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from lwm2m_server.api.deps import ServerDep
 from lwm2m_server.api.errors import ERROR_RESPONSES, ApiError, bad_request
@@ -20,16 +20,26 @@ router = APIRouter(tags=["ota"])
 
 EndpointParam = Annotated[str, Path(min_length=1, max_length=256, description="Device endpoint name")]
 MAX_UPLOAD = 16 * 1024 * 1024
+SHA256_PATTERN = r"^[0-9a-f]{64}$"
 
 
 class UpdateRequest(BaseModel):
     """Exactly one of ``package`` (a stored model package sha), ``model`` (a zoo model compiled for this
     device's class) or ``firmware`` (a stored plain firmware image sha)."""
 
-    package: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
+    package: str | None = Field(None, json_schema_extra={"pattern": SHA256_PATTERN})
     model: str | None = Field(None, min_length=1, max_length=200)
-    firmware: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
+    firmware: str | None = Field(None, json_schema_extra={"pattern": SHA256_PATTERN})
     method: Literal["push", "pull"] | None = None
+
+    @field_validator("package", "firmware")
+    @classmethod
+    def _sha256(cls, v: str | None) -> str | None:
+        """Said in words (the pattern stays in the OpenAPI schema)."""
+        if v is not None and (len(v) != 64 or any(c not in "0123456789abcdef" for c in v)):
+            raise ValueError(f"must be a sha256: 64 lowercase hex digits, got {len(v)} characters "
+                             f"{v[:16]!r}{'...' if len(v) > 16 else ''}")  # fmt: skip
+        return v
 
     @model_validator(mode="after")
     def _exactly_one(self) -> UpdateRequest:

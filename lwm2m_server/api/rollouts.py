@@ -15,8 +15,9 @@ from pydantic import ValidationError
 from lwm2m_server.api.deps import ServerDep
 from lwm2m_server.api.errors import ERROR_RESPONSES, ApiError, ErrorBody, bad_request, not_found
 from lwm2m_server.models_catalog import UnknownModel, catalog_for
+from lwm2m_server.rollouts.filters import FILTER_DOC, parse_filter
 from lwm2m_server.rollouts.model import RolloutSpec
-from lwm2m_server.rollouts.service import InvalidAction, RolloutNotFound, RolloutService
+from lwm2m_server.rollouts.service import EmptyTarget, InvalidAction, RolloutNotFound, RolloutService
 
 router = APIRouter(tags=["rollouts"])
 
@@ -42,7 +43,8 @@ def _spec(body: dict[str, Any]) -> tuple[RolloutSpec, bool]:
     try:
         spec = RolloutSpec.model_validate(fields)
     except ValidationError as exc:
-        parts = [f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors()[:5]]
+        parts = [f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg'].removeprefix('Value error, ')}"
+                 for e in exc.errors()[:5]]
         raise bad_request("; ".join(parts)) from None
     return spec, start
 
@@ -52,8 +54,15 @@ async def list_rollouts(server: ServerDep) -> list[dict[str, Any]]:
     return await _service(server).list_rollouts()
 
 
-@router.post("/api/rollouts", status_code=201, responses=ERROR_RESPONSES,
-             summary="Create a rollout (RolloutSpec fields, plus \"start\": true to start it at once)")  # fmt: skip
+CREATE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **ERROR_RESPONSES, 409: {"model": ErrorBody, "description": "No device matches the target (and allow_empty is "
+                                                                "not set); the message says why"},
+}  # fmt: skip
+
+
+@router.post("/api/rollouts", status_code=201, responses=CREATE_RESPONSES,
+             summary="Create a rollout (RolloutSpec fields, plus \"start\": true to start it at once)",
+             description="`filter` selects the devices. " + FILTER_DOC)  # fmt: skip
 async def create_rollout(
     server: ServerDep,
     body: Annotated[dict[str, Any], Body(openapi_examples={"digits": {"value": {
@@ -67,8 +76,12 @@ async def create_rollout(
         except UnknownModel as exc:
             raise bad_request(f"model: {exc}") from None
     service = _service(server)
-    rollout = await service.create(spec, start=start, actor="rest")
-    return await service.get(rollout.id, limit=0)
+    try:
+        rollout = await service.create(spec, start=start, actor="rest")
+    except EmptyTarget as exc:
+        raise ApiError(409, "empty_target", str(exc)) from None
+    # Sizes written with a datasheet unit (64KB, 64k) are echoed as the bytes they were read as.
+    return {**await service.get(rollout.id, limit=0), "notes": list(parse_filter(spec.filter).notes)}
 
 
 @router.get("/api/rollouts/{rollout_id}", responses=ERROR_RESPONSES,

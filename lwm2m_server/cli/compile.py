@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from lwm2m_server.cli.app import CliError, app
+from lwm2m_server.cli.units import SIZE_HELP
 
 if TYPE_CHECKING:
     from compilers.report import FitReport
@@ -64,16 +65,31 @@ def _render(report: FitReport) -> None:
         console.print(f"note: {note}", style="dim")
 
 
-def _write_package(report: FitReport, out: Path, settings: Settings) -> Path:
-    """Write the chosen build as a bare .tflite and as a signed package (key from the data dir)."""
+def _write_package(report: FitReport, out: Path, settings: Settings, *, by_hash: bool = False) -> Path:
+    """Write the chosen build as a bare .tflite and as a signed package (key from the data dir); ``by_hash`` adds
+    the payload's sha256 prefix to the name (the cache's packages/ holds builds for many targets)."""
+    import hashlib
+
     art = report.chosen_artifact
     assert art is not None
     out.mkdir(parents=True, exist_ok=True)
-    stem = f"{report.model}-{art.variant}"
+    stem = f"{report.model}-{art.variant}" + (f"-{hashlib.sha256(art.data).hexdigest()[:12]}" if by_hash else "")
     (out / f"{stem}.tflite").write_bytes(art.data)
     from compilers.packaging import write_signed_package
 
     return write_signed_package(report, out / f"{stem}.pkg", settings.server.data_dir)
+
+
+def _where(cache_root: Path, compiles: int, hits: int, package: Path | None, out: Path | None,
+           settings: Settings) -> list[str]:
+    """Lines saying where the compile cache and the package went (stderr: stdout stays the report)."""
+    lines = [f"compile cache: {cache_root.resolve()} ({compiles} compiled, {hits} from the cache; "
+             "shared with `tinymlaas serve` and `demo` by default)"]  # fmt: skip
+    if package is not None:
+        elsewhere = "" if out is not None else "; --out DIR puts it elsewhere"
+        lines.append(f"package: {package.resolve()} ({package.stat().st_size:,} B, signed with the key in "
+                     f"{settings.server.data_dir.resolve()}){elsewhere}")
+    return lines
 
 
 @app.command("compile")
@@ -81,13 +97,14 @@ def compile_model(
     model: Annotated[
         str, typer.Argument(help="zoo name (digits-cnn, vibration-anomaly) or a .keras/.tflite/SavedModel path")
     ],
-    ram: Annotated[str, typer.Option("--ram", help="RAM free for the model, e.g. 256KiB")],
-    flash: Annotated[str, typer.Option("--flash", help="flash free for the package, e.g. 1MiB")],
+    ram: Annotated[str, typer.Option("--ram", help="RAM free for the model; " + SIZE_HELP)],
+    flash: Annotated[str, typer.Option("--flash", help="flash free for the package; " + SIZE_HELP)],
     fpu: Annotated[bool, typer.Option("--fpu/--no-fpu", help="the device has a floating-point unit")] = True,
     accelerator: Annotated[
         str, typer.Option("--accelerator", help="none or ethos-u55-32..256, ethos-u65-256/512")
     ] = "none",
-    out: Annotated[Path | None, typer.Option("--out", help="directory for the chosen package")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="directory for the chosen package (default: the "
+                                                           "compile cache's packages/)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the fit report as one JSON object")] = False,
     data: Annotated[
         Path | None,
@@ -101,12 +118,13 @@ def compile_model(
     cache_dir: Annotated[Path | None, typer.Option("--cache-dir", help="compile cache (default from config)")] = None,
 ) -> None:
     """Compile MODEL for one device class, print the fit report and write the chosen package."""
-    from compilers.target import Target, parse_size
+    from compilers.target import Target
+    from lwm2m_server.cli.units import read_size
     from lwm2m_server.config import ConfigError, load_settings
     from lwm2m_server.logging import configure_logging
 
     try:
-        target = Target(parse_size(ram), parse_size(flash), fpu=fpu, accelerator=accelerator)
+        target = Target(read_size(ram, "--ram"), read_size(flash, "--flash"), fpu=fpu, accelerator=accelerator)
     except ValueError as exc:
         raise CliError(str(exc)) from exc
     try:
@@ -117,8 +135,9 @@ def compile_model(
 
     from compilers.base import CompileError
     from compilers.cache import CompileCache
-    from compilers.planner import PlanOptions, load_data, plan, resolve_source
+    from compilers.planner import CompileRunner, PlanOptions, load_data, plan, resolve_source
     from compilers.tflite_info import ModelKindError
+    from compilers.worker import make_executor
 
     cache = CompileCache(cache_dir or settings.compile_cache_dir)
     options = PlanOptions(
@@ -127,22 +146,27 @@ def compile_model(
         runtime_overhead_bytes=settings.compile.runtime_overhead_bytes,
         clock_mhz=clock_mhz,
     )
+    runner = CompileRunner(cache, lambda: make_executor(1))
     try:
         source = resolve_source(model, cache.root / "zoo")
         if data is not None or task is not None:
             source = load_data(source, data, task) if data is not None else source
             if task is not None and data is None:
                 raise ValueError("--task needs --data (held-out arrays to score on)")
-        report = plan(source, target, cache=cache, options=options)
+        report = plan(source, target, cache=cache, options=options, runner=runner)
     except (ValueError, ModelKindError, CompileError, OSError) as exc:
         raise CliError(str(exc)) from exc
+    finally:
+        runner.shutdown()
     if as_json:
         typer.echo(json.dumps(report.to_json(), indent=2))
     else:
         _render(report)
+    package = None
+    if report.chosen is not None:
+        package = _write_package(report, out if out is not None else cache.root / "packages", settings,
+                                 by_hash=out is None)
+    for line in _where(cache.root, runner.compiles, runner.cache_hits, package, out, settings):
+        typer.echo(line, err=True)
     if report.chosen is None:
         raise typer.Exit(1)
-    if out is not None:
-        path = _write_package(report, out, settings)
-        if not as_json:
-            typer.echo(f"wrote {path} ({path.stat().st_size:,} B, signed)")

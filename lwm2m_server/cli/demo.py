@@ -31,7 +31,7 @@ class RichDemoUI:
         from rich.table import Table
 
         for c in classes:
-            title = f"compile class {c['class_key'][:10]} — {c['label']} ({c['devices']} devices)"
+            title = f"compile class {c.get('class_name') or c['class_key']} — {c['label']} ({c['devices']} devices)"
             table = Table(title=title, title_justify="left", show_lines=False)
             for col in ("variant", "size B", "deflate B", "arena B", "RAM need B", "accuracy", "latency µs", "verdict"):
                 table.add_column(col, justify="left" if col in ("variant", "verdict") else "right")

@@ -19,6 +19,7 @@ import typer
 
 from lwm2m_server.cli.app import CliError, app
 from lwm2m_server.cli.http import DEFAULT_SERVER, ServerOpt, client, echo_json, failure, request
+from lwm2m_server.cli.units import SIZE_HELP, read_optional_size
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table")]
 FormatOpt = Annotated[str | None, typer.Option("--format", "-f", help="Content format: tlv, senml-cbor, text, ...")]
@@ -76,9 +77,10 @@ def devices(
     accelerator: Annotated[str | None, typer.Option(help='e.g. "none", "ethos-u55-128"')] = None,
     cpu: Annotated[str | None, typer.Option(help="CPU core, e.g. cortex-m4f")] = None,
     runtime: Annotated[str | None, typer.Option()] = None,
-    min_ram: Annotated[int | None, typer.Option(min=0, help="RAM total >= bytes")] = None,
-    min_ram_free: Annotated[int | None, typer.Option(min=0, help="RAM free for ML >= bytes")] = None,
-    min_flash: Annotated[int | None, typer.Option(min=0, help="Flash total >= bytes")] = None,
+    min_ram: Annotated[str | None, typer.Option(help="RAM total >= this " + SIZE_HELP)] = None,
+    min_ram_free: Annotated[str | None, typer.Option(help="RAM free for ML >= this " + SIZE_HELP)] = None,
+    min_flash: Annotated[str | None, typer.Option(help="Flash total >= this " + SIZE_HELP)] = None,
+    min_flash_free: Annotated[str | None, typer.Option(help="Flash free for models >= this " + SIZE_HELP)] = None,
     fpu: Annotated[bool | None, typer.Option("--fpu/--no-fpu", help="Only devices with / without an FPU")] = None,
     online: Annotated[bool | None, typer.Option("--online/--sleeping", help="Awake or asleep devices")] = None,
     prefix: Annotated[str | None, typer.Option(help="Endpoint name prefix")] = None,
@@ -88,9 +90,11 @@ def devices(
     as_json: JsonOpt = False,
 ) -> None:
     """List registered devices (filters on the hardware profile, paging)."""
-    params = _params(None, None, accelerator=accelerator, cpu=cpu, runtime=runtime, min_ram=min_ram,
-                     min_ram_free=min_ram_free, min_flash=min_flash, prefix=prefix, lwm2m_version=lwm2m_version,
-                     limit=limit, offset=offset)
+    sizes = {name: read_optional_size(value, "--" + name.replace("_", "-")) for name, value in (
+        ("min_ram", min_ram), ("min_ram_free", min_ram_free), ("min_flash", min_flash),
+        ("min_flash_free", min_flash_free))}  # fmt: skip
+    params = _params(None, None, accelerator=accelerator, cpu=cpu, runtime=runtime, prefix=prefix,
+                     lwm2m_version=lwm2m_version, limit=limit, offset=offset, **sizes)
     if fpu is not None:
         params["fpu"] = str(fpu).lower()
     if online is not None:
@@ -100,21 +104,21 @@ def devices(
         echo_json(data)
         return
     from rich.console import Console
-    from rich.table import Table
 
-    table = Table(title=f"{data['total']} device(s)"
-                        + (f", showing {offset + 1}-{offset + len(data['items'])}" if data["items"] else ""))
-    for col in ("endpoint", "lwm2m", "state", "cpu", "accelerator", "ram", "ram for ML", "flash", "last seen"):
-        table.add_column(col)
+    from lwm2m_server.cli.tables import listing
+
+    title = f"{data['total']} device(s)" + (f", showing {offset + 1}-{offset + len(data['items'])}"
+                                            if data["items"] else "")
     now = time.time()
+    rows = []
     for item in data["items"]:
         prof = item.get("profile") or {}
-        state = "sleeping" if item["sleeping"] else "online"
-        table.add_row(item["endpoint"], item["lwm2m_version"], state, str(prof.get("cpu") or "-"),
-                      str(prof.get("accelerator") or "-"), _size(prof.get("ram_total")),
-                      _size(prof.get("ram_free_ml")), _size(prof.get("flash_total")),
-                      f"{max(0.0, now - item['last_seen']):.0f} s ago")
-    Console().print(table)
+        rows.append((item["endpoint"], item["lwm2m_version"], "sleeping" if item["sleeping"] else "online",
+                     prof.get("cpu") or "-", prof.get("accelerator") or "-", _size(prof.get("ram_total")),
+                     _size(prof.get("ram_free_ml")), _size(prof.get("flash_total")),
+                     f"{max(0.0, now - item['last_seen']):.0f} s ago"))  # fmt: skip
+    columns = ("endpoint", "lwm2m", "state", "cpu", "accelerator", "ram", "ram for ML", "flash", "last seen")
+    Console().print(listing(columns, rows, keep=["endpoint"], title=title))
 
 
 @app.command()
@@ -142,8 +146,21 @@ def read(endpoint: str, path: str, server: ServerOpt = DEFAULT_SERVER, fmt: Form
                  timeout=_http_timeout(timeout))
     if as_json:
         echo_json(data["content"])
-    else:
-        _content_table(f"{endpoint} {data['path']}", data["content"])
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    title = f"{endpoint} {data['path']}" + (f" ({data['object_name']})" if data.get("object_name") else "")
+    table = Table(title=title)
+    table.add_column("path", no_wrap=True)
+    table.add_column("resource")
+    table.add_column("value", overflow="fold")
+    table.add_column("units")
+    info = data.get("resources") or {}
+    for leaf, value in data["content"].items():
+        meta = info.get(leaf) or {}
+        table.add_row(leaf, meta.get("name", ""), _fmt_value(value), meta.get("units", ""))
+    Console().print(table)
 
 
 def _parse_value(raw: str, as_string: bool) -> Any:

@@ -14,6 +14,7 @@ import typer
 
 from lwm2m_server.cli.app import CliError, app
 from lwm2m_server.cli.http import DEFAULT_SERVER, JsonOpt, ServerOpt, call, client, echo_json
+from lwm2m_server.cli.units import FILTER_HELP, check_filter
 
 models_app = typer.Typer(help="The model catalog: zoo and uploaded models, fit reports.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
@@ -28,13 +29,12 @@ def list_(as_json: JsonOpt = False, server: ServerOpt = DEFAULT_SERVER) -> None:
         echo_json(models)
         return
     from rich.console import Console
-    from rich.table import Table
 
-    table = Table("name", "source", "kind", "version", "size", "data")
-    for m in models:
-        table.add_row(m["name"], m["source"], m["kind"], m.get("version") or "", str(m.get("size") or ""),
-                      ",".join(m.get("data_keys") or []))  # fmt: skip
-    Console().print(table)
+    from lwm2m_server.cli.tables import listing
+
+    rows = [(m["name"], m["source"], m["kind"], m.get("version") or "", m.get("size") or "",
+             ",".join(m.get("data_keys") or [])) for m in models]  # fmt: skip
+    Console().print(listing(("name", "source", "kind", "version", "size", "data"), rows, keep=["name", "version"]))
 
 
 @models_app.command("upload")
@@ -67,7 +67,7 @@ def upload(
 def plan(
     name: Annotated[str, typer.Argument(help="Model name")],
     ep: Annotated[list[str] | None, typer.Option("--ep", help="Device endpoint (repeatable)")] = None,
-    filter: Annotated[str | None, typer.Option("--filter", help="Device filter expression")] = None,
+    filter: Annotated[str | None, typer.Option("--filter", help=FILTER_HELP)] = None,
     as_json: JsonOpt = False,
     server: ServerOpt = DEFAULT_SERVER,
 ) -> None:
@@ -76,6 +76,7 @@ def plan(
         raise CliError("give --ep ENDPOINT (repeatable) or --filter EXPRESSION", code=2)
     params: dict[str, Any] = {"ep": ep} if ep else {}
     if filter is not None:
+        check_filter(filter)
         params["filter"] = filter
     with client(server, timeout=1800.0) as http:
         result = call(http, "POST", f"/api/models/{quote(name, safe='')}/plan", params=params)
@@ -83,18 +84,22 @@ def plan(
         echo_json(result)
         return
     from rich.console import Console
-    from rich.table import Table
+
+    from lwm2m_server.cli.tables import listing
 
     console = Console()
     console.print(f"{result['model']}: {result['devices']} device(s) in {len(result['classes'])} compile class(es)")
     for c in result["classes"]:
-        console.print(f"\n[bold]class {c['class_key']}[/bold] ({len(c['endpoints'])} devices): {c['summary']}")
+        name = c.get("class_name") or c["class_key"]
+        console.print(f"\n[bold]class {name}[/bold] (id {c['class_key']}, {len(c['endpoints'])} devices): "
+                      f"{c['summary']}", soft_wrap=True)
         if c["report"] is None:
             continue
-        table = Table("variant", "size", "arena", "RAM", "accuracy", "fits", "reason")
+        rows = []
         for v in c["report"]["variants"]:
             acc = f"{v['accuracy']:.4f}" if v["accuracy"] is not None else ""
             mark = "*" if v["variant"] == c["chosen"] else ""
-            table.add_row(v["variant"] + mark, str(v["size"]), str(v["arena_bytes"]), str(v["ram_bytes"]), acc,
-                          "yes" if v["fits"] else "no", v["reason"])  # fmt: skip
-        console.print(table)
+            rows.append((v["variant"] + mark, v["size"], v["arena_bytes"], v["ram_bytes"], acc,
+                         "yes" if v["fits"] else "no", v["reason"]))  # fmt: skip
+        console.print(listing(("variant", "size", "arena", "RAM", "accuracy", "fits", "reason"), rows,
+                              keep=["variant"]))  # fmt: skip

@@ -15,6 +15,7 @@ import typer
 
 from lwm2m_server.cli.app import CliError, app
 from lwm2m_server.cli.http import DEFAULT_SERVER, JsonOpt, ServerOpt, call, client, echo_json
+from lwm2m_server.cli.units import FILTER_HELP, check_filter
 
 if TYPE_CHECKING:
     import httpx
@@ -39,7 +40,7 @@ def _counts(counts: dict[str, int]) -> str:
 @rollout_app.command("create")
 def create(
     model: Annotated[str, typer.Option("--model", "-m", help="Zoo or uploaded model name")],
-    filter: Annotated[str, typer.Option("--filter", help='Device filter, e.g. \'accelerator == "none"\'')] = "",
+    filter: Annotated[str, typer.Option("--filter", help=FILTER_HELP)] = "",
     waves: Annotated[str, typer.Option("--waves", help="10%,50%,100% | 5,20 | equal:4")] = "100%",
     max_concurrency: Annotated[int, typer.Option("--max-concurrency", help="Devices updating at once")] = 50,
     rate: Annotated[float, typer.Option("--rate", help="Devices started per minute (0 = no cap)")] = 0.0,
@@ -51,6 +52,8 @@ def create(
     retries: Annotated[int | None, typer.Option("--retries", help="Per-device OTA retries")] = None,
     name: Annotated[str, typer.Option("--name", help="A label for the rollout")] = "",
     dynamic: Annotated[bool, typer.Option("--dynamic", help="Devices registering later join")] = False,
+    allow_empty: Annotated[bool, typer.Option("--allow-empty", help="Create it even if no device matches now "
+                                                                    "(refused otherwise)")] = False,
     start: Annotated[bool, typer.Option("--start", help="Start at once")] = False,
     as_json: JsonOpt = False,
     server: ServerOpt = DEFAULT_SERVER,
@@ -60,7 +63,9 @@ def create(
         "model": model, "filter": filter, "waves": waves, "max_concurrency": max_concurrency,
         "rate_per_minute": rate, "canaries": canary or [], "success_threshold_pct": success_threshold,
         "error_threshold_pct": error_threshold, "name": name, "dynamic": dynamic, "start": start,
+        "allow_empty": allow_empty,
     }  # fmt: skip
+    check_filter(filter)
     if endpoint:
         body["endpoints"] = endpoint
     if timeout is not None:
@@ -85,13 +90,12 @@ def list_(as_json: JsonOpt = False, server: ServerOpt = DEFAULT_SERVER) -> None:
         echo_json(rollouts)
         return
     from rich.console import Console
-    from rich.table import Table
 
-    table = Table("id", "state", "wave", "model", "filter", "reason")
-    for r in rollouts:
-        table.add_row(r["id"], r["state"], f"{min(r['current_wave'] + 1, r['wave_count'])}/{r['wave_count']}",
-                      r["spec"]["model"], r["spec"]["filter"] or "(all)", r["reason"] or "")  # fmt: skip
-    Console().print(table)
+    from lwm2m_server.cli.tables import listing
+
+    rows = [(r["id"], r["state"], f"{min(r['current_wave'] + 1, r['wave_count'])}/{r['wave_count']}",
+             r["spec"]["model"], r["spec"]["filter"] or "(all)", r["reason"] or "") for r in rollouts]  # fmt: skip
+    Console().print(listing(("id", "state", "wave", "model", "filter", "reason"), rows, keep=["id"]))
 
 
 def _action(action: str, rollout_id: str, as_json: bool, server: str) -> None:
@@ -160,24 +164,27 @@ def status(
 
 def _print(data: dict[str, Any]) -> None:
     from rich.console import Console
-    from rich.table import Table
+
+    from lwm2m_server.cli.tables import listing
 
     console = Console()
     reason = f" ({data['reason']})" if data["reason"] else ""
     console.print(f"rollout {data['id']} [bold]{data['state']}[/bold]{reason}: model {data['spec']['model']}, "
                   f"wave {min(data['current_wave'] + 1, data['wave_count'])}/{data['wave_count']}, "
                   f"{data['total']} devices: {_counts(data['counts'])}")  # fmt: skip
-    classes = Table("class", "variant", "size", "arena", "accuracy", "devices", "reason", title="compile classes")
+    rows: list[tuple[Any, ...]] = []
     for c in data["classes"]:
         acc = f"{c['accuracy']:.4f}" if c.get("accuracy") is not None else ""
-        classes.add_row(c["class_key"], c.get("variant") or "", str(c.get("size") or ""),
-                        str(c.get("arena_bytes") or ""), acc, _counts(c["counts"]), c.get("reason") or "")  # fmt: skip
-    console.print(classes)
+        rows.append((c.get("class_name") or c["class_key"], c.get("variant") or "", c.get("size") or "",
+                     c.get("arena_bytes") or "", acc, _counts(c["counts"]), c.get("reason") or ""))  # fmt: skip
+    console.print(listing(("class", "variant", "size", "arena", "accuracy", "devices", "reason"), rows,
+                          keep=["class"], title="compile classes"))  # fmt: skip
     if data["devices"]:
-        table = Table("endpoint", "wave", "state", "attempts", "cause")
-        for d in data["devices"]:
-            table.add_row(d["endpoint"], str(d["wave"] + 1), d["state"], str(d["attempts"]), d["cause"] or "")
-        console.print(table)
+        names = {c["class_key"]: c.get("class_name") or c["class_key"] for c in data["classes"]}
+        rows = [(d["endpoint"], d["wave"] + 1, names.get(d.get("class_key") or "unknown", d.get("class_key") or ""),
+                 d["state"], d["attempts"], d["cause"] or "") for d in data["devices"]]  # fmt: skip
+        console.print(listing(("endpoint", "wave", "class", "state", "attempts", "cause"), rows,
+                              keep=["endpoint", "class"]))  # fmt: skip
 
 
 def _watch(http: httpx.Client, url: str, interval: float, wait: float, *, quiet: bool) -> dict[str, Any]:
@@ -191,7 +198,7 @@ def _watch(http: httpx.Client, url: str, interval: float, wait: float, *, quiet:
         while True:
             data: dict[str, Any] = call(http, "GET", url, params={"limit": 0})
             rows = [(f"wave {w['wave'] + 1}", w["counts"]) for w in data["waves"]]
-            rows += [(f"class {c['class_key'][:12]} {c.get('variant') or ''}".rstrip(), c["counts"])
+            rows += [(f"class {c.get('class_name') or c['class_key']} {c.get('variant') or ''}".rstrip(), c["counts"])
                      for c in data["classes"]]  # fmt: skip
             for label, counts in rows:
                 if label not in bars:

@@ -18,6 +18,7 @@ PathLevel = Literal["object", "instance", "resource", "resource_instance"]
 _LEVELS: tuple[PathLevel, ...] = ("object", "instance", "resource", "resource_instance")
 _SEGMENT = re.compile(r"[0-9]{1,5}")
 _MAX_TEXT = 64  # "/65534/65534/65534/65534" is 24 chars; anything much longer is garbage
+SHAPE = "a path is /object[/instance[/resource[/resource-instance]]], each a number 0-65534, e.g. /3/0/1"
 
 
 def _check_id(name: str, value: int | None) -> None:
@@ -63,14 +64,14 @@ class LwM2MPath:
         if body.endswith("/"):
             body = body[:-1]
         if not body:
-            raise ValueError(f"invalid LwM2M path {text!r}: no object id")
+            raise ValueError(f"{text!r} is not an LwM2M path: it has no object id ({SHAPE})")
         parts = body.split("/")
         if len(parts) > 4:
-            raise ValueError(f"invalid LwM2M path {text!r}: more than 4 levels")
+            raise ValueError(f"{text!r} is not an LwM2M path: it has {len(parts)} levels, at most 4 ({SHAPE})")
         ids: list[int] = []
         for part in parts:
             if not _SEGMENT.fullmatch(part):
-                raise ValueError(f"invalid LwM2M path {text!r}: segment {part!r} is not a decimal id")
+                raise ValueError(f"{text!r} is not an LwM2M path: {part!r} is not a number ({SHAPE})")
             ids.append(int(part))
         return cls.from_ids(*ids)
 

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from lwm2m_server.logging import get_logger
+from lwm2m_server.rollouts.classes import class_name
 from lwm2m_server.rollouts.model import Build, Deployer, Incompatible, Outcome
 from lwm2m_server.rollouts.pacing import RateLimiter
 from lwm2m_server.rollouts.repository import DeviceRow, RolloutRepository, RolloutRow
@@ -60,6 +61,10 @@ class RolloutRunner:
         result = await self.deployer.build(rollout.spec.model, key, target)
         self._builds[key] = result
         await self.repo.save_class(self.rollout_id, target, result)
+        name = class_name(target, [attrs.get("cpu")], fallback=key)
+        outcome = {"variant": result.variant} if isinstance(result, Build) else {"reason": result.reason}
+        await self.notify("rollout.class", {"rollout_id": self.rollout_id, "class_key": key, "class_name": name,
+                                            **outcome})  # fmt: skip
         return result
 
     async def _load_builds(self) -> None:

@@ -8,7 +8,7 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from lwm2m_server.rollouts.filters import parse_filter
+from lwm2m_server.rollouts.filters import FILTER_DOC, parse_filter
 from lwm2m_server.rollouts.states import Thresholds
 from lwm2m_server.rollouts.waves import parse_waves
 
@@ -19,7 +19,7 @@ class RolloutSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     model: str = Field(min_length=1, max_length=200, description="zoo or uploaded model name, or package:<sha256>")
-    filter: str = Field("", max_length=2000, description='e.g. accelerator == "none" and ram_total >= 131072')
+    filter: str = Field("", max_length=2000, description=FILTER_DOC)
     endpoints: list[str] | None = Field(None, max_length=100_000, description="explicit endpoints (AND the filter)")
     canaries: list[str] = Field(default_factory=list, max_length=1000)
     waves: str = Field("100%", max_length=400, description="10%,50%,100% | 5,20 | equal:4")
@@ -32,6 +32,8 @@ class RolloutSpec(BaseModel):
     max_retries: int | None = Field(None, ge=0, le=20)
     method: Literal["push", "pull"] | None = None
     dynamic: bool = False
+    allow_empty: bool = Field(False, description="create the rollout even if no device matches now (409 otherwise); "
+                                                 "with dynamic, devices that register later join it")
     name: str = Field("", max_length=200)
 
     @field_validator("filter")

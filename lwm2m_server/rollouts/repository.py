@@ -167,6 +167,14 @@ class RolloutRepository:
             (rollout_id,),
         )
 
+    async def class_members(self, rollout_id: str) -> dict[str, str]:
+        """class_key -> one endpoint of the class (the first by name), to describe the class by its hardware."""
+        rows = await self.store.fetchall(
+            "SELECT class_key, MIN(endpoint) AS endpoint FROM rollout_devices WHERE rollout_id = ? GROUP BY class_key",
+            (rollout_id,),
+        )
+        return {r["class_key"] or "unknown": r["endpoint"] for r in rows}
+
     # --- compile classes ---------------------------------------------------------------------------------
     async def save_class(self, rollout_id: str, target: dict[str, Any] | None, result: Build | Incompatible) -> None:
         if isinstance(result, Build):

@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from lwm2m_server.logging import get_logger
+from lwm2m_server.rollouts.classes import UNKNOWN, class_name
 from lwm2m_server.rollouts.engine import RolloutRunner
 from lwm2m_server.rollouts.filters import parse_filter
 from lwm2m_server.rollouts.model import Deployer, RolloutSpec
@@ -23,6 +24,10 @@ Publish = Callable[[str, dict[str, Any]], Awaitable[None]]
 
 class RolloutNotFound(KeyError):
     pass
+
+
+class EmptyTarget(ValueError):
+    """The spec matches no registered device and ``allow_empty`` was not set: the rollout is not created."""
 
 
 class RolloutService:
@@ -83,6 +88,8 @@ class RolloutService:
     # --- operator actions --------------------------------------------------------------------------------
     async def create(self, spec: RolloutSpec, *, start: bool = False, actor: str = "operator") -> RolloutRow:
         targets = await self._targets(spec)
+        if not targets and not spec.allow_empty:
+            raise EmptyTarget(await self._why_empty(spec))
         rollout = await self.repo.create(spec)
         waves = split_waves(sorted(targets), parse_waves(spec.waves), spec.canaries)
         rows: list[tuple[int, str, str | None]] = []
@@ -113,6 +120,18 @@ class RolloutService:
                 continue
             out[ep] = self.deployer.class_of(attrs)[0]
         return out
+
+    async def _why_empty(self, spec: RolloutSpec) -> str:
+        registered = await self.deployer.registered_endpoints()
+        if not registered:
+            why = "no device is registered"
+        elif spec.endpoints is not None and not set(spec.endpoints) & set(registered):
+            why = f"none of the {len(spec.endpoints)} given endpoint(s) is registered"
+        else:
+            why = f"the filter {spec.filter!r} matches none of the {len(registered)} registered device(s)"
+        return (f"{why}; not created. Check the filter with `tinymlaas models plan {spec.model} --filter ...`, or "
+                f"pass --allow-empty (\"allow_empty\": true) to create it anyway (with --dynamic, devices that "
+                f"register later join)")
 
     async def action(self, rollout_id: str, action: str, *, actor: str = "operator") -> RolloutRow:
         async with self._lock:
@@ -190,19 +209,35 @@ class RolloutService:
             by_wave[r["wave"]][r["state"]] += r["n"]
             by_class[r["class_key"] or "unknown"][r["state"]] += r["n"]
         classes = {c["class_key"]: c for c in await self.repo.classes(rollout_id)}
+        names = await self._class_names(rollout_id, classes)
         devices = await self.repo.devices(rollout_id, limit=limit, offset=offset)
         return {
             **self.summary(rollout),
             "counts": dict(by_state),
             "total": sum(by_state.values()),
             "waves": [{"wave": w, "counts": dict(c)} for w, c in sorted(by_wave.items())],
-            "classes": [{"class_key": k, **{kk: vv for kk, vv in classes.get(k, {}).items() if kk != "class_key"},
+            "classes": [{"class_key": k, "class_name": names.get(k, k),
+                         **{kk: vv for kk, vv in classes.get(k, {}).items() if kk != "class_key"},
                          "counts": dict(c)} for k, c in sorted(by_class.items())],
-            "devices": [{"endpoint": d.endpoint, "wave": d.wave, "class_key": d.class_key, "state": d.state.value,
+            "devices": [{"endpoint": d.endpoint, "wave": d.wave, "class_key": d.class_key,
+                         "class_name": names.get(d.class_key or "unknown"), "state": d.state.value,
                          "cause": d.cause, "job_id": d.job_id, "attempts": d.attempts} for d in devices],
             "limit": limit,
             "offset": offset,
         }
+
+    async def _class_names(self, rollout_id: str, classes: dict[str, dict[str, Any]]) -> dict[str, str]:
+        """class_key -> human name, from one member device's hardware (else the stored target, without the CPU)."""
+        names: dict[str, str] = {}
+        for key, endpoint in (await self.repo.class_members(rollout_id)).items():
+            attrs = await self.deployer.device_attributes(endpoint)
+            if attrs is not None and self.deployer.class_of(attrs)[0] == key:
+                names[key] = class_name(self.deployer.class_of(attrs)[1], [attrs.get("cpu")], fallback=key)
+            elif key in classes:
+                names[key] = class_name(classes[key].get("target"), fallback=key)
+            else:
+                names[key] = UNKNOWN if key in ("hardware-unknown", "unknown") else key
+        return names
 
     @staticmethod
     def summary(rollout: RolloutRow) -> dict[str, Any]:
@@ -214,4 +249,4 @@ class RolloutService:
         return [self.summary(r) for r in await self.repo.list_rollouts()]
 
 
-__all__ = ["InvalidAction", "RolloutNotFound", "RolloutService"]
+__all__ = ["EmptyTarget", "InvalidAction", "RolloutNotFound", "RolloutService"]

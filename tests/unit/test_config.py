@@ -52,3 +52,26 @@ def test_env_values_are_typed_like_toml() -> None:
     )
     assert s.ota.block_size == 256 and s.mqtt.enabled is True
     assert s.server.coap_host == "127.0.0.1" and str(s.server.data_dir) == "/tmp/x y"
+
+
+def test_size_keys_take_size_strings_and_bad_ones_are_named() -> None:
+    s = load_settings(environ={"TINYMLAAS_COMPILE__FLASH_MARGIN_BYTES": "8KiB",
+                               "TINYMLAAS_COMPILE__RUNTIME_OVERHEAD_BYTES": "3k"})
+    assert (s.compile.flash_margin_bytes, s.compile.runtime_overhead_bytes) == (8192, 3072)
+    with pytest.raises(ConfigError, match=r"compile\.flash_margin_bytes.*unknown unit 'parsecs'"):
+        load_settings(environ={"TINYMLAAS_COMPILE__FLASH_MARGIN_BYTES": "4 parsecs"})
+
+
+def test_compile_cache_is_one_per_user_by_default(tmp_path: Path) -> None:
+    import os
+
+    old = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path)
+    try:
+        s = load_settings(environ={}, overrides={"server": {"data_dir": tmp_path / "data"}})
+        assert s.compile_cache_dir == tmp_path / "tinymlaas" / "compile-cache"  # not under the data dir
+    finally:
+        if old is None:
+            del os.environ["XDG_CACHE_HOME"]
+        else:
+            os.environ["XDG_CACHE_HOME"] = old

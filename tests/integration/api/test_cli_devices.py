@@ -163,3 +163,41 @@ async def test_observe_table_mode(stack: Stack) -> None:
     assert proc.returncode == 0
     assert "(observing)" in text and "│ /1/0/6 │ True" in text  # the initial value table
     assert "/1/0/6 = False" in text  # the notification line
+
+
+async def test_read_shows_resource_names_and_units(stack: Stack) -> None:
+    rc, out, err = await run("read", "cli-u55", "/32001/0", "--server", stack.url)
+    assert rc == 0, err
+    assert "TinyML Hardware" in out  # the object's name in the title
+    line = next(ln for ln in out.splitlines() if "/32001/0/0" in ln)
+    assert [c.strip() for c in line.strip("│ ").split("│")] == ["/32001/0/0", "RAM Total", "524288", "B"]
+    rc, out, _ = await run("read", "cli-10", "/3/0", "--server", stack.url)
+    assert rc == 0 and "Manufacturer" in out
+    memory = next(ln for ln in out.splitlines() if "/3/0/10" in ln)
+    assert "Memory Free" in memory and "KiB" in memory
+
+
+async def test_unknown_object_and_bad_paths_are_explained_in_words(stack: Stack) -> None:
+    rc, out, err = await run("read", "cli-10", "/99/0", "--server", stack.url)
+    assert rc == 1 and out == "" and err.count("\n") == 1
+    assert "HTTP 404 unknown_object: object 99 is not in the server's object model" in err
+    assert "DDF" in err and "objects/99.xml" in err and "502" not in err
+    for path, words in (("/3/0/abc", "'abc' is not a number"), ("/3/0/1/2/3", "it has 5 levels, at most 4")):
+        rc, _, err = await run("read", "cli-10", path, "--server", stack.url)
+        assert rc == 2 and words in err and "/object[/instance[/resource" in err, err
+        assert "pattern" not in err and "[0-9]" not in err  # words, not the regex
+
+
+async def test_size_flags_use_the_one_parser_and_echo_datasheet_units(stack: Stack) -> None:
+    rc, out, err = await run("devices", "--min-ram", "256KiB", "--json", "--server", stack.url)
+    assert rc == 0 and err == ""
+    big = {d["endpoint"] for d in json.loads(out)["items"]}
+    rc, out, err = await run("devices", "--min-ram", "256KB", "--json", "--server", stack.url)
+    assert rc == 0 and err.strip() == "note: --min-ram 256KB = 262,144 B (KB read as KiB; write 256000 for 256,000 B)"
+    assert {d["endpoint"] for d in json.loads(out)["items"]} == big
+    rc, _, err = await run("devices", "--min-ram", "12 parsecs", "--server", stack.url)
+    assert rc == 2 and "--min-ram: unknown unit 'parsecs'" in err
+    response = await stack.http.get("/api/devices", params={"min_ram": "1.5 bananas"})
+    assert response.status_code == 400 and "min_ram" in response.json()["message"]
+    response = await stack.http.get("/api/devices", params={"min_ram": "256KiB"})
+    assert {d["endpoint"] for d in response.json()["items"]} == big

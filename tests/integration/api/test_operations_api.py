@@ -45,6 +45,8 @@ async def test_read_instance_and_resource(stack: Stack, ep: str) -> None:
         "path": "/32001/0/0",
         "content": {"/32001/0/0": profile.ram_total},
         "value": profile.ram_total,
+        "object_name": "TinyML Hardware",
+        "resources": {"/32001/0/0": {"name": "RAM Total", "units": "B", "type": "Integer"}},
     }
 
 
@@ -117,7 +119,7 @@ async def test_delete_instance_then_read_gives_device_404(stack: Stack, ep: str)
     ("method", "path", "kwargs", "status", "code"),
     [
         ("GET", "3/0/999", {}, 502, "4.04"),
-        ("GET", "9999/0", {}, 502, "4.04"),
+        ("GET", "9999/0", {}, 404, "unknown_object"),  # neither the object model nor the device knows it
         ("PUT", "3/0/0", {"json": "new maker"}, 502, "4.05"),  # read-only resource
         ("POST", "3/0/0", {}, 502, "4.05"),  # not executable
         ("DELETE", "3/0", {}, 502, "4.05"),  # the Device object can't be deleted

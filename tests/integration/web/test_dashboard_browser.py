@@ -59,7 +59,7 @@ def _login_and_fleet(ui: Dashboard) -> None:
 
     ui.type("#filter", "ram_total >= ")
     ui.find("#fleet-form button[type=submit]").click()
-    ui.wait_text("#errors", "invalid filter syntax")
+    ui.wait_text("#errors", "the filter ends too early")
     assert "HTTP 400" in ui.errors() and ui.text("#fleet-count") == "Could not load the fleet."
     ui.screenshot("fleet-bad-filter")
 
@@ -128,7 +128,7 @@ def _rollout(ui: Dashboard) -> str:
     ui.open("/rollouts", "rollouts")
     ui.select("#r-model", "kws")
     ui.type("#r-filter", "cpu == ")
-    ui.wait_text("#r-count", "invalid filter syntax")
+    ui.wait_text("#r-count", "the filter ends too early")
     ui.type("#r-filter", M4F_FILTER)
     ui.wait_text("#r-count", "2 devices match")
     ui.type("#r-waves", "50%,100%")

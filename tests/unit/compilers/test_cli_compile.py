@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.tiny_keras import tiny_keras
+
 from .conftest import MLPERF
 
 KWS = MLPERF / "kws_ref_model.tflite"
@@ -61,7 +63,8 @@ def test_out_writes_the_chosen_model(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--ram", "12 parsecs", "--flash", "1MiB"], "bad size"),
+        (["--ram", "12 parsecs", "--flash", "1MiB"], "--ram: unknown unit 'parsecs'"),
+        (["--ram", "256KiB", "--flash", "lots"], "--flash: 'lots' is not a size"),
         (["--ram", "256KiB", "--flash", "1MiB", "--accelerator", "tpu-9000"], "unknown accelerator"),
         (["--ram", "256KiB", "--flash", "1MiB", "--task", "classification"], "--task needs --data"),
         (["--ram", "256KiB", "--flash", "1MiB", "--data", "/nonexistent.npz"], "cannot read data file"),
@@ -82,3 +85,58 @@ def test_bad_models_exit_2(tmp_path: Path) -> None:
         proc = run([model, "--ram", "256KiB", "--flash", "1MiB"], tmp_path)
         assert proc.returncode == 2, (model, proc.stderr[-500:])
         assert message in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_without_out_it_says_where_the_cache_and_the_package_went(tmp_path: Path) -> None:
+    proc = run([str(KWS), "--ram", "256KB", "--flash", "1MiB"], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = proc.stderr.strip().splitlines()
+    assert lines[0] == "note: --ram 256KB = 262,144 B (KB read as KiB; write 256000 for 256,000 B)"
+    cache = (tmp_path / "cache").resolve()
+    assert lines[1].startswith(f"compile cache: {cache} (1 compiled, 0 from the cache; shared with")
+    assert lines[2].startswith(f"package: {cache / 'packages'}/kws_ref_model-int8-") and "--out DIR" in lines[2]
+    written = Path(lines[2].split()[1])
+    assert written.suffix == ".pkg" and written.with_suffix(".tflite").read_bytes() == KWS.read_bytes()
+    again = run([str(KWS), "--ram", "256KiB", "--flash", "1MiB"], tmp_path)
+    assert "(0 compiled, 1 from the cache;" in again.stderr  # same cache, nothing compiled twice
+    assert not again.stderr.startswith("note:")  # KiB is unambiguous: no echo
+
+
+TF_CHATTER = ("absl", "cudart", "cuInit", "oneDNN", "fully_quantize", "I0000", "W0000", "E0000", "tensorflow")
+
+
+@pytest.mark.slow
+def test_tensorflow_chatter_never_reaches_stderr(tmp_path: Path) -> None:
+    """A real TF conversion in the worker pool (a tiny Keras model, built in a worker too): stderr carries only the
+    CLI's own lines."""
+    model = tiny_keras(tmp_path / "tiny.keras")
+    proc = run([str(model), "--ram", "64KiB", "--flash", "256KiB"], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "float32" in proc.stdout  # TensorFlow really converted it
+    for line in proc.stderr.splitlines():
+        assert line.startswith(("compile cache: ", "package: ")), proc.stderr
+        assert not any(word in line for word in TF_CHATTER if word != "tensorflow"), line
+
+
+
+async def test_cli_and_a_local_server_share_one_compile_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No --cache-dir anywhere: ``tinymlaas compile`` and the server's CompileService use the same per-user cache,
+    so what the CLI compiled is a cache hit for the server."""
+    from compilers.target import Target
+    from lwm2m_server.config import load_settings
+    from lwm2m_server.ota.builds import make_compile_service
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    cmd = [sys.executable, "-c", "from lwm2m_server.cli import main; main()", "compile", str(KWS), "--ram", "256KiB",
+           "--flash", "1MiB"]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=180, check=False, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    shared = tmp_path / "xdg" / "tinymlaas" / "compile-cache"
+    assert f"compile cache: {shared.resolve()} (1 compiled" in proc.stderr
+    service = make_compile_service(load_settings(environ={}, overrides={"server": {"data_dir": tmp_path / "d"}}))
+    try:
+        report = await service.plan(KWS, Target(262_144, 1_048_576))
+    finally:
+        await service.close()
+    assert report.chosen == "int8"
+    assert (service.runner.compiles, service.runner.cache_hits) == (0, 1)

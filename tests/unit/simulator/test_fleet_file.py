@@ -70,3 +70,14 @@ def test_bad_fleet_files_name_the_problem(tmp_path: Path, text: str, message: st
     path.write_text(text)
     with pytest.raises(FleetFileError, match=message):
         Fleet.from_toml(path, "coap://127.0.0.1:5683")
+
+
+def test_fleet_sizes_use_the_one_size_parser(tmp_path: Path) -> None:
+    path = tmp_path / "f.toml"
+    path.write_text('[[profiles]]\nname = "m4"\nram = "256KiB"\nram_ml = "160k"\nflash = "1MiB"\nflash_free = 524288\n')
+    (spec,) = load_fleet_file(path)[0]
+    hw = spec.template.profile
+    assert (hw.ram_total, hw.ram_free_ml, hw.flash_total, hw.flash_free) == (262_144, 163_840, 1_048_576, 524_288)
+    path.write_text('[[profiles]]\nname = "m4"\nram = "lots"\n')
+    with pytest.raises(FleetFileError, match="profile 1: ram_total: 'lots' is not a size"):
+        load_fleet_file(path)

@@ -104,7 +104,7 @@ function summary(d) {
   const items = [["Status", d.sleeping ? "sleeping" : (d.online ? "online" : "offline")], ["Address", d.address],
     ["LwM2M", d.lwm2m_version], ["Binding", d.binding], ["Queue mode", d.queue_mode ? "yes" : "no"],
     ["Lifetime", `${d.lifetime} s`], ["Registered", when(d.registered_at)], ["Last seen", ago(d.last_seen)],
-    ["Compile class", d.compile_class], ["Manufacturer / model", `${p.manufacturer || "—"} / ${p.model || "—"}`],
+    ["Compile class", `${d.compile_class_name} (${d.compile_class})`], ["Manufacturer / model", `${p.manufacturer || "—"} / ${p.model || "—"}`],
     ["CPU", p.cpu ? `${p.cpu} ${p.clock_mhz || ""} MHz${p.fpu ? ", FPU" : ""}` : "—"],
     ["Accelerator", p.accelerator || "—"], ["Runtime", p.runtime || "—"],
     ["RAM total / for ML", `${bytes(p.ram_total)} / ${bytes(p.ram_free_ml)}`],

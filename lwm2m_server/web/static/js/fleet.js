@@ -35,7 +35,7 @@ function row(d) {
   return el("tr", {},
     el("th", { scope: "row" }, el("a", { href: `/devices/${encodeURIComponent(d.endpoint)}`, text: d.endpoint })),
     el("td", {}, status(d)),
-    el("td", { title: d.compile_class }, d.compile_class === "hardware-unknown" ? "hardware unknown" : d.compile_class.slice(0, 8)),
+    el("td", { title: d.compile_class }, d.compile_class === "hardware-unknown" ? "hardware unknown" : d.compile_class_name),
     el("td", { class: "num" }, `${bytes(p.ram_free_ml)} / ${bytes(p.flash_free)}`),
     el("td", {}, p.cpu ? `${p.cpu}${p.clock_mhz ? ` @${p.clock_mhz} MHz` : ""}${p.fpu ? " FPU" : ""}` : "—"),
     el("td", {}, p.accelerator || "—"),

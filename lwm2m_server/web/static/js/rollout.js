@@ -83,7 +83,7 @@ async function refresh() {
     document.getElementById("waves").replaceChildren(table([{ label: "Wave", value: (w) => w.wave + 1, num: true },
       { label: "Progress", value: (w) => bar(w.counts, Object.values(w.counts).reduce((a, n) => a + n, 0)) },
       { label: "Counts", value: (w) => countsText(w.counts) }], r.waves));
-    document.getElementById("classes").replaceChildren(table([{ label: "Class", value: (c) => c.class_key },
+    document.getElementById("classes").replaceChildren(table([{ label: "Class", value: (c) => c.class_name || c.class_key },
       { label: "Variant", value: (c) => c.variant || "—" },
       { label: "Progress", value: (c) => bar(c.counts, Object.values(c.counts).reduce((a, n) => a + n, 0)) },
       { label: "Counts", value: (c) => countsText(c.counts) }, { label: "Reason", value: (c) => c.reason || "" }], r.classes));
