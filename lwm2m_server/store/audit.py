@@ -45,7 +45,7 @@ class AuditLog:
                       action_prefix: str | None = None, limit: int = 1000, offset: int = 0) -> list[dict[str, Any]]:
         """Entries oldest first; ``action_prefix`` (e.g. ``"auth."``) selects one area."""
         await self.open()
-        sql, params = "SELECT * FROM audit WHERE 1 = 1", []
+        sql, params = "SELECT * FROM audit WHERE 1 = 1", list[Any]()
         if rollout_id is not None:
             sql += " AND rollout_id = ?"
             params.append(rollout_id)

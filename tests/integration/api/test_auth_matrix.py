@@ -1,8 +1,9 @@
 """Every route of the app x (no token, bad token, each role), generated from the app's route table.
 
-The route table is the app's OpenAPI document (every router documents its routes). The expected role is written here independently of ``api/app.py``'s table: ``/healthz`` open, ``/api/tokens``
-and ``/api/audit`` admin, otherwise GET/HEAD viewer and anything else operator. A route added later is in
-the matrix automatically, so an unguarded or mis-guarded router fails here.
+The route table is the app's OpenAPI document (every router documents its routes). The expected role is
+written here independently of ``api/app.py``'s table: ``/healthz`` open, ``/api/tokens`` and ``/api/audit``
+admin, otherwise GET/HEAD viewer and anything else operator. A route added later is in the matrix
+automatically, so an unguarded or mis-guarded router fails here.
 """
 
 from __future__ import annotations

@@ -54,4 +54,4 @@ async def test_many_clients_cannot_grow_the_log_beyond_the_key_bound(audit: Audi
     rows = await audit.entries(limit=10_000)
     assert len(rows) <= 2 * (20 + 1)
     overflow = [r for r in rows if r["actor"] == OVERFLOW_CLIENT]
-    assert sum(r["detail"].get("count", 0) for r in overflow) + len(overflow) == 5000 - 20  # the first 20 clients have their own keys
+    assert sum(r["detail"].get("count", 0) for r in overflow) + len(overflow) == 5000 - 20  # 20 own keys
