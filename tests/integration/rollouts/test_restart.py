@@ -19,8 +19,8 @@ import httpx
 import pytest
 
 from lwm2m_server.ota import builds
-from tests.support.auth import bearer
 from tests.integration.rollouts.conftest import KWS, M4F, M7, Fleet, wait_for
+from tests.support.auth import bearer
 
 TINYMLAAS = str(Path(sys.executable).parent / "tinymlaas")
 
