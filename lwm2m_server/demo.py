@@ -119,6 +119,10 @@ async def _run(opts: DemoOptions, ui: DemoUI, data_dir: Path) -> dict[str, Any]:
         ui.done(summary)
         if opts.keep_running:
             ui.stage(f"keeping the server running: http://127.0.0.1:{app.http_port}/api/devices (Ctrl-C to stop)")
+            # A fresh data dir's first start made an admin token; a reused one gets a new token for this session.
+            token = app.initial_admin_token or (await app.tokens.create("admin", "demo"))[1]
+            ui.stage(f"admin API token: {token}\n  export TINYMLAAS_TOKEN={token}  # for the CLI; "
+                     "curl -H \"Authorization: Bearer $TINYMLAAS_TOKEN\" ...")
             await asyncio.Event().wait()
         return summary
     finally:
