@@ -166,3 +166,36 @@ async def test_refusals_are_audited_and_a_flood_is_aggregated(stack: Stack) -> N
     assert [e["detail"]["name"] for e in entries if e["action"] == "auth.token.created"] == []  # made in-process
     only_auth = (await stack.http.get("/api/audit", params={"action": "auth.refused", "limit": 10_000})).json()
     assert only_auth and all(e["action"].startswith("auth.refused") for e in only_auth)
+
+
+async def test_metrics_open_and_query_token_off_by_config(tmp_path: Path) -> None:
+    from lwm2m_server.config import load_settings
+    from lwm2m_server.server import LwM2MServer
+    from tests.support.auth import authorized_api
+
+    env = {"TINYMLAAS_API__METRICS_OPEN": "true", "TINYMLAAS_API__QUERY_TOKEN": "false"}
+    server_flags = {"coap_host": "127.0.0.1", "coap_port": 0, "data_dir": str(tmp_path)}
+    settings = load_settings(environ=env, overrides={"server": server_flags})
+    assert settings.api.metrics_open and not settings.api.query_token
+    server = LwM2MServer(settings)
+    await server.start()
+    try:
+        async with authorized_api(server) as runner, httpx.AsyncClient(base_url=runner.url) as http:
+            metrics = await http.get("/metrics")
+            assert metrics.status_code == 200 and "tinymlaas_devices_registered" in metrics.text
+            status, _ = await status_of(http, "GET", f"/api/events?access_token={runner.auth.admin_token}", {})
+            assert status == 401
+            assert (await http.get("/api/devices")).status_code == 401  # the rest stays guarded
+            assert "access_token" not in str(runner.app.openapi()["paths"]["/api/events"])
+    finally:
+        await server.stop()
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_openapi_documents_bearer_auth_and_the_sse_query_token(stack: Stack) -> None:
+    doc = stack.runner.app.openapi()
+    assert doc["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
+    assert "security" not in doc["paths"]["/healthz"]["get"]
+    assert doc["paths"]["/api/devices"]["get"]["security"] == [{"HTTPBearer": []}]
+    params = [p["name"] for p in doc["paths"]["/api/events"]["get"]["parameters"]]
+    assert "access_token" in params
