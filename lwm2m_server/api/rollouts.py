@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Body, Path, Query
 from pydantic import ValidationError
 
-from lwm2m_server.api.deps import ServerDep
+from lwm2m_server.api.deps import ActorDep, ServerDep
 from lwm2m_server.api.errors import ERROR_RESPONSES, ApiError, ErrorBody, bad_request, not_found
 from lwm2m_server.models_catalog import UnknownModel, catalog_for
 from lwm2m_server.rollouts.model import RolloutSpec
@@ -56,6 +56,7 @@ async def list_rollouts(server: ServerDep) -> list[dict[str, Any]]:
              summary="Create a rollout (RolloutSpec fields, plus \"start\": true to start it at once)")  # fmt: skip
 async def create_rollout(
     server: ServerDep,
+    actor: ActorDep,
     body: Annotated[dict[str, Any], Body(openapi_examples={"digits": {"value": {
         "model": "digits-cnn", "filter": 'accelerator == "none"', "waves": "10%,50%,100%", "start": True}}})],
 ) -> dict[str, Any]:
@@ -67,7 +68,7 @@ async def create_rollout(
         except UnknownModel as exc:
             raise bad_request(f"model: {exc}") from None
     service = _service(server)
-    rollout = await service.create(spec, start=start, actor="rest")
+    rollout = await service.create(spec, start=start, actor=actor)
     return await service.get(rollout.id, limit=0)
 
 
@@ -87,10 +88,10 @@ async def get_rollout(
 
 @router.post("/api/rollouts/{rollout_id}/{action}", responses=ACTION_RESPONSES,
              summary="Operator action: start, pause, resume, cancel or retry (failed devices)")  # fmt: skip
-async def rollout_action(rollout_id: IdParam, action: Action, server: ServerDep) -> dict[str, Any]:
+async def rollout_action(rollout_id: IdParam, action: Action, server: ServerDep, actor: ActorDep) -> dict[str, Any]:
     service = _service(server)
     try:
-        rollout = await service.action(rollout_id, action, actor="rest")
+        rollout = await service.action(rollout_id, action, actor=actor)
     except RolloutNotFound:
         raise not_found(f"no rollout {rollout_id!r}") from None
     except InvalidAction as exc:

@@ -7,9 +7,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel, Field
 
+from lwm2m_server.api.deps import get_actor
 from lwm2m_server.api.errors import ERROR_RESPONSES, ApiError, ErrorBody, not_found
 from lwm2m_server.auth.roles import Role
-from lwm2m_server.auth.tokens import MAX_NAME, Principal, TokenError, TokenService
+from lwm2m_server.auth.tokens import MAX_NAME, TokenError, TokenService
 from lwm2m_server.store.audit import AuditLog
 
 router = APIRouter(tags=["tokens"])
@@ -35,9 +36,7 @@ class TokenCreated(TokenView):
 
 def _deps(request: Request) -> tuple[TokenService, AuditLog, str]:
     """The app's token service and audit log (set by ``create_app``) and who is calling."""
-    principal: Principal | None = getattr(request.state, "principal", None)
-    actor = principal.actor if principal is not None else "unknown"
-    return request.app.state.tokens, request.app.state.audit_log, actor
+    return request.app.state.tokens, request.app.state.audit_log, get_actor(request)
 
 
 @router.get("/api/tokens", response_model=list[TokenView], summary="Every token (never the secrets)",
