@@ -72,7 +72,6 @@ ROUTERS: tuple[tuple[str, Access], ...] = (
     ("lwm2m_server.api.management", BY_METHOD),
     ("lwm2m_server.api.operations", BY_METHOD),
 )
-ROUTER_MODULES: tuple[str, ...] = tuple(name for name, _ in ROUTERS)
 
 
 def create_app(
