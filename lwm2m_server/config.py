@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 ENV_PREFIX = "TINYMLAAS_"
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "tinymlaas.toml"
@@ -88,7 +88,7 @@ class MqttSettings(_Section):
     topic_prefix: str = "tinymlaas"
     max_buffer: int = 10000
     username: str = ""
-    password: str = ""
+    password: SecretStr = SecretStr("")  # never shown by repr() or in logs
     tls: bool = False  # TLS to the broker; the CA/cert/key paths below imply it
     ca_file: str = ""  # broker CA bundle ("" = system CAs)
     cert_file: str = ""  # client certificate (mutual TLS)

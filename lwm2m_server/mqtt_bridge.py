@@ -94,7 +94,7 @@ def client_options(settings: MqttSettings) -> dict[str, Any]:
     options: dict[str, Any] = {}
     if settings.username:
         options["username"] = settings.username
-        options["password"] = settings.password or None
+        options["password"] = settings.password.get_secret_value() or None
     context = tls_context(settings)
     if context is not None:
         options["tls_context"] = context

@@ -52,3 +52,12 @@ def test_env_values_are_typed_like_toml() -> None:
     )
     assert s.ota.block_size == 256 and s.mqtt.enabled is True
     assert s.server.coap_host == "127.0.0.1" and str(s.server.data_dir) == "/tmp/x y"
+
+
+def test_security_settings_defaults_and_env() -> None:
+    s = load_settings(environ={"TINYMLAAS_MQTT__PASSWORD": "hunter2", "TINYMLAAS_MQTT__USERNAME": "bridge"})
+    assert s.mqtt.allow_commands is False and s.api.metrics_open is False and s.api.query_token is True
+    assert s.mqtt.username == "bridge" and s.mqtt.password.get_secret_value() == "hunter2"
+    assert "hunter2" not in repr(s) and "hunter2" not in str(s.mqtt)
+    with pytest.raises(ConfigError, match="api.refusal_window_s"):
+        load_settings(environ={"TINYMLAAS_API__REFUSAL_WINDOW_S": "0"})
