@@ -85,6 +85,10 @@ class TokenService:
             return None
         return self._active.get(hash_token(token))
 
+    def is_active(self, token_id: str) -> bool:
+        """Whether the token is still valid (long-lived streams re-check this; revocation ends them)."""
+        return any(p.token_id == token_id for p in self._active.values())
+
     async def create(self, role: Role | str, name: str = "") -> tuple[TokenInfo, str]:
         """A new token: its public record and the secret, which exists only in this return value."""
         await self.open()

@@ -199,3 +199,28 @@ async def test_openapi_documents_bearer_auth_and_the_sse_query_token(stack: Stac
     assert doc["paths"]["/api/devices"]["get"]["security"] == [{"HTTPBearer": []}]
     params = [p["name"] for p in doc["paths"]["/api/events"]["get"]["parameters"]]
     assert "access_token" in params
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_revoking_a_token_ends_its_open_event_stream(stack: Stack) -> None:
+    import asyncio
+
+    created = (await stack.http.post("/api/tokens", json={"role": "viewer", "name": "dashboard"})).json()
+    lines: list[str] = []
+    async with httpx.AsyncClient(base_url=stack.url, headers=bearer(created["token"])) as http:
+
+        async def follow() -> None:
+            async with http.stream("GET", "/api/events", timeout=30.0) as response:
+                assert response.status_code == 200
+                async for line in response.aiter_lines():
+                    lines.append(line)
+
+        reader = asyncio.create_task(follow())
+        for _ in range(200):
+            if ": connected" in lines:
+                break
+            await asyncio.sleep(0.02)
+        assert ": connected" in lines
+        assert (await stack.http.delete(f"/api/tokens/{created['id']}")).status_code == 200
+        await asyncio.wait_for(reader, 5.0)  # the server ended the stream (keep-alive is 0.5 s here)
+    assert ": token revoked" in lines
