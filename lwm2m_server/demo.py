@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from lwm2m_server.config import DEFAULT_CONFIG, load_settings
+from lwm2m_server.web.urls import dashboard_url
 
 DEFAULT_FLEET = DEFAULT_CONFIG.parent / "fleet-demo.toml"
 
@@ -118,9 +119,11 @@ async def _run(opts: DemoOptions, ui: DemoUI, data_dir: Path) -> dict[str, Any]:
         summary["ota_retries"] = rows[0]["n"] if rows else 0
         ui.done(summary)
         if opts.keep_running:
-            ui.stage(f"keeping the server running: http://127.0.0.1:{app.http_port}/api/devices (Ctrl-C to stop)")
+            base = f"http://127.0.0.1:{app.http_port}"
             # A fresh data dir's first start made an admin token; a reused one gets a new token for this session.
             token = app.initial_admin_token or (await app.tokens.create("admin", "demo"))[1]
+            ui.stage(f"dashboard: {dashboard_url(base, token)}")
+            ui.stage(f"keeping the server running: {base}/api/devices (Ctrl-C to stop)")
             ui.stage(f"admin API token: {token}\n  export TINYMLAAS_TOKEN={token}  # for the CLI; "
                      "curl -H \"Authorization: Bearer $TINYMLAAS_TOKEN\" ...")
             await asyncio.Event().wait()

@@ -66,3 +66,13 @@ def coap_request_counts(server: Any) -> dict[tuple[str, str, str], int]:
 def object_model(server: Any) -> ObjectRegistry:
     """The object model the server's codecs use (to type JSON write bodies the same way)."""
     return server.client.model  # type: ignore[no-any-return]
+
+
+def observed_values(server: Any, endpoint: str) -> dict[str, Any]:
+    """The latest value of every path observed on the device (the inventory's /5/0/3, /5/0/5, /32002/0 and
+    any operator observation), keyed by path text: what the fleet view shows without a device round trip."""
+    values: dict[str, Any] = {}
+    for obs in server.client.observations(endpoint):
+        for path, value in dict(obs.value).items():
+            values[str(path)] = value
+    return values

@@ -12,16 +12,17 @@ Access (see :mod:`lwm2m_server.api.auth`), the one place roles are assigned:
 router                 access                     meaning
 =====================  =========================  ======================================================
 health                 OPEN                       ``/healthz`` needs no token (load balancers)
+web.pages              OPEN                       dashboard page shells + /static (the data comes from /api)
 metrics                METRICS                    any valid token; none when ``[api] metrics_open``
 events                 EVENTS                     viewer; also ``?access_token=`` (EventSource)
 devices, ota, models,  BY_METHOD                  GET/HEAD: viewer; POST/PUT/DELETE...: operator
 rollouts, fleet, mgmt,
-operations
+objects, operations
 audit, tokens          ADMIN                      admin for every method
 =====================  =========================  ======================================================
 
 Routers from other branches get one line each, e.g. ``("lwm2m_server.api.credentials", ADMIN)``,
-``("lwm2m_server.api.bootstrap", ADMIN)``, a dashboard's pages ``BY_METHOD``.
+``("lwm2m_server.api.bootstrap", ADMIN)``.
 """
 
 from __future__ import annotations
@@ -70,6 +71,8 @@ ROUTERS: tuple[tuple[str, Access], ...] = (
     ("lwm2m_server.api.tokens", ADMIN),
     ("lwm2m_server.api.fleet_metrics", BY_METHOD),
     ("lwm2m_server.api.management", BY_METHOD),
+    ("lwm2m_server.api.objects", BY_METHOD),
+    ("lwm2m_server.web.pages", OPEN),  # the dashboard's page shells and /static: no fleet data, no /api routes
     ("lwm2m_server.api.operations", BY_METHOD),
 )
 

@@ -1,4 +1,9 @@
-"""``GET /api/devices`` (filters on profile fields, paging) and ``GET /api/devices/{ep}``."""
+"""``GET /api/devices`` (filters on profile fields or a rollout target expression, sort, paging) and
+``GET /api/devices/{ep}``.
+
+Each device carries what the fleet view shows: its compile class (the rollout deployer's, so a rollout groups it
+the same way), the installed model from its observed /32002/0 and its Object 5 state and result.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +14,12 @@ from pydantic import BaseModel, Field
 
 from lwm2m_server.api import access
 from lwm2m_server.api.deps import ServerDep
-from lwm2m_server.api.errors import ERROR_RESPONSES, not_found
+from lwm2m_server.api.errors import ERROR_RESPONSES, bad_request, not_found
 from lwm2m_server.api.values import to_jsonable
+from lwm2m_server.protocol.fwupdate import FirmwareState, UpdateResult
 from lwm2m_server.registration import Registration
+from lwm2m_server.rollouts.deployer import class_of, device_attributes
+from lwm2m_server.rollouts.filters import MAX_FILTER_LENGTH, FilterError, parse_filter
 
 router = APIRouter(tags=["devices"])
 
@@ -31,6 +39,11 @@ class DeviceSummary(BaseModel):
     online: bool = Field(description="Registered and reachable now")
     sleeping: bool = Field(description="A queue-mode device past its listening window")
     profile: dict[str, Any] | None = Field(description="Inventory (DeviceProfile); null until read")
+    compile_class: str = Field(description='Compile class key as rollouts group devices, or "hardware-unknown"')
+    installed_model: str | None = Field(None, description="Model name from the observed /32002/0/0")
+    installed_version: str | None = Field(None, description="Model version from the observed /32002/0/1")
+    fw_state: str | None = Field(None, description="Object 5 State (/5/0/3) in words: idle, downloading, ...")
+    fw_result: str | None = Field(None, description="Object 5 Update Result (/5/0/5) in words: initial, success, ...")
 
 
 class DeviceDetail(DeviceSummary):
@@ -49,11 +62,46 @@ class DeviceList(BaseModel):
     items: list[DeviceSummary]
 
 
+SORT_KEYS = ("endpoint", "last_seen", "registered_at", "lwm2m_version", "binding", "manufacturer", "model", "cpu",
+             "accelerator", "runtime", "ram_total", "ram_free_ml", "flash_total", "flash_free")
+SORT_PATTERN = "^-?(" + "|".join(SORT_KEYS) + ")$"
+
+
+def _enum_name(enum: Any, value: Any) -> str | None:
+    try:
+        return str(enum(int(value)).name.lower())
+    except (TypeError, ValueError):
+        return None
+
+
 def _view(server: Any, reg: Registration, profile: Any) -> dict[str, Any]:
     data = reg.to_dict()
     sleeping = access.is_sleeping(server, reg)
-    data.update(online=not sleeping, sleeping=sleeping, profile=to_jsonable(profile) if profile is not None else None)
+    observed = access.observed_values(server, reg.endpoint)
+    model, version = observed.get("/32002/0/0"), observed.get("/32002/0/1")
+    data.update(online=not sleeping, sleeping=sleeping, profile=to_jsonable(profile) if profile is not None else None,
+                compile_class=class_of(device_attributes(reg, profile))[0],
+                installed_model=str(model) if model else None, installed_version=str(version) if version else None,
+                fw_state=_enum_name(FirmwareState, observed.get("/5/0/3")),
+                fw_result=_enum_name(UpdateResult, observed.get("/5/0/5")))  # fmt: skip
     return data
+
+
+def _sort(matched: list[tuple[Registration, Any]], sort: str) -> list[tuple[Registration, Any]]:
+    """Stable sort on one field, devices without a value last in either direction; mixed types by their text."""
+    field, descending = sort.lstrip("-"), sort.startswith("-")
+
+    def value(item: tuple[Registration, Any]) -> Any:
+        reg, profile = item
+        return getattr(reg, field) if hasattr(reg, field) else getattr(profile, field, None)
+
+    known = [item for item in matched if value(item) is not None]
+    unknown = [item for item in matched if value(item) is None]
+    try:
+        known.sort(key=value, reverse=descending)
+    except TypeError:
+        known.sort(key=lambda item: str(value(item)), reverse=descending)
+    return known + unknown
 
 
 def _eq(actual: Any, wanted: str | None) -> bool:
@@ -152,6 +200,10 @@ async def list_devices(
     min_flash: Annotated[int | None, Query(ge=0, le=2**63 - 1, description="Flash total >= bytes")] = None,
     min_flash_free: Annotated[int | None, Query(ge=0, le=2**63 - 1, description="Flash free >= bytes")] = None,
     op: Annotated[list[str] | None, Query(description="Supported TFLite op (repeatable, all required)")] = None,
+    filter: Annotated[str | None, Query(max_length=MAX_FILTER_LENGTH,
+                                        description='Rollout target expression, e.g. ram_total >= 131072')] = None,
+    sort: Annotated[str, Query(pattern=SORT_PATTERN, description="Field to sort on; a leading - sorts descending: "
+                                                                + ", ".join(SORT_KEYS))] = "endpoint",
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=2**31)] = 0,
 ) -> DeviceList:
@@ -159,9 +211,20 @@ async def list_devices(
                        sleeping=sleeping, manufacturer=manufacturer, model=model, cpu=cpu, accelerator=accelerator,
                        runtime=runtime, fpu=fpu, hardware_known=hardware_known, min_ram=min_ram,
                        min_ram_free=min_ram_free, min_flash=min_flash, min_flash_free=min_flash_free, op=op)
+    try:
+        target = parse_filter(filter) if filter else None
+    except FilterError as exc:
+        raise bad_request(f"filter: {exc}") from None
     regs = [reg for reg in access.registrations(server) if flt.matches_registration(server, reg)]
     profs = await access.profiles(server, [reg.endpoint for reg in regs])
-    matched = [(reg, profs[reg.endpoint]) for reg in regs if flt.matches_profile(profs[reg.endpoint])]
+    if flt.needs_profile():
+        matched = [(reg, profs[reg.endpoint]) for reg in regs if flt.matches_profile(profs[reg.endpoint])]
+    else:
+        matched = [(reg, profs[reg.endpoint]) for reg in regs]
+    if target is not None:
+        matched = [(r, p) for r, p in matched if target.matches(device_attributes(r, p))]
+    if sort != "endpoint":  # registrations come sorted by endpoint
+        matched = _sort(matched, sort)
     page = matched[offset: offset + limit]
     return DeviceList(total=len(matched), limit=limit, offset=offset,
                       items=[DeviceSummary.model_validate(_view(server, r, p)) for r, p in page])

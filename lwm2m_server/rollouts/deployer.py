@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from dataclasses import is_dataclass
 from typing import Any
 
 from lwm2m_server.events import Event
@@ -34,8 +35,21 @@ def device_attributes(reg: Any, profile: Any) -> dict[str, Any]:
         "queue_mode": reg.queue_mode,
     }
     if profile is not None:
-        attrs.update(profile.to_dict())
+        # A shallow copy: filters and compile classes only read it (asdict's deep copy was most of the time of
+        # filtering a 10,000-device fleet).
+        attrs.update(vars(profile) if is_dataclass(profile) else profile.to_dict())
     return attrs
+
+
+def class_of(attributes: dict[str, Any]) -> tuple[str, dict[str, Any] | None]:
+    """A device's compile class: ``(key, target dict)``, or ``("hardware-unknown", None)``."""
+    if not attributes.get("hardware_known"):
+        return "hardware-unknown", None
+    try:
+        target = builds.target_from_profile(_Profile(attributes))
+    except builds.BuildError:
+        return "hardware-unknown", None
+    return target.key(), target.to_dict()
 
 
 class FleetDeployer:
@@ -88,13 +102,7 @@ class FleetDeployer:
         return device_attributes(reg, await self.server.profile(endpoint))
 
     def class_of(self, attributes: dict[str, Any]) -> tuple[str, dict[str, Any] | None]:
-        if not attributes.get("hardware_known"):
-            return "hardware-unknown", None
-        try:
-            target = builds.target_from_profile(_Profile(attributes))
-        except builds.BuildError:
-            return "hardware-unknown", None
-        return target.key(), target.to_dict()
+        return class_of(attributes)
 
     async def build(self, model: str, class_key: str, target: dict[str, Any] | None) -> Build | Incompatible:
         if target is None:

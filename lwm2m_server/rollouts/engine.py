@@ -75,6 +75,15 @@ class RolloutRunner:
     # --- main loop ---------------------------------------------------------------------------------------
     async def run(self) -> None:
         await self._load_builds()
+        while True:
+            await self._run_until_stopped()
+            # A resume while we waited for in-flight devices only woke this runner (the service does not start a
+            # second one while it lives): carry on instead of leaving a RUNNING rollout without a runner.
+            rollout = await self.repo.get(self.rollout_id)
+            if rollout is None or rollout.state is not RolloutState.RUNNING:
+                return
+
+    async def _run_until_stopped(self) -> None:
         try:
             await self._reattach()
             while True:
