@@ -16,9 +16,10 @@ web.pages              OPEN                       dashboard page shells + /stati
 metrics                METRICS                    any valid token; none when ``[api] metrics_open``
 events                 EVENTS                     viewer; also ``?access_token=`` (EventSource)
 devices, ota, models,  BY_METHOD                  GET/HEAD: viewer; POST/PUT/DELETE...: operator
-rollouts, fleet, mgmt,
-objects, operations
-audit, tokens          ADMIN                      admin for every method
+rollouts, audit, fleet,
+mgmt, objects,
+operations
+tokens                 ADMIN                      admin for every method
 =====================  =========================  ======================================================
 
 Routers from other branches get one line each, e.g. ``("lwm2m_server.api.credentials", ADMIN)``,
@@ -67,7 +68,7 @@ ROUTERS: tuple[tuple[str, Access], ...] = (
     ("lwm2m_server.api.ota", BY_METHOD),
     ("lwm2m_server.api.models", BY_METHOD),
     ("lwm2m_server.api.rollouts", BY_METHOD),
-    ("lwm2m_server.api.audit", ADMIN),
+    ("lwm2m_server.api.audit", BY_METHOD),  # reads: the dashboard's audit views work for viewers
     ("lwm2m_server.api.tokens", ADMIN),
     ("lwm2m_server.api.fleet_metrics", BY_METHOD),
     ("lwm2m_server.api.management", BY_METHOD),
