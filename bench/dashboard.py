@@ -33,13 +33,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from lwm2m_server.api import ApiRunner, create_app  # noqa: E402
+from lwm2m_server.auth.tokens import TokenService  # noqa: E402
 from lwm2m_server.config import load_settings  # noqa: E402
 from lwm2m_server.inventory import DeviceProfile  # noqa: E402
 from lwm2m_server.protocol.paths import LwM2MPath  # noqa: E402
 from lwm2m_server.registration import Registration  # noqa: E402
 from lwm2m_server.server import LwM2MServer  # noqa: E402
 from lwm2m_server.store.sqlite import SqliteStore  # noqa: E402
-from tests.support.browser import TEST_TOKEN, chromium, missing_browser  # noqa: E402
+from tests.support.browser import chromium, missing_browser  # noqa: E402
 
 KIB = 1024
 CLASSES = [  # (cpu, ram_total, ram_free_ml, flash_total, flash_free, fpu, accelerator)
@@ -82,12 +83,12 @@ return {fcp: fcp ? fcp.startTime : null, fleet: fleet ? fleet.startTime : null,
         count: document.getElementById('fleet-count').textContent};"""
 
 
-def browse(url: str, runs: int, query: str) -> list[dict[str, Any]]:
+def browse(url: str, runs: int, query: str, token: str) -> list[dict[str, Any]]:
     from selenium.webdriver.support.ui import WebDriverWait
 
     results = []
     with chromium() as driver:
-        driver.get(f"{url}/login#token={TEST_TOKEN}")  # log in once (and warm the browser's own start-up)
+        driver.get(f"{url}/login#token={token}")  # log in once (and warm the browser's own start-up)
         WebDriverWait(driver, 30).until(lambda d: d.execute_script("return document.body.dataset.loaded") == "fleet")
         for _ in range(runs):
             driver.get(f"{url}/?{query}&_={time.time_ns()}")
@@ -97,12 +98,12 @@ def browse(url: str, runs: int, query: str) -> list[dict[str, Any]]:
     return results
 
 
-async def measure_api(url: str, params: dict[str, str], n: int) -> tuple[list[float], int]:
+async def measure_api(url: str, params: dict[str, str], n: int, token: str) -> tuple[list[float], int]:
     """Times of ``GET /api/devices`` with the page's query (first two calls are warm-up), and the match count."""
     import httpx
 
     times: list[float] = []
-    async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {TEST_TOKEN}"}, timeout=30) as http:
+    async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=30) as http:
         for i in range(n):
             started = time.perf_counter()
             response = await http.get("/api/devices", params={**params, "limit": 100})
@@ -129,14 +130,16 @@ async def main() -> None:
         seconds = await seed(settings, args.devices)
         server = LwM2MServer(settings)
         await server.start()
-        runner = ApiRunner(create_app(server), "127.0.0.1", 0)
+        tokens = TokenService(server.store)
+        _, token = await tokens.create("viewer", "bench")  # the dashboard only reads
+        runner = ApiRunner(create_app(server, tokens=tokens), "127.0.0.1", 0)
         await runner.start()
         try:
             figures = []
             for params in ({}, {"filter": args.filter, "sort": "-last_seen"}):
-                api_ms, total = await measure_api(runner.url, params, args.runs * 4 + 2)
+                api_ms, total = await measure_api(runner.url, params, args.runs * 4 + 2, token)
                 query = urlencode(params)
-                pages = await asyncio.to_thread(browse, runner.url, args.runs, query)
+                pages = await asyncio.to_thread(browse, runner.url, args.runs, query, token)
                 for page in pages:
                     assert page["rows"] == min(100, total) and page["count"].startswith(f"{total} device"), page
                 figures.append((params, total, api_ms, pages))

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 from typing import Any
 
+from lwm2m_server.auth.tokens import TokenService
 from lwm2m_server.config import Settings
 from lwm2m_server.logging import get_logger
 from lwm2m_server.ota.builds import server_public_key
@@ -20,6 +21,7 @@ from lwm2m_server.rollouts.model import RolloutSpec
 from lwm2m_server.rollouts.repository import RolloutRepository
 from lwm2m_server.rollouts.service import RolloutService
 from lwm2m_server.server import LwM2MServer
+from lwm2m_server.store.audit import AuditLog
 
 log = get_logger(__name__)
 
@@ -32,13 +34,16 @@ class Application:
         if compile_service is not None:
             self.ota.compile_service = compile_service
         self.deployer = FleetDeployer(self.server, self.ota, compile_service)
-        self.rollouts = RolloutService(RolloutRepository(self.server.store), self.deployer, self._publish)
+        self.audit = AuditLog(self.server.store)
+        self.tokens = TokenService(self.server.store)
+        self.rollouts = RolloutService(RolloutRepository(self.server.store, self.audit), self.deployer, self._publish)
         self.server.rollouts = self.rollouts  # type: ignore[attr-defined]  # the REST routes find it here
         self._http = http
         self.api: Any = None
         self.mqtt: Any = None
         self._tasks: list[asyncio.Task[None]] = []
         self.public_key = b""
+        self.initial_admin_token: str | None = None  # set on the first start only: print it, it is not stored
 
     async def _publish(self, event_type: str, data: dict[str, Any]) -> None:
         self.server.events.emit(event_type, None, **data)
@@ -55,6 +60,11 @@ class Application:
         # The package signing key exists from the first start; devices are given its public half.
         self.public_key = await asyncio.to_thread(server_public_key, self.settings.server.data_dir)
         await self.server.start()
+        # The first start (no token ever made) creates an admin token; only its hash is stored.
+        self.initial_admin_token = await self.tokens.ensure_initial_admin()
+        if self.initial_admin_token is not None:
+            await self.audit.record("auth.token.created", actor="system",
+                                    detail={"name": "initial-admin", "role": "admin", "reason": "first start"})
         await self.ota.start()
         self.deployer.watch()
         await self.rollouts.start()
@@ -64,17 +74,19 @@ class Application:
             from lwm2m_server.mqtt_bridge import MqttBridge
 
             events: Any = self.server.events.subscribe()
-            self.mqtt = MqttBridge(self.settings.mqtt, events, self.mqtt_command)
+            self.mqtt = MqttBridge(self.settings.mqtt, events, self.mqtt_command)  # commands only if allowed
             self._tasks.append(asyncio.create_task(self.mqtt.run(), name="mqtt-bridge"))
         if self._http:
             from lwm2m_server.api.app import create_app
             from lwm2m_server.api.runner import ApiRunner
 
             http = self.settings.server
-            self.api = ApiRunner(create_app(self.server), http.http_host, http.http_port)
+            app = create_app(self.server, tokens=self.tokens, audit=self.audit)
+            self.api = ApiRunner(app, http.http_host, http.http_port)
             await self.api.start()
         log.info("application_started", coap_port=self.coap_port, http_port=self.http_port,
-                 mqtt=self.settings.mqtt.enabled, package_public_key=self.public_key.hex())
+                 mqtt=self.settings.mqtt.enabled, mqtt_commands=self.settings.mqtt.allow_commands,
+                 package_public_key=self.public_key.hex(), first_start=self.initial_admin_token is not None)
 
     async def _dynamic_membership(self, sub: Any) -> None:
         async for event in sub:

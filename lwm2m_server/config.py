@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError
 
 from compilers.sizes import parse_size
 
@@ -86,12 +86,26 @@ class RolloutSettings(_Section):
     success_threshold_pct: float = 100.0
 
 
+class ApiSettings(_Section):
+    metrics_open: bool = False  # true: /metrics needs no token (only for a port reachable by the scraper alone)
+    query_token: bool = True  # /api/events also takes ?access_token= (EventSource cannot send headers)
+    refusal_window_s: float = Field(default=60.0, gt=0)  # refused requests are aggregated per window ...
+    refusal_max_keys: int = Field(default=100, ge=1)  # ... over at most this many (status, reason, client) keys
+
+
 class MqttSettings(_Section):
     enabled: bool = False
     host: str = "127.0.0.1"
     port: int = 1883
     topic_prefix: str = "tinymlaas"
     max_buffer: int = 10000
+    username: str = ""
+    password: SecretStr = SecretStr("")  # never shown by repr() or in logs
+    tls: bool = False  # TLS to the broker; the CA/cert/key paths below imply it
+    ca_file: str = ""  # broker CA bundle ("" = system CAs)
+    cert_file: str = ""  # client certificate (mutual TLS)
+    key_file: str = ""
+    allow_commands: bool = False  # accept rollout commands over MQTT (anyone who may publish there commands)
 
 
 class Settings(_Section):
@@ -102,6 +116,7 @@ class Settings(_Section):
     compile: CompileSettings = CompileSettings()
     rollouts: RolloutSettings = RolloutSettings()
     mqtt: MqttSettings = MqttSettings()
+    api: ApiSettings = ApiSettings()
 
     @property
     def store_path(self) -> Path:

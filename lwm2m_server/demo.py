@@ -34,7 +34,6 @@ class DemoOptions:
     loss_pct: float = 2.0
     corrupt_downloads: int = 1  # devices whose first download arrives corrupted (recovered by OTA retry)
     keep_running: bool = False
-    api_token: str | None = None  # put into the printed dashboard URL (#token=...) so opening it logs in
     http_port: int = 0
     coap_port: int = 0
     data_dir: Path | None = None
@@ -115,8 +114,12 @@ async def _run(opts: DemoOptions, ui: DemoUI, data_dir: Path) -> dict[str, Any]:
         ui.done(summary)
         if opts.keep_running:
             base = f"http://127.0.0.1:{app.http_port}"
-            ui.stage(f"dashboard: {dashboard_url(base, opts.api_token)}")
+            # A fresh data dir's first start made an admin token; a reused one gets a new token for this session.
+            token = app.initial_admin_token or (await app.tokens.create("admin", "demo"))[1]
+            ui.stage(f"dashboard: {dashboard_url(base, token)}")
             ui.stage(f"keeping the server running: {base}/api/devices (Ctrl-C to stop)")
+            ui.stage(f"admin API token: {token}\n  export TINYMLAAS_TOKEN={token}  # for the CLI; "
+                     "curl -H \"Authorization: Bearer $TINYMLAAS_TOKEN\" ...")
             await asyncio.Event().wait()
         return summary
     finally:

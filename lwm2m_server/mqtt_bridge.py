@@ -5,6 +5,10 @@ deregistered, expired, notify, ota) or ``{prefix}/rollouts/{id}/progress``.
 In: ``{prefix}/commands/rollouts/create`` and ``{prefix}/commands/rollouts/{id}/{action}``; the reply goes to
 ``<command topic>/reply`` carrying the request's ``correlation_id``.
 
+Commands are accepted only with ``[mqtt] allow_commands = true`` (default off: whoever may publish on the
+broker could otherwise start a fleet rollout); without it the bridge only publishes. The connection uses
+``username``/``password`` and TLS (``tls``, ``ca_file``, ``cert_file``/``key_file`` for mutual TLS) from config.
+
 The broker is optional to the server's work: events wait in a bounded buffer (oldest dropped first, and
 counted) while the broker is away, and the bridge reconnects with capped exponential back-off.
 """
@@ -14,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import ssl
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -74,6 +79,28 @@ def parse_command_topic(prefix: str, topic: str) -> tuple[str, str | None] | Non
     return None
 
 
+def tls_context(settings: MqttSettings) -> ssl.SSLContext | None:
+    """The TLS context for the broker connection, or None for plain TCP (``tls`` off and no files given)."""
+    if not (settings.tls or settings.ca_file or settings.cert_file):
+        return None
+    context = ssl.create_default_context(cafile=settings.ca_file or None)
+    if settings.cert_file:
+        context.load_cert_chain(settings.cert_file, settings.key_file or None)
+    return context
+
+
+def client_options(settings: MqttSettings) -> dict[str, Any]:
+    """``aiomqtt.Client`` keyword arguments for the login and TLS settings."""
+    options: dict[str, Any] = {}
+    if settings.username:
+        options["username"] = settings.username
+        options["password"] = settings.password.get_secret_value() or None
+    context = tls_context(settings)
+    if context is not None:
+        options["tls_context"] = context
+    return options
+
+
 @dataclass
 class BridgeStats:
     published: int = 0
@@ -97,7 +124,7 @@ class MqttBridge:
     ) -> None:
         self.settings = settings
         self._events = events
-        self._commands = commands
+        self._commands = commands if settings.allow_commands else None
         self._client_id = client_id
         self._max_backoff = max_backoff_s
         self._buffer: deque[tuple[str, bytes]] = deque()
@@ -147,7 +174,8 @@ class MqttBridge:
 
     async def _session(self) -> None:
         async with aiomqtt.Client(
-            self.settings.host, self.settings.port, identifier=self._client_id, timeout=5.0, keepalive=10
+            self.settings.host, self.settings.port, identifier=self._client_id, timeout=5.0, keepalive=10,
+            **client_options(self.settings),
         ) as client:
             self.stats.connects += 1
             self.stats.connected = True

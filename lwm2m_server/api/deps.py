@@ -16,3 +16,12 @@ def get_server(request: Request) -> LwM2MServer:
 
 
 ServerDep = Annotated[LwM2MServer, Depends(get_server)]
+
+
+def get_actor(request: Request) -> str:
+    """Who is calling, for the audit log: ``token:<name>`` (set by the auth guard), else ``rest``."""
+    principal: Any = getattr(request.state, "principal", None)
+    return str(principal.actor) if principal is not None else "rest"
+
+
+ActorDep = Annotated[str, Depends(get_actor)]

@@ -3,7 +3,8 @@
 Each event is ``event: <type>`` plus ``data: {"type", "endpoint", "data", "ts"}``. A comment line
 (``: keep-alive``) goes out when nothing happened for ``keepalive`` seconds, so proxies and clients can
 tell a quiet stream from a dead one. A slow client loses its oldest events (the bus's bounded queue),
-never slows the server; the number lost so far is sent as a ``: dropped N`` comment.
+never slows the server; the number lost so far is sent as a ``: dropped N`` comment. Revoking the token a
+stream was opened with ends it (``: token revoked``) within one keep-alive interval.
 """
 
 from __future__ import annotations
@@ -41,11 +42,16 @@ async def _stream(request: Request, sub: Any, keepalive: float) -> AsyncIterator
     streams: set[Any] = request.app.state.event_streams
     streams.add(sub)
     reported_drops = 0
+    principal = getattr(request.state, "principal", None)  # set by the auth guard
+    tokens = request.app.state.tokens
     try:
         yield "retry: 2000\n: connected\n\n"
         if request.app.state.closing.is_set():
             return  # shutting down: end at once instead of holding the graceful shutdown
         while True:
+            if principal is not None and not tokens.is_active(principal.token_id):
+                yield ": token revoked\n\n"
+                return  # a revoked token's stream ends within one keep-alive interval
             try:
                 event = await sub.get(timeout=keepalive)
             except TimeoutError:

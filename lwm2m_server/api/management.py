@@ -1,6 +1,6 @@
 """Discover and Write-Attributes: ``GET .../{path}/discover`` and ``PUT .../{path}/attributes``.
 
-Declared before the catch-all device-operation routes (see ``app.ROUTER_MODULES``), which would otherwise
+Declared before the catch-all device-operation routes (see ``app.ROUTERS``), which would otherwise
 read ``/discover`` and ``/attributes`` as part of the LwM2M path.
 """
 

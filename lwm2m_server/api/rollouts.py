@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Body, Path, Query
 from pydantic import ValidationError
 
-from lwm2m_server.api.deps import ServerDep
+from lwm2m_server.api.deps import ActorDep, ServerDep
 from lwm2m_server.api.errors import ERROR_RESPONSES, ApiError, ErrorBody, bad_request, not_found
 from lwm2m_server.models_catalog import UnknownModel, catalog_for
 from lwm2m_server.rollouts.filters import FILTER_DOC, parse_filter
@@ -65,6 +65,7 @@ CREATE_RESPONSES: dict[int | str, dict[str, Any]] = {
              description="`filter` selects the devices. " + FILTER_DOC)  # fmt: skip
 async def create_rollout(
     server: ServerDep,
+    actor: ActorDep,
     body: Annotated[dict[str, Any], Body(openapi_examples={"digits": {"value": {
         "model": "digits-cnn", "filter": 'accelerator == "none"', "waves": "10%,50%,100%", "start": True}}})],
 ) -> dict[str, Any]:
@@ -77,7 +78,7 @@ async def create_rollout(
             raise bad_request(f"model: {exc}") from None
     service = _service(server)
     try:
-        rollout = await service.create(spec, start=start, actor="rest")
+        rollout = await service.create(spec, start=start, actor=actor)
     except EmptyTarget as exc:
         raise ApiError(409, "empty_target", str(exc)) from None
     # Sizes written with a datasheet unit (64KB, 64k) are echoed as the bytes they were read as.
@@ -100,10 +101,10 @@ async def get_rollout(
 
 @router.post("/api/rollouts/{rollout_id}/{action}", responses=ACTION_RESPONSES,
              summary="Operator action: start, pause, resume, cancel or retry (failed devices)")  # fmt: skip
-async def rollout_action(rollout_id: IdParam, action: Action, server: ServerDep) -> dict[str, Any]:
+async def rollout_action(rollout_id: IdParam, action: Action, server: ServerDep, actor: ActorDep) -> dict[str, Any]:
     service = _service(server)
     try:
-        rollout = await service.action(rollout_id, action, actor="rest")
+        rollout = await service.action(rollout_id, action, actor=actor)
     except RolloutNotFound:
         raise not_found(f"no rollout {rollout_id!r}") from None
     except InvalidAction as exc:

@@ -18,6 +18,7 @@ from lwm2m_server.cli import models as _models  # noqa: F401
 from lwm2m_server.cli import rollout as _rollout  # noqa: F401
 from lwm2m_server.cli import serve as _serve  # noqa: F401
 from lwm2m_server.cli import sim as _sim  # noqa: F401
+from lwm2m_server.cli import tokens as _tokens  # noqa: F401
 from lwm2m_server.cli import update as _update  # noqa: F401
 from lwm2m_server.cli.app import CliError, app
 

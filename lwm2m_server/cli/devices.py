@@ -18,7 +18,7 @@ from typing import Annotated, Any
 import typer
 
 from lwm2m_server.cli.app import CliError, app
-from lwm2m_server.cli.http import DEFAULT_SERVER, ServerOpt, client, echo_json, failure, request
+from lwm2m_server.cli.http import DEFAULT_SERVER, ServerOpt, TokenOpt, client, echo_json, failure, request
 from lwm2m_server.cli.units import SIZE_HELP, read_optional_size
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table")]
@@ -74,6 +74,7 @@ def _size(n: Any) -> str:
 @app.command()
 def devices(
     server: ServerOpt = DEFAULT_SERVER,
+    token: TokenOpt = None,
     accelerator: Annotated[str | None, typer.Option(help='e.g. "none", "ethos-u55-128"')] = None,
     cpu: Annotated[str | None, typer.Option(help="CPU core, e.g. cortex-m4f")] = None,
     runtime: Annotated[str | None, typer.Option()] = None,
@@ -99,7 +100,7 @@ def devices(
         params["fpu"] = str(fpu).lower()
     if online is not None:
         params["online"] = str(online).lower()
-    data = request(server, "GET", "/api/devices", params=params)
+    data = request(server, "GET", "/api/devices", token=token, params=params)
     if as_json:
         echo_json(data)
         return
@@ -122,9 +123,9 @@ def devices(
 
 
 @app.command()
-def device(endpoint: str, server: ServerOpt = DEFAULT_SERVER, as_json: JsonOpt = False) -> None:
+def device(endpoint: str, server: ServerOpt = DEFAULT_SERVER, token: TokenOpt = None, as_json: JsonOpt = False) -> None:
     """Show one device: registration, profile, online/sleeping."""
-    data = request(server, "GET", _device_url(endpoint, ""))
+    data = request(server, "GET", _device_url(endpoint, ""), token=token)
     if as_json:
         echo_json(data)
         return
@@ -139,10 +140,10 @@ def device(endpoint: str, server: ServerOpt = DEFAULT_SERVER, as_json: JsonOpt =
 
 
 @app.command()
-def read(endpoint: str, path: str, server: ServerOpt = DEFAULT_SERVER, fmt: FormatOpt = None,
+def read(endpoint: str, path: str, server: ServerOpt = DEFAULT_SERVER, token: TokenOpt = None, fmt: FormatOpt = None,
          timeout: TimeoutOpt = None, as_json: JsonOpt = False) -> None:
     """Read PATH (/3/0, /3/0/1, ...) from device ENDPOINT; --json prints the path -> value mapping."""
-    data = request(server, "GET", _device_url(endpoint, path), params=_params(fmt, timeout),
+    data = request(server, "GET", _device_url(endpoint, path), token=token, params=_params(fmt, timeout),
                  timeout=_http_timeout(timeout))
     if as_json:
         echo_json(data["content"])
@@ -179,6 +180,7 @@ def write(
     value: Annotated[str, typer.Argument(help='JSON value (300, true, "text", {"hex": "00ff"}, "3:0") or a '
                                              'JSON object {"1": 300} for an instance; non-JSON is sent as a string')],
     server: ServerOpt = DEFAULT_SERVER,
+    token: TokenOpt = None,
     fmt: FormatOpt = None,
     timeout: TimeoutOpt = None,
     partial: Annotated[bool, typer.Option("--partial", help="Partial update of an instance")] = False,
@@ -188,7 +190,7 @@ def write(
     """Write VALUE to PATH on device ENDPOINT."""
     body = json.dumps(_parse_value(value, as_string))
     params = _params(fmt, timeout, partial="true" if partial else None)
-    data = request(server, "PUT", _device_url(endpoint, path), params=params, content=body,
+    data = request(server, "PUT", _device_url(endpoint, path), token=token, params=params, content=body,
                  headers={"content-type": "application/json"}, timeout=_http_timeout(timeout))
     echo_json(data) if as_json else typer.echo(f"wrote {data['path']} on {endpoint}")
 
@@ -199,11 +201,13 @@ def execute(
     path: str,
     args: Annotated[str, typer.Argument(help="Execute arguments, e.g. 0='v',1")] = "",
     server: ServerOpt = DEFAULT_SERVER,
+    token: TokenOpt = None,
     timeout: TimeoutOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Execute resource PATH on device ENDPOINT."""
-    data = request(server, "POST", _device_url(endpoint, path), params=_params(None, timeout), content=args,
+    data = request(server, "POST", _device_url(endpoint, path), token=token,
+                   params=_params(None, timeout), content=args,
                  headers={"content-type": "text/plain"}, timeout=_http_timeout(timeout))
     echo_json(data) if as_json else typer.echo(f"executed {data['path']} on {endpoint}")
 
@@ -234,6 +238,7 @@ def observe(
     endpoint: str,
     path: str,
     server: ServerOpt = DEFAULT_SERVER,
+    token: TokenOpt = None,
     count: Annotated[int | None, typer.Option("--count", "-n", min=1, help="Stop after N notifications")] = None,
     keep: Annotated[bool, typer.Option("--keep", help="Leave the observation running on exit")] = False,
     as_json: JsonOpt = False,
@@ -244,13 +249,13 @@ def observe(
     url = _device_url(endpoint, path) + "/observe"
     seen = 0
     try:
-        with client(server, None) as http, http.stream(
+        with client(server, None, token=token) as http, http.stream(
             "GET", "/api/events", params={"endpoint": endpoint, "type": "notification"}
         ) as stream:
             if stream.status_code >= 400:
                 stream.read()
                 raise failure(stream)
-            initial = request(server, "POST", url)
+            initial = request(server, "POST", url, token=token)
             if as_json:
                 typer.echo(json.dumps({"type": "initial", "endpoint": endpoint, "content": initial["content"]}))
             else:
@@ -282,4 +287,4 @@ def observe(
     finally:
         if not keep:
             with contextlib.suppress(CliError, OSError):  # best-effort clean-up
-                request(server, "DELETE", url, timeout=10.0)
+                request(server, "DELETE", url, token=token, timeout=10.0)

@@ -1,7 +1,8 @@
 """The REST-client plumbing every thin CLI command shares: options, the client, one-line errors.
 
 Exit codes: 2 for a usage problem (bad ``--server``, HTTP 400), 1 for a remote failure (unreachable,
-timeout, 404, 409, 5xx). Error bodies are the API's ``{"error", "message"}`` shape.
+timeout, 401/403, 404, 409, 5xx). ``--token`` / ``TINYMLAAS_TOKEN`` is sent as ``Authorization: Bearer``.
+Error bodies are the API's ``{"error", "message"}`` shape.
 """
 
 from __future__ import annotations
@@ -18,15 +19,28 @@ if TYPE_CHECKING:
 
 DEFAULT_SERVER = "http://127.0.0.1:8080"
 ServerOpt = Annotated[str, typer.Option("--server", envvar="TINYMLAAS_SERVER", help="Server HTTP API base URL")]
+TokenOpt = Annotated[str | None, typer.Option("--token", envvar="TINYMLAAS_TOKEN", show_default=False,
+                                              help="API token (Authorization: Bearer); see `tinymlaas token`")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON")]
 
 
-def client(server: str, timeout: float | None = 60.0) -> httpx.Client:
+def auth_headers(token: str | None) -> dict[str, str]:
+    """The Authorization header for ``token`` (none without one: the server then answers 401)."""
+    if token is None or not token.strip():
+        return {}
+    token = token.strip()
+    if not token.isascii() or not token.isprintable():
+        raise CliError("--token / TINYMLAAS_TOKEN must be printable ASCII", code=2)
+    return {"Authorization": f"Bearer {token}"}
+
+
+def client(server: str, timeout: float | None = 60.0, *, token: str | None = None) -> httpx.Client:
     import httpx
 
     if not server.startswith(("http://", "https://")):
         raise CliError(f"--server must be an http:// or https:// URL, got {server!r}", code=2)
-    return httpx.Client(base_url=server.rstrip("/"), timeout=httpx.Timeout(timeout, connect=5.0))
+    return httpx.Client(base_url=server.rstrip("/"), timeout=httpx.Timeout(timeout, connect=5.0),
+                        headers=auth_headers(token))
 
 
 def failure(response: httpx.Response) -> CliError:
@@ -36,7 +50,10 @@ def failure(response: httpx.Response) -> CliError:
         detail = f"{body['error']}: {body['message']}"
     except (ValueError, KeyError, TypeError):
         detail = response.text.strip()[:200] or response.reason_phrase
-    return CliError(f"HTTP {response.status_code} {detail}", code=2 if response.status_code == 400 else 1)
+    hint = ""
+    if response.status_code == 401:
+        hint = " (pass --token or set TINYMLAAS_TOKEN)"
+    return CliError(f"HTTP {response.status_code} {detail}{hint}", code=2 if response.status_code == 400 else 1)
 
 
 def call(http: httpx.Client, method: str, url: str, **kwargs: Any) -> Any:
@@ -54,9 +71,10 @@ def call(http: httpx.Client, method: str, url: str, **kwargs: Any) -> Any:
     return response.json()
 
 
-def request(server: str, method: str, url: str, *, timeout: float | None = 60.0, **kwargs: Any) -> Any:
+def request(server: str, method: str, url: str, *, timeout: float | None = 60.0, token: str | None = None,
+            **kwargs: Any) -> Any:
     """One request on a fresh client (commands that make a single call)."""
-    with client(server, timeout) as http:
+    with client(server, timeout, token=token) as http:
         return call(http, method, url, **kwargs)
 
 

@@ -13,7 +13,7 @@ from urllib.parse import quote
 import typer
 
 from lwm2m_server.cli.app import CliError, app
-from lwm2m_server.cli.http import DEFAULT_SERVER, JsonOpt, ServerOpt, call, client, echo_json
+from lwm2m_server.cli.http import DEFAULT_SERVER, JsonOpt, ServerOpt, TokenOpt, call, client, echo_json
 from lwm2m_server.cli.units import FILTER_HELP, check_filter
 
 models_app = typer.Typer(help="The model catalog: zoo and uploaded models, fit reports.", no_args_is_help=True)
@@ -21,9 +21,9 @@ app.add_typer(models_app, name="models")
 
 
 @models_app.command("list")
-def list_(as_json: JsonOpt = False, server: ServerOpt = DEFAULT_SERVER) -> None:
+def list_(as_json: JsonOpt = False, server: ServerOpt = DEFAULT_SERVER, token: TokenOpt = None) -> None:
     """Zoo models and uploaded models."""
-    with client(server) as http:
+    with client(server, token=token) as http:
         models = call(http, "GET", "/api/models")
     if as_json:
         echo_json(models)
@@ -45,6 +45,7 @@ def upload(
     task: Annotated[str | None, typer.Option("--task", help="classification or autoencoder")] = None,
     as_json: JsonOpt = False,
     server: ServerOpt = DEFAULT_SERVER,
+    token: TokenOpt = None,
 ) -> None:
     """Upload a model (and its data) to the server's catalog."""
     files: dict[str, Any] = {}
@@ -55,7 +56,7 @@ def upload(
     except OSError as exc:
         raise CliError(f"cannot read {exc.filename}: {exc.strerror}", code=2) from exc
     form = {k: v for k, v in (("name", name), ("task", task)) if v}
-    with client(server, timeout=600.0) as http:
+    with client(server, timeout=600.0, token=token) as http:
         entry = call(http, "POST", "/api/models", files=files, data=form)
     if as_json:
         echo_json(entry)
@@ -70,6 +71,7 @@ def plan(
     filter: Annotated[str | None, typer.Option("--filter", help=FILTER_HELP)] = None,
     as_json: JsonOpt = False,
     server: ServerOpt = DEFAULT_SERVER,
+    token: TokenOpt = None,
 ) -> None:
     """Fit report per compile class for the chosen devices (no deployment)."""
     if not ep and filter is None:
@@ -78,7 +80,7 @@ def plan(
     if filter is not None:
         check_filter(filter)
         params["filter"] = filter
-    with client(server, timeout=1800.0) as http:
+    with client(server, timeout=1800.0, token=token) as http:
         result = call(http, "POST", f"/api/models/{quote(name, safe='')}/plan", params=params)
     if as_json:
         echo_json(result)

@@ -14,7 +14,7 @@ from urllib.parse import quote
 import typer
 
 from lwm2m_server.cli.app import CliError, app
-from lwm2m_server.cli.http import DEFAULT_SERVER, JsonOpt, ServerOpt, call, client, echo_json
+from lwm2m_server.cli.http import DEFAULT_SERVER, JsonOpt, ServerOpt, TokenOpt, call, client, echo_json
 from lwm2m_server.cli.units import FILTER_HELP, check_filter
 
 if TYPE_CHECKING:
@@ -57,6 +57,7 @@ def create(
     start: Annotated[bool, typer.Option("--start", help="Start at once")] = False,
     as_json: JsonOpt = False,
     server: ServerOpt = DEFAULT_SERVER,
+    token: TokenOpt = None,
 ) -> None:
     """Create a rollout of MODEL to the devices matching --filter, in waves."""
     body: dict[str, Any] = {
@@ -72,7 +73,7 @@ def create(
         body["device_timeout_s"] = timeout
     if retries is not None:
         body["max_retries"] = retries
-    with client(server) as http:
+    with client(server, token=token) as http:
         rollout = call(http, "POST", "/api/rollouts", json=body)
     if as_json:
         echo_json(rollout)
@@ -82,9 +83,9 @@ def create(
 
 
 @rollout_app.command("list")
-def list_(as_json: JsonOpt = False, server: ServerOpt = DEFAULT_SERVER) -> None:
+def list_(as_json: JsonOpt = False, server: ServerOpt = DEFAULT_SERVER, token: TokenOpt = None) -> None:
     """Every rollout with its state and wave."""
-    with client(server) as http:
+    with client(server, token=token) as http:
         rollouts = call(http, "GET", "/api/rollouts")
     if as_json:
         echo_json(rollouts)
@@ -98,8 +99,8 @@ def list_(as_json: JsonOpt = False, server: ServerOpt = DEFAULT_SERVER) -> None:
     Console().print(listing(("id", "state", "wave", "model", "filter", "reason"), rows, keep=["id"]))
 
 
-def _action(action: str, rollout_id: str, as_json: bool, server: str) -> None:
-    with client(server) as http:
+def _action(action: str, rollout_id: str, as_json: bool, server: str, token: str | None) -> None:
+    with client(server, token=token) as http:
         rollout = call(http, "POST", f"{_rid(rollout_id)}/{action}")
     if as_json:
         echo_json(rollout)
@@ -108,33 +109,43 @@ def _action(action: str, rollout_id: str, as_json: bool, server: str) -> None:
 
 
 @rollout_app.command("start")
-def start_(rollout_id: IdArg, as_json: JsonOpt = False, server: ServerOpt = DEFAULT_SERVER) -> None:
+def start_(
+    rollout_id: IdArg, as_json: JsonOpt = False, server: ServerOpt = DEFAULT_SERVER, token: TokenOpt = None,
+) -> None:
     """Start a created rollout."""
-    _action("start", rollout_id, as_json, server)
+    _action("start", rollout_id, as_json, server, token)
 
 
 @rollout_app.command("pause")
-def pause(rollout_id: IdArg, as_json: JsonOpt = False, server: ServerOpt = DEFAULT_SERVER) -> None:
+def pause(
+    rollout_id: IdArg, as_json: JsonOpt = False, server: ServerOpt = DEFAULT_SERVER, token: TokenOpt = None,
+) -> None:
     """Pause: in-flight devices finish, no new ones start."""
-    _action("pause", rollout_id, as_json, server)
+    _action("pause", rollout_id, as_json, server, token)
 
 
 @rollout_app.command("resume")
-def resume(rollout_id: IdArg, as_json: JsonOpt = False, server: ServerOpt = DEFAULT_SERVER) -> None:
+def resume(
+    rollout_id: IdArg, as_json: JsonOpt = False, server: ServerOpt = DEFAULT_SERVER, token: TokenOpt = None,
+) -> None:
     """Resume a paused rollout."""
-    _action("resume", rollout_id, as_json, server)
+    _action("resume", rollout_id, as_json, server, token)
 
 
 @rollout_app.command("cancel")
-def cancel(rollout_id: IdArg, as_json: JsonOpt = False, server: ServerOpt = DEFAULT_SERVER) -> None:
+def cancel(
+    rollout_id: IdArg, as_json: JsonOpt = False, server: ServerOpt = DEFAULT_SERVER, token: TokenOpt = None,
+) -> None:
     """Cancel the rollout and the in-flight device updates."""
-    _action("cancel", rollout_id, as_json, server)
+    _action("cancel", rollout_id, as_json, server, token)
 
 
 @rollout_app.command("retry")
-def retry(rollout_id: IdArg, as_json: JsonOpt = False, server: ServerOpt = DEFAULT_SERVER) -> None:
+def retry(
+    rollout_id: IdArg, as_json: JsonOpt = False, server: ServerOpt = DEFAULT_SERVER, token: TokenOpt = None,
+) -> None:
     """Put failed devices back to pending and run again."""
-    _action("retry", rollout_id, as_json, server)
+    _action("retry", rollout_id, as_json, server, token)
 
 
 @rollout_app.command("status")
@@ -146,9 +157,10 @@ def status(
     devices: Annotated[int, typer.Option("--devices", help="Devices to list (0 = none)")] = 0,
     as_json: JsonOpt = False,
     server: ServerOpt = DEFAULT_SERVER,
+    token: TokenOpt = None,
 ) -> None:
     """Counts by state, wave and compile class; --watch draws live bars per wave and class."""
-    with client(server) as http:
+    with client(server, token=token) as http:
         url = _rid(rollout_id)
         if watch:
             data = _watch(http, url, interval, wait, quiet=as_json)

@@ -54,6 +54,11 @@ async def _serve(settings: object, *, http: bool) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await application.start()
+    if application.initial_admin_token is not None:
+        # Once, on the first start (like the package key): the server keeps only the token's hash.
+        print("First start: created an admin API token (shown only now; create others with "
+              "`tinymlaas token create`):", flush=True)
+        print(f"ADMIN_TOKEN {application.initial_admin_token}", flush=True)
     try:
         # One line a supervisor (or a test) can wait for: the ports actually bound.
         print(f"READY coap={application.coap_port} http={application.http_port}", flush=True)

@@ -17,7 +17,8 @@ from urllib.parse import quote
 import typer
 
 from lwm2m_server.cli.app import CliError, app
-from lwm2m_server.cli.http import call
+from lwm2m_server.cli.http import DEFAULT_SERVER, ServerOpt, TokenOpt, call
+from lwm2m_server.cli.http import client as http_client
 
 if TYPE_CHECKING:
     import httpx
@@ -42,22 +43,17 @@ def update(
     firmware: Annotated[Path | None, typer.Option("--firmware", help="A plain firmware image (opaque)")] = None,
     method: Annotated[str | None, typer.Option("--method", help="push or pull (default: the server's choice)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the final job as JSON, no progress bar")] = False,
-    server: Annotated[str, typer.Option("--server", envvar="TINYMLAAS_SERVER", help="Server HTTP API base URL")] = (
-        "http://127.0.0.1:8080"
-    ),
+    server: ServerOpt = DEFAULT_SERVER,
+    token: TokenOpt = None,
     wait: Annotated[float, typer.Option("--wait", help="Give up watching after this many seconds")] = 1800.0,
 ) -> None:
     """Install a model or firmware on one device over the air and wait for a confirmed install."""
-    import httpx
-
     if sum(x is not None for x in (model, package, firmware)) != 1:
         raise CliError("give exactly one of --model, --package or --firmware", code=2)
     if method not in (None, "push", "pull"):
         raise CliError("--method must be push or pull", code=2)
-    if not server.startswith(("http://", "https://")):
-        raise CliError(f"--server must be an http:// or https:// URL, got {server!r}", code=2)
     ep_url = f"/api/devices/{quote(endpoint, safe='')}/update"
-    with httpx.Client(base_url=server.rstrip("/"), timeout=httpx.Timeout(600.0, connect=5.0)) as client:
+    with http_client(server, 600.0, token=token) as client:
         body: dict[str, Any] = {"method": method} if method else {}
         if model is not None:
             body["model"] = model

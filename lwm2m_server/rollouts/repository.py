@@ -16,6 +16,7 @@ from typing import Any
 
 from lwm2m_server.rollouts.model import Build, Incompatible, RolloutSpec
 from lwm2m_server.rollouts.states import DeviceState, RolloutState
+from lwm2m_server.store.audit import AuditLog
 from lwm2m_server.store.base import Store
 
 SCHEMA = """
@@ -31,11 +32,6 @@ CREATE TABLE IF NOT EXISTS rollout_classes (
     rollout_id TEXT NOT NULL, class_key TEXT NOT NULL, target TEXT, variant TEXT, package_sha TEXT, payload_sha TEXT,
     size INTEGER, arena_bytes INTEGER, accuracy REAL, reason TEXT, report TEXT,
     PRIMARY KEY (rollout_id, class_key));
-CREATE TABLE IF NOT EXISTS audit (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, ts REAL NOT NULL, rollout_id TEXT, endpoint TEXT,
-    actor TEXT NOT NULL, action TEXT NOT NULL, detail TEXT);
-CREATE INDEX IF NOT EXISTS audit_rollout ON audit (rollout_id);
-CREATE INDEX IF NOT EXISTS audit_endpoint ON audit (endpoint);
 """
 
 
@@ -63,13 +59,15 @@ class DeviceRow:
 
 
 class RolloutRepository:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, audit_log: AuditLog | None = None) -> None:
         self.store = store
+        self.audit_store = audit_log if audit_log is not None else AuditLog(store)
 
     async def open(self) -> None:
         for statement in SCHEMA.split(";"):
             if statement.strip():
                 await self.store.ensure_schema(statement)
+        await self.audit_store.open()
 
     async def flush(self) -> None:
         await self.store.flush()
@@ -199,25 +197,11 @@ class RolloutRepository:
             r["target"] = json.loads(r["target"]) if r["target"] else None
         return rows
 
-    # --- audit -------------------------------------------------------------------------------------------
+    # --- audit (the shared log, see lwm2m_server.store.audit) --------------------------------------------
     async def audit(self, action: str, *, rollout_id: str | None = None, endpoint: str | None = None,
                     actor: str = "system", detail: dict[str, Any] | None = None) -> None:
-        await self.store.execute(
-            "INSERT INTO audit (ts, rollout_id, endpoint, actor, action, detail) VALUES (?, ?, ?, ?, ?, ?)",
-            (time.time(), rollout_id, endpoint, actor, action, json.dumps(detail or {}, default=str)),
-        )
+        await self.audit_store.record(action, rollout_id=rollout_id, endpoint=endpoint, actor=actor, detail=detail)
 
-    async def audit_log(self, *, rollout_id: str | None = None, endpoint: str | None = None, limit: int = 1000,
-                        offset: int = 0) -> list[dict[str, Any]]:
-        sql, params = "SELECT * FROM audit WHERE 1 = 1", []
-        if rollout_id is not None:
-            sql += " AND rollout_id = ?"
-            params.append(rollout_id)
-        if endpoint is not None:
-            sql += " AND endpoint = ?"
-            params.append(endpoint)
-        sql += " ORDER BY id LIMIT ? OFFSET ?"
-        rows = await self.store.fetchall(sql, (*params, limit, offset))
-        for r in rows:
-            r["detail"] = json.loads(r["detail"]) if r["detail"] else {}
-        return rows
+    async def audit_log(self, *, rollout_id: str | None = None, endpoint: str | None = None,
+                                limit: int = 1000, offset: int = 0) -> list[dict[str, Any]]:
+        return await self.audit_store.entries(rollout_id=rollout_id, endpoint=endpoint, limit=limit, offset=offset)

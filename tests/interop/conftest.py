@@ -13,6 +13,7 @@ from lwm2m_server.api import ApiRunner, create_app
 from lwm2m_server.config import load_settings
 from lwm2m_server.events import Subscription
 from lwm2m_server.server import LwM2MServer
+from tests.support.auth import authorized
 
 
 @dataclass
@@ -40,12 +41,13 @@ async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
     server = LwM2MServer(settings)
     await server.start()
     events = server.events.subscribe()
-    runner = ApiRunner(create_app(server), "127.0.0.1", 0)
-    await runner.start()
-    http = httpx.AsyncClient(base_url=runner.url, timeout=15.0)
-    try:
-        yield Stack(server, http, events)
-    finally:
-        await http.aclose()
-        await runner.stop()
-        await server.stop()
+    async with authorized(server.store) as auth:
+        runner = ApiRunner(create_app(server, tokens=auth.tokens), "127.0.0.1", 0)
+        await runner.start()
+        http = httpx.AsyncClient(base_url=runner.url, timeout=15.0, headers=auth.headers)
+        try:
+            yield Stack(server, http, events)
+        finally:
+            await http.aclose()
+            await runner.stop()
+            await server.stop()

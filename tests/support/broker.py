@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 MOSQUITTO = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
+MOSQUITTO_PASSWD = shutil.which("mosquitto_passwd")
 
 
 def free_port() -> int:
@@ -20,13 +21,30 @@ def free_port() -> int:
 
 
 class Mosquitto:
-    def __init__(self, workdir: Path, port: int | None = None) -> None:
+    """``users`` (name -> password) turns anonymous access off and writes a ``mosquitto_passwd`` file;
+    ``tls`` (CA, certificate, key paths) makes the listener TLS-only."""
+
+    def __init__(self, workdir: Path, port: int | None = None, *, users: dict[str, str] | None = None,
+                 tls: tuple[Path, Path, Path] | None = None) -> None:
         assert MOSQUITTO is not None, "mosquitto binary not installed (apt-get install mosquitto)"
         self.port = port or free_port()
         self.workdir = workdir
         self.conf = workdir / "mosquitto.conf"
+        access = "allow_anonymous true\n"
+        if users:
+            assert MOSQUITTO_PASSWD is not None, "mosquitto_passwd not installed (apt-get install mosquitto)"
+            passwd = workdir / "passwd"
+            for i, (name, password) in enumerate(users.items()):
+                create = ["-c"] if i == 0 else []
+                subprocess.run([MOSQUITTO_PASSWD, *create, "-b", str(passwd), name, password], check=True,
+                               capture_output=True)  # fmt: skip
+            passwd.chmod(0o600)
+            access = f"allow_anonymous false\npassword_file {passwd}\n"
+        if tls is not None:
+            ca, cert, key = tls
+            access += f"cafile {ca}\ncertfile {cert}\nkeyfile {key}\n"
         self.conf.write_text(
-            f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
+            f"listener {self.port} 127.0.0.1\n{access}persistence true\n"
             f"persistence_location {workdir}/\nautosave_interval 1\n"
             # As root, Mosquitto drops to user "mosquitto", which cannot write the test's temp dir.
             f"user {getpass.getuser()}\n"

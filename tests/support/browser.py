@@ -2,7 +2,8 @@
 driven by Selenium with both paths given explicitly (Selenium Manager never downloads a driver or a browser).
 
 ``auth_headers()`` is the one place the tests' API token is put on a request; the browser gets the same token
-through the login page or ``#token=``.
+through the login page or ``#token=``. The token is the real admin token the shared fixtures create and export
+as ``TINYMLAAS_TOKEN`` (tests/support/auth.py).
 """
 
 from __future__ import annotations
@@ -17,13 +18,19 @@ from typing import Any
 
 CHROMIUM = Path(os.environ.get("TINYMLAAS_CHROMIUM", "/usr/bin/chromium"))
 CHROMEDRIVER = Path(os.environ.get("TINYMLAAS_CHROMEDRIVER", "/usr/bin/chromedriver"))
-TEST_TOKEN = "dashboard-test-token"
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 
 
-def auth_headers(token: str = TEST_TOKEN) -> dict[str, str]:
-    """The bearer header every test request carries (accepted, and not yet required, before API auth lands)."""
-    return {"Authorization": f"Bearer {token}"}
+def api_token() -> str:
+    """The running fixture's admin token (exported as ``TINYMLAAS_TOKEN`` while its stack is up)."""
+    token = os.environ.get("TINYMLAAS_TOKEN")
+    assert token, "no API token exported: use the shared fixtures (tests/support/auth.py)"
+    return token
+
+
+def auth_headers(token: str | None = None) -> dict[str, str]:
+    """The bearer header every test request carries."""
+    return {"Authorization": f"Bearer {token if token is not None else api_token()}"}
 
 
 def missing_browser() -> str | None:

@@ -75,3 +75,12 @@ def test_compile_cache_is_one_per_user_by_default(tmp_path: Path) -> None:
             del os.environ["XDG_CACHE_HOME"]
         else:
             os.environ["XDG_CACHE_HOME"] = old
+
+
+def test_security_settings_defaults_and_env() -> None:
+    s = load_settings(environ={"TINYMLAAS_MQTT__PASSWORD": "hunter2", "TINYMLAAS_MQTT__USERNAME": "bridge"})
+    assert s.mqtt.allow_commands is False and s.api.metrics_open is False and s.api.query_token is True
+    assert s.mqtt.username == "bridge" and s.mqtt.password.get_secret_value() == "hunter2"
+    assert "hunter2" not in repr(s) and "hunter2" not in str(s.mqtt)
+    with pytest.raises(ConfigError, match=r"api\.refusal_window_s"):
+        load_settings(environ={"TINYMLAAS_API__REFUSAL_WINDOW_S": "0"})

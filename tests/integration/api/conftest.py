@@ -17,6 +17,7 @@ from lwm2m_server.config import Settings, load_settings
 from lwm2m_server.server import LwM2MServer
 from simulator.device import SimulatedDevice
 from simulator.profiles import DeviceConfig, HardwareProfile
+from tests.support.auth import Auth, authorized
 from tests.support.fleet import KIB, M4F, wait_for
 
 M0 = HardwareProfile(
@@ -60,7 +61,8 @@ def api_settings(data_dir: Path, **server: Any) -> Settings:
 class Stack:
     server: LwM2MServer
     runner: ApiRunner
-    http: httpx.AsyncClient
+    http: httpx.AsyncClient  # carries an admin token
+    auth: Auth
     devices: dict[str, SimulatedDevice] = field(default_factory=dict)
 
     @property
@@ -104,19 +106,20 @@ class Stack:
 async def running_stack(data_dir: Path, **server: Any) -> AsyncIterator[Stack]:
     lwm2m = LwM2MServer(api_settings(data_dir, **server))
     await lwm2m.start()
-    runner = ApiRunner(create_app(lwm2m, sse_keepalive_s=0.5), "127.0.0.1", 0)
-    await runner.start()
-    http = httpx.AsyncClient(base_url=runner.url, timeout=15.0)
-    stack = Stack(lwm2m, runner, http)
-    try:
-        yield stack
-    finally:
-        await http.aclose()
-        for device in stack.devices.values():
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(device.stop(), 6.0)
-        await runner.stop()
-        await lwm2m.stop()
+    async with authorized(lwm2m.store) as auth:
+        runner = ApiRunner(create_app(lwm2m, tokens=auth.tokens, sse_keepalive_s=0.5), "127.0.0.1", 0)
+        await runner.start()
+        http = httpx.AsyncClient(base_url=runner.url, timeout=15.0, headers=auth.headers)
+        stack = Stack(lwm2m, runner, http, auth)
+        try:
+            yield stack
+        finally:
+            await http.aclose()
+            for device in stack.devices.values():
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(device.stop(), 6.0)
+            await runner.stop()
+            await lwm2m.stop()
 
 
 @pytest_asyncio.fixture

@@ -12,6 +12,7 @@ import pytest
 import pytest_asyncio
 
 from tests.integration.api.conftest import M0, U55, Stack, running_stack
+from tests.support.auth import token_env
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -33,7 +34,7 @@ async def run(*args: str, timeout: float = 30.0) -> tuple[int, str, str]:
         *args,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
-        env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"},
+        env={"COLUMNS": "200", "PATH": "/usr/bin:/bin", **token_env()},
     )
     out, err = await asyncio.wait_for(proc.communicate(), timeout)
     assert proc.returncode is not None
@@ -146,7 +147,7 @@ async def test_observe_table_mode(stack: Stack) -> None:
         "1",
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
-        env={"COLUMNS": "120", "PATH": "/usr/bin"},
+        env={"COLUMNS": "120", "PATH": "/usr/bin", **token_env()},
     )
     try:
         for _ in range(400):  # the command observes only once its event stream is open

@@ -26,9 +26,9 @@ async def test_port_zero_busy_port_and_shutdown_with_open_stream(tmp_path: Path)
             with pytest.raises(OSError):
                 await ApiRunner(create_app(stack.server), "127.0.0.1", taken).start()
 
-        second = ApiRunner(create_app(stack.server, sse_keepalive_s=30.0), "127.0.0.1", 0)
+        second = ApiRunner(create_app(stack.server, tokens=stack.auth.tokens, sse_keepalive_s=30.0), "127.0.0.1", 0)
         await second.start()
-        async with httpx.AsyncClient(base_url=second.url, timeout=10.0) as http:
+        async with httpx.AsyncClient(base_url=second.url, timeout=10.0, headers=stack.auth.headers) as http:
             assert (await http.get("/healthz")).json()["status"] == "ok"
             lines: list[str] = []
 

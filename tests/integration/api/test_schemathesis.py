@@ -3,7 +3,8 @@
 The stack (server, simulated 1.0 and 1.1 devices, uvicorn) runs on its own event loop in a thread, since
 schemathesis drives synchronous HTTP. Every other generated case is aimed at a real device, so fuzzed
 paths, formats and bodies reach the device and come back through the error mapping. No operation is
-skipped. The assertion: never a 500; a 5xx is only a device outcome (502 with the device's CoAP code,
+skipped; every case carries the fixture's admin token (the auth matrix is test_auth_matrix.py).
+The assertion: never a 500; a 5xx is only a device outcome (502 with the device's CoAP code,
 503 queue full or service unavailable,
 504 timeout) in the documented ``{"error", "message"}`` shape.
 """
@@ -108,7 +109,7 @@ def test_no_server_errors(case: Any, live: Stack) -> None:
     if "endpoint" in (case.path_parameters or {}) and turn % 3 != 0:
         case.path_parameters["endpoint"] = REAL_DEVICES[turn % 2]
     streaming = case.operation.path == "/api/events"
-    response = case.call(base_url=live.url, timeout=0.3 if streaming else 10.0)
+    response = case.call(base_url=live.url, timeout=0.3 if streaming else 10.0, headers=live.auth.headers)
     status = response.status_code
     assert status != 500, f"{case.method} {case.formatted_path}: 500 {response.text[:300]}"
     if status >= 400 and not streaming:

@@ -45,3 +45,43 @@ def test_demo_rejects_bad_options() -> None:
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert "error: --waves" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_demo_keep_running_prints_a_usable_token(tmp_path: Path) -> None:
+    """``demo --keep-running`` keeps the server up and prints an admin token that the REST API accepts."""
+    import os
+    import re
+    import signal
+    import time
+
+    import httpx
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lwm2m_server.cli", "demo", "--devices", "6", "--epochs", "1", "--keep-running",
+         "--cache-dir", str(tmp_path / "cache"), "--timeout", "240"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "COLUMNS": "200"},
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        seen: list[str] = []
+        url = token = None
+        deadline = time.monotonic() + 400
+        while time.monotonic() < deadline and token is None:
+            line = proc.stdout.readline()
+            assert line, "".join(seen[-40:])
+            seen.append(line)
+            if m := re.search(r"keeping the server running: (http://127\.0\.0\.1:\d+)", line):
+                url = m.group(1)
+            if m := re.search(r"export TINYMLAAS_TOKEN=(tmla_\S+)", line):
+                token = m.group(1)
+        assert url is not None and token is not None, "".join(seen[-40:])
+        assert httpx.get(f"{url}/api/devices", timeout=10).status_code == 401
+        devices = httpx.get(f"{url}/api/devices", headers={"Authorization": f"Bearer {token}"}, timeout=10)
+        assert devices.status_code == 200 and devices.json()["total"] == 6
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)

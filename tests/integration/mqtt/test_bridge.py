@@ -80,7 +80,7 @@ async def test_publishes_events_and_answers_commands(broker: Mosquitto) -> None:
             raise ValueError("unknown model 'bad'")
         return {"rollout_id": "42"} if action == "create" else {"state": "paused"}
 
-    settings = MqttSettings(enabled=True, port=broker.port, topic_prefix="tml")
+    settings = MqttSettings(enabled=True, port=broker.port, topic_prefix="tml", allow_commands=True)
     bridge = MqttBridge(settings, feed.__aiter__(), handler)
     task = asyncio.create_task(bridge.run())
     try:

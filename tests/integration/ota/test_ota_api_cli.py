@@ -10,19 +10,19 @@ from pathlib import Path
 import httpx
 from typer.testing import CliRunner
 
-from lwm2m_server.api import ApiRunner, create_app
 from lwm2m_server.cli import app
 from lwm2m_server.cli.app import CliError
 from simulator.profiles import HardwareProfile
 from tests.integration.ota.conftest import Harness
 from tests.integration.ota.models import KWS, signed_kws_package
+from tests.support.auth import authorized_api
 
 
 async def test_rest_upload_start_and_status(harness: Harness) -> None:
     dev = await harness.device("rest-dev", accept_raw_firmware=True)
     image = b"FWIMG\x00" + os.urandom(3000)
-    async with ApiRunner(create_app(harness.server), "127.0.0.1", 0) as runner:  # noqa: SIM117 - url known only inside
-        async with httpx.AsyncClient(base_url=runner.url, timeout=10) as http:
+    async with authorized_api(harness.server) as runner:  # noqa: SIM117 - url known only inside
+        async with httpx.AsyncClient(base_url=runner.url, timeout=10, headers=runner.auth.headers) as http:
             up = await http.post("/api/packages", params={"kind": "firmware", "version": "2"}, content=image)
             assert up.status_code == 201, up.text
             sha = up.json()["sha256"]
@@ -61,7 +61,7 @@ async def test_cli_update_exit_codes(harness: Harness, tmp_path: Path) -> None:
     pkg_file.write_bytes(blob)
     await harness.device("cli-ok", server_public_key=public_key)
     tiny = await harness.device("cli-tiny", server_public_key=public_key, profile=HardwareProfile(flash_free=8192))
-    async with ApiRunner(create_app(harness.server), "127.0.0.1", 0) as runner:
+    async with authorized_api(harness.server) as runner:
         code, out = await asyncio.to_thread(
             _cli, ["update", "cli-ok", "--package", str(pkg_file), "--method", "pull", "--json", "--server", runner.url]
         )

@@ -23,6 +23,7 @@ from lwm2m_server.ota import builds
 from lwm2m_server.protocol.paths import LwM2MPath
 from simulator.device import SimulatedDevice
 from simulator.profiles import DeviceConfig, FaultConfig, HardwareProfile
+from tests.support.auth import bearer, exported
 from tests.support.fleet import KIB, M4F, wait_for
 from tests.support.shared import KWS
 
@@ -180,10 +181,13 @@ def compile_service(cache: Path) -> CompileService:
 async def running_stack(data_dir: Path, cache: Path, **settings: Any) -> AsyncIterator[Stack]:
     app = Application(app_settings(data_dir, **settings), compile_service=compile_service(cache))
     await app.start()
-    http = httpx.AsyncClient(base_url=f"http://127.0.0.1:{app.http_port}", timeout=120.0)
+    assert app.initial_admin_token is not None  # a fresh data dir: the first start made the admin token
+    http = httpx.AsyncClient(base_url=f"http://127.0.0.1:{app.http_port}", timeout=120.0,
+                             headers=bearer(app.initial_admin_token))
     fleet = Fleet(builds.server_public_key(data_dir))
     try:
-        yield Stack(app, http, fleet)
+        with exported(app.initial_admin_token):
+            yield Stack(app, http, fleet)
     finally:
         await http.aclose()
         await fleet.stop()

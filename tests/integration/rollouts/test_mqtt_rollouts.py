@@ -34,7 +34,7 @@ async def test_create_over_mqtt_and_progress(tmp_path: Path, compile_cache: Path
     broker = Mosquitto(tmp_path)
     broker.start()
     try:
-        mqtt = {"enabled": True, "host": "127.0.0.1", "port": broker.port}
+        mqtt = {"enabled": True, "host": "127.0.0.1", "port": broker.port, "allow_commands": True}
         async with running_stack(tmp_path / "data", compile_cache, mqtt=mqtt) as stack:
             await stack.upload_kws("kws")
             await stack.add_device("mq-1", M4F)

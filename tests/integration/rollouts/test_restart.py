@@ -20,6 +20,7 @@ import pytest
 
 from lwm2m_server.ota import builds
 from tests.integration.rollouts.conftest import KWS, M4F, M7, Fleet, wait_for
+from tests.support.auth import bearer
 
 TINYMLAAS = str(Path(sys.executable).parent / "tinymlaas")
 
@@ -45,6 +46,7 @@ class Serve:
         }  # fmt: skip
         self.log = log
         self.proc: subprocess.Popen[bytes] | None = None
+        self.token = ""  # printed once, by the first start (ADMIN_TOKEN line)
 
     async def start(self) -> str:
         out = self.log.open("ab")
@@ -54,6 +56,8 @@ class Serve:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             for line in self.log.read_bytes()[start:].decode(errors="replace").splitlines():
+                if line.startswith("ADMIN_TOKEN "):
+                    self.token = line.split()[1]
                 if line.startswith("READY "):
                     http = dict(kv.split("=") for kv in line.split()[1:])["http"]
                     return f"http://127.0.0.1:{http}"
@@ -82,8 +86,8 @@ def serve(tmp_path: Path, compile_cache: Path) -> Iterator[Serve]:
     s.kill()
 
 
-async def _get(url: str, path: str) -> Any:
-    async with httpx.AsyncClient(base_url=url, timeout=10.0) as http:
+async def _get(url: str, path: str, token: str) -> Any:
+    async with httpx.AsyncClient(base_url=url, timeout=10.0, headers=bearer(token)) as http:
         response = await http.get(path)
         assert response.status_code == 200, response.text
         return response.json()
@@ -102,10 +106,10 @@ async def test_sigkill_mid_rollout_then_restart(serve: Serve, tmp_path: Path) ->
             await fleet.add(coap_uri, ep, M4F if i % 2 else M7)
 
         async def profiled() -> bool:
-            return all([(await _get(url, f"/api/devices/{ep}"))["profile"] for ep in endpoints])
+            return all([(await _get(url, f"/api/devices/{ep}", serve.token))["profile"] for ep in endpoints])
 
         await wait_for(profiled, 15, "every device's profile")
-        async with httpx.AsyncClient(base_url=url, timeout=30.0) as http:
+        async with httpx.AsyncClient(base_url=url, timeout=30.0, headers=bearer(serve.token)) as http:
             upload = await http.post("/api/models", files={"file": ("kws.tflite", KWS.read_bytes())},
                                      data={"name": "kws"})  # fmt: skip
             assert upload.status_code == 201, upload.text
@@ -119,7 +123,7 @@ async def test_sigkill_mid_rollout_then_restart(serve: Serve, tmp_path: Path) ->
 
         async def mid_rollout() -> bool:
             nonlocal before
-            before = await _get(url, f"/api/rollouts/{rid}?limit=0")
+            before = await _get(url, f"/api/rollouts/{rid}?limit=0", serve.token)
             return before["counts"].get("confirmed", 0) >= 2
 
         await wait_for(mid_rollout, 40, "two confirmed devices")
@@ -133,7 +137,7 @@ async def test_sigkill_mid_rollout_then_restart(serve: Serve, tmp_path: Path) ->
 
         async def completed() -> bool:
             nonlocal final
-            final = await _get(url, f"/api/rollouts/{rid}?limit=100")
+            final = await _get(url, f"/api/rollouts/{rid}?limit=100", serve.token)
             return final["state"] in ("completed", "paused", "failed")
 
         await wait_for(completed, 60, "the rollout to finish after the restart")
@@ -144,7 +148,7 @@ async def test_sigkill_mid_rollout_then_restart(serve: Serve, tmp_path: Path) ->
             counter = fleet.counters[device["endpoint"]]
             assert counter.installs == 1, (device, installed_before)  # none twice, none forgotten
             assert counter.sha == payload_sha[device["class_key"]]
-        audit = await _get(url, f"/api/audit?rollout={rid}")
+        audit = await _get(url, f"/api/audit?rollout={rid}", serve.token)
         assert "rollout.resumed_after_restart" in [a["action"] for a in audit]
         assert sum(1 for a in audit if a["action"] == "device.confirmed") == 6
     finally:

@@ -68,6 +68,7 @@ async def test_lifecycle_by_compile_class(stack: Stack) -> None:
     audit = (await stack.http.get("/api/audit", params={"rollout": rid})).json()
     actions = [a["action"] for a in audit]
     assert actions[:2] == ["rollout.created", "action.start"] and actions[-1] == "rollout.completed"
+    assert audit[0]["actor"] == "token:initial-admin"  # who did it: the token's name
     assert actions.count("wave.advanced") == 2 and actions.count("device.confirmed") == 5
     mine = (await stack.http.get("/api/audit", params={"endpoint": "r-tiny"})).json()
     assert [(a["action"], a["rollout_id"]) for a in mine] == [("device.incompatible", rid)]

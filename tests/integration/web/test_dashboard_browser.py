@@ -18,7 +18,7 @@ from selenium.webdriver.common.keys import Keys
 from tests.integration.api.conftest import M0
 from tests.integration.rollouts.conftest import KWS, M4F, TINY, Stack
 from tests.integration.web.pages import Dashboard
-from tests.support.browser import TEST_TOKEN, artifact_dir, auth_headers, chromium, request_headers
+from tests.support.browser import api_token, artifact_dir, auth_headers, chromium, request_headers
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("browser_ok"),
               pytest.mark.skipif(not KWS.exists(), reason="mlperf-tiny models not available")]  # fmt: skip
@@ -38,12 +38,12 @@ def _endpoints(ui: Dashboard) -> list[str]:
 
 def _login_and_fleet(ui: Dashboard) -> None:
     ui.open("/login")
-    ui.type("#token", TEST_TOKEN)
+    ui.type("#token", api_token())
     ui.find("#token").send_keys(Keys.ENTER)  # keyboard only
     ui.wait_loaded("fleet")
-    assert ui.session_token() == TEST_TOKEN
+    assert ui.session_token() == api_token()
     sent = request_headers(ui.driver, "/api/devices")
-    assert sent and all(h.get("authorization") == f"Bearer {TEST_TOKEN}" for h in sent), sent
+    assert sent and all(h.get("authorization") == f"Bearer {api_token()}" for h in sent), sent
     assert _endpoints(ui) == sorted(FLEET)
     assert ui.text("#fleet-count") == "4 devices registered"
     m4f = ui.find_all("#fleet-table tbody tr")[1].text
@@ -263,11 +263,11 @@ async def test_dashboard_end_to_end(app_stack: Stack) -> None:
 def _fragment_login(base: str) -> tuple[str | None, str]:
     with chromium() as driver:
         ui = Dashboard(driver, base, artifact_dir("dashboard-login"))
-        ui.open("/#token=from-the-fragment", "fleet")
+        ui.open(f"/#token={api_token()}", "fleet")  # a real token: the fleet page's API calls must pass
         return ui.session_token(), driver.current_url
 
 
 async def test_token_in_the_url_fragment_logs_in(app_stack: Stack) -> None:
     token, url = await asyncio.to_thread(_fragment_login, app_stack.url)
-    assert token == "from-the-fragment"
+    assert token == api_token()
     assert "#" not in url and "token" not in url  # taken out of the address bar at once

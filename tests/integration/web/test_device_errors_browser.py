@@ -9,7 +9,7 @@ import pytest
 
 from tests.integration.api.conftest import Stack
 from tests.integration.web.pages import Dashboard
-from tests.support.browser import TEST_TOKEN, artifact_dir, chromium
+from tests.support.browser import api_token, artifact_dir, chromium
 
 pytestmark = pytest.mark.usefixtures("browser_ok")
 
@@ -24,7 +24,7 @@ def _read_manufacturer(ui: Dashboard, endpoint: str, needle: str) -> tuple[str, 
 def _walk(base: str) -> dict[str, tuple[str, str] | str]:
     with chromium() as driver:
         ui = Dashboard(driver, base, artifact_dir("dashboard-errors"))
-        ui.open(f"/#token={TEST_TOKEN}", "fleet")
+        ui.open(f"/#token={api_token()}", "fleet")
         seen: dict[str, tuple[str, str] | str] = {"silent": _read_manufacturer(ui, "silent-0", "HTTP 504")}
         ui.screenshot("device-timeout")
         seen["gone"] = _read_manufacturer(ui, "gone-0", "HTTP 502")

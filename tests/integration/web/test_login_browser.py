@@ -1,6 +1,5 @@
-"""The dashboard against an API that requires a bearer token: what the pages do with 401s. The token check here
-is a stand-in for the API's own authentication (another branch), as a plain ASGI middleware on the real app:
-``/api/*`` needs ``Authorization: Bearer <TEST_TOKEN>``, page shells and ``/static`` need nothing."""
+"""The dashboard against the API's real bearer-token guard: what the pages do with 401s. ``/api/*`` needs a
+token, page shells and ``/static`` need nothing (``lwm2m_server.web.pages`` is OPEN in the app's ROUTERS)."""
 
 from __future__ import annotations
 
@@ -11,43 +10,25 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from starlette.types import ASGIApp, Receive, Scope, Send
 
-from lwm2m_server.api import ApiRunner, create_app
-from lwm2m_server.api.errors import error_response
 from lwm2m_server.server import LwM2MServer
 from tests.integration.api.conftest import api_settings
 from tests.integration.web.pages import Dashboard
-from tests.support.browser import TEST_TOKEN, artifact_dir, chromium
+from tests.support.auth import authorized_api
+from tests.support.browser import api_token, artifact_dir, chromium
 
 pytestmark = pytest.mark.usefixtures("browser_ok")
 
 
-class RequireToken:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"].startswith("/api/"):
-            headers = dict(scope["headers"])
-            if headers.get(b"authorization") != f"Bearer {TEST_TOKEN}".encode():
-                await error_response(401, "unauthorized", "missing or wrong API token")(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
-
-
 @contextlib.asynccontextmanager
 async def guarded(data_dir: Path) -> AsyncIterator[str]:
+    """The real app with its real token guard and an admin token (exported as TINYMLAAS_TOKEN)."""
     server = LwM2MServer(api_settings(data_dir))
     await server.start()
-    app = create_app(server, sse_keepalive_s=0.5)
-    app.add_middleware(RequireToken)
-    runner = ApiRunner(app, "127.0.0.1", 0)
-    await runner.start()
     try:
-        yield runner.url
+        async with authorized_api(server, sse_keepalive_s=0.5) as runner:
+            yield runner.url
     finally:
-        await runner.stop()
         await server.stop()
 
 
@@ -63,7 +44,7 @@ def _walk(base: str) -> dict[str, Any]:
         seen["wrong"] = ui.wait_text("#errors", "not accepted")
         seen["wrong_stored"] = ui.session_token()
         ui.screenshot("login-rejected")
-        ui.type("#token", TEST_TOKEN)
+        ui.type("#token", api_token())
         ui.find("#login-form button[type=submit]").click()
         ui.wait(lambda d: d.current_url.endswith("/models?x=1"))  # back where the operator wanted to go
         ui.wait_loaded("models")

@@ -8,6 +8,7 @@ import tomllib
 from fnmatch import fnmatch
 from pathlib import Path
 
+import httpx
 import pytest
 
 from lwm2m_server.web import pages
@@ -22,13 +23,14 @@ ROOT = Path(__file__).resolve().parents[3]
 @pytest.mark.parametrize("path", PAGES)
 async def test_page_shells_render_without_fleet_data(stack: Stack, path: str) -> None:
     await stack.add_device("secret-device-0")
-    response = await stack.http.get(path)  # no token: a shell needs none
-    assert response.status_code == 200 and response.headers["content-type"].startswith("text/html")
-    html = response.text
-    assert '<html lang="en">' in html and 'name="viewport"' in html and 'id="errors" role="alert"' in html
-    assert "secret-device-0" not in html and "cortex-m4f" not in html  # no fleet data in the HTML itself
-    for asset in re.findall(r'(?:src|href)="(/static/[^"]+)"', html):
-        assert (await stack.http.get(asset)).status_code == 200, asset
+    async with httpx.AsyncClient(base_url=stack.url, timeout=10.0) as anonymous:  # no token: a shell needs none
+        response = await anonymous.get(path)
+        assert response.status_code == 200 and response.headers["content-type"].startswith("text/html")
+        html = response.text
+        assert '<html lang="en">' in html and 'name="viewport"' in html and 'id="errors" role="alert"' in html
+        assert "secret-device-0" not in html and "cortex-m4f" not in html  # no fleet data in the HTML itself
+        for asset in re.findall(r'(?:src|href)="(/static/[^"]+)"', html):
+            assert (await anonymous.get(asset)).status_code == 200, asset
     assert re.search(r'<script type="module" src="/static/js/\w+\.js">', html)
 
 
