@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from compilers.greedy_planner import ONLINE, Buffer, max_memory, plan_offsets
 from compilers.tflite_schema import ModelFormatError, ModelInfo, OperatorInfo, metadata_buffer, parse_model
-from compilers.tflm_tail import align_up, model_tail, planning_peak
+from compilers.tflm_tail import abi_for, align_up, model_tail, planning_peak
 
 OFFLINE_METADATA = "OfflineMemoryAllocation"
 ALIGNMENT = 16  # MicroArenaBufferAlignment()
@@ -195,8 +195,13 @@ def plan_model(model: ModelInfo, offline: list[int] | None = None) -> tuple[list
     return planned, buffers
 
 
-def plan_arena(tflite: bytes) -> ArenaPlan:
-    """Plan the TFLM arena of a .tflite model. Raises ModelFormatError on unreadable input."""
+def plan_arena(tflite: bytes, pointer_size: int = 8) -> ArenaPlan:
+    """Plan the TFLM arena of a .tflite model. Raises ModelFormatError on unreadable input.
+
+    ``pointer_size`` 8 is the 64-bit host build (what the Python runtime uses; exact), 4 a 32-bit MCU
+    (the tail's structs re-derived for 4-byte pointers, see ``compilers.tflm_tail``; the planned head
+    does not depend on it)."""
+    abi = abi_for(pointer_size)
     model = parse_model(bytes(tflite))
     offline = _offline_offsets(tflite, model.tensor_count)
     planned, buffers = plan_model(model, offline)
@@ -205,8 +210,8 @@ def plan_arena(tflite: bytes) -> ArenaPlan:
     per_op: dict[tuple[int, int], int] = {}
     for s, node, _ in scratch:
         per_op[(s, node)] = per_op.get((s, node), 0) + 1
-    tail = model_tail(model, per_op)
-    plan_peak = planning_peak(model, tail.tail_at_plan, len(scratch), len(buffers))
+    tail = model_tail(model, per_op, abi)
+    plan_peak = planning_peak(model, tail.tail_at_plan, len(scratch), len(buffers), abi)
     total = max(head + tail.tail_bytes, plan_peak, tail.prepare_peak)
     return ArenaPlan(
         head_bytes=head,

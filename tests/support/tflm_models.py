@@ -60,6 +60,13 @@ def _matmul(tf: Any) -> Any:
     return tf.keras.Model(inp, layers.Dense(3)(x))
 
 
+def _wide(tf: Any) -> Any:
+    layers = tf.keras.layers
+    inp = tf.keras.Input((32,), batch_size=1)
+    x = layers.Dense(64, activation="relu")(inp)  # >= 1024 weights: the converter quantizes them
+    return tf.keras.Model(inp, layers.Dense(32)(x))
+
+
 def _embedding(tf: Any) -> Any:
     layers = tf.keras.layers
     inp = tf.keras.Input((10,), batch_size=1, dtype="int32")
@@ -73,7 +80,7 @@ MODELS: dict[str, tuple[Callable[[Any], Any], str]] = {
     "hello_world-int8": (_sine, "int8"),
     "hello_world-16x8": (_sine, "16x8"),
     "hello_world-16x8-io16": (_sine, "16x8-io16"),
-    "hello_world-hybrid": (_sine, "hybrid"),
+    "dense-hybrid": (_wide, "hybrid"),
     "micro_speech-int8": (_speech, "int8"),
     "micro_speech-16x8": (_speech, "16x8"),
     "lstm-float32": (_lstm, "float32"),
