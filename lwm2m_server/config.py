@@ -14,8 +14,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from lwm2m_server import resources
+
 ENV_PREFIX = "TINYMLAAS_"
-DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "tinymlaas.toml"
+DEFAULT_CONFIG = resources.DEFAULT_CONFIG
 
 
 class _Section(BaseModel):

@@ -18,9 +18,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from lwm2m_server.config import DEFAULT_CONFIG, load_settings
-
-DEFAULT_FLEET = DEFAULT_CONFIG.parent / "fleet-demo.toml"
+from lwm2m_server.config import load_settings
+from lwm2m_server.resources import DEFAULT_FLEET
 
 
 @dataclass(frozen=True)
