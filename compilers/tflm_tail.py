@@ -110,6 +110,10 @@ BUILTIN_DATA: dict[str, tuple[int, int]] = {
     "MEAN": (1, 1),
     "SUM": (1, 1),
     "REDUCE_MAX": (1, 1),
+    "STRIDED_SLICE": (24, 4),
+    "GATHER": (8, 4),
+    "BATCH_MATMUL": (3, 1),
+    "UNIDIRECTIONAL_SEQUENCE_LSTM": (16, 4),
 }
 # Kernel OpData persistent buffers (requested bytes, each 16-byte aligned), per op.
 KERNEL_DATA: dict[str, int] = {
@@ -134,6 +138,18 @@ KERNEL_DATA: dict[str, int] = {
     "RESHAPE": 0,
     "SQUEEZE": 0,
     "EXPAND_DIMS": 0,
+    # Measured on one-op graphs built here (tests/support/tflm_models.py and bench/arena.py):
+    "QUANTIZE": 32,  # OpDataQuantizeReference (a double: sizeof rounds to 32)
+    "DEQUANTIZE": 32,  # DequantizeOpData
+    "STRIDED_SLICE": 84,
+    "GATHER": 16,
+    "BATCH_MATMUL": 40,  # OpData; Prepare adds one more 8-byte buffer (KERNEL_PREPARE)
+    "UNIDIRECTIONAL_SEQUENCE_LSTM": 688,  # OpDataLSTM (gate parameters for the 4 gates), float32 and int8
+}
+# Further persistent buffers a kernel's Prepare takes, keyed by (op, input dtype); "*" = any dtype.
+KERNEL_PREPARE: dict[tuple[str, str], list[int]] = {
+    ("SOFTMAX", "int16"): [1026, 1026],  # exp and 1/(1+x) lookup tables, kInt16LUTArraySize int16 each
+    ("BATCH_MATMUL", "*"): [8],
 }
 # Extra temp bytes some Prepare functions hold beyond their input/output TfLiteTensors, measured
 # (smallest accepted arena minus this model) on one-op graphs; keyed by (op, input dtype).
@@ -142,6 +158,8 @@ PREPARE_EXTRA: dict[tuple[str, str], int] = {
     ("TANH", "float32"): 56,
     ("MUL", "float32"): 48,
     ("FULLY_CONNECTED", "int8/per-channel"): -24,
+    ("FULLY_CONNECTED", "int16/per-channel"): -24,
+    ("CONV_2D", "int16"): -8,
 }
 _PER_CHANNEL_OPS = {"CONV_2D": 0, "DEPTHWISE_CONV_2D": 3, "TRANSPOSE_CONV": 0}  # channel dim of the filter
 
@@ -151,14 +169,20 @@ def align_up(n: int, a: int = 16) -> int:
 
 
 class _TailSim:
-    """Persistent allocations grow down from the 16-aligned arena end; track the offset from it."""
+    """Persistent allocations grow down from the arena end; track the offset from it.
 
-    def __init__(self, start: int) -> None:
+    ``residue`` is the arena size modulo 16 (the arena start is 16-aligned): an allocation aligned to
+    ``a`` lands at an offset ``o`` from the end with ``(size - o) % a == 0``, so an arena 8 bytes off a
+    multiple of 16 can save the padding of 8-aligned structs."""
+
+    def __init__(self, start: int, residue: int = 0) -> None:
+        self.residue = residue
         self.offset = start
 
     def alloc(self, size: int, alignment: int) -> None:
         if size > 0:
-            self.offset = align_up(self.offset + size, alignment)
+            end = self.offset + size
+            self.offset = end + (self.residue - end) % alignment
 
 
 @dataclass(frozen=True)
@@ -188,6 +212,8 @@ def kernel_allocations(sg: SubgraphInfo, op: OperatorInfo) -> list[int]:
     channels = _channels(sg, op)
     if channels:
         sizes += [4 * channels, 4 * channels]  # per-channel output multiplier and shift
+    dtype = sg.tensors[op.inputs[0]].dtype if op.inputs and op.inputs[0] >= 0 else ""
+    sizes += KERNEL_PREPARE.get((op.opcode, dtype), KERNEL_PREPARE.get((op.opcode, "*"), []))
     return sizes
 
 
@@ -211,7 +237,8 @@ def _prepare_temps(sg: SubgraphInfo, op: OperatorInfo, abi: Abi = HOST_ABI) -> i
     if op.opcode in ("CONV_2D", "DEPTHWISE_CONV_2D") and len(op.inputs) >= 2:
         # ConvPrepare holds input, filter, output while CalculateOpDataConv takes all of them again.
         first = (op.inputs[0], op.inputs[1], *op.outputs)
-        return tensors(first) + tensors(op.inputs) + tensors(op.outputs)
+        extra = PREPARE_EXTRA.get((op.opcode, sg.tensors[op.inputs[0]].dtype), 0)
+        return tensors(first) + tensors(op.inputs) + tensors(op.outputs) + extra
     if op.opcode in ("RESHAPE", "SQUEEZE", "EXPAND_DIMS"):
         return tensors(op.inputs[:1]) + tensors(op.outputs)  # the shape operand is not taken
     dtype = sg.tensors[op.inputs[0]].dtype if op.inputs and op.inputs[0] >= 0 else ""
@@ -220,13 +247,19 @@ def _prepare_temps(sg: SubgraphInfo, op: OperatorInfo, abi: Abi = HOST_ABI) -> i
     return tensors(op.inputs) + tensors(op.outputs) + PREPARE_EXTRA.get((op.opcode, dtype), 0)
 
 
-def model_tail(model: ModelInfo, scratch_per_op: dict[tuple[int, int], int], abi: Abi = HOST_ABI) -> TailModel:
+def model_tail(
+    model: ModelInfo, scratch_per_op: dict[tuple[int, int], int], abi: Abi = HOST_ABI, residue: int = 0
+) -> TailModel:
     """Simulate the tail allocations and return the final size, the size at planning and the
-    Prepare-phase peak (tail + temp head)."""
-    sim = _TailSim(abi.fixed_tail)
+    Prepare-phase peak (tail + temp head), for an arena whose size is ``residue`` modulo 16."""
+    sim = _TailSim(abi.fixed_tail, residue)
     unmodeled: set[str] = set()
     for sg in model.subgraphs:
         sim.alloc(abi.eval_tensor * len(sg.tensors), abi.align)
+    for sg in model.subgraphs:  # AllocateVariables: variable tensors (LSTM states) live in the tail
+        for t in sg.tensors:
+            if t.is_variable and not t.has_data:
+                sim.alloc(t.nbytes, 16)
     for sg in model.subgraphs:
         sim.alloc(abi.node_and_registration * len(sg.operators), abi.align)
     for sg in model.subgraphs:
@@ -265,7 +298,7 @@ def model_tail(model: ModelInfo, scratch_per_op: dict[tuple[int, int], int], abi
 
 
 def planning_peak(
-    model: ModelInfo, tail_at_plan: int, scratch_count: int, planned_buffers: int, abi: Abi = HOST_ABI
+    model: ModelInfo, tail_at_plan: int, scratch_count: int, planned_buffers: int, abi: Abi = HOST_ABI, residue: int = 0
 ) -> int:
     """Arena needed while CommitStaticMemoryPlan runs: temp AllocationInfo array plus the
     planner's working arrays, all between the head and the tail. Exact on the MLPerf models;
@@ -274,5 +307,6 @@ def planning_peak(
     head = align_up(abi.scratch_request * (scratch_count + MAX_SCRATCH_PER_OP), abi.align)
     head = align_up(head + abi.pointer * len(model.subgraphs), abi.align)
     head = align_up(head + abi.allocation_info * (model.tensor_count + scratch_count), 16)
-    # GetAvailableMemory(16) measures up to the tail aligned down to 16 bytes.
-    return align_up(tail_at_plan, 16) + head + PLANNER_PER_BUFFER * planned_buffers + abi.pointer * scratch_count
+    # GetAvailableMemory(16) measures up to the tail aligned down to 16 bytes (absolute addresses).
+    below_tail = tail_at_plan + (residue - tail_at_plan) % 16
+    return below_tail + head + PLANNER_PER_BUFFER * planned_buffers + abi.pointer * scratch_count
