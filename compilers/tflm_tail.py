@@ -160,6 +160,9 @@ PREPARE_EXTRA: dict[tuple[str, str], int] = {
     ("FULLY_CONNECTED", "int8/per-channel"): -24,
     ("FULLY_CONNECTED", "int16/per-channel"): -24,
     ("CONV_2D", "int16"): -8,
+    ("SOFTMAX", "int16"): -16,
+    ("UNIDIRECTIONAL_SEQUENCE_LSTM", "float32"): -72,  # the smallest cut that matches (2 float LSTMs)
+    ("UNIDIRECTIONAL_SEQUENCE_LSTM", "int8"): -48,
 }
 _PER_CHANNEL_OPS = {"CONV_2D": 0, "DEPTHWISE_CONV_2D": 3, "TRANSPOSE_CONV": 0}  # channel dim of the filter
 
