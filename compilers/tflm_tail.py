@@ -150,6 +150,7 @@ KERNEL_DATA: dict[str, int] = {
 KERNEL_PREPARE: dict[tuple[str, str], list[int]] = {
     ("SOFTMAX", "int16"): [1026, 1026],  # exp and 1/(1+x) lookup tables, kInt16LUTArraySize int16 each
     ("BATCH_MATMUL", "*"): [8],
+    ("BATCH_MATMUL", "int8"): [8, 28],  # + quantized multipliers
 }
 # Extra temp bytes some Prepare functions hold beyond their input/output TfLiteTensors, measured
 # (smallest accepted arena minus this model) on one-op graphs; keyed by (op, input dtype).
@@ -161,6 +162,7 @@ PREPARE_EXTRA: dict[tuple[str, str], int] = {
     ("FULLY_CONNECTED", "int16/per-channel"): -24,
     ("CONV_2D", "int16"): -8,
     ("SOFTMAX", "int16"): -16,
+    ("BATCH_MATMUL", "int8"): -24,
     ("UNIDIRECTIONAL_SEQUENCE_LSTM", "float32"): -72,  # the smallest cut that matches (2 float LSTMs)
     ("UNIDIRECTIONAL_SEQUENCE_LSTM", "int8"): -48,
 }
