@@ -163,8 +163,7 @@ PREPARE_EXTRA: dict[tuple[str, str], int] = {
     ("CONV_2D", "int16"): -8,
     ("SOFTMAX", "int16"): -16,
     ("BATCH_MATMUL", "int8"): -24,
-    ("UNIDIRECTIONAL_SEQUENCE_LSTM", "float32"): -72,  # the smallest cut that matches (2 float LSTMs)
-    ("UNIDIRECTIONAL_SEQUENCE_LSTM", "int8"): -48,
+    ("UNIDIRECTIONAL_SEQUENCE_LSTM", "float32"): -8,
 }
 _PER_CHANNEL_OPS = {"CONV_2D": 0, "DEPTHWISE_CONV_2D": 3, "TRANSPOSE_CONV": 0}  # channel dim of the filter
 
@@ -261,10 +260,6 @@ def model_tail(
     unmodeled: set[str] = set()
     for sg in model.subgraphs:
         sim.alloc(abi.eval_tensor * len(sg.tensors), abi.align)
-    for sg in model.subgraphs:  # AllocateVariables: variable tensors (LSTM states) live in the tail
-        for t in sg.tensors:
-            if t.is_variable and not t.has_data:
-                sim.alloc(t.nbytes, 16)
     for sg in model.subgraphs:
         sim.alloc(abi.node_and_registration * len(sg.operators), abi.align)
     for sg in model.subgraphs:
@@ -290,6 +285,10 @@ def model_tail(
             requests += scratch_per_op.get((s, op.index), 0)
     sim.alloc(abi.scratch_handle * requests, abi.align)  # FinishModelAllocation: one handle per scratch buffer
     tail_at_plan = sim.offset
+    for sg in model.subgraphs:  # FinishModelAllocation: variable tensors (LSTM states), after the plan
+        for t in sg.tensors:
+            if t.is_variable and not t.has_data:
+                sim.alloc(t.nbytes, 16)
     main = model.main
     for group in (main.inputs, main.outputs):
         sim.alloc(abi.pointer * len(group), 16)
