@@ -5,8 +5,9 @@ Calibrated against the ``tflite-micro`` PyPI wheel (0.dev20261023, reference ker
 
 Sequence simulated (micro_allocator.cc / micro_interpreter.cc):
 fixed allocator objects -> TfLiteEvalTensor[T] -> NodeAndRegistration[N] -> builtin option structs
--> kernel Init/Prepare persistent buffers (16-byte aligned) -> scratch buffer handles -> per graph
-input and output: pointer array + persistent TfLiteTensor + quantization params.
+-> kernel Init/Prepare persistent buffers (16-byte aligned) -> scratch buffer handles -> variable
+tensors (LSTM states, 16-byte aligned) -> per graph input and output: pointer array + persistent
+TfLiteTensor + quantization params.
 Constants measured with single-op models built by TensorFlow (bench/arena.py and
 tests/unit/compilers/test_arena*.py compare against the runtime); an op
 not in the tables is charged a conservative default and listed in ``ArenaPlan.unmodeled_ops``.
