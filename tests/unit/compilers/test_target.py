@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from compilers.target import Target, format_bytes, parse_size, pointer_size_for_cpu
 
@@ -67,3 +69,11 @@ def test_pointer_size_is_part_of_the_compile_class_only_when_not_the_host() -> N
     host, mcu = Target(1024, 2048), Target(1024, 2048, pointer_size=4)
     assert "pointer_size" not in host.to_dict() and mcu.to_dict()["pointer_size"] == 4
     assert host.key() != mcu.key() and Target.from_dict(mcu.to_dict()) == mcu
+
+
+@given(st.text(max_size=40))
+def test_pointer_size_for_any_cpu_string_is_4_8_or_a_clear_error(cpu: str) -> None:
+    try:
+        assert pointer_size_for_cpu(cpu) in (4, 8)
+    except ValueError as exc:
+        assert "cannot tell the pointer size" in str(exc)
