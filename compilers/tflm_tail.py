@@ -150,6 +150,8 @@ KERNEL_DATA: dict[str, int] = {
 # Further persistent buffers a kernel's Prepare takes, keyed by (op, input dtype); "*" = any dtype.
 KERNEL_PREPARE: dict[tuple[str, str], list[int]] = {
     ("SOFTMAX", "int16"): [1026, 1026],  # exp and 1/(1+x) lookup tables, kInt16LUTArraySize int16 each
+    # Seen when both BATCH_MATMUL inputs are graph inputs, not when one comes from another op (16 B over
+    # there, bench/arena.py): kept everywhere so the plan never undershoots.
     ("BATCH_MATMUL", "*"): [8],
     ("BATCH_MATMUL", "int8"): [8, 28],  # + quantized multipliers
 }
