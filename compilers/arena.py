@@ -23,10 +23,11 @@ from dataclasses import dataclass
 
 from compilers.greedy_planner import ONLINE, Buffer, max_memory, plan_offsets
 from compilers.tflite_schema import ModelFormatError, ModelInfo, OperatorInfo, metadata_buffer, parse_model
-from compilers.tflm_tail import align_up, model_tail, planning_peak
+from compilers.tflm_tail import abi_for, align_up, model_tail, planning_peak
 
 OFFLINE_METADATA = "OfflineMemoryAllocation"
 ALIGNMENT = 16  # MicroArenaBufferAlignment()
+LSTM_CELL_STATE = 19  # kLstmCellStateTensor (lstm_shared.h)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +103,10 @@ def _op_scratch(model: ModelInfo, s: int, op: OperatorInfo) -> list[int]:
         if op.opcode in ("MEAN", "SUM") and inp.dtype in ("int8", "int16"):
             sizes.append(4 * (out.nbytes // (1 if out.dtype == "int8" else 2)))  # int32 accumulator
         return [*sizes, 4 * len(inp.shape), 4 * axis_elems]  # temp index, resolved axis
+    if op.opcode == "UNIDIRECTIONAL_SEQUENCE_LSTM" and len(op.inputs) > LSTM_CELL_STATE:
+        cell = t(op.inputs[LSTM_CELL_STATE])
+        if cell is not None:  # four gate buffers of batch x state cells, in the cell state's type
+            return [sg.tensors[cell].nbytes] * 4
     if op.opcode in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED") and len(op.inputs) >= 2:
         filt = t(op.inputs[1])
         if filt is not None and sg.tensors[filt].dtype == "int4":
@@ -195,8 +200,13 @@ def plan_model(model: ModelInfo, offline: list[int] | None = None) -> tuple[list
     return planned, buffers
 
 
-def plan_arena(tflite: bytes) -> ArenaPlan:
-    """Plan the TFLM arena of a .tflite model. Raises ModelFormatError on unreadable input."""
+def plan_arena(tflite: bytes, pointer_size: int = 8) -> ArenaPlan:
+    """Plan the TFLM arena of a .tflite model. Raises ModelFormatError on unreadable input.
+
+    ``pointer_size`` 8 is the 64-bit host build (what the Python runtime uses; exact), 4 a 32-bit MCU
+    (the tail's structs re-derived for 4-byte pointers, see ``compilers.tflm_tail``; the planned head
+    does not depend on it)."""
+    abi = abi_for(pointer_size)
     model = parse_model(bytes(tflite))
     offline = _offline_offsets(tflite, model.tensor_count)
     planned, buffers = plan_model(model, offline)
@@ -205,9 +215,19 @@ def plan_arena(tflite: bytes) -> ArenaPlan:
     per_op: dict[tuple[int, int], int] = {}
     for s, node, _ in scratch:
         per_op[(s, node)] = per_op.get((s, node), 0) + 1
-    tail = model_tail(model, per_op)
-    plan_peak = planning_peak(model, tail.tail_at_plan, len(scratch), len(buffers))
-    total = max(head + tail.tail_bytes, plan_peak, tail.prepare_peak)
+    # The smallest arena: for each size residue modulo 16 (alignment of the tail's structs depends on
+    # it), the smallest size of that residue that holds head + tail and every init-time peak.
+    best: tuple[int, int, int, int] | None = None
+    for residue in range(0, ALIGNMENT, 4):
+        tail = model_tail(model, per_op, abi, residue)
+        plan_peak = planning_peak(model, tail.tail_at_plan, len(scratch), len(buffers), abi, residue)
+        need = max(head + tail.tail_bytes, plan_peak, tail.prepare_peak)
+        size = need + (residue - need) % ALIGNMENT
+        if best is None or size < best[0]:
+            best = (size, residue, plan_peak, tail.prepare_peak)
+    assert best is not None
+    total, _, plan_peak, _ = best
+    tail = model_tail(model, per_op, abi)  # the reported tail: a 16-aligned arena, as the runtime reports it
     return ArenaPlan(
         head_bytes=head,
         tail_bytes=tail.tail_bytes,

@@ -7,7 +7,7 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
-VARIANTS = ("float32", "int8", "int8-pruned50", "int8-pruned80", "int8-vela")
+VARIANTS = ("float32", "int8", "int16x8", "hybrid", "int8-pruned50", "int8-pruned80", "int8-vela")
 
 
 def compressed_size(data: bytes) -> int:
@@ -48,6 +48,17 @@ class Artifact:
     input_spec: TensorSpec
     output_spec: TensorSpec
     notes: dict[str, Any] = field(default_factory=dict)
+
+    def arena_for(self, pointer_size: int) -> int:
+        """The arena on a device with ``pointer_size``-byte pointers: the host figure for 8, the 32-bit
+        derivation (``compilers.tflm_tail``) for 4."""
+        if pointer_size == 8 or not self.data:
+            return self.arena_bytes
+        if pointer_size == 4 and "arena_bytes_ptr4" in self.notes:
+            return int(self.notes["arena_bytes_ptr4"])
+        from compilers.arena import plan_arena
+
+        return plan_arena(self.data, pointer_size).total_bytes
 
     def to_dict(self, *, with_data: bool = True) -> dict[str, Any]:
         out: dict[str, Any] = {

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from compilers.artifact import Artifact, compressed_size
-from compilers.tflite_info import inspect_tflite
+from compilers.tflite_info import ModelKindError, inspect_tflite
 
 if TYPE_CHECKING:
     import numpy as np
@@ -41,6 +41,7 @@ class ModelSource:
     train_x: np.ndarray | None = None
     train_y: np.ndarray | None = None
     fine_tune_epochs: int = 2
+    accuracy_margin: float = 1.0  # points; int8 losing more than this vs float32 also gets a 16x8 build
     _hash: str | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -67,7 +68,7 @@ class ModelSource:
         for f in files:
             h.update(str(f.relative_to(self.path) if self.path.is_dir() else f.name).encode())
             h.update(f.read_bytes())
-        h.update(f"{self.task}|{self.fine_tune_epochs}".encode())
+        h.update(f"{self.task}|{self.fine_tune_epochs}|{self.accuracy_margin:g}".encode())
         for arr in (self.representative, self.val_x, self.val_y, self.train_x, self.train_y):
             if arr is None:
                 h.update(b"-")
@@ -111,14 +112,22 @@ def finish_artifact(
 ) -> Artifact:
     """Measure size, compressed size, ops, I/O specs and the TFLM arena of a flatbuffer.
 
-    ``expect`` ("int8"/"float32") asserts the numeric kind; dynamic-range and float16 models always raise.
+    ``expect`` ("int8"/"float32"/"int16x8") asserts the numeric kind. A model that is not plain int8 or
+    float32 (16x8, hybrid, int16/int32 I/O...) is first offered to the real TFLite Micro runtime: if
+    it refuses, :class:`ModelKindError` carries the runtime's own reason.
     """
     from compilers.arena import plan_arena
+    from compilers.tflm_probe import runtime_refusal
 
     info = inspect_tflite(data)
-    kind = info.kind  # raises ModelKindError for dynamic-range / float16 / mixed
+    kind = info.kind  # raises ModelKindError for float16
     if expect is not None and kind != expect:
-        raise CompileError(f"{variant}: expected a fully {expect} model, got {kind}")
+        raise CompileError(f"{variant}: expected a {expect} model, got {kind}")
+    plain = kind in ("int8", "float32") and {info.input_spec.dtype, info.output_spec.dtype} == {kind}
+    if not plain and "ethos-u" not in info.ops:  # the host runtime has no NPU kernel to ask
+        refusal = runtime_refusal(data)
+        if refusal is not None:
+            raise ModelKindError(f"TFLite Micro refuses this {kind} model: {refusal}")
     arena = plan_arena(data)
     return Artifact(
         variant=variant,
@@ -132,5 +141,12 @@ def finish_artifact(
         accuracy=accuracy,
         input_spec=info.input_spec,
         output_spec=info.output_spec,
-        notes={"arena_head_bytes": arena.head_bytes, "arena_tail_bytes": arena.tail_bytes, **(notes or {})},
+        notes={
+            "arena_head_bytes": arena.head_bytes,
+            "arena_tail_bytes": arena.tail_bytes,
+            "arena_bytes_ptr4": plan_arena(data, 4).total_bytes,  # the same graph on a 32-bit MCU
+            "numeric": kind,
+            "float_math": info.float_math,
+            **(notes or {}),
+        },
     )

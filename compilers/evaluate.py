@@ -11,16 +11,19 @@ import numpy as np
 from compilers.artifact import TensorSpec
 from compilers.tflite_info import inspect_tflite
 
+_QUANTIZED: dict[str, np.iinfo[np.signedinteger]] = {"int8": np.iinfo(np.int8), "int16": np.iinfo(np.int16)}
+
 
 def _quantize(x: np.ndarray, spec: TensorSpec) -> np.ndarray:
-    if spec.dtype != "int8":
-        return x.astype(np.float32)
+    if spec.dtype not in _QUANTIZED or not spec.scale:
+        return x.astype(np.dtype(spec.dtype) if spec.dtype in ("int32", "int64") else np.float32)
+    kind = _QUANTIZED[spec.dtype]
     q = np.round(x / spec.scale) + spec.zero_point
-    return np.clip(q, -128, 127).astype(np.int8)
+    return np.clip(q, kind.min, kind.max).astype(kind.dtype)
 
 
 def _dequantize(y: np.ndarray, spec: TensorSpec) -> np.ndarray:
-    if spec.dtype != "int8":
+    if spec.dtype not in _QUANTIZED or not spec.scale:
         return y.astype(np.float32)
     return (y.astype(np.float32) - spec.zero_point) * spec.scale
 

@@ -34,7 +34,7 @@ def build(
         version=version,
         sequence=sequence,
         variant=art.variant,
-        arena_bytes=art.arena_bytes,
+        arena_bytes=art.arena_for(target.pointer_size),
         input=art.input_spec,
         output=art.output_spec,
         target=target.to_dict(),

@@ -1,9 +1,11 @@
 """Compile every applicable variant, check each against the target's flash and RAM, pick the best.
 
-Rules: flash = signed package size (exact) + margin; RAM = full TFLM arena + runtime overhead; float32 only with an FPU;
-Vela only with an accelerator; reject variants losing more than ``accuracy_margin`` points vs float32;
-pick the most accurate, then the smallest (the NPU build wins a tie on an accelerator target, since its
-accuracy is the int8 build's). Importing this module does not import TensorFlow; compiles run in a
+Rules: flash = signed package size (exact) + margin; RAM = full TFLM arena + runtime overhead; float math
+(float32 models, float I/O around a quantized graph, hybrid) only with an FPU; Vela only with an accelerator;
+reject variants losing more than ``accuracy_margin`` points vs float32. Among the variants left, the smallest
+delivery wins (the signed package is what goes over the air: bytes cost battery and airtime), then the most
+accurate; on an accelerator target NPU builds rank first (a CPU build leaves the NPU idle). The rule is quoted
+in the fit report's summary. Importing this module does not import TensorFlow; compiles run in a
 spawn-context process pool.
 """
 
@@ -15,7 +17,7 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Executor, Future
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from compilers.artifact import Artifact
@@ -70,6 +72,13 @@ def resolve_source(
     elif not (path / "saved_model.pb").exists():
         raise ValueError(f"{path} is a directory but not a SavedModel (no saved_model.pb)")
     return ModelSource(path=path)
+
+
+def with_margin(source: ModelSource, opts: PlanOptions) -> ModelSource:
+    """The source with the plan's accuracy margin (it decides whether a 16x8 build is offered)."""
+    if source.accuracy_margin == opts.accuracy_margin:
+        return source
+    return replace(source, accuracy_margin=opts.accuracy_margin, _hash=None)
 
 
 def load_data(source: ModelSource, npz: Path, task: str | None = None) -> ModelSource:
@@ -179,7 +188,8 @@ class CompileRunner:
 def _verdict(art: Artifact, name: str, target: Target, opts: PlanOptions, float_acc: float | None) -> VariantFit:
     from compilers.packaging import package_size
 
-    ram = art.arena_bytes + opts.runtime_overhead_bytes if art.data else 0
+    arena = art.arena_for(target.pointer_size)
+    ram = arena + opts.runtime_overhead_bytes if art.data else 0
     flash = (package_size(art, name, target) if art.data else 0) + opts.flash_margin_bytes
     latency = art.latency_us
     cycles = art.notes.get("vela", {}).get("cycles") if isinstance(art.notes.get("vela"), dict) else None
@@ -191,6 +201,8 @@ def _verdict(art: Artifact, name: str, target: Target, opts: PlanOptions, float_
     else:
         if art.variant == "float32" and not target.fpu:
             reasons.append("float32 needs an FPU")
+        elif art.notes.get("float_math") and not target.fpu:
+            reasons.append(f"{art.variant} has float tensors (I/O or math): needs an FPU")
         if target.ops is not None:
             missing = sorted(set(art.ops) - target.ops - (NPU_OPS if target.accelerator != "none" else frozenset()))
             if missing:
@@ -208,7 +220,7 @@ def _verdict(art: Artifact, name: str, target: Target, opts: PlanOptions, float_
         backend=art.backend,
         size=art.size,
         compressed_size=art.compressed_size,
-        arena_bytes=art.arena_bytes,
+        arena_bytes=arena,
         ram_bytes=ram,
         flash_bytes=flash,
         accuracy=art.accuracy,
@@ -247,16 +259,22 @@ def select(source: ModelSource, target: Target, artifacts: Sequence[Artifact], o
     ok = [f for f in fits if f.fits]
     npu = target.accelerator != "none"
 
-    def rank(f: VariantFit) -> tuple[float, int, int, int]:
+    def rank(f: VariantFit) -> tuple[int, int, float, int]:
         acc = round(f.accuracy, 4) if f.accuracy is not None else -1.0
-        return (-acc, 0 if (npu and f.backend == "vela") else 1, f.size, f.compressed_size)
+        return (0 if (npu and f.backend == "vela") else 1, f.flash_bytes, -acc, f.compressed_size)
 
     notes = _notes(artifacts, opts)
     if ok:
         best = min(ok, key=rank)
         acc = f", accuracy {best.accuracy:.4f}" if best.accuracy is not None else ", no held-out data"
-        tie = "most accurate; NPU build, then smallest, on a tie" if npu else "most accurate; smallest on a tie"
-        summary = f"chose {best.variant}: {len(ok)} of {len(fits)} variants fit{acc} ({tie})"
+        rule = (
+            f"rule: within {opts.accuracy_margin:g} points of float32 the smallest delivery wins, "
+            "then the most accurate" + ("; NPU builds first" if npu else "")
+        )
+        summary = (
+            f"chose {best.variant}: {len(ok)} of {len(fits)} variants fit; "
+            f"{format_bytes(best.flash_bytes - opts.flash_margin_bytes)} to deliver{acc} ({rule})"
+        )
         chosen: str | None = best.variant
     else:
         chosen = None
@@ -291,7 +309,8 @@ def plan(
     """Compile (or fetch from cache) every applicable variant and select; blocks on the worker pool."""
     from compilers.worker import make_executor
 
-    source = resolve_source(model, zoo_dir or cache.root / "zoo")
+    opts = options or PlanOptions()
+    source = with_margin(resolve_source(model, zoo_dir or cache.root / "zoo"), opts)
     own = runner is None
     run = runner or CompileRunner(cache, lambda: make_executor(1))
     try:
@@ -301,7 +320,7 @@ def plan(
             run.shutdown()
     if not artifacts:
         raise CompileError(f"no backend applies to {source.name}")
-    return select(source, target, artifacts, options or PlanOptions())
+    return select(source, target, artifacts, opts)
 
 
 class CompileService:
@@ -329,6 +348,7 @@ class CompileService:
     async def source(self, model: ModelSource | str | Path) -> ModelSource:
         zoo_pool = self.runner.executor() if isinstance(model, str) else None  # train where TF already lives
         src = await asyncio.to_thread(resolve_source, model, self.cache.root / "zoo", self.zoo_epochs, zoo_pool)
+        src = with_margin(src, self.options)
         await asyncio.to_thread(src.content_hash)
         return src
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
 
@@ -13,7 +13,7 @@ _OPS = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswit
 
 
 class ModelKindError(ValueError):
-    """The model is neither fully int8 nor fully float32 (e.g. dynamic-range or float16): TFLM must not get it."""
+    """The model cannot run on TFLite Micro (float16 tensors, or a kernel the runtime refuses)."""
 
 
 @dataclass(frozen=True)
@@ -23,23 +23,38 @@ class TfliteInfo:
     output_spec: TensorSpec
     activation_dtypes: frozenset[str]  # dtypes of non-constant tensors
     constant_dtypes: frozenset[str]  # dtypes of tensors with data (weights, biases)
+    activation_counts: dict[str, int] = field(default_factory=dict)  # non-constant tensors per dtype
 
     @property
     def kind(self) -> str:
-        """``"int8"`` or ``"float32"``; raises :class:`ModelKindError` for anything TFLM should not be sent."""
-        io = {self.input_spec.dtype, self.output_spec.dtype}
+        """The numeric scheme, as TFLite Micro runs it:
+
+        - ``"float32"``: float activations, float (or DEQUANTIZE-d) weights;
+        - ``"int8"``: int8 activations (int16/int32 internals allowed, e.g. an LSTM's cell state);
+        - ``"int16x8"``: 16x8 quantization, mostly int16 activations with int8 weights (I/O may be
+          float32 through QUANTIZE/DEQUANTIZE, or int16);
+        - ``"hybrid"``: float activations fed straight to int8 weights (dynamic-range quantization).
+
+        Only float16 tensors raise :class:`ModelKindError` here (TFLM has no float16 kernels); whether
+        the runtime accepts a hybrid or mixed graph is its own kernels' call (``finish_artifact`` asks it).
+        """
         if "float16" in self.activation_dtypes | self.constant_dtypes:
             raise ModelKindError("float16 tensors present (float16 quantization): not runnable on TFLite Micro")
-        if io == {"int8"} and "float32" not in self.activation_dtypes:
-            return "int8"
-        if io == {"float32"} and self.activation_dtypes <= {"float32", "int32", "bool"}:
-            if "int8" in self.constant_dtypes or "DEQUANTIZE" in self.ops:
-                raise ModelKindError("dynamic-range quantized (int8 weights, float activations): not for TFLite Micro")
+        counts = self.activation_counts
+        ints = counts.get("int8", 0) + counts.get("int16", 0)
+        if "float32" in self.activation_dtypes and counts.get("float32", 0) >= ints:
+            quantized_weights = self.constant_dtypes & {"int8", "int4"}
+            if quantized_weights and "DEQUANTIZE" not in self.ops:
+                return "hybrid"
             return "float32"
-        raise ModelKindError(
-            f"mixed numeric model (io {sorted(io)}, activations {sorted(self.activation_dtypes)}): "
-            "only fully int8 or fully float32 models are accepted"
-        )
+        if counts.get("int16", 0) > counts.get("int8", 0):
+            return "int16x8"
+        return "int8"
+
+    @property
+    def float_math(self) -> bool:
+        """Any float32 activation (float model, float I/O around a quantized graph, hybrid)."""
+        return "float32" in self.activation_dtypes
 
 
 def _op_name(model: schema.Model, index: int) -> str:
@@ -73,19 +88,31 @@ def inspect_tflite(data: bytes) -> TfliteInfo:
         name = _op_name(model, sub.Operators(i).OpcodeIndex())
         if name not in ops:
             ops.append(name)
-    act: set[str] = set()
+    act: dict[str, int] = {}
     const: set[str] = set()
     for g in range(model.SubgraphsLength()):
         s = model.Subgraphs(g)
+        intermediates = {  # quantization bookkeeping of LSTM-like kernels, never computed in
+            s.Operators(j).Intermediates(k)
+            for j in range(s.OperatorsLength())
+            for k in range(s.Operators(j).IntermediatesLength())
+        }
         for i in range(s.TensorsLength()):
+            if i in intermediates:
+                continue
             t = s.Tensors(i)
             buf = model.Buffers(t.Buffer())
             has_data = buf is not None and (buf.DataLength() > 0 or buf.Offset() > 1)
-            (const if has_data else act).add(_DTYPES.get(t.Type(), str(t.Type())))
+            dtype = _DTYPES.get(t.Type(), str(t.Type()))
+            if has_data:
+                const.add(dtype)
+            else:
+                act[dtype] = act.get(dtype, 0) + 1
     return TfliteInfo(
         ops=ops,
         input_spec=_spec(sub, sub.Inputs(0)),
         output_spec=_spec(sub, sub.Outputs(0)),
         activation_dtypes=frozenset(act),
         constant_dtypes=frozenset(const),
+        activation_counts=act,
     )

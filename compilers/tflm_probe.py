@@ -113,7 +113,7 @@ def _serve() -> None:
         if path not in models:
             models[path] = Path(path).read_bytes()
         ok, text = _try(models[path], int(req["arena"]), bool(req.get("report")))
-        out.write(json.dumps({"ok": ok, "text": text if req.get("report") else ""}) + "\n")
+        out.write(json.dumps({"ok": ok, "text": text if req.get("report") or req.get("why") else ""}) + "\n")
         out.flush()
 
 
@@ -167,10 +167,10 @@ class TflmProbe:
             )
         return self._proc
 
-    def _ask(self, model: bytes, arena_size: int, want_report: bool) -> tuple[bool, str]:
+    def _ask(self, model: bytes, arena_size: int, want_report: bool, why: bool = False) -> tuple[bool, str]:
         proc = self._worker()
         assert proc.stdin is not None and proc.stdout is not None
-        req = {"model": self._path(model), "arena": arena_size, "report": want_report}
+        req = {"model": self._path(model), "arena": arena_size, "report": want_report, "why": why}
         try:
             proc.stdin.write(json.dumps(req) + "\n")
             proc.stdin.flush()
@@ -187,6 +187,15 @@ class TflmProbe:
     def accepts(self, model: bytes, arena_size: int) -> bool:
         """True when the real interpreter allocates all tensors of ``model`` in ``arena_size`` bytes."""
         return self._ask(model, arena_size, False)[0]
+
+    def refusal(self, model: bytes) -> str | None:
+        """None when the runtime allocates ``model`` in a generous arena, else the runtime's own message
+        (e.g. "Input type: FLOAT32 with filter type: INT8 not supported.")."""
+        ok, text = self._ask(model, max(4 * len(model), 1 << 20), False, why=True)
+        if ok:
+            return None
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        return " ".join(lines) or "the interpreter crashed while allocating"
 
     def report(self, model: bytes, arena_size: int) -> tuple[int, int, int, dict[str, Category]]:
         """(head, tail, total, categories) as printed by ``print_allocations()``."""
@@ -234,6 +243,12 @@ def measure_arena(model: bytes) -> ArenaMeasurement:
     """One-shot measurement (starts and stops a worker process; reuse a TflmProbe for many)."""
     with TflmProbe() as probe:
         return probe.measure(model)
+
+
+def runtime_refusal(model: bytes) -> str | None:
+    """One-shot :meth:`TflmProbe.refusal` (starts and stops a worker process)."""
+    with TflmProbe() as probe:
+        return probe.refusal(model)
 
 
 def accepts(model: bytes, arena_size: int) -> bool:

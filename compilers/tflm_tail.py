@@ -5,11 +5,39 @@ Calibrated against the ``tflite-micro`` PyPI wheel (0.dev20261023, reference ker
 
 Sequence simulated (micro_allocator.cc / micro_interpreter.cc):
 fixed allocator objects -> TfLiteEvalTensor[T] -> NodeAndRegistration[N] -> builtin option structs
--> kernel Init/Prepare persistent buffers (16-byte aligned) -> scratch buffer handles -> per graph
-input and output: pointer array + persistent TfLiteTensor + quantization params.
+-> kernel Init/Prepare persistent buffers (16-byte aligned) -> scratch buffer handles -> variable
+tensors (LSTM states, 16-byte aligned) -> per graph input and output: pointer array + persistent
+TfLiteTensor + quantization params.
 Constants measured with single-op models built by TensorFlow (bench/arena.py and
 tests/unit/compilers/test_arena*.py compare against the runtime); an op
 not in the tables is charged a conservative default and listed in ``ArenaPlan.unmodeled_ops``.
+
+32-bit MCUs (``pointer_size=4``: Cortex-M, RISC-V rv32, Xtensa): the runtime structs are re-derived
+from their definitions in tensorflow/lite/core/c/common.h (TF_LITE_STATIC_MEMORY) and TFLM's
+allocator headers, each field at its natural 4-byte alignment:
+
+===========================  =======================================  ==========  ==========
+struct                       fields                                   64-bit      32-bit
+===========================  =======================================  ==========  ==========
+TfLiteEvalTensor             data*, dims*, type                       24          12
+NodeAndRegistration          TfLiteNode (6 pointers + int) + reg*     64          32
+TfLiteTensor (static)        quantization{type, params*}, params{f,i},
+                             data*, dims*, size_t bytes, type,
+                             allocation_type, bool is_variable        64          40
+TfLiteAffineQuantization     scale*, zero_point*, int32 dim           24          12
+ScratchBufferRequest         size_t bytes, int node_idx               16          8
+ScratchBufferHandle          uint8_t* data                            8           4
+AllocationInfo               size_t, void**, 3 int, bool              32          24
+I/O pointer arrays           one pointer per tensor                   8/tensor    4/tensor
+GreedyMemoryPlanner buffer   ints only                                40          40
+===========================  =======================================  ==========  ==========
+
+The fixed allocator/interpreter objects (488 B measured on the host) are mostly pointers and vtable
+pointers: charged as half, 248 B (8-aligned), on 32-bit. Kernel OpData and builtin option structs are
+mostly int32 fields and keep their host sizes (an upper bound where they hold pointers), and 16-byte
+persistent-buffer alignment does not depend on the pointer size. No 32-bit runtime runs here, so the
+32-bit figure is a derivation, not a measurement; the host figure (pointer_size=8) is the one tests
+compare with the Python runtime.
 """
 
 from __future__ import annotations
@@ -18,17 +46,52 @@ from dataclasses import dataclass
 
 from compilers.tflite_schema import ModelInfo, OperatorInfo, SubgraphInfo, TensorInfo
 
-FIXED_TAIL = 488  # allocator, planner, interpreter objects (measured: a 1-op RELU model minus its parts)
-EVAL_TENSOR = 24  # sizeof(TfLiteEvalTensor)
-NODE_AND_REGISTRATION = 64
-TFLITE_TENSOR = 64  # persistent/temp TfLiteTensor
-AFFINE_QUANTIZATION = 24
-ALLOCATION_INFO = 32  # per tensor + scratch buffer during planning (temp)
-PLANNER_PER_BUFFER = 40  # GreedyMemoryPlanner::per_buffer_size()
-SCRATCH_REQUEST = 16  # internal::ScratchBufferRequest
+PLANNER_PER_BUFFER = 40  # GreedyMemoryPlanner::per_buffer_size() (ints only: same on 32-bit)
 MAX_SCRATCH_PER_OP = 12
-SCRATCH_HANDLE = 8
 DEFAULT_KERNEL_BYTES = 96  # conservative charge for an op we have not measured
+
+
+@dataclass(frozen=True)
+class Abi:
+    """Sizes of the runtime structs for one pointer width (table in the module docstring)."""
+
+    pointer: int
+    fixed_tail: int  # allocator, planner, interpreter objects (host: a 1-op RELU model minus its parts)
+    eval_tensor: int
+    node_and_registration: int
+    tflite_tensor: int  # persistent/temp TfLiteTensor
+    affine_quantization: int
+    allocation_info: int  # per tensor + scratch buffer during planning (temp)
+    scratch_request: int  # internal::ScratchBufferRequest
+    scratch_handle: int
+
+    @property
+    def align(self) -> int:
+        """alignof of the pointer-holding structs."""
+        return self.pointer
+
+
+HOST_ABI = Abi(8, 488, 24, 64, 64, 24, 32, 16, 8)
+MCU32_ABI = Abi(4, 248, 12, 32, 40, 12, 24, 8, 4)
+
+
+def abi_for(pointer_size: int) -> Abi:
+    if pointer_size == 8:
+        return HOST_ABI
+    if pointer_size == 4:
+        return MCU32_ABI
+    raise ValueError(f"pointer size must be 4 (32-bit MCU) or 8 (64-bit host), not {pointer_size}")
+
+
+# Host constants under their historical names (tests and the offline planner use them).
+FIXED_TAIL = HOST_ABI.fixed_tail
+EVAL_TENSOR = HOST_ABI.eval_tensor
+NODE_AND_REGISTRATION = HOST_ABI.node_and_registration
+TFLITE_TENSOR = HOST_ABI.tflite_tensor
+AFFINE_QUANTIZATION = HOST_ABI.affine_quantization
+ALLOCATION_INFO = HOST_ABI.allocation_info
+SCRATCH_REQUEST = HOST_ABI.scratch_request
+SCRATCH_HANDLE = HOST_ABI.scratch_handle
 
 # Builtin option struct (size, alignment) parsed into the tail, per op.
 BUILTIN_DATA: dict[str, tuple[int, int]] = {
@@ -48,6 +111,10 @@ BUILTIN_DATA: dict[str, tuple[int, int]] = {
     "MEAN": (1, 1),
     "SUM": (1, 1),
     "REDUCE_MAX": (1, 1),
+    "STRIDED_SLICE": (24, 4),
+    "GATHER": (8, 4),
+    "BATCH_MATMUL": (3, 1),
+    "UNIDIRECTIONAL_SEQUENCE_LSTM": (16, 4),
 }
 # Kernel OpData persistent buffers (requested bytes, each 16-byte aligned), per op.
 KERNEL_DATA: dict[str, int] = {
@@ -72,6 +139,21 @@ KERNEL_DATA: dict[str, int] = {
     "RESHAPE": 0,
     "SQUEEZE": 0,
     "EXPAND_DIMS": 0,
+    # Measured on one-op graphs built here (tests/support/tflm_models.py and bench/arena.py):
+    "QUANTIZE": 32,  # OpDataQuantizeReference (a double: sizeof rounds to 32)
+    "DEQUANTIZE": 32,  # DequantizeOpData
+    "STRIDED_SLICE": 84,
+    "GATHER": 16,
+    "BATCH_MATMUL": 40,  # OpData; Prepare adds one more 8-byte buffer (KERNEL_PREPARE)
+    "UNIDIRECTIONAL_SEQUENCE_LSTM": 688,  # OpDataLSTM (gate parameters for the 4 gates), float32 and int8
+}
+# Further persistent buffers a kernel's Prepare takes, keyed by (op, input dtype); "*" = any dtype.
+KERNEL_PREPARE: dict[tuple[str, str], list[int]] = {
+    ("SOFTMAX", "int16"): [1026, 1026],  # exp and 1/(1+x) lookup tables, kInt16LUTArraySize int16 each
+    # Seen when both BATCH_MATMUL inputs are graph inputs, not when one comes from another op (16 B over
+    # there, bench/arena.py): kept everywhere so the plan never undershoots.
+    ("BATCH_MATMUL", "*"): [8],
+    ("BATCH_MATMUL", "int8"): [8, 28],  # + quantized multipliers
 }
 # Extra temp bytes some Prepare functions hold beyond their input/output TfLiteTensors, measured
 # (smallest accepted arena minus this model) on one-op graphs; keyed by (op, input dtype).
@@ -80,6 +162,11 @@ PREPARE_EXTRA: dict[tuple[str, str], int] = {
     ("TANH", "float32"): 56,
     ("MUL", "float32"): 48,
     ("FULLY_CONNECTED", "int8/per-channel"): -24,
+    ("FULLY_CONNECTED", "int16/per-channel"): -24,
+    ("CONV_2D", "int16"): -8,
+    ("SOFTMAX", "int16"): -16,
+    ("BATCH_MATMUL", "int8"): -24,
+    ("UNIDIRECTIONAL_SEQUENCE_LSTM", "float32"): -8,
 }
 _PER_CHANNEL_OPS = {"CONV_2D": 0, "DEPTHWISE_CONV_2D": 3, "TRANSPOSE_CONV": 0}  # channel dim of the filter
 
@@ -89,14 +176,20 @@ def align_up(n: int, a: int = 16) -> int:
 
 
 class _TailSim:
-    """Persistent allocations grow down from the 16-aligned arena end; track the offset from it."""
+    """Persistent allocations grow down from the arena end; track the offset from it.
 
-    def __init__(self, start: int) -> None:
+    ``residue`` is the arena size modulo 16 (the arena start is 16-aligned): an allocation aligned to
+    ``a`` lands at an offset ``o`` from the end with ``(size - o) % a == 0``, so an arena 8 bytes off a
+    multiple of 16 can save the padding of 8-aligned structs."""
+
+    def __init__(self, start: int, residue: int = 0) -> None:
+        self.residue = residue
         self.offset = start
 
     def alloc(self, size: int, alignment: int) -> None:
         if size > 0:
-            self.offset = align_up(self.offset + size, alignment)
+            end = self.offset + size
+            self.offset = end + (self.residue - end) % alignment
 
 
 @dataclass(frozen=True)
@@ -126,30 +219,33 @@ def kernel_allocations(sg: SubgraphInfo, op: OperatorInfo) -> list[int]:
     channels = _channels(sg, op)
     if channels:
         sizes += [4 * channels, 4 * channels]  # per-channel output multiplier and shift
+    dtype = sg.tensors[op.inputs[0]].dtype if op.inputs and op.inputs[0] >= 0 else ""
+    sizes += KERNEL_PREPARE.get((op.opcode, dtype), KERNEL_PREPARE.get((op.opcode, "*"), []))
     return sizes
 
 
-def _quant_bytes(t: TensorInfo) -> int:
+def _quant_bytes(t: TensorInfo, abi: Abi = HOST_ABI) -> int:
     """TfLiteAffineQuantization + zero-point TfLiteIntArray copied for a TfLiteTensor."""
     if t.scales == 0 or t.zero_points == 0:
         return 0
-    return AFFINE_QUANTIZATION + align_up(4 + 4 * t.scales, 8)
+    return abi.affine_quantization + align_up(4 + 4 * t.scales, abi.align)
 
 
-def _temp_tensor_bytes(t: TensorInfo) -> int:
-    return TFLITE_TENSOR + _quant_bytes(t)
+def _temp_tensor_bytes(t: TensorInfo, abi: Abi = HOST_ABI) -> int:
+    return abi.tflite_tensor + _quant_bytes(t, abi)
 
 
-def _prepare_temps(sg: SubgraphInfo, op: OperatorInfo) -> int:
+def _prepare_temps(sg: SubgraphInfo, op: OperatorInfo, abi: Abi = HOST_ABI) -> int:
     """Temp TfLiteTensors a kernel's Prepare holds at its peak (freed after each node)."""
 
     def tensors(idx: tuple[int, ...]) -> int:
-        return sum(_temp_tensor_bytes(sg.tensors[i]) for i in idx if i >= 0)
+        return sum(_temp_tensor_bytes(sg.tensors[i], abi) for i in idx if i >= 0)
 
     if op.opcode in ("CONV_2D", "DEPTHWISE_CONV_2D") and len(op.inputs) >= 2:
         # ConvPrepare holds input, filter, output while CalculateOpDataConv takes all of them again.
         first = (op.inputs[0], op.inputs[1], *op.outputs)
-        return tensors(first) + tensors(op.inputs) + tensors(op.outputs)
+        extra = PREPARE_EXTRA.get((op.opcode, sg.tensors[op.inputs[0]].dtype), 0)
+        return tensors(first) + tensors(op.inputs) + tensors(op.outputs) + extra
     if op.opcode in ("RESHAPE", "SQUEEZE", "EXPAND_DIMS"):
         return tensors(op.inputs[:1]) + tensors(op.outputs)  # the shape operand is not taken
     dtype = sg.tensors[op.inputs[0]].dtype if op.inputs and op.inputs[0] >= 0 else ""
@@ -158,19 +254,21 @@ def _prepare_temps(sg: SubgraphInfo, op: OperatorInfo) -> int:
     return tensors(op.inputs) + tensors(op.outputs) + PREPARE_EXTRA.get((op.opcode, dtype), 0)
 
 
-def model_tail(model: ModelInfo, scratch_per_op: dict[tuple[int, int], int]) -> TailModel:
+def model_tail(
+    model: ModelInfo, scratch_per_op: dict[tuple[int, int], int], abi: Abi = HOST_ABI, residue: int = 0
+) -> TailModel:
     """Simulate the tail allocations and return the final size, the size at planning and the
-    Prepare-phase peak (tail + temp head)."""
-    sim = _TailSim(FIXED_TAIL)
+    Prepare-phase peak (tail + temp head), for an arena whose size is ``residue`` modulo 16."""
+    sim = _TailSim(abi.fixed_tail, residue)
     unmodeled: set[str] = set()
     for sg in model.subgraphs:
-        sim.alloc(EVAL_TENSOR * len(sg.tensors), 8)
+        sim.alloc(abi.eval_tensor * len(sg.tensors), abi.align)
     for sg in model.subgraphs:
-        sim.alloc(NODE_AND_REGISTRATION * len(sg.operators), 8)
+        sim.alloc(abi.node_and_registration * len(sg.operators), abi.align)
     for sg in model.subgraphs:
         for op in sg.operators:
             size, alignment = BUILTIN_DATA.get(op.opcode, (0, 4))
-            sim.alloc(size, alignment)
+            sim.alloc(size, min(alignment, abi.align))
             if op.opcode not in KERNEL_DATA:
                 unmodeled.add(op.opcode)
     for sg in model.subgraphs:  # Init: OpData
@@ -184,30 +282,38 @@ def model_tail(model: ModelInfo, scratch_per_op: dict[tuple[int, int], int]) -> 
         for op in sg.operators:
             for size in kernel_allocations(sg, op)[1:]:
                 sim.alloc(size, 16)
-            resizable = SCRATCH_REQUEST * (requests + MAX_SCRATCH_PER_OP)
-            prepare_peak = max(prepare_peak, sim.offset + align_up(resizable, 8) + _prepare_temps(sg, op))
+            resizable = abi.scratch_request * (requests + MAX_SCRATCH_PER_OP)
+            peak = sim.offset + align_up(resizable, abi.align) + _prepare_temps(sg, op, abi)
+            prepare_peak = max(prepare_peak, peak)
             requests += scratch_per_op.get((s, op.index), 0)
-    sim.alloc(SCRATCH_HANDLE * requests, 8)  # FinishModelAllocation: one handle per scratch buffer
+    sim.alloc(abi.scratch_handle * requests, abi.align)  # FinishModelAllocation: one handle per scratch buffer
     tail_at_plan = sim.offset
+    for sg in model.subgraphs:  # FinishModelAllocation: variable tensors (LSTM states), after the plan
+        for t in sg.tensors:
+            if t.is_variable and not t.has_data:
+                sim.alloc(t.nbytes, 16)
     main = model.main
     for group in (main.inputs, main.outputs):
-        sim.alloc(8 * len(group), 16)
+        sim.alloc(abi.pointer * len(group), 16)
         for i in group:
-            sim.alloc(TFLITE_TENSOR, 8)
+            sim.alloc(abi.tflite_tensor, abi.align)
             t = main.tensors[i]
-            if _quant_bytes(t):
-                sim.alloc(AFFINE_QUANTIZATION, 8)
+            if _quant_bytes(t, abi):
+                sim.alloc(abi.affine_quantization, abi.align)
                 sim.alloc(4 + 4 * t.scales, 4)
-    return TailModel(sim.offset, tail_at_plan, align_up(prepare_peak, 8), tuple(sorted(unmodeled)))
+    return TailModel(sim.offset, tail_at_plan, align_up(prepare_peak, abi.align), tuple(sorted(unmodeled)))
 
 
-def planning_peak(model: ModelInfo, tail_at_plan: int, scratch_count: int, planned_buffers: int) -> int:
+def planning_peak(
+    model: ModelInfo, tail_at_plan: int, scratch_count: int, planned_buffers: int, abi: Abi = HOST_ABI, residue: int = 0
+) -> int:
     """Arena needed while CommitStaticMemoryPlan runs: temp AllocationInfo array plus the
     planner's working arrays, all between the head and the tail. Exact on the MLPerf models;
     graphs with scratch buffers need 8 more bytes per buffer than this model explains (measured
     on MEAN int8), which is added as is."""
-    head = align_up(SCRATCH_REQUEST * (scratch_count + MAX_SCRATCH_PER_OP), 8)
-    head = align_up(head + 8 * len(model.subgraphs), 8)
-    head = align_up(head + ALLOCATION_INFO * (model.tensor_count + scratch_count), 16)
-    # GetAvailableMemory(16) measures up to the tail aligned down to 16 bytes.
-    return align_up(tail_at_plan, 16) + head + PLANNER_PER_BUFFER * planned_buffers + 8 * scratch_count
+    head = align_up(abi.scratch_request * (scratch_count + MAX_SCRATCH_PER_OP), abi.align)
+    head = align_up(head + abi.pointer * len(model.subgraphs), abi.align)
+    head = align_up(head + abi.allocation_info * (model.tensor_count + scratch_count), 16)
+    # GetAvailableMemory(16) measures up to the tail aligned down to 16 bytes (absolute addresses).
+    below_tail = tail_at_plan + (residue - tail_at_plan) % 16
+    return below_tail + head + PLANNER_PER_BUFFER * planned_buffers + abi.pointer * scratch_count

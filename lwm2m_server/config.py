@@ -15,9 +15,10 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError
 
 from compilers.sizes import parse_size
+from lwm2m_server import resources
 
 ENV_PREFIX = "TINYMLAAS_"
-DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "tinymlaas.toml"
+DEFAULT_CONFIG = resources.DEFAULT_CONFIG
 
 Size = Annotated[int, BeforeValidator(lambda v: parse_size(v) if isinstance(v, str) else v), Field(ge=0)]
 """A byte count in config: an int or a size string read by the one size parser (``"4KiB"``)."""

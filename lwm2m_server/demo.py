@@ -17,10 +17,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from lwm2m_server.config import DEFAULT_CONFIG, load_settings
+from lwm2m_server.config import load_settings
+from lwm2m_server.resources import DEFAULT_FLEET
 from lwm2m_server.web.urls import dashboard_url
-
-DEFAULT_FLEET = DEFAULT_CONFIG.parent / "fleet-demo.toml"
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ import time
 import psutil
 
 from lwm2m_server.logging import configure_logging
+from lwm2m_server.resources import DEFAULT_FLEET
 from simulator.fleet import Fleet
 
 
@@ -54,7 +55,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("server", help="coap://host:port of a running server")
     parser.add_argument("devices", type=int, nargs="?", default=500)
-    parser.add_argument("--fleet", default="config/fleet-demo.toml")
+    parser.add_argument("--fleet", default=str(DEFAULT_FLEET))
     parser.add_argument("--stagger-ms", type=float, default=0.0)
     parser.add_argument("--hold", type=float, default=5.0, help="seconds to idle after registration")
     args = parser.parse_args()

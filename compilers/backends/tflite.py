@@ -1,4 +1,5 @@
-"""TensorFlow Lite converter backend: float32, full-integer int8, and int8 after magnitude pruning (50 %, 80 %).
+"""TensorFlow Lite converter backend: float32, full-integer int8, int8 after magnitude pruning (50 %, 80 %),
+and 16x8 (int16 activations, int8 weights, int16 I/O) when int8 loses more than the source's accuracy margin.
 
 Everything TensorFlow runs inside :meth:`TfliteCompiler.compile`, which is called in a worker process.
 Pruning makes weights zero but keeps them stored, so it shrinks only the *compressed* (deflate) size,
@@ -24,6 +25,10 @@ if TYPE_CHECKING:
 
 PRUNE_LEVELS = {"int8-pruned50": 0.5, "int8-pruned80": 0.8}
 SEED = 1234
+
+
+class _NotNeeded(Exception):
+    """A conditional variant whose condition does not hold (not an error: it is simply not offered)."""
 
 
 def failed(variant: str, backend: str, reason: str) -> Artifact:
@@ -67,14 +72,15 @@ def _concrete_fn(model: Any, source: ModelSource) -> tuple[Any, Any]:
     return fn.get_concrete_function(), loaded
 
 
-def _convert(concrete: Any, trackable: Any, rep: np.ndarray | None, int8: bool) -> bytes:
+def _convert(concrete: Any, trackable: Any, rep: np.ndarray | None, scheme: str) -> bytes:
+    """``scheme``: "float32", "int8" (full integer) or "int16x8" (int16 activations and I/O, int8 weights)."""
     from compilers.worker import import_tf
 
     tf = import_tf()
     conv = tf.lite.TFLiteConverter.from_concrete_functions([concrete], trackable)
-    if int8:
+    if scheme != "float32":
         if rep is None:
-            raise CompileError("int8 needs a representative dataset")
+            raise CompileError(f"{scheme} needs a representative dataset")
         samples = rep.astype(np.float32)
 
         def gen() -> Iterator[list[np.ndarray]]:
@@ -83,9 +89,15 @@ def _convert(concrete: Any, trackable: Any, rep: np.ndarray | None, int8: bool) 
 
         conv.optimizations = [tf.lite.Optimize.DEFAULT]
         conv.representative_dataset = gen
-        conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        conv.inference_input_type = tf.int8
-        conv.inference_output_type = tf.int8
+        if scheme == "int8":
+            conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+            io = tf.int8
+        else:
+            ops16x8 = tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8
+            conv.target_spec.supported_ops = [ops16x8]
+            io = tf.int16
+        conv.inference_input_type = io
+        conv.inference_output_type = io
     else:
         conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     return bytes(conv.convert())
@@ -136,7 +148,7 @@ def _prune(model: Any, source: ModelSource, sparsity: float) -> tuple[Any, float
 @register
 class TfliteCompiler:
     name = "tflite"
-    version = "1"
+    version = "2"
     order = 10
 
     def applies(self, source: ModelSource, target: Target) -> bool:
@@ -151,9 +163,11 @@ class TfliteCompiler:
         model = _load_keras(source)
         concrete, trackable = _concrete_fn(model, source)
         out: list[Artifact] = []
+        rep = source.representative
         jobs: list[tuple[str, Callable[[], Artifact]]] = [
-            ("float32", lambda: self._finish("float32", _convert(concrete, trackable, None, False), source)),
-            ("int8", lambda: self._finish("int8", _convert(concrete, trackable, source.representative, True), source)),
+            ("float32", lambda: self._finish("float32", _convert(concrete, trackable, None, "float32"), source)),
+            ("int8", lambda: self._finish("int8", _convert(concrete, trackable, rep, "int8"), source)),
+            ("int16x8", lambda: self._finish("int16x8", self._int16x8(concrete, trackable, source, out), source)),
         ]
         for variant, level in PRUNE_LEVELS.items():
             jobs.append((variant, lambda v=variant, s=level: self._pruned(v, s, model, source)))  # type: ignore[misc]
@@ -161,6 +175,8 @@ class TfliteCompiler:
             t0 = time.perf_counter()
             try:
                 art = job()
+            except _NotNeeded:
+                continue
             except (CompileError, ModelKindError, ValueError) as exc:
                 art = failed(variant, self.name, str(exc))
             except Exception as exc:  # a converter crash on one variant must not hide the others
@@ -169,24 +185,32 @@ class TfliteCompiler:
             out.append(art)
         return out
 
+    def _int16x8(self, concrete: Any, trackable: Any, source: ModelSource, built: Sequence[Artifact]) -> bytes:
+        """Offered only when int8 loses more than ``source.accuracy_margin`` points vs float32."""
+        acc = {a.variant: a.accuracy for a in built}
+        f32, i8 = acc.get("float32"), acc.get("int8")
+        if f32 is None or i8 is None or (f32 - i8) * 100 <= source.accuracy_margin:
+            raise _NotNeeded
+        return _convert(concrete, trackable, source.representative, "int16x8")
+
     def _pruned(self, variant: str, sparsity: float, model: Any, source: ModelSource) -> Artifact:
         if model is None:
             raise CompileError("pruning needs a Keras model (this SavedModel has no Keras metadata)")
         stripped, achieved = _prune(model, source, sparsity)
         concrete, trackable = _concrete_fn(stripped, source)
-        data = _convert(concrete, trackable, source.representative, True)
+        data = _convert(concrete, trackable, source.representative, "int8")
         return self._finish(variant, data, source, {"sparsity": round(achieved, 4)})
 
     def _finish(self, variant: str, data: bytes, source: ModelSource, notes: dict[str, Any] | None = None) -> Artifact:
-        expect = "float32" if variant == "float32" else "int8"
+        expect = variant if variant in ("float32", "int16x8") else "int8"
         return finish_artifact(variant, self.name, data, accuracy=_accuracy(data, source), notes=notes, expect=expect)
 
     def _from_tflite(self, source: ModelSource) -> list[Artifact]:
         data = source.path.read_bytes()
-        kind = inspect_tflite(data).kind  # ModelKindError for dynamic-range / float16 inputs
-        if kind == "int8":
-            note = {"source": "already int8 .tflite: planned as is (no recompile without the float model)"}
-            return [finish_artifact("int8", self.name, data, accuracy=_accuracy(data, source), notes=note)]
+        kind = inspect_tflite(data).kind  # ModelKindError for float16
+        if kind != "float32":  # int8, int16x8, hybrid: finish_artifact asks the runtime whether it runs it
+            note = {"source": f"already {kind} .tflite: planned as is (no recompile without the float model)"}
+            return [finish_artifact(kind, self.name, data, accuracy=_accuracy(data, source), notes=note)]
         note = {"source": "float32 .tflite: int8 needs the float Keras/SavedModel model"}
         return [
             finish_artifact("float32", self.name, data, accuracy=_accuracy(data, source), notes=note),

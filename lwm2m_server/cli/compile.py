@@ -27,7 +27,7 @@ def _render(report: FitReport) -> None:
     t = report.target
     title = (
         f"{report.model} -> RAM {t.ram_bytes:,} B, flash {t.flash_bytes:,} B, "
-        f"{'FPU' if t.fpu else 'no FPU'}, accelerator {t.accelerator}"
+        f"{'FPU' if t.fpu else 'no FPU'}, accelerator {t.accelerator}, {8 * t.pointer_size}-bit pointers"
     )
     table = Table(title=title)
     for col in (
@@ -114,17 +114,28 @@ def compile_model(
     ] = None,
     task: Annotated[str | None, typer.Option("--task", help="classification or autoencoder (accuracy metric)")] = None,
     clock_mhz: Annotated[float | None, typer.Option("--clock-mhz", help="NPU clock for the latency estimate")] = None,
+    pointer_size: Annotated[
+        int | None, typer.Option("--pointer-size", help="4 (32-bit MCU) or 8 (64-bit host runtime, default)")
+    ] = None,
+    cpu: Annotated[
+        str | None, typer.Option("--cpu", help="CPU core (cortex-m4f, rv32imc...): derives --pointer-size")
+    ] = None,
     config: Annotated[Path | None, typer.Option("--config", "-c", help="TOML config file")] = None,
     cache_dir: Annotated[Path | None, typer.Option("--cache-dir", help="compile cache (default from config)")] = None,
 ) -> None:
     """Compile MODEL for one device class, print the fit report and write the chosen package."""
-    from compilers.target import Target
+    from compilers.target import Target, pointer_size_for_cpu
     from lwm2m_server.cli.units import read_size
     from lwm2m_server.config import ConfigError, load_settings
     from lwm2m_server.logging import configure_logging
 
     try:
-        target = Target(read_size(ram, "--ram"), read_size(flash, "--flash"), fpu=fpu, accelerator=accelerator)
+        derived = pointer_size_for_cpu(cpu) if cpu is not None else None
+        if derived is not None and pointer_size is not None and derived != pointer_size:
+            raise ValueError(f"--cpu {cpu} has {derived}-byte pointers, not --pointer-size {pointer_size}")
+        width = pointer_size or derived or 8
+        target = Target(read_size(ram, "--ram"), read_size(flash, "--flash"), fpu=fpu, accelerator=accelerator,
+                        pointer_size=width)
     except ValueError as exc:
         raise CliError(str(exc)) from exc
     try:

@@ -43,9 +43,10 @@ def load_public_key(value: str) -> bytes:
 @app.command()
 def sim(
     server: Annotated[str, typer.Option("--server", "-s", help="LwM2M server URI")] = "coap://127.0.0.1:5683",
-    fleet: Annotated[Path, typer.Option("--fleet", "-f", "--profiles", help="fleet profile file (TOML)")] = Path(
-        "config/fleet-demo.toml"
-    ),
+    fleet: Annotated[
+        Path | None,
+        typer.Option("--fleet", "-f", "--profiles", help="fleet profile file (TOML); default: the bundled demo fleet"),
+    ] = None,
     devices: Annotated[int | None, typer.Option("--devices", "-n", min=1, help="scale the mix to N devices")] = None,
     public_key: Annotated[
         str | None, typer.Option("--public-key", help="server's Ed25519 package key (hex or file)")
@@ -57,6 +58,10 @@ def sim(
     """Run a simulated fleet until Ctrl-C (or --duration), then de-register every device."""
     if not server.startswith("coap://"):
         raise CliError(f"--server must be a coap:// URI, got {server!r}")
+    if fleet is None:
+        from lwm2m_server.resources import DEFAULT_FLEET
+
+        fleet = DEFAULT_FLEET
     if not fleet.is_file():
         raise CliError(f"fleet file not found: {fleet}")
     key = load_public_key(public_key) if public_key else None

@@ -13,9 +13,7 @@ from pathlib import Path
 from types import MappingProxyType
 
 from lwm2m_server.protocol.paths import LwM2MPath
-
-OBJECTS_DIR = Path(__file__).resolve().parents[2] / "objects"
-"""The repository's ``objects/`` directory with the DDF XML files."""
+from lwm2m_server.resources import OBJECTS_DIR as OBJECTS_DIR  # the DDF XML files (bundled in the wheel)
 
 
 class ResourceType(StrEnum):

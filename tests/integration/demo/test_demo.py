@@ -32,6 +32,8 @@ def test_demo_json_summary(tmp_path: Path) -> None:
     assert tiny["variant"] is None and tiny["incompatible"] >= 1 and tiny["confirmed"] == 0
     no_fpu = classes["cortex-m0plus-64k"]
     assert no_fpu["variant"].startswith("int8")  # no FPU: never float32
+    m4f = classes["cortex-m4f-256k"]  # FPU: float32 fits, but within the margin the smaller int8 package ships
+    assert m4f["variant"] is not None and m4f["variant"] != "float32"
     for c in summary["classes"]:
         keys = {"target", "variant", "size", "arena_bytes", "accuracy", "confirmed", "incompatible", "failed"}
         assert set(c) == keys

@@ -82,7 +82,9 @@ def test_plan_is_consistent(path: Path) -> None:
     _assert_no_overlap(plan)
     assert plan.head_bytes == max(b.offset + b.size for b in plan.buffers)
     assert plan.lower_bound <= plan.head_bytes
-    assert plan.total_bytes >= plan.head_bytes + plan.tail_bytes
+    # The reported tail is for a 16-aligned arena; an arena 8 bytes off can save the padding of
+    # 8-aligned structs (the runtime accepts vww at head + tail - 8).
+    assert plan.total_bytes >= plan.head_bytes + plan.tail_bytes - 8
     assert plan.unmodeled_ops == ()
     model = parse_model(path.read_bytes())
     last_scope = len(model.main.operators)
@@ -121,4 +123,5 @@ def test_probe_survives_runtime_crashes_on_tiny_arenas(probe: TflmProbe) -> None
     plan = plan_arena(data)
     assert (head, tail) == (plan.head_bytes, plan.tail_bytes)
     assert smallest > head + tail  # the planner's temporary arrays dominate this small-head model
-    assert plan.total_bytes == plan.planning_peak_bytes
+    assert plan.planning_peak_bytes > plan.head_bytes + plan.tail_bytes  # the binding constraint,
+    assert plan.total_bytes - 16 < plan.planning_peak_bytes <= plan.total_bytes  # rounded to the size residue

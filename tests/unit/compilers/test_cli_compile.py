@@ -68,11 +68,29 @@ def test_out_writes_the_chosen_model(tmp_path: Path) -> None:
         (["--ram", "256KiB", "--flash", "1MiB", "--accelerator", "tpu-9000"], "unknown accelerator"),
         (["--ram", "256KiB", "--flash", "1MiB", "--task", "classification"], "--task needs --data"),
         (["--ram", "256KiB", "--flash", "1MiB", "--data", "/nonexistent.npz"], "cannot read data file"),
+        (["--ram", "256KiB", "--flash", "1MiB", "--cpu", "z80"], "cannot tell the pointer size"),
+        (["--ram", "1MiB", "--flash", "1MiB", "--cpu", "cortex-m4", "--pointer-size", "8"], "--cpu cortex-m4 has"),
+        (["--ram", "256KiB", "--flash", "1MiB", "--pointer-size", "3"], "pointer size must be 4"),
     ],
 )
 def test_bad_options_exit_2(args: list[str], message: str, tmp_path: Path) -> None:
     proc = run([str(KWS), *args], tmp_path)
     assert proc.returncode == 2 and f"error: {message}" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_pointer_size_from_the_cpu(tmp_path: Path) -> None:
+    """--cpu cortex-m4 (32-bit): the report's arena is the 4-byte-pointer figure; the host figure is the default."""
+    from compilers.arena import plan_arena
+
+    host = run([str(KWS), "--ram", "512KiB", "--flash", "2MiB", "--json"], tmp_path)
+    mcu = run([str(KWS), "--ram", "512KiB", "--flash", "2MiB", "--cpu", "cortex-m4", "--json"], tmp_path)
+    explicit = run([str(KWS), "--ram", "512KiB", "--flash", "2MiB", "--pointer-size", "4", "--json"], tmp_path)
+    assert host.returncode == mcu.returncode == explicit.returncode == 0, mcu.stderr[-2000:]
+    h, m, e = (json.loads(p.stdout) for p in (host, mcu, explicit))
+    assert "pointer_size" not in h["target"] and m["target"]["pointer_size"] == 4 and m == e
+    data = KWS.read_bytes()
+    assert h["variants"][0]["arena_bytes"] == plan_arena(data).total_bytes
+    assert m["variants"][0]["arena_bytes"] == plan_arena(data, 4).total_bytes < plan_arena(data).total_bytes
 
 
 def test_bad_models_exit_2(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,7 @@ from compilers.tflite_info import ModelKindError, inspect_tflite
 from compilers.zoo import ZooModel
 
 from . import _helpers
-from .conftest import MLPERF, NPU
+from .conftest import MLPERF, NPU, source_of
 
 pytestmark = pytest.mark.slow
 
@@ -30,11 +31,12 @@ def by_variant(arts: list[Artifact]) -> dict[str, Artifact]:
 @pytest.mark.parametrize("name", ["digits-cnn", "vibration-anomaly"])
 def test_every_variant_built_with_declared_kind(name: str, zoo_artifacts: dict[str, list[Artifact]]) -> None:
     arts = by_variant(zoo_artifacts[name])
-    assert set(arts) == EXPECTED
+    assert EXPECTED <= set(arts) <= EXPECTED | {"int16x8"}
     for variant, art in arts.items():
         assert "error" not in art.notes, art.notes
         info = inspect_tflite(art.data)
-        assert info.kind == ("float32" if variant == "float32" else "int8")
+        assert info.kind == (variant if variant in ("float32", "int16x8") else "int8")
+        assert art.notes["numeric"] == info.kind and art.notes["float_math"] == (variant == "float32")
         assert art.size == len(art.data) and 0 < art.compressed_size < art.size
         assert art.arena_bytes >= art.notes["arena_head_bytes"] + art.notes["arena_tail_bytes"] > 0  # + init peaks
         assert art.input_spec.shape[0] == 1  # exported from a batch-size-1 copy
@@ -61,17 +63,48 @@ def test_int8_is_int8_in_and_out_on_tflm(
 def test_dynamic_range_and_float16_are_rejected(
     zoo: dict[str, ZooModel], tmp_path: Path, runner: CompileRunner
 ) -> None:
+    """float16 is refused from the flatbuffer; a hybrid (dynamic-range) model is refused by the real
+    runtime, whose own reason is quoted."""
     digits = zoo["digits-cnn"]
     bad = runner.executor().submit(_helpers.bad_quantizations, str(digits.keras_path), digits.representative).result()
+    with pytest.raises(ModelKindError, match="float16"):
+        inspect_tflite(bad["float16"]).kind  # noqa: B018
+    assert inspect_tflite(bad["dynamic-range"]).kind == "hybrid"
+    with pytest.raises(ModelKindError, match=r"TFLite Micro refuses this hybrid model: .*not supported"):
+        finish_artifact("hybrid", "tflite", bad["dynamic-range"])
     for kind, data in bad.items():
-        with pytest.raises(ModelKindError):
-            inspect_tflite(data).kind  # noqa: B018
         with pytest.raises(ModelKindError):
             finish_artifact(kind, "tflite", data)
         path = tmp_path / f"{kind}.tflite"
         path.write_bytes(data)
         with pytest.raises(ModelKindError):  # a .tflite input of that kind is refused, not planned
             plan(path, NPU, cache=runner.cache, runner=runner)
+
+
+@pytest.mark.parametrize("name", ["digits-cnn", "vibration-anomaly"])
+def test_16x8_offered_exactly_when_int8_loses_more_than_the_margin(
+    name: str, zoo_artifacts: dict[str, list[Artifact]]
+) -> None:
+    arts = by_variant(zoo_artifacts[name])
+    loss = ((arts["float32"].accuracy or 0) - (arts["int8"].accuracy or 0)) * 100
+    assert ("int16x8" in arts) == (loss > 1.0), loss
+
+
+def test_16x8_build_is_int16_in_and_out_and_runs(zoo: dict[str, ZooModel], runner: CompileRunner) -> None:
+    """A negative margin makes every int8 build "too lossy", so the 16x8 variant is always offered."""
+    from tflite_micro.python.tflite_micro import runtime
+
+    source = replace(source_of(zoo["digits-cnn"]), accuracy_margin=-100.0, _hash=None)
+    arts = by_variant(runner.artifacts(source, Target(1 << 20, 4 << 20, fpu=False)))
+    art = arts["int16x8"]
+    assert "error" not in art.notes, art.notes
+    assert art.input_spec.dtype == art.output_spec.dtype == "int16" and not art.notes["float_math"]
+    info = inspect_tflite(art.data)
+    assert info.kind == "int16x8" and "int8" in info.constant_dtypes and "float32" not in info.activation_dtypes
+    interp = runtime.Interpreter.from_bytes(art.data, arena_size=art.arena_bytes)  # the planned arena suffices
+    assert interp.get_input_details(0)["dtype"] == np.int16
+    assert art.accuracy is not None and abs(art.accuracy - (arts["float32"].accuracy or 0)) < 0.05
+    assert art.arena_bytes > arts["int8"].arena_bytes  # int16 activations take twice the bytes
 
 
 @pytest.mark.parametrize("name", ["digits-cnn", "vibration-anomaly"])

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from compilers.target import Target, format_bytes, parse_size
+from compilers.target import Target, format_bytes, parse_size, pointer_size_for_cpu
 
 
 @pytest.mark.parametrize(
@@ -45,3 +47,33 @@ def test_key_is_stable_and_distinguishes_classes() -> None:
 def test_unknown_accelerator_rejected() -> None:
     with pytest.raises(ValueError, match="accelerator"):
         Target(1, 1, accelerator="tpu")
+
+
+@pytest.mark.parametrize(
+    ("cpu", "width"),
+    [("cortex-m0plus", 4), ("Cortex-M4F", 4), ("cortex-m55", 4), ("rv32imc", 4), ("esp32-s3", 4), ("xtensa-lx7", 4),
+     ("x86_64", 8), ("aarch64", 8), ("cortex-a72", 8), ("rv64gc", 8)],
+)  # fmt: skip
+def test_pointer_size_for_cpu(cpu: str, width: int) -> None:
+    assert pointer_size_for_cpu(cpu) == width
+
+
+def test_pointer_size_rejects_unknown_cpus_and_widths() -> None:
+    with pytest.raises(ValueError, match="cannot tell the pointer size of CPU 'z80'"):
+        pointer_size_for_cpu("z80")
+    with pytest.raises(ValueError, match="pointer size must be 4"):
+        Target(1024, 1024, pointer_size=2)
+
+
+def test_pointer_size_is_part_of_the_compile_class_only_when_not_the_host() -> None:
+    host, mcu = Target(1024, 2048), Target(1024, 2048, pointer_size=4)
+    assert "pointer_size" not in host.to_dict() and mcu.to_dict()["pointer_size"] == 4
+    assert host.key() != mcu.key() and Target.from_dict(mcu.to_dict()) == mcu
+
+
+@given(st.text(max_size=40))
+def test_pointer_size_for_any_cpu_string_is_4_8_or_a_clear_error(cpu: str) -> None:
+    try:
+        assert pointer_size_for_cpu(cpu) in (4, 8)
+    except ValueError as exc:
+        assert "cannot tell the pointer size" in str(exc)
