@@ -1,5 +1,5 @@
 """The device's CoAP face: maps LwM2M requests (read, write, execute, discover, create, delete,
-write-attributes, observe, read-composite) onto the ObjectStore, with content-format negotiation.
+write-attributes, observe, read-composite, write-composite) onto the ObjectStore, with content-format negotiation.
 
 One aiocoap resource sits at the root of the device's context and parses every Uri-Path itself.
 """
@@ -17,7 +17,7 @@ from lwm2m_server.protocol import codecs
 from lwm2m_server.protocol.codecs import CodecError
 from lwm2m_server.protocol.model import Content
 from lwm2m_server.protocol.paths import LwM2MPath
-from simulator.composite import decode_composite_paths, encode_composite
+from simulator.composite import decode_composite_content, decode_composite_paths, encode_composite
 from simulator.objects import LwM2MError, ObjectStore
 from simulator.observe import Observations, parse_attributes
 
@@ -98,7 +98,7 @@ class DeviceSite(Resource, interfaces.ObservableResource, PathCapable):
     async def _dispatch(self, request: Message) -> Message:
         segments = tuple(request.opt.uri_path)
         if not segments or segments == ("",):
-            return self._root(request)
+            return await self._root(request)
         try:
             path = LwM2MPath.parse("/" + "/".join(segments))
         except ValueError:
@@ -122,9 +122,11 @@ class DeviceSite(Resource, interfaces.ObservableResource, PathCapable):
             return Message(code=Code.DELETED)
         return error_response("4.05", f"{code} not allowed on {path}")
 
-    def _root(self, request: Message) -> Message:
+    async def _root(self, request: Message) -> Message:
         if request.code == Code.FETCH:
             return self._read_composite(request)
+        if request.code == Code.iPATCH:
+            return await self._write_composite(request)
         if request.code == Code.GET and request.opt.accept == LINK:
             links = [f"</{oid}>" for oid in self.store.objects() if oid != 0]
             return Message(code=Code.CONTENT, payload=",".join(links).encode(), content_format=LINK)
@@ -205,6 +207,23 @@ class DeviceSite(Resource, interfaces.ObservableResource, PathCapable):
                     raise
         payload = encode_composite(out_format, parts, self.store.model)
         return Message(code=Code.CONTENT, payload=payload, content_format=out_format)
+
+    async def _write_composite(self, request: Message) -> Message:
+        """Partial-update writes of every instance the content names (4.00 for a bad payload, 4.05 read-only)."""
+        if self.lwm2m_version == "1.0":
+            raise LwM2MError("4.05", "write-composite is LwM2M 1.1")
+        in_format = request.opt.content_format
+        if in_format is None or int(in_format) not in (SENML_JSON, SENML_CBOR):
+            raise LwM2MError("4.15", "write-composite needs a SenML request")
+        content = decode_composite_content(int(in_format), request.payload, self.store.model)
+        if not content:
+            raise LwM2MError("4.00", "write-composite without values")
+        by_instance: dict[LwM2MPath, Content] = {}
+        for leaf, value in content.items():
+            by_instance.setdefault(leaf.truncate("instance"), {})[leaf] = value
+        for instance, part in sorted(by_instance.items()):
+            self.store.write(instance, part, replace=False)
+        return Message(code=Code.CHANGED)
 
 
 __all__ = ["FORMATS_1_0", "FORMATS_1_1", "DeviceSite", "coap_code", "error_response"]

@@ -16,18 +16,18 @@ from typing import Any
 import aiocoap
 import aiocoap.error
 
-from lwm2m_server.coap import composite
 from lwm2m_server.coap.errors import BadResponse, DeviceError, DeviceNotRegistered, DeviceTimeout
 from lwm2m_server.coap.exchange import RawResponse, RequestSpec, abandon, build_message, send
 from lwm2m_server.coap.observation import NotifyCallback, Observation, SharedObservation
 from lwm2m_server.coap.stats import CoapStats
 from lwm2m_server.events import EventBus
 from lwm2m_server.logging import get_logger
-from lwm2m_server.protocol.codecs import CodecError, ContentFormat, decode, encode
+from lwm2m_server.protocol.codecs import CodecError, ContentFormat, decode, decode_root, encode, encode_root
+from lwm2m_server.protocol.composite import PATH_LIST_FORMATS, encode_paths
 from lwm2m_server.protocol.jsonvalues import content_to_json
 from lwm2m_server.protocol.linkformat import Link, LinkFormatError, parse_link_format
 from lwm2m_server.protocol.model import Content, ObjectRegistry
-from lwm2m_server.protocol.negotiation import choose_format
+from lwm2m_server.protocol.negotiation import choose_composite_format, choose_format
 from lwm2m_server.protocol.paths import LwM2MPath
 from lwm2m_server.queue import QueuedRequest, QueueManager
 from lwm2m_server.registration import Registration
@@ -222,22 +222,37 @@ class DeviceClient:
         reg, p = self._reg(endpoint), _as_path(path)
         self._check(reg, await self._request(reg, RequestSpec("DELETE", str(p)), timeout), f"delete {p}")
 
+    def _composite_format(self, reg: Registration, what: str) -> int:
+        cf = choose_composite_format(reg.content_formats, PATH_LIST_FORMATS)
+        if cf is None:
+            raise DeviceError("unsupported", f"{what} needs a client that announced SenML", endpoint=reg.endpoint)
+        return cf
+
+    def _decode_root(self, reg: Registration, resp: RawResponse, asked: int, what: str) -> Content:
+        cf = resp.content_format if resp.content_format is not None else asked
+        try:
+            return decode_root(cf, resp.payload, self.model) if resp.payload else {}
+        except CodecError as exc:
+            raise BadResponse(f"{what}: {exc}", endpoint=reg.endpoint, content_format=cf) from exc
+
     async def read_composite(
         self, endpoint: str, paths: Sequence[LwM2MPath | str], *, timeout: float | None = None
     ) -> Content:
         """FETCH several paths at once (LwM2M 1.1); needs SenML-CBOR or SenML-JSON in the registration's ``ct=``."""
         reg = self._reg(endpoint)
-        cf = next((c for c in composite.SENML_FORMATS if c in reg.content_formats), None)
-        if cf is None:
-            raise DeviceError("unsupported", "read-composite needs a client that announced SenML", endpoint=endpoint)
+        cf = self._composite_format(reg, "read-composite")
         ps = [_as_path(p) for p in paths]
-        spec = RequestSpec("FETCH", "/", composite.encode_request(cf, ps), content_format=cf, accept=cf)
+        spec = RequestSpec("FETCH", "/", encode_paths(cf, ps), content_format=cf, accept=cf)
         resp = await self._request(reg, spec, timeout)
         self._check(reg, resp, "read-composite")
-        try:
-            return composite.decode_response(resp.content_format or cf, resp.payload, self.model)
-        except CodecError as exc:
-            raise BadResponse(f"read-composite: {exc}", endpoint=endpoint, content_format=resp.content_format) from exc
+        return self._decode_root(reg, resp, cf, "read-composite")
+
+    async def write_composite(self, endpoint: str, content: Content, *, timeout: float | None = None) -> None:
+        """iPATCH ``/`` with values for resources of several objects at once (LwM2M 1.1 Write-Composite)."""
+        reg = self._reg(endpoint)
+        cf = self._composite_format(reg, "write-composite")
+        spec = RequestSpec("IPATCH", "/", encode_root(cf, content, self.model), content_format=cf)
+        self._check(reg, await self._request(reg, spec, timeout), "write-composite", ("2.04",))
 
     async def raw_request(
         self,
@@ -429,11 +444,7 @@ class DeviceClient:
     def _on_registration(self, reg: Registration, kind: Kind) -> None:
         """A new registration invalidates the old one's observations; a moved device's too (token + address)."""
         for shared in list(self._shared.get(reg.endpoint, {}).values()):
-            stale = (
-                kind in ("deregistered", "expired")
-                or shared.reg_id != reg.reg_id
-                or shared.address != reg.address
-            )
+            stale = kind in ("deregistered", "expired") or shared.reg_id != reg.reg_id or shared.address != reg.address
             if stale:
                 shared.end()
 

@@ -57,3 +57,8 @@ def choose_format(
     if single:
         return ContentFormat.OPAQUE if opaque else ContentFormat.TEXT
     return ContentFormat.TLV
+
+
+def choose_composite_format(supported: frozenset[int], candidates: tuple[int, ...]) -> int | None:
+    """The first of ``candidates`` (most preferred first) the client announced; None when it announced none."""
+    return next((cf for cf in candidates if cf in supported), None)
