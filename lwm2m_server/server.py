@@ -17,16 +17,20 @@ import aiocoap.resource as resource
 
 from lwm2m_server.coap.device_client import DeviceClient
 from lwm2m_server.coap.rd import add_rd_resources
+from lwm2m_server.coap.send import SendResource
 from lwm2m_server.coap.udp import create_context
 from lwm2m_server.config import Settings
 from lwm2m_server.events import Event, EventBus
 from lwm2m_server.inventory import DeviceProfile, Inventory
 from lwm2m_server.logging import get_logger
 from lwm2m_server.protocol.model import ObjectRegistry
+from lwm2m_server.protocol.send import SEND_PATH
 from lwm2m_server.queue import QueueManager
 from lwm2m_server.registry import Listener, Registry
+from lwm2m_server.send_values import SendService
 from lwm2m_server.store.base import Store
 from lwm2m_server.store.retention import DAY_S, RetentionPolicy
+from lwm2m_server.store.send_values import SendValueStore
 from lwm2m_server.store.sqlite import SqliteStore
 
 log = get_logger(__name__)
@@ -73,6 +77,10 @@ class LwM2MServer:
         self.site = resource.Site()
         self.counters: Counter[str] = Counter()
         add_rd_resources(self.site, self.registry, self._count, self.client.stats.count_in)
+        self.send = SendService(SendValueStore(self.store), self.events)
+        self.site.add_resource(
+            SEND_PATH, SendResource(self.registry, self.client.model, self.send.on_send, self.client.stats.count_in)
+        )
         self.site.add_resource((".well-known", "core"), resource.WKCResource(self.site.get_resources_as_linkheader))
         self.coap_context: aiocoap.Context | None = None
         self.coap_port: int = 0
@@ -113,6 +121,7 @@ class LwM2MServer:
         s = self.settings.server
         await self.store.open()
         await self.registry.start()
+        await self.send.start()
         if self.inventory is not None:
             await self.inventory.start()
         await self.queue.start()

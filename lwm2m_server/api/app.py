@@ -29,6 +29,7 @@ ROUTER_MODULES: tuple[str, ...] = (
     "lwm2m_server.api.metrics",
     "lwm2m_server.api.events",
     "lwm2m_server.api.devices",
+    "lwm2m_server.api.data",
     # more specific /api/devices/... routers (OTA, plans) go here, before "operations"
     "lwm2m_server.api.ota",
     "lwm2m_server.api.models",

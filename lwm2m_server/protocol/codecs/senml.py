@@ -124,6 +124,17 @@ def content_to_records(path: LwM2MPath | None, content: Content, model: ObjectRe
     return records
 
 
+def timed_to_records(values: list[TimedValue], model: ObjectRegistry) -> list[dict[str, object]]:
+    """One record per value in the given order, absolute name in ``n``, ``t`` when the value has a time."""
+    records: list[dict[str, object]] = []
+    for item in values:
+        (record,) = content_to_records(None, {item.path: item.value}, model)
+        if item.time is not None:
+            record["t"] = item.time
+        records.append(record)
+    return records
+
+
 def check_multiplicity(model: ObjectRegistry, key: LwM2MPath) -> None:
     """Encoders refuse content whose shape contradicts the model (instances of a single resource...)."""
     rdef = model.resource(key)

@@ -16,6 +16,7 @@ from lwm2m_server.protocol.codecs.senml import (
     content_to_records,
     records_to_content,
     records_to_timed,
+    timed_to_records,
 )
 from lwm2m_server.protocol.codecs.values import b64decode, b64encode
 from lwm2m_server.protocol.model import Content, ObjectRegistry
@@ -69,6 +70,10 @@ class SenmlJsonCodec:
 
     def encode_root(self, content: Content, model: ObjectRegistry) -> bytes:
         return self._dumps(content_to_records(None, content, model))
+
+    def encode_timed(self, values: list[TimedValue], model: ObjectRegistry) -> bytes:
+        """A root pack of timestamped values (Send)."""
+        return self._dumps(timed_to_records(values, model))
 
     def decode(self, path: LwM2MPath, payload: bytes, model: ObjectRegistry) -> Content:
         check_path(path)
