@@ -69,6 +69,9 @@ class DeviceSite(Resource, interfaces.ObservableResource, PathCapable):
         return not (self.firmware is not None and tuple(request.opt.uri_path) == ("5", "0", "0"))
 
     async def add_observation(self, request: Message, serverobservation: Any) -> None:
+        if request.code == Code.FETCH and tuple(request.opt.uri_path) in ((), ("",)):
+            self._observe_composite(request, serverobservation)
+            return
         if request.code != Code.GET or request.opt.accept == LINK:
             return
         try:
@@ -207,6 +210,17 @@ class DeviceSite(Resource, interfaces.ObservableResource, PathCapable):
                     raise
         payload = encode_composite(out_format, parts, self.store.model)
         return Message(code=Code.CONTENT, payload=payload, content_format=out_format)
+
+    def _observe_composite(self, request: Message, serverobservation: Any) -> None:
+        """Observe-Composite: aiocoap re-renders the FETCH (a Read-Composite) for every notification."""
+        in_format = request.opt.content_format
+        if self.lwm2m_version == "1.0" or in_format is None or int(in_format) not in (SENML_JSON, SENML_CBOR):
+            return
+        try:
+            paths = decode_composite_paths(int(in_format), request.payload)
+        except LwM2MError:
+            return
+        self.observations.add_composite(tuple(paths), serverobservation)
 
     async def _write_composite(self, request: Message) -> Message:
         """Partial-update writes of every instance the content names (4.00 for a bad payload, 4.05 read-only)."""

@@ -30,6 +30,7 @@ ROUTER_MODULES: tuple[str, ...] = (
     "lwm2m_server.api.events",
     "lwm2m_server.api.devices",
     "lwm2m_server.api.data",
+    "lwm2m_server.api.composite",
     # more specific /api/devices/... routers (OTA, plans) go here, before "operations"
     "lwm2m_server.api.ota",
     "lwm2m_server.api.models",
