@@ -26,10 +26,12 @@ if TYPE_CHECKING:
 
 log = get_logger(__name__)
 
-TEXT, LINK, OPAQUE, SENML_JSON, SENML_CBOR, TLV = 0, 40, 42, 110, 112, 11542
+TEXT, LINK, OPAQUE, SENML_JSON, SENML_CBOR, TLV, LWM2M_CBOR = 0, 40, 42, 110, 112, 11542, 11544
 
 FORMATS_1_0 = frozenset({TEXT, LINK, OPAQUE, TLV})
 FORMATS_1_1 = frozenset({TEXT, LINK, OPAQUE, SENML_JSON, SENML_CBOR, TLV})
+FORMATS_1_2 = FORMATS_1_1 | {LWM2M_CBOR}
+COMPOSITE_ANSWERS = frozenset({SENML_JSON, SENML_CBOR, LWM2M_CBOR})
 
 
 def coap_code(code: str) -> Code:
@@ -56,7 +58,7 @@ class DeviceSite(Resource, interfaces.ObservableResource, PathCapable):
         super().__init__()
         self.store = store
         self.lwm2m_version = lwm2m_version
-        self.formats = FORMATS_1_0 if lwm2m_version == "1.0" else FORMATS_1_1
+        self.formats = {"1.0": FORMATS_1_0, "1.2": FORMATS_1_2}.get(lwm2m_version, FORMATS_1_1)
         self.default_format = TLV if lwm2m_version == "1.0" else SENML_CBOR
         self.firmware = firmware
         self.observations = Observations(store)
@@ -177,7 +179,7 @@ class DeviceSite(Resource, interfaces.ObservableResource, PathCapable):
     def _decode(self, path: LwM2MPath, request: Message) -> Content:
         content_format = request.opt.content_format
         if content_format is None:
-            content_format = TEXT if path.resource_id is not None and self.lwm2m_version == "1.1" else TLV
+            content_format = TEXT if path.resource_id is not None and self.lwm2m_version != "1.0" else TLV
         if int(content_format) not in self.formats or int(content_format) == LINK:
             raise LwM2MError("4.15", f"content format {int(content_format)} not supported")
         return codecs.decode(int(content_format), path, request.payload, self.store.model)
@@ -198,8 +200,8 @@ class DeviceSite(Resource, interfaces.ObservableResource, PathCapable):
         if in_format is None or int(in_format) not in (SENML_JSON, SENML_CBOR):
             raise LwM2MError("4.15", "read-composite needs a SenML request")
         out_format = int(request.opt.accept) if request.opt.accept is not None else int(in_format)
-        if out_format not in (SENML_JSON, SENML_CBOR):
-            raise LwM2MError("4.06", "read-composite answers in SenML only")
+        if out_format not in COMPOSITE_ANSWERS & self.formats:
+            raise LwM2MError("4.06", "read-composite answers in SenML (or LwM2M-CBOR for 1.2)")
         paths = decode_composite_paths(int(in_format), request.payload)
         parts: list[tuple[LwM2MPath, Content]] = []
         for p in paths:
@@ -227,8 +229,8 @@ class DeviceSite(Resource, interfaces.ObservableResource, PathCapable):
         if self.lwm2m_version == "1.0":
             raise LwM2MError("4.05", "write-composite is LwM2M 1.1")
         in_format = request.opt.content_format
-        if in_format is None or int(in_format) not in (SENML_JSON, SENML_CBOR):
-            raise LwM2MError("4.15", "write-composite needs a SenML request")
+        if in_format is None or int(in_format) not in COMPOSITE_ANSWERS & self.formats:
+            raise LwM2MError("4.15", "write-composite needs a SenML (or LwM2M-CBOR for 1.2) request")
         content = decode_composite_content(int(in_format), request.payload, self.store.model)
         if not content:
             raise LwM2MError("4.00", "write-composite without values")

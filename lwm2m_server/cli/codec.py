@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from lwm2m_server.protocol.model import Content, ObjectRegistry, ResourceType, Value
     from lwm2m_server.protocol.paths import LwM2MPath
 
-FORMATS = ("tlv", "senml-json", "senml-cbor", "lwm2m-json", "text", "opaque", "cbor", "link")
+FORMATS = ("tlv", "senml-json", "senml-cbor", "lwm2m-json", "lwm2m-cbor", "text", "opaque", "cbor", "link")
 MAX_INPUT_BYTES = 2 * 1024 * 1024 + 64  # hex of a 1 MiB payload (the decoders' own limit)
 
 FormatOpt = Annotated[str, typer.Option("--format", "-f", help=f"one of {', '.join(FORMATS)} (or a number)")]

@@ -28,7 +28,7 @@ from lwm2m_server.protocol.composite import PATH_LIST_FORMATS, encode_paths
 from lwm2m_server.protocol.jsonvalues import content_to_json
 from lwm2m_server.protocol.linkformat import Link, LinkFormatError, parse_link_format
 from lwm2m_server.protocol.model import Content, ObjectRegistry
-from lwm2m_server.protocol.negotiation import choose_composite_format, choose_format
+from lwm2m_server.protocol.negotiation import choose_composite_answer, choose_composite_format, choose_format
 from lwm2m_server.protocol.paths import LwM2MPath
 from lwm2m_server.queue import QueuedRequest, QueueManager
 from lwm2m_server.registration import Registration
@@ -244,15 +244,17 @@ class DeviceClient(ObserveOperations):
         reg = self._reg(endpoint)
         cf = self._composite_format(reg, "read-composite")
         ps = [_as_path(p) for p in paths]
-        spec = RequestSpec("FETCH", "/", encode_paths(cf, ps), content_format=cf, accept=cf)
+        accept = choose_composite_answer(reg.lwm2m_version, reg.content_formats, cf)
+        spec = RequestSpec("FETCH", "/", encode_paths(cf, ps), content_format=cf, accept=accept)
         resp = await self._request(reg, spec, timeout)
         self._check(reg, resp, "read-composite")
-        return self._decode_root(reg, resp, cf, "read-composite")
+        return self._decode_root(reg, resp, accept, "read-composite")
 
     async def write_composite(self, endpoint: str, content: Content, *, timeout: float | None = None) -> None:
         """iPATCH ``/`` with values for resources of several objects at once (LwM2M 1.1 Write-Composite)."""
         reg = self._reg(endpoint)
-        cf = self._composite_format(reg, "write-composite")
+        path_list_format = self._composite_format(reg, "write-composite")
+        cf = choose_composite_answer(reg.lwm2m_version, reg.content_formats, path_list_format)
         spec = RequestSpec("IPATCH", "/", encode_root(cf, content, self.model), content_format=cf)
         self._check(reg, await self._request(reg, spec, timeout), "write-composite", ("2.04",))
 

@@ -26,6 +26,7 @@ from lwm2m_server.logging import get_logger
 from lwm2m_server.protocol.composite import encode_paths
 from lwm2m_server.protocol.jsonvalues import content_to_json
 from lwm2m_server.protocol.model import Content
+from lwm2m_server.protocol.negotiation import choose_composite_answer
 from lwm2m_server.protocol.paths import LwM2MPath
 from lwm2m_server.queue import QueueManager
 from lwm2m_server.registration import Registration
@@ -239,7 +240,8 @@ class ObserveOperations:
         cf = self._composite_format(reg, "observe-composite")
         if self.queue is not None:
             reg = await self.queue.wait_awake(reg)
-        spec = RequestSpec("FETCH", "/", encode_paths(cf, ps), content_format=cf, accept=cf)
+        accept = choose_composite_answer(reg.lwm2m_version, reg.content_formats, cf)
+        spec = RequestSpec("FETCH", "/", encode_paths(cf, ps), content_format=cf, accept=accept)
         sent = build_message(reg, spec, observe=0)
         request = self._ctx().request(sent)
         t = timeout if timeout is not None else self.default_timeout
@@ -260,12 +262,12 @@ class ObserveOperations:
         aobs = request.observation
         try:
             self._check(reg, resp, "observe-composite")
-            initial = self._decode_root(reg, resp, cf, "observe-composite")
+            initial = self._decode_root(reg, resp, accept, "observe-composite")
         except DeviceError:
             if aobs is not None and not aobs.cancelled:
                 aobs.cancel()
             raise
-        obs = CompositeObservation(endpoint, ps, reg.reg_id, reg.address, cf, initial, owner=owner)
+        obs = CompositeObservation(endpoint, ps, reg.reg_id, reg.address, accept, initial, owner=owner)
         if msg.opt.observe is None or aobs is None or aobs.cancelled:
             obs.end(DeviceError("not_observable", "the composite is not observable", endpoint=endpoint))
             return obs

@@ -13,6 +13,7 @@ from enum import IntEnum
 from lwm2m_server.protocol.codecs.base import MAX_PAYLOAD_BYTES, MAX_RECORDS, Codec, CodecError, RootCodec
 from lwm2m_server.protocol.codecs.cbor import CborCodec
 from lwm2m_server.protocol.codecs.link import LinkCodec, decode_links, encode_links
+from lwm2m_server.protocol.codecs.lwm2m_cbor import LwM2MCborCodec
 from lwm2m_server.protocol.codecs.lwm2m_json import LwM2MJsonCodec
 from lwm2m_server.protocol.codecs.opaque import OpaqueCodec
 from lwm2m_server.protocol.codecs.senml_cbor import SenmlCborCodec
@@ -35,6 +36,7 @@ class ContentFormat(IntEnum):
     TLV = 11542
     OLD_TLV = 1542
     LWM2M_JSON = 11543
+    LWM2M_CBOR = 11544
     OLD_LWM2M_JSON = 1543
 
 
@@ -49,6 +51,7 @@ _CODECS: tuple[Codec, ...] = (
     TlvCodec(ContentFormat.OLD_TLV, "old-tlv"),
     LwM2MJsonCodec(ContentFormat.LWM2M_JSON, "lwm2m-json"),
     LwM2MJsonCodec(ContentFormat.OLD_LWM2M_JSON, "old-lwm2m-json"),
+    LwM2MCborCodec(),
 )
 
 CONTENT_FORMATS: dict[int, Codec] = {int(c.content_format): c for c in _CODECS}

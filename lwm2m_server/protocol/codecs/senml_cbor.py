@@ -7,10 +7,8 @@ any CBOR number form (integers, bignums, half/single/double floats, tag 4 decima
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 from lwm2m_server.protocol.codecs.base import MAX_RECORDS, CodecError, check_path, check_payload
-from lwm2m_server.protocol.codecs.cbor import cbor_dumps, cbor_loads
+from lwm2m_server.protocol.codecs.cbor import cbor_dumps, cbor_loads, normalize_number
 from lwm2m_server.protocol.codecs.senml import (
     CBOR_KEYS,
     CBOR_LABELS,
@@ -37,17 +35,6 @@ def _label(key: object, index: int) -> str | None:
     if isinstance(key, str):
         return check_text_label(key, index) if key == "vlo" or key.endswith("_") else None
     raise CodecError(f"record {index}: invalid label of type {type(key).__name__}")
-
-
-def _number(value: object, label: str, index: int) -> object:
-    """A tag 4 / tag 5 number (cbor2 gives a Decimal) as an int when integral, else a float."""
-    if not isinstance(value, Decimal):
-        return value
-    if not value.is_finite():
-        raise CodecError(f"record {index}: {label} is not a finite number")
-    if value == value.to_integral_value():
-        return int(value)
-    return float(value)
 
 
 class SenmlCborCodec:
@@ -96,6 +83,6 @@ class SenmlCborCodec:
             for key, value in raw.items():
                 label = _label(key, index)
                 if label is not None:
-                    record[label] = _number(value, label, index)
+                    record[label] = normalize_number(value, f"record {index}: {label}")
             records.append(record)
         return records
