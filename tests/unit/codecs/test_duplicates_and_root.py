@@ -298,3 +298,63 @@ def test_tlv_duplicate_resources_never_decode(content: Content, index: int) -> N
     payload = TLV.encode(instance, part, MODEL)
     with pytest.raises(CodecError, match="appears twice"):
         TLV.decode(instance, payload + payload, MODEL)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(content=root_content(), data=st.data())
+def test_bn_per_record_and_bt_resolve_like_absolute_names(content: Content, data: st.DataObject) -> None:
+    """Any split of each absolute name into a bn ending in '/' (set on that record, or inherited) plus n, and
+    any bt/t split of a time, decodes to the same values and times."""
+    if not content:
+        return
+    records = json.loads(encode_root(ContentFormat.SENML_JSON, content, MODEL))
+    current_bn = ""
+    rewritten = []
+    for record in records:
+        name = record.pop("n")
+        segments = name.strip("/").split("/")
+        cut = data.draw(st.integers(0, len(segments) - 1))
+        bn = "/" + "/".join(segments[:cut]) + "/" if cut else "/"
+        if bn != current_bn or data.draw(st.booleans()):
+            record["bn"] = current_bn = bn
+        record["n"] = "/".join(segments[cut:])
+        bt = data.draw(st.integers(1_600_000_000, 1_700_000_000))
+        record |= {"bt": bt, "t": 1_700_000_000 - bt}
+        rewritten.append(record)
+    payload = json.dumps(rewritten).encode()
+    assert decode_root(ContentFormat.SENML_JSON, payload, MODEL) == content
+    timed = SJSON.decode_timed(payload, MODEL)
+    assert {v.path: v.value for v in timed} == content and {v.time for v in timed} == {1_700_000_000.0}
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(content=root_content(), index=st.integers(0, 50))
+def test_lwm2m_json_and_cbor_duplicates_never_decode(content: Content, index: int) -> None:
+    if not content:
+        return
+    doc = json.loads(encode_root(ContentFormat.LWM2M_JSON, content, MODEL))
+    doc["e"].append(doc["e"][index % len(doc["e"])])
+    with pytest.raises(CodecError, match="duplicate path"):
+        decode_root(ContentFormat.LWM2M_JSON, json.dumps(doc).encode(), MODEL)
+    # LwM2M-CBOR: the same leaf again under a full-path array key next to the nested maps
+    key = sorted(content)[index % len(content)]
+    tree = cbor2.loads(encode_root(ContentFormat.LWM2M_CBOR, content, MODEL))
+    tree[tuple(key.ids)] = 0  # paths are checked for duplicates before values are typed
+    with pytest.raises(CodecError, match="duplicate path"):
+        decode_root(ContentFormat.LWM2M_CBOR, cbor2.dumps(tree), MODEL)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(content=root_content(), index=st.integers(0, 50), other=st.integers(1, 50))
+def test_tlv_wrapped_resource_decodes_only_for_its_instance(content: Content, index: int, other: int) -> None:
+    if not content:
+        return
+    key = sorted(content)[index % len(content)]
+    resource = key.truncate("resource")
+    part = {k: v for k, v in content.items() if resource.is_prefix_of(k)}
+    wrapped = TLV.encode(resource.truncate("object"), part, MODEL)  # the resource inside its object-instance TLV
+    assert TLV.decode(resource, wrapped, MODEL) == part
+    assert TLV.decode(resource, TLV.encode(resource, part, MODEL), MODEL) == part
+    wrong = LwM2MPath(resource.object_id, ((resource.object_instance or 0) + other) % 65535, resource.resource_id)
+    with pytest.raises(CodecError):
+        TLV.decode(wrong, wrapped, MODEL)
