@@ -23,9 +23,11 @@ from lwm2m_server.config import Settings
 from lwm2m_server.events import Event, EventBus
 from lwm2m_server.inventory import DeviceProfile, Inventory
 from lwm2m_server.logging import get_logger
+from lwm2m_server.protocol.codecs.senml import TimedValue
 from lwm2m_server.protocol.model import ObjectRegistry
 from lwm2m_server.protocol.send import SEND_PATH
 from lwm2m_server.queue import QueueManager
+from lwm2m_server.registration import Registration
 from lwm2m_server.registry import Listener, Registry
 from lwm2m_server.send_values import SendService
 from lwm2m_server.store.base import Store
@@ -79,7 +81,7 @@ class LwM2MServer:
         add_rd_resources(self.site, self.registry, self._count, self.client.stats.count_in)
         self.send = SendService(SendValueStore(self.store), self.events)
         self.site.add_resource(
-            SEND_PATH, SendResource(self.registry, self.client.model, self.send.on_send, self.client.stats.count_in)
+            SEND_PATH, SendResource(self.registry, self.client.model, self._on_send, self.client.stats.count_in)
         )
         self.site.add_resource((".well-known", "core"), resource.WKCResource(self.site.get_resources_as_linkheader))
         self.coap_context: aiocoap.Context | None = None
@@ -87,6 +89,11 @@ class LwM2MServer:
         self.started_at: float | None = None
         self._persist = frozenset(persist_events) if persist_events is not None else None
         self.events.add_sink(self._log_event)
+
+    async def _on_send(self, reg: Registration, values: list[TimedValue]) -> None:
+        """A Send is an uplink: a queue-mode device listens now, so its queued requests go out."""
+        self.queue.on_uplink(reg.endpoint)
+        await self.send.on_send(reg, values)
 
     def _count(self, key: str) -> None:
         self.counters[key] += 1

@@ -136,3 +136,24 @@ async def test_send_is_published_on_mqtt(stack: Stack, tmp_path: Path) -> None:
 
 async def _no_commands(action: str, rollout_id: str | None, body: Any) -> dict[str, Any]:
     raise ValueError("no commands in this test")
+
+
+async def test_a_send_wakes_a_queue_mode_device_for_its_queued_requests(tmp_path: Path) -> None:
+    from tests.integration.api.conftest import running_stack, wait_for
+
+    async with running_stack(tmp_path, queue_mode_window_s=0.8) as stack:
+        device = await stack.add_device("send-q", binding="UQ", queue_awake_s=1.0, queue_sleep_s=60.0)
+
+        async def asleep() -> bool:
+            return bool((await stack.http.get("/api/devices/send-q")).json()["sleeping"])
+
+        await wait_for(asleep, 5.0, "send-q to be reported sleeping")
+        queued = asyncio.create_task(stack.http.get("/api/devices/send-q/3/0/0", params={"timeout": "10"}))
+
+        async def in_queue() -> bool:
+            return len(stack.server.queue.queued("send-q")) == 1
+
+        await wait_for(in_queue, 5.0, "the read to be queued")
+        assert await device.send([P("/3/0/9")]) == Code.CHANGED  # the uplink, long before the next Update
+        response = await asyncio.wait_for(queued, 10)
+        assert response.status_code == 200 and response.json()["value"] == "TinyMLaaS Sim"
