@@ -28,6 +28,9 @@ class SendService:
     async def start(self) -> None:
         await self.values.start()
 
+    async def stop(self) -> None:
+        await self.values.stop()
+
     async def on_send(self, reg: Registration, values: list[TimedValue]) -> None:
         now = self._clock()
         rows = [SentValue(str(v.path), v.epoch_time(now), value_to_json(v.value)) for v in values]

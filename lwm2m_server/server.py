@@ -56,11 +56,12 @@ class LwM2MServer:
         s = settings.server
         self.events = EventBus()
         st = settings.store
+        retention = RetentionPolicy(st.event_retention_days * DAY_S, st.event_max_rows, st.event_prune_interval_s)
         self.store: Store = store or SqliteStore(
             settings.store_path,
             batch_max=st.batch_max,
             batch_window_ms=st.batch_window_ms,
-            retention=RetentionPolicy(st.event_retention_days * DAY_S, st.event_max_rows, st.event_prune_interval_s),
+            retention=retention,
         )
         self.registry = Registry(self.store, self.events, grace_s=s.registration_grace_s)
         self.client = DeviceClient(self.registry, self.events, model=model, default_timeout=s.request_timeout_s)
@@ -79,7 +80,7 @@ class LwM2MServer:
         self.site = resource.Site()
         self.counters: Counter[str] = Counter()
         add_rd_resources(self.site, self.registry, self._count, self.client.stats.count_in)
-        self.send = SendService(SendValueStore(self.store), self.events)
+        self.send = SendService(SendValueStore(self.store, retention), self.events)  # Send values: same retention
         self.site.add_resource(
             SEND_PATH, SendResource(self.registry, self.client.model, self._on_send, self.client.stats.count_in)
         )
@@ -153,6 +154,7 @@ class LwM2MServer:
         self.client.cancel_all()
         await self.registry.stop()
         await self.queue.stop()
+        await self.send.stop()
         if self.coap_context is not None:
             await self.coap_context.shutdown()
             self.coap_context = None

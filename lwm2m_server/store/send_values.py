@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lwm2m_server.store.base import Store
+from lwm2m_server.store.retention import EventPruner, RetentionPolicy
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS send_values (
@@ -37,11 +38,31 @@ class SentValue:
 
 
 class SendValueStore:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, retention: RetentionPolicy | None = None) -> None:
+        """``retention``: prune by arrival time and row count on a timer, like the event log (None: keep all)."""
         self.store = store
+        self.retention = retention
+        self._pruner: EventPruner | None = None
 
     async def start(self) -> None:
         await self.store.ensure_schema(SCHEMA)
+        if self.retention is not None and self.retention.enabled and self._pruner is None:
+            self._pruner = EventPruner(self.store.fetchall, self.store.execute, self.retention, table="send_values")
+            self._pruner.start()
+
+    async def stop(self) -> None:
+        if self._pruner is not None:
+            await self._pruner.stop()
+            self._pruner = None
+
+    async def prune(self) -> int:
+        """Apply the retention now; returns the rows deleted."""
+        return await self._pruner.prune() if self._pruner is not None else 0
+
+    @property
+    def pruned(self) -> int:
+        """Rows deleted by the retention so far (the timer's runs included)."""
+        return self._pruner.pruned if self._pruner is not None else 0
 
     async def add(self, endpoint: str, values: Sequence[SentValue], received_at: float) -> None:
         """Stores one Send's values; returns once committed."""
