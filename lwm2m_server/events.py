@@ -18,7 +18,7 @@ from lwm2m_server.logging import get_logger
 
 log = get_logger(__name__)
 
-EVENT_TYPES = ("registered", "updated", "deregistered", "expired", "notification", "sleeping", "awake")
+EVENT_TYPES = ("registered", "updated", "deregistered", "expired", "notification", "send", "sleeping", "awake")
 
 
 @dataclass(frozen=True, slots=True)

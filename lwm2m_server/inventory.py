@@ -15,6 +15,7 @@ from lwm2m_server.coap.errors import DeviceError
 from lwm2m_server.coap.observation import Observation
 from lwm2m_server.events import EventBus
 from lwm2m_server.logging import get_logger
+from lwm2m_server.protocol.fwupdate import PROTOCOL_SCHEMES
 from lwm2m_server.protocol.model import Content
 from lwm2m_server.protocol.paths import LwM2MPath
 from lwm2m_server.registration import Registration
@@ -24,7 +25,7 @@ from lwm2m_server.store.base import Store
 log = get_logger(__name__)
 
 DELIVERY = {0: "pull", 1: "push", 2: "both"}
-PROTOCOLS = {0: "coap", 1: "coaps", 2: "http", 3: "https", 4: "coap+tcp", 5: "coaps+tcp"}
+PROTOCOLS = PROTOCOL_SCHEMES  # /5/0/8 numbers -> scheme names, from the protocol core
 OBSERVED = (LwM2MPath(5, 0, 3), LwM2MPath(5, 0, 5), LwM2MPath(32002, 0))
 
 

@@ -1,7 +1,7 @@
 """MQTT bridge (aiomqtt): server events out, rollout commands in.
 
 Out: each server event becomes a JSON message on ``{prefix}/devices/{ep}/{kind}`` (registered, updated,
-deregistered, expired, notify, ota) or ``{prefix}/rollouts/{id}/progress``.
+deregistered, expired, notify, send, ota) or ``{prefix}/rollouts/{id}/progress``.
 In: ``{prefix}/commands/rollouts/create`` and ``{prefix}/commands/rollouts/{id}/{action}``; the reply goes to
 ``<command topic>/reply`` carrying the request's ``correlation_id``.
 
@@ -40,6 +40,7 @@ _DEVICE_TOPICS = {
     "deregistered": "deregistered",
     "expired": "deregistered",
     "notification": "notify",
+    "send": "send",
     "sleeping": "presence",
     "awake": "presence",
 }

@@ -52,6 +52,7 @@ class Registry:
         self._clock = clock
         self._by_ep: dict[str, Registration] = {}
         self._ep_by_id: dict[str, str] = {}
+        self._ep_by_addr: dict[tuple[str, int], str] = {}  # where each registration was last heard from
         self._timers = TimerHeap(self._on_timer, clock)
         self._hooks: list[Hook] = []
         self._listeners: list[Listener] = []
@@ -96,6 +97,12 @@ class Registry:
     def by_id(self, reg_id: str) -> Registration | None:
         ep = self._ep_by_id.get(reg_id)
         return self._by_ep.get(ep) if ep is not None else None
+
+    def by_address(self, host: str, port: int) -> Registration | None:
+        """The registration last heard from ``host:port`` (a Send or other uplink names no endpoint)."""
+        ep = self._ep_by_addr.get((host, port))
+        reg = self._by_ep.get(ep) if ep is not None else None
+        return reg if reg is not None and reg.address == (host, port) else None
 
     def all(self) -> list[Registration]:
         return list(self._by_ep.values())
@@ -155,7 +162,10 @@ class Registry:
             return None
         now = self._clock()
         moved = (host, port) != reg.address
+        if moved and self._ep_by_addr.get(reg.address) == reg.endpoint:
+            del self._ep_by_addr[reg.address]
         reg.host, reg.port = host, port
+        self._ep_by_addr[reg.address] = reg.endpoint
         if upd.lifetime is not None:
             reg.lifetime = upd.lifetime
         if upd.binding is not None:
@@ -207,6 +217,7 @@ class Registry:
     def _index(self, reg: Registration) -> None:
         self._by_ep[reg.endpoint] = reg
         self._ep_by_id[reg.reg_id] = reg.endpoint
+        self._ep_by_addr[reg.address] = reg.endpoint
         self._arm(reg)
 
     def _arm(self, reg: Registration) -> None:
@@ -215,6 +226,8 @@ class Registry:
     async def _remove(self, reg: Registration, kind: Kind) -> None:
         self._by_ep.pop(reg.endpoint, None)
         self._ep_by_id.pop(reg.reg_id, None)
+        if self._ep_by_addr.get(reg.address) == reg.endpoint:
+            del self._ep_by_addr[reg.address]
         self._timers.cancel("expiry", reg.endpoint)
         await self.store.delete_registration(reg.endpoint)
         self.events.emit(kind, reg.endpoint, reg_id=reg.reg_id)

@@ -17,16 +17,22 @@ import aiocoap.resource as resource
 
 from lwm2m_server.coap.device_client import DeviceClient
 from lwm2m_server.coap.rd import add_rd_resources
+from lwm2m_server.coap.send import SendResource
 from lwm2m_server.coap.udp import create_context
 from lwm2m_server.config import Settings
 from lwm2m_server.events import Event, EventBus
 from lwm2m_server.inventory import DeviceProfile, Inventory
 from lwm2m_server.logging import get_logger
+from lwm2m_server.protocol.codecs.senml import TimedValue
 from lwm2m_server.protocol.model import ObjectRegistry
+from lwm2m_server.protocol.send import SEND_PATH
 from lwm2m_server.queue import QueueManager
+from lwm2m_server.registration import Registration
 from lwm2m_server.registry import Listener, Registry
+from lwm2m_server.send_values import SendService
 from lwm2m_server.store.base import Store
 from lwm2m_server.store.retention import DAY_S, RetentionPolicy
+from lwm2m_server.store.send_values import SendValueStore
 from lwm2m_server.store.sqlite import SqliteStore
 
 log = get_logger(__name__)
@@ -50,11 +56,12 @@ class LwM2MServer:
         s = settings.server
         self.events = EventBus()
         st = settings.store
+        retention = RetentionPolicy(st.event_retention_days * DAY_S, st.event_max_rows, st.event_prune_interval_s)
         self.store: Store = store or SqliteStore(
             settings.store_path,
             batch_max=st.batch_max,
             batch_window_ms=st.batch_window_ms,
-            retention=RetentionPolicy(st.event_retention_days * DAY_S, st.event_max_rows, st.event_prune_interval_s),
+            retention=retention,
         )
         self.registry = Registry(self.store, self.events, grace_s=s.registration_grace_s)
         self.client = DeviceClient(self.registry, self.events, model=model, default_timeout=s.request_timeout_s)
@@ -73,12 +80,21 @@ class LwM2MServer:
         self.site = resource.Site()
         self.counters: Counter[str] = Counter()
         add_rd_resources(self.site, self.registry, self._count, self.client.stats.count_in)
+        self.send = SendService(SendValueStore(self.store, retention), self.events)  # Send values: same retention
+        self.site.add_resource(
+            SEND_PATH, SendResource(self.registry, self.client.model, self._on_send, self.client.stats.count_in)
+        )
         self.site.add_resource((".well-known", "core"), resource.WKCResource(self.site.get_resources_as_linkheader))
         self.coap_context: aiocoap.Context | None = None
         self.coap_port: int = 0
         self.started_at: float | None = None
         self._persist = frozenset(persist_events) if persist_events is not None else None
         self.events.add_sink(self._log_event)
+
+    async def _on_send(self, reg: Registration, values: list[TimedValue]) -> None:
+        """A Send is an uplink: a queue-mode device listens now, so its queued requests go out."""
+        self.queue.on_uplink(reg.endpoint)
+        await self.send.on_send(reg, values)
 
     def _count(self, key: str) -> None:
         self.counters[key] += 1
@@ -113,6 +129,7 @@ class LwM2MServer:
         s = self.settings.server
         await self.store.open()
         await self.registry.start()
+        await self.send.start()
         if self.inventory is not None:
             await self.inventory.start()
         await self.queue.start()
@@ -137,6 +154,7 @@ class LwM2MServer:
         self.client.cancel_all()
         await self.registry.stop()
         await self.queue.stop()
+        await self.send.stop()
         if self.coap_context is not None:
             await self.coap_context.shutdown()
             self.coap_context = None

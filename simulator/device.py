@@ -17,8 +17,10 @@ from aiocoap import POST, Code, Context, Message
 from aiocoap.numbers.codes import DELETE
 
 from lwm2m_server.logging import get_logger
+from lwm2m_server.protocol.codecs.senml import TimedValue
 from lwm2m_server.protocol.model import ObjectRegistry
 from lwm2m_server.protocol.paths import LwM2MPath
+from lwm2m_server.protocol.send import SEND_PATH, encode_send
 from simulator.firmware import Firmware
 from simulator.initial import build_store
 from simulator.link import Link
@@ -32,6 +34,7 @@ log = get_logger(__name__)
 
 UPLINK_TIMEOUT_S = 15.0
 RETRY_MAX_S = 30.0
+SENML_CBOR = 112
 
 
 class RegistrationFailed(Exception):
@@ -216,6 +219,20 @@ class SimulatedDevice:
             return True
         log.info("sim.update_refused", endpoint=self.endpoint, code=str(response.code))
         return False
+
+    async def send(self, paths: list[LwM2MPath], *, content_format: int = SENML_CBOR, timed: bool = True) -> Code:
+        """LwM2M 1.1 Send: POST ``/dp`` with the current values under ``paths`` (each timestamped when ``timed``);
+        returns the server's answer code."""
+        assert self.objects is not None
+        if self.config.lwm2m_version == "1.0":
+            raise LwM2MError("4.05", "Send is LwM2M 1.1")
+        now = time.time() if timed else None
+        values = [TimedValue(p, v, now) for path in paths for p, v in sorted(self.objects.read(path).items())]
+        request = Message(code=POST, uri=self.server_uri, content_format=content_format)
+        request.opt.uri_path = SEND_PATH
+        request.payload = encode_send(content_format, values, self.model)
+        response = await self._uplink(request)
+        return response.code
 
     @property
     def lifetime(self) -> int:

@@ -23,6 +23,15 @@ from aiocoap.numbers.constants import TransportTuning
 from aiocoap.optiontypes import BlockOption
 
 from lwm2m_server.logging import get_logger
+from lwm2m_server.protocol.fwupdate import (
+    FW_PACKAGE_URI,
+    FW_RESULT,
+    FW_STATE,
+    PROTOCOL_SCHEMES,
+    FirmwareState,
+    UpdateResult,
+    device_transition,
+)
 from lwm2m_server.protocol.paths import LwM2MPath
 from simulator.install import InstallOutcome, install, self_test
 from simulator.objects import LwM2MError, ObjectStore
@@ -33,13 +42,18 @@ if TYPE_CHECKING:
 
 log = get_logger(__name__)
 
-IDLE, DOWNLOADING, DOWNLOADED, UPDATING = 0, 1, 2, 3
-R_INITIAL, R_SUCCESS, R_NO_FLASH, R_NO_RAM, R_CONN_LOST, R_INTEGRITY = 0, 1, 2, 3, 4, 5
-R_INVALID_URI, R_FAILED, R_UNSUPPORTED_PROTOCOL, R_CANCELLED = 7, 8, 9, 10
+# Object 5's codes and state machine are the protocol core's (lwm2m_server.protocol.fwupdate); short names here.
+IDLE, DOWNLOADING, DOWNLOADED, UPDATING = FirmwareState
+R_INITIAL, R_SUCCESS = UpdateResult.INITIAL, UpdateResult.SUCCESS
+R_NO_FLASH, R_NO_RAM = UpdateResult.NOT_ENOUGH_FLASH, UpdateResult.OUT_OF_RAM
+R_CONN_LOST, R_INTEGRITY = UpdateResult.CONNECTION_LOST, UpdateResult.INTEGRITY_FAILURE
+R_INVALID_URI, R_FAILED = UpdateResult.INVALID_URI, UpdateResult.UPDATE_FAILED
+R_UNSUPPORTED_PROTOCOL, R_CANCELLED = UpdateResult.UNSUPPORTED_PROTOCOL, UpdateResult.CANCELLED
 
-SCHEMES = {0: "coap", 1: "coaps", 2: "http", 3: "https", 4: "coap+tcp", 5: "coaps+tcp"}
+SCHEMES = PROTOCOL_SCHEMES
 
-STATE, RESULT, URI, PKG_NAME, PKG_VERSION = (LwM2MPath(5, 0, r) for r in (3, 5, 1, 6, 7))
+STATE, RESULT, URI = FW_STATE, FW_RESULT, FW_PACKAGE_URI
+PKG_NAME, PKG_VERSION = (LwM2MPath(5, 0, r) for r in (6, 7))
 
 
 def szx_of(size: int) -> int:
@@ -89,10 +103,11 @@ class Firmware:
         return int(self.store.get(RESULT))
 
     def _set(self, state: int | None = None, result: int | None = None) -> None:
+        """Report State/Update Result; a State change the Object 5 machine forbids is a simulator bug."""
         if result is not None:
-            self.store.set(RESULT, result)
+            self.store.set(RESULT, int(UpdateResult(result)))
         if state is not None:
-            self.store.set(STATE, state)
+            self.store.set(STATE, int(device_transition(self.state, state)))
 
     def reset(self) -> None:
         """Back to Idle: abort any transfer, forget the package."""

@@ -45,6 +45,8 @@ def parse_attributes(query: Sequence[str]) -> Attributes:
 class Observation:
     path: LwM2MPath
     server_observation: Any
+    composite: tuple[LwM2MPath, ...] = ()
+    """Observe-Composite: every path it follows (``path`` is the first, whose attributes it uses)."""
     last_sent: float = field(default_factory=time.monotonic)
     last_value: Any = None
     pending: asyncio.TimerHandle | None = None
@@ -95,7 +97,15 @@ class Observations:
 
     # ---- observations --------------------------------------------------------------------------
     def add(self, path: LwM2MPath, server_observation: Any) -> None:
-        obs = Observation(path, server_observation, last_value=self._value(path))
+        self._add(Observation(path, server_observation, last_value=self._value(path)))
+
+    def add_composite(self, paths: tuple[LwM2MPath, ...], server_observation: Any) -> None:
+        obs = Observation(paths[0], server_observation, composite=paths)
+        obs.last_value = self._current(obs)
+        self._add(obs)
+
+    def _add(self, obs: Observation) -> None:
+        server_observation = obs.server_observation
 
         def cancelled() -> None:
             if obs.pending is not None:
@@ -125,12 +135,19 @@ class Observations:
 
     def _on_change(self, changed: LwM2MPath) -> None:
         for obs in list(self.active):
-            if obs.path.is_prefix_of(changed) or changed.is_prefix_of(obs.path):
+            if any(p.is_prefix_of(changed) or changed.is_prefix_of(p) for p in obs.composite or (obs.path,)):
                 self._maybe_notify(obs)
+
+    def _current(self, obs: Observation) -> Any:
+        if obs.composite:
+            return tuple(self._value(p) for p in obs.composite)
+        return self._value(obs.path)
 
     def _maybe_notify(self, obs: Observation) -> None:
         attrs = self.effective(obs.path)
-        value = self._value(obs.path)
+        value = self._current(obs)
+        if obs.composite:  # thresholds (gt/lt/st) are per resource: a composite notifies on any change
+            attrs = {k: v for k, v in attrs.items() if k in ("pmin", "pmax")}
         if not _passes_thresholds(attrs, obs.last_value, value):
             return
         pmin = attrs.get("pmin") or 0.0
@@ -145,14 +162,14 @@ class Observations:
         if obs not in self.active or self.asleep():
             return  # asleep: ``flush_stored`` sends it after the next uplink
         obs.last_sent = time.monotonic()
-        obs.last_value = self._value(obs.path)
+        obs.last_value = self._current(obs)
         self.notifications += 1
         obs.server_observation.trigger()
 
     def flush_stored(self) -> None:
         """After waking up: notify every observation whose value changed while the radio was off."""
         for obs in list(self.active):
-            if self._value(obs.path) != obs.last_value:
+            if self._current(obs) != obs.last_value:
                 self._notify(obs)
 
     async def _pmax_loop(self) -> None:

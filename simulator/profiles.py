@@ -77,7 +77,7 @@ class DeviceConfig:
 
     endpoint: str
     profile: HardwareProfile = field(default_factory=HardwareProfile)
-    lwm2m_version: Literal["1.0", "1.1"] = "1.1"
+    lwm2m_version: Literal["1.0", "1.1", "1.2"] = "1.1"
     binding: Literal["U", "UQ"] = "U"
     lifetime: int = 300
     delivery: Delivery = "both"
@@ -115,8 +115,8 @@ class DeviceConfig:
     """Pull: CoAP ACK_TIMEOUT for block requests (RFC 7252 default 2 s); retransmissions double it."""
 
     def __post_init__(self) -> None:
-        if self.lwm2m_version not in ("1.0", "1.1"):
-            raise ValueError(f"lwm2m_version must be 1.0 or 1.1, got {self.lwm2m_version!r}")
+        if self.lwm2m_version not in ("1.0", "1.1", "1.2"):
+            raise ValueError(f"lwm2m_version must be 1.0, 1.1 or 1.2, got {self.lwm2m_version!r}")
         if self.binding not in ("U", "UQ"):
             raise ValueError(f"binding must be U or UQ, got {self.binding!r}")
         if self.delivery not in DELIVERY_METHOD:

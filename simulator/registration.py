@@ -10,6 +10,8 @@ from simulator.profiles import DeviceConfig
 
 LWM2M_1_1_FORMATS = (110, 112, 11542)
 """Announced in ``ct=`` by 1.1 devices (text, opaque and link are mandatory and not listed)."""
+LWM2M_1_2_FORMATS = (110, 112, 11542, 11544)
+"""1.2 devices also announce LwM2M-CBOR."""
 
 HIDDEN_FROM_REGISTRATION = frozenset({0, 21})
 """Security and OSCORE objects are never part of a Register payload."""
@@ -31,7 +33,8 @@ def object_links(store: ObjectStore, lwm2m_version: str) -> str:
     """The link-format payload: root link (1.1), then per object ``</id>;ver=x`` (1.1, non-1.0) and instances."""
     links: list[str] = []
     if lwm2m_version != "1.0":
-        formats = " ".join(str(cf) for cf in LWM2M_1_1_FORMATS)
+        announced = LWM2M_1_2_FORMATS if lwm2m_version == "1.2" else LWM2M_1_1_FORMATS
+        formats = " ".join(str(cf) for cf in announced)
         links.append(f'</>;rt="oma.lwm2m";ct="{formats}"')
     for oid in store.objects():
         if oid in HIDDEN_FROM_REGISTRATION:

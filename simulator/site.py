@@ -1,5 +1,5 @@
 """The device's CoAP face: maps LwM2M requests (read, write, execute, discover, create, delete,
-write-attributes, observe, read-composite) onto the ObjectStore, with content-format negotiation.
+write-attributes, observe, read-composite, write-composite) onto the ObjectStore, with content-format negotiation.
 
 One aiocoap resource sits at the root of the device's context and parses every Uri-Path itself.
 """
@@ -17,7 +17,7 @@ from lwm2m_server.protocol import codecs
 from lwm2m_server.protocol.codecs import CodecError
 from lwm2m_server.protocol.model import Content
 from lwm2m_server.protocol.paths import LwM2MPath
-from simulator.composite import decode_composite_paths, encode_composite
+from simulator.composite import decode_composite_content, decode_composite_paths, encode_composite
 from simulator.objects import LwM2MError, ObjectStore
 from simulator.observe import Observations, parse_attributes
 
@@ -26,10 +26,12 @@ if TYPE_CHECKING:
 
 log = get_logger(__name__)
 
-TEXT, LINK, OPAQUE, SENML_JSON, SENML_CBOR, TLV = 0, 40, 42, 110, 112, 11542
+TEXT, LINK, OPAQUE, SENML_JSON, SENML_CBOR, TLV, LWM2M_CBOR = 0, 40, 42, 110, 112, 11542, 11544
 
 FORMATS_1_0 = frozenset({TEXT, LINK, OPAQUE, TLV})
 FORMATS_1_1 = frozenset({TEXT, LINK, OPAQUE, SENML_JSON, SENML_CBOR, TLV})
+FORMATS_1_2 = FORMATS_1_1 | {LWM2M_CBOR}
+COMPOSITE_ANSWERS = frozenset({SENML_JSON, SENML_CBOR, LWM2M_CBOR})
 
 
 def coap_code(code: str) -> Code:
@@ -56,7 +58,7 @@ class DeviceSite(Resource, interfaces.ObservableResource, PathCapable):
         super().__init__()
         self.store = store
         self.lwm2m_version = lwm2m_version
-        self.formats = FORMATS_1_0 if lwm2m_version == "1.0" else FORMATS_1_1
+        self.formats = {"1.0": FORMATS_1_0, "1.2": FORMATS_1_2}.get(lwm2m_version, FORMATS_1_1)
         self.default_format = TLV if lwm2m_version == "1.0" else SENML_CBOR
         self.firmware = firmware
         self.observations = Observations(store)
@@ -69,6 +71,9 @@ class DeviceSite(Resource, interfaces.ObservableResource, PathCapable):
         return not (self.firmware is not None and tuple(request.opt.uri_path) == ("5", "0", "0"))
 
     async def add_observation(self, request: Message, serverobservation: Any) -> None:
+        if request.code == Code.FETCH and tuple(request.opt.uri_path) in ((), ("",)):
+            self._observe_composite(request, serverobservation)
+            return
         if request.code != Code.GET or request.opt.accept == LINK:
             return
         try:
@@ -98,7 +103,7 @@ class DeviceSite(Resource, interfaces.ObservableResource, PathCapable):
     async def _dispatch(self, request: Message) -> Message:
         segments = tuple(request.opt.uri_path)
         if not segments or segments == ("",):
-            return self._root(request)
+            return await self._root(request)
         try:
             path = LwM2MPath.parse("/" + "/".join(segments))
         except ValueError:
@@ -122,9 +127,11 @@ class DeviceSite(Resource, interfaces.ObservableResource, PathCapable):
             return Message(code=Code.DELETED)
         return error_response("4.05", f"{code} not allowed on {path}")
 
-    def _root(self, request: Message) -> Message:
+    async def _root(self, request: Message) -> Message:
         if request.code == Code.FETCH:
             return self._read_composite(request)
+        if request.code == Code.iPATCH:
+            return await self._write_composite(request)
         if request.code == Code.GET and request.opt.accept == LINK:
             links = [f"</{oid}>" for oid in self.store.objects() if oid != 0]
             return Message(code=Code.CONTENT, payload=",".join(links).encode(), content_format=LINK)
@@ -172,7 +179,7 @@ class DeviceSite(Resource, interfaces.ObservableResource, PathCapable):
     def _decode(self, path: LwM2MPath, request: Message) -> Content:
         content_format = request.opt.content_format
         if content_format is None:
-            content_format = TEXT if path.resource_id is not None and self.lwm2m_version == "1.1" else TLV
+            content_format = TEXT if path.resource_id is not None and self.lwm2m_version != "1.0" else TLV
         if int(content_format) not in self.formats or int(content_format) == LINK:
             raise LwM2MError("4.15", f"content format {int(content_format)} not supported")
         return codecs.decode(int(content_format), path, request.payload, self.store.model)
@@ -193,8 +200,8 @@ class DeviceSite(Resource, interfaces.ObservableResource, PathCapable):
         if in_format is None or int(in_format) not in (SENML_JSON, SENML_CBOR):
             raise LwM2MError("4.15", "read-composite needs a SenML request")
         out_format = int(request.opt.accept) if request.opt.accept is not None else int(in_format)
-        if out_format not in (SENML_JSON, SENML_CBOR):
-            raise LwM2MError("4.06", "read-composite answers in SenML only")
+        if out_format not in COMPOSITE_ANSWERS & self.formats:
+            raise LwM2MError("4.06", "read-composite answers in SenML (or LwM2M-CBOR for 1.2)")
         paths = decode_composite_paths(int(in_format), request.payload)
         parts: list[tuple[LwM2MPath, Content]] = []
         for p in paths:
@@ -205,6 +212,34 @@ class DeviceSite(Resource, interfaces.ObservableResource, PathCapable):
                     raise
         payload = encode_composite(out_format, parts, self.store.model)
         return Message(code=Code.CONTENT, payload=payload, content_format=out_format)
+
+    def _observe_composite(self, request: Message, serverobservation: Any) -> None:
+        """Observe-Composite: aiocoap re-renders the FETCH (a Read-Composite) for every notification."""
+        in_format = request.opt.content_format
+        if self.lwm2m_version == "1.0" or in_format is None or int(in_format) not in (SENML_JSON, SENML_CBOR):
+            return
+        try:
+            paths = decode_composite_paths(int(in_format), request.payload)
+        except LwM2MError:
+            return
+        self.observations.add_composite(tuple(paths), serverobservation)
+
+    async def _write_composite(self, request: Message) -> Message:
+        """Partial-update writes of every instance the content names (4.00 for a bad payload, 4.05 read-only)."""
+        if self.lwm2m_version == "1.0":
+            raise LwM2MError("4.05", "write-composite is LwM2M 1.1")
+        in_format = request.opt.content_format
+        if in_format is None or int(in_format) not in COMPOSITE_ANSWERS & self.formats:
+            raise LwM2MError("4.15", "write-composite needs a SenML (or LwM2M-CBOR for 1.2) request")
+        content = decode_composite_content(int(in_format), request.payload, self.store.model)
+        if not content:
+            raise LwM2MError("4.00", "write-composite without values")
+        by_instance: dict[LwM2MPath, Content] = {}
+        for leaf, value in content.items():
+            by_instance.setdefault(leaf.truncate("instance"), {})[leaf] = value
+        for instance, part in sorted(by_instance.items()):
+            self.store.write(instance, part, replace=False)
+        return Message(code=Code.CHANGED)
 
 
 __all__ = ["FORMATS_1_0", "FORMATS_1_1", "DeviceSite", "coap_code", "error_response"]

@@ -65,6 +65,8 @@ ROUTERS: tuple[tuple[str, Access], ...] = (
     ("lwm2m_server.api.metrics", METRICS),
     ("lwm2m_server.api.events", EVENTS),
     ("lwm2m_server.api.devices", BY_METHOD),
+    ("lwm2m_server.api.data", BY_METHOD),
+    ("lwm2m_server.api.composite", BY_METHOD),
     # more specific /api/devices/... routers (OTA, plans) go here, before "operations"
     ("lwm2m_server.api.ota", BY_METHOD),
     ("lwm2m_server.api.models", BY_METHOD),

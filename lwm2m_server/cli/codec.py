@@ -21,11 +21,11 @@ if TYPE_CHECKING:
     from lwm2m_server.protocol.model import Content, ObjectRegistry, ResourceType, Value
     from lwm2m_server.protocol.paths import LwM2MPath
 
-FORMATS = ("tlv", "senml-json", "senml-cbor", "lwm2m-json", "text", "opaque", "cbor", "link")
+FORMATS = ("tlv", "senml-json", "senml-cbor", "lwm2m-json", "lwm2m-cbor", "text", "opaque", "cbor", "link")
 MAX_INPUT_BYTES = 2 * 1024 * 1024 + 64  # hex of a 1 MiB payload (the decoders' own limit)
 
 FormatOpt = Annotated[str, typer.Option("--format", "-f", help=f"one of {', '.join(FORMATS)} (or a number)")]
-PathOpt = Annotated[str, typer.Option("--path", "-p", help="request path, e.g. /3/0")]
+PathOpt = Annotated[str, typer.Option("--path", "-p", help="request path, e.g. /3/0, or / for a composite payload")]
 ObjectsOpt = Annotated[list[Path] | None, typer.Option("--objects", help="extra DDF directory or file (repeatable)")]
 
 
@@ -38,6 +38,11 @@ def _registry(objects: list[Path] | None) -> ObjectRegistry:
         return model.with_objects(load_many(objects)) if objects else model
     except DDFError as exc:
         raise CliError(f"bad object definition: {exc}") from None
+
+
+def _request_path(text: str) -> LwM2MPath | None:
+    """The request path, or None for the root ``/`` (composite payloads with absolute record names)."""
+    return None if text.strip() == "/" else _path(text)
 
 
 def _path(text: str) -> LwM2MPath:
@@ -150,10 +155,10 @@ def decode_cmd(
     objects: ObjectsOpt = None,
 ) -> None:
     """Decode a device payload and print it as JSON typed by the object model."""
-    from lwm2m_server.protocol.codecs import CodecError, codec_by_name, decode_links
+    from lwm2m_server.protocol.codecs import CodecError, codec_by_name, decode_links, root_codec_for
 
     name = _codec_name(fmt)
-    request = _path(path)
+    request = _request_path(path)
     model = _registry(objects)
     data = _read_payload(payload)
     try:
@@ -161,7 +166,11 @@ def decode_cmd(
             links = decode_links(data)
             typer.echo(json.dumps([{"target": lk.target, "params": dict(lk.params)} for lk in links]))
             return
-        content = codec_by_name(name).decode(request, data, model)
+        codec = codec_by_name(name)
+        if request is None:
+            content = root_codec_for(codec.content_format).decode_root(data, model)
+        else:
+            content = codec.decode(request, data, model)
     except CodecError as exc:
         raise CliError(f"cannot decode {name}: {exc}") from None
     typer.echo(json.dumps(content_to_json(content)))
@@ -175,10 +184,10 @@ def encode_cmd(
     objects: ObjectsOpt = None,
 ) -> None:
     """Encode JSON content (the `decode` output shape) for a request path and print the payload as hex."""
-    from lwm2m_server.protocol.codecs import CodecError, codec_by_name
+    from lwm2m_server.protocol.codecs import CodecError, codec_by_name, root_codec_for
 
     name = _codec_name(fmt)
-    request = _path(path)
+    request = _request_path(path)
     model = _registry(objects)
     try:
         doc = json.loads(content)
@@ -186,8 +195,12 @@ def encode_cmd(
         raise CliError(f"content is not valid JSON: {str(exc)[:80]}") from None
     try:
         if name == "link":
+            if request is None:
+                raise CliError("link format needs a request path, not /")
             data = _links_from_json(doc)
             codec_by_name("link").encode(request, {request: data.decode("utf-8")}, model)  # validates
+        elif request is None:
+            data = root_codec_for(codec_by_name(name).content_format).encode_root(content_from_json(doc, model), model)
         else:
             data = codec_by_name(name).encode(request, content_from_json(doc, model), model)
     except CodecError as exc:

@@ -11,27 +11,28 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 import aiocoap
 import aiocoap.error
 
-from lwm2m_server.coap import composite
+from lwm2m_server.coap.composite_observation import CompositeObservation
 from lwm2m_server.coap.errors import BadResponse, DeviceError, DeviceNotRegistered, DeviceTimeout
-from lwm2m_server.coap.exchange import RawResponse, RequestSpec, abandon, build_message, send
-from lwm2m_server.coap.observation import NotifyCallback, Observation, SharedObservation
+from lwm2m_server.coap.exchange import RawResponse, RequestSpec, send
+from lwm2m_server.coap.observation import Observation, SharedObservation
+from lwm2m_server.coap.observer import ObserveOperations
 from lwm2m_server.coap.stats import CoapStats
 from lwm2m_server.events import EventBus
 from lwm2m_server.logging import get_logger
-from lwm2m_server.protocol.codecs import CodecError, ContentFormat, decode, encode
+from lwm2m_server.protocol.codecs import CodecError, ContentFormat, decode, decode_root, encode, encode_root
+from lwm2m_server.protocol.composite import PATH_LIST_FORMATS, encode_paths
 from lwm2m_server.protocol.jsonvalues import content_to_json
 from lwm2m_server.protocol.linkformat import Link, LinkFormatError, parse_link_format
 from lwm2m_server.protocol.model import Content, ObjectRegistry
-from lwm2m_server.protocol.negotiation import choose_format
+from lwm2m_server.protocol.negotiation import choose_composite_answer, choose_composite_format, choose_format
 from lwm2m_server.protocol.paths import LwM2MPath
 from lwm2m_server.queue import QueuedRequest, QueueManager
 from lwm2m_server.registration import Registration
-from lwm2m_server.registry import Kind, Registry
+from lwm2m_server.registry import Registry
 
 log = get_logger(__name__)
 
@@ -66,7 +67,7 @@ def _attr_query(attributes: Mapping[str, float | int | None]) -> tuple[str, ...]
     return tuple(out)
 
 
-class DeviceClient:
+class DeviceClient(ObserveOperations):
     def __init__(
         self,
         registry: Registry,
@@ -86,6 +87,7 @@ class DeviceClient:
         self._observations: dict[str, list[Observation]] = {}  # every owner's handles
         self._shared: dict[str, dict[tuple[LwM2MPath, int], SharedObservation]] = {}  # CoAP observations
         self._starting: dict[tuple[str, tuple[LwM2MPath, int]], asyncio.Future[None]] = {}
+        self._composites: dict[str, list[CompositeObservation]] = {}  # Observe-Composite handles
         registry.add_hook(self._on_registration)
 
     # -- plumbing ---------------------------------------------------------------------------------------------
@@ -222,22 +224,39 @@ class DeviceClient:
         reg, p = self._reg(endpoint), _as_path(path)
         self._check(reg, await self._request(reg, RequestSpec("DELETE", str(p)), timeout), f"delete {p}")
 
+    def _composite_format(self, reg: Registration, what: str) -> int:
+        cf = choose_composite_format(reg.content_formats, PATH_LIST_FORMATS)
+        if cf is None:
+            raise DeviceError("unsupported", f"{what} needs a client that announced SenML", endpoint=reg.endpoint)
+        return cf
+
+    def _decode_root(self, reg: Registration, resp: RawResponse, asked: int, what: str) -> Content:
+        cf = resp.content_format if resp.content_format is not None else asked
+        try:
+            return decode_root(cf, resp.payload, self.model) if resp.payload else {}
+        except CodecError as exc:
+            raise BadResponse(f"{what}: {exc}", endpoint=reg.endpoint, content_format=cf) from exc
+
     async def read_composite(
         self, endpoint: str, paths: Sequence[LwM2MPath | str], *, timeout: float | None = None
     ) -> Content:
         """FETCH several paths at once (LwM2M 1.1); needs SenML-CBOR or SenML-JSON in the registration's ``ct=``."""
         reg = self._reg(endpoint)
-        cf = next((c for c in composite.SENML_FORMATS if c in reg.content_formats), None)
-        if cf is None:
-            raise DeviceError("unsupported", "read-composite needs a client that announced SenML", endpoint=endpoint)
+        cf = self._composite_format(reg, "read-composite")
         ps = [_as_path(p) for p in paths]
-        spec = RequestSpec("FETCH", "/", composite.encode_request(cf, ps), content_format=cf, accept=cf)
+        accept = choose_composite_answer(reg.lwm2m_version, reg.content_formats, cf)
+        spec = RequestSpec("FETCH", "/", encode_paths(cf, ps), content_format=cf, accept=accept)
         resp = await self._request(reg, spec, timeout)
         self._check(reg, resp, "read-composite")
-        try:
-            return composite.decode_response(resp.content_format or cf, resp.payload, self.model)
-        except CodecError as exc:
-            raise BadResponse(f"read-composite: {exc}", endpoint=endpoint, content_format=resp.content_format) from exc
+        return self._decode_root(reg, resp, accept, "read-composite")
+
+    async def write_composite(self, endpoint: str, content: Content, *, timeout: float | None = None) -> None:
+        """iPATCH ``/`` with values for resources of several objects at once (LwM2M 1.1 Write-Composite)."""
+        reg = self._reg(endpoint)
+        path_list_format = self._composite_format(reg, "write-composite")
+        cf = choose_composite_answer(reg.lwm2m_version, reg.content_formats, path_list_format)
+        spec = RequestSpec("IPATCH", "/", encode_root(cf, content, self.model), content_format=cf)
+        self._check(reg, await self._request(reg, spec, timeout), "write-composite", ("2.04",))
 
     async def raw_request(
         self,
@@ -275,169 +294,3 @@ class DeviceClient:
         reg = self._reg(endpoint)
         spec = RequestSpec(method.upper(), path, payload, (), content_format, accept)
         return await self.queue.enqueue(reg, spec, timeout if timeout is not None else self.default_timeout)
-
-    # -- observe ----------------------------------------------------------------------------------------------
-    async def observe(
-        self,
-        endpoint: str,
-        path: LwM2MPath | str,
-        *,
-        callback: NotifyCallback | None = None,
-        content_format: int | None = None,
-        timeout: float | None = None,
-        owner: str | None = None,
-    ) -> Observation:
-        """Observe ``path``; returns this caller's own handle. The current value is in ``.value``; later
-        notifications go to ``callback`` and the async iterator. Owners of the same path (and format) share one
-        CoAP observation, which ends when the last handle is cancelled. A sleeping queue-mode device is observed
-        on its next wake-up; as for queued requests, ``timeout`` counts from then, and a de-registration or
-        expiry meanwhile raises DeviceNotRegistered."""
-        p = _as_path(path)
-        while True:
-            reg = self._reg(endpoint)
-            cf = content_format if content_format is not None else self._format(reg, p)
-            key = (p, cf)
-            shared = self._shared.get(endpoint, {}).get(key)
-            if shared is not None and not shared.ended and shared.reg_id == reg.reg_id:
-                return self._adopt(shared.attach(owner, callback))
-            pending = self._starting.get((endpoint, key))
-            if pending is None:
-                break
-            await asyncio.wait([pending])  # another owner is starting it: share theirs (or retry if it failed)
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._starting[(endpoint, key)] = done
-        try:
-            return await self._start_observation(endpoint, p, cf, timeout, owner, callback)
-        finally:
-            del self._starting[(endpoint, key)]
-            done.set_result(None)
-
-    async def _start_observation(
-        self,
-        endpoint: str,
-        p: LwM2MPath,
-        cf: int,
-        timeout: float | None,
-        owner: str | None,
-        callback: NotifyCallback | None,
-    ) -> Observation:
-        reg = self._reg(endpoint)
-        if self.queue is not None:
-            reg = await self.queue.wait_awake(reg)
-        sent = build_message(reg, RequestSpec("GET", str(p), accept=cf), observe=0)
-        request = self._ctx().request(sent)
-        t = timeout if timeout is not None else self.default_timeout
-        try:
-            msg = await asyncio.wait_for(request.response, t)
-        except asyncio.CancelledError:
-            self._abandon_observe(sent, request)
-            raise
-        except (TimeoutError, aiocoap.error.TimeoutError) as exc:
-            self._abandon_observe(sent, request)
-            self.stats.count_out("GET", "timeout")
-            raise DeviceTimeout(f"observe {p}: no response in {t:g}s", endpoint=endpoint) from exc
-        except aiocoap.error.Error as exc:
-            self.stats.count_out("GET", "network")
-            raise DeviceError("network", f"observe {p}: {exc}", endpoint=endpoint) from exc
-        resp = RawResponse.from_message(msg)
-        self.stats.count_out("GET", resp.code)
-        aobs = request.observation
-        try:
-            self._check(reg, resp, f"observe {p}")
-            initial = self._decode(reg, p, resp, cf)
-        except DeviceError:
-            if aobs is not None and not aobs.cancelled:
-                aobs.cancel()
-            raise
-        shared = SharedObservation(endpoint, p, reg.reg_id, reg.address, cf, initial)
-        if msg.opt.observe is None or aobs is None or aobs.cancelled:
-            obs = shared.attach(owner)
-            obs._end(DeviceError("not_observable", f"{p} is not observable", endpoint=endpoint))
-            return obs
-        shared.aiocoap_obs = aobs
-        aobs.register_callback(lambda m: self._on_notify(shared, m), _suppress_deprecation=True)
-        aobs.register_errback(lambda e: shared.end(e), _suppress_deprecation=True)
-        self._shared.setdefault(endpoint, {})[(p, cf)] = shared
-        shared.on_end.append(self._forget_shared)
-        return self._adopt(shared.attach(owner, callback))
-
-    def _abandon_observe(self, sent: aiocoap.Message, request: Any) -> None:
-        """Nobody waits for this observe any more: stop its retransmissions (see :func:`exchange.abandon`)
-        and its client-side observation."""
-        abandon(self._ctx(), sent)
-        aobs = getattr(request, "observation", None)
-        if aobs is not None and not aobs.cancelled:
-            aobs.cancel()
-
-    def _adopt(self, obs: Observation) -> Observation:
-        self._observations.setdefault(obs.endpoint, []).append(obs)
-        obs._on_cancel.append(self._forget)
-        return obs
-
-    async def cancel_observe(self, endpoint: str, path: LwM2MPath | str, *, owner: str | None = None) -> int:
-        """Cancel the handles on ``path`` of ``owner`` (every owner's when None); returns how many."""
-        p = _as_path(path)
-        found = [o for o in self._observations.get(endpoint, []) if o.path == p and owner in (None, o.owner)]
-        for obs in found:
-            obs.cancel()
-        return len(found)
-
-    def observations(self, endpoint: str | None = None) -> list[Observation]:
-        """Live handles (one per owner; owners of one path share a CoAP observation, see :meth:`coap_observations`)."""
-        if endpoint is not None:
-            return list(self._observations.get(endpoint, []))
-        return [o for obs in self._observations.values() for o in obs]
-
-    def coap_observations(self, endpoint: str) -> list[SharedObservation]:
-        """The CoAP observations on the wire for ``endpoint``."""
-        return [s for s in self._shared.get(endpoint, {}).values() if not s.ended]
-
-    def _forget(self, obs: Observation) -> None:
-        lst = self._observations.get(obs.endpoint)
-        if lst and obs in lst:
-            lst.remove(obs)
-            if not lst:
-                del self._observations[obs.endpoint]
-
-    def _forget_shared(self, shared: SharedObservation) -> None:
-        table = self._shared.get(shared.endpoint)
-        key = (shared.path, shared.content_format)
-        if table is not None and table.get(key) is shared:
-            del table[key]
-            if not table:
-                del self._shared[shared.endpoint]
-
-    def _on_notify(self, shared: SharedObservation, msg: aiocoap.Message) -> None:
-        if shared.ended:
-            return
-        self.registry.touch(shared.endpoint)
-        if self.queue is not None:
-            self.queue.on_uplink(shared.endpoint)
-        reg = self.registry.get(shared.endpoint)
-        resp = RawResponse.from_message(msg)
-        if reg is None or not resp.success:
-            shared.end()
-            return
-        try:
-            content = self._decode(reg, shared.path, resp, shared.content_format)
-        except BadResponse as exc:
-            log.warning("notification_undecodable", endpoint=shared.endpoint, path=str(shared.path), error=str(exc))
-            return
-        self.events.emit("notification", shared.endpoint, path=str(shared.path), values=content_to_json(content))
-        shared.push(content)
-
-    def _on_registration(self, reg: Registration, kind: Kind) -> None:
-        """A new registration invalidates the old one's observations; a moved device's too (token + address)."""
-        for shared in list(self._shared.get(reg.endpoint, {}).values()):
-            stale = (
-                kind in ("deregistered", "expired")
-                or shared.reg_id != reg.reg_id
-                or shared.address != reg.address
-            )
-            if stale:
-                shared.end()
-
-    def cancel_all(self) -> None:
-        for table in list(self._shared.values()):
-            for shared in list(table.values()):
-                shared.end()

@@ -34,11 +34,11 @@ _CODES = {
 }
 
 
-def _error(code: str, message: str) -> aiocoap.Message:
+def error_reply(code: str, message: str) -> aiocoap.Message:
     return aiocoap.Message(code=_CODES.get(code, Code.BAD_REQUEST), payload=message[:120].encode("utf-8", "replace"))
 
 
-def _peer(request: aiocoap.Message) -> tuple[str, int]:
+def peer_address(request: aiocoap.Message) -> tuple[str, int]:
     """The source address of the request, as (plain host, port); v4-mapped IPv6 is shown as IPv4."""
     remote = request.remote
     sockaddr = getattr(remote, "sockaddr", None)
@@ -87,14 +87,14 @@ class RegisterResource(_CountingResource):
     async def render_post(self, request: aiocoap.Message) -> aiocoap.Message:
         if request.mtype is not Type.CON:
             self._count("rejected")
-            return _error("4.00", "Register must be a confirmable request")
+            return error_reply("4.00", "Register must be a confirmable request")
         try:
             req = parse_register(request.opt.uri_query, request.payload)
         except RegistrationError as exc:
             self._count("rejected")
             log.info("register_rejected", code=exc.coap_code, error=str(exc), peer=str(request.remote.hostinfo))
-            return _error(exc.coap_code, str(exc))
-        host, port = _peer(request)
+            return error_reply(exc.coap_code, str(exc))
+        host, port = peer_address(request)
         reg = await self.registry.register(req, host, port)
         self._count("registered")
         log.debug("registered", endpoint=reg.endpoint, reg_id=reg.reg_id, address=f"{host}:{port}")
@@ -116,16 +116,16 @@ class RegistrationEntryResource(_CountingResource, resource.PathCapable):
         reg_id = self._reg_id(request)
         if reg_id is None or self.registry.by_id(reg_id) is None:
             self._count("unknown")
-            return _error("4.04", "unknown registration")
+            return error_reply("4.04", "unknown registration")
         try:
             upd = parse_update(request.opt.uri_query, request.payload)
         except RegistrationError as exc:
             self._count("rejected")
-            return _error(exc.coap_code, str(exc))
-        host, port = _peer(request)
+            return error_reply(exc.coap_code, str(exc))
+        host, port = peer_address(request)
         reg = await self.registry.update(reg_id, upd, host, port)
         if reg is None:
-            return _error("4.04", "unknown registration")
+            return error_reply("4.04", "unknown registration")
         self._count("updated")
         return aiocoap.Message(code=Code.CHANGED)
 
@@ -134,7 +134,7 @@ class RegistrationEntryResource(_CountingResource, resource.PathCapable):
         reg = await self.registry.deregister(reg_id) if reg_id is not None else None
         if reg is None:
             self._count("unknown")
-            return _error("4.04", "unknown registration")
+            return error_reply("4.04", "unknown registration")
         self._count("deregistered")
         return aiocoap.Message(code=Code.DELETED)
 

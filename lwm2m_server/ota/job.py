@@ -37,6 +37,7 @@ from lwm2m_server.ota.object5 import (
 from lwm2m_server.ota.packages import PackageInfo, PackageStore
 from lwm2m_server.ota.push import BlockReply, PushError, push_package
 from lwm2m_server.ota.record import JobRecord
+from lwm2m_server.protocol.fwupdate import FirmwareState, UpdateResult
 from lwm2m_server.protocol.paths import LwM2MPath
 
 log = get_logger(__name__)
@@ -286,7 +287,8 @@ class UpdateJob:
             return None
         if phase in (JobPhase.UPDATING, JobPhase.CONFIRMING):
             return JobPhase.UPDATING
-        if self.fw_state in (1, 2) and (phase is JobPhase.DOWNLOADING or self.record.method == "pull"):
+        fetching = self.fw_state in (FirmwareState.DOWNLOADING, FirmwareState.DOWNLOADED)
+        if fetching and (phase is JobPhase.DOWNLOADING or self.record.method == "pull"):
             return JobPhase.DOWNLOADING  # still downloading (pull) or already downloaded: keep going
         if failure_class(self.fw_result) is not None:
             return JobPhase.DOWNLOADING  # the device gave up meanwhile: its result decides (retry, not fitting...)
@@ -295,7 +297,11 @@ class UpdateJob:
     async def _prepare_and_deliver(self) -> None:
         await self._move(JobPhase.PREPARING, f"attempt {self.state.attempt}")
         content = await self._call(self._read_fw)
-        if self.fw_state not in (0, None) or self.fw_result not in (0, 1, None):
+        if self.fw_state not in (FirmwareState.IDLE, None) or self.fw_result not in (
+            UpdateResult.INITIAL,
+            UpdateResult.SUCCESS,
+            None,
+        ):
             await self._reset_device(cancel=False)
             content = await self._call(self._read_fw)
         try:
@@ -314,7 +320,7 @@ class UpdateJob:
         await self._move(JobPhase.DELIVERING, choice.method)
         if choice.uri is not None:
             await self._idempotent(lambda: self.ctx.client.write(self.endpoint, FW.child(1), {FW.child(1): choice.uri}),
-                                   done_states=(1, 2))  # fmt: skip
+                                   done_states=(FirmwareState.DOWNLOADING, FirmwareState.DOWNLOADED))  # fmt: skip
         else:
             await self._push()
 
@@ -353,8 +359,10 @@ class UpdateJob:
             action = await self._wait_for(JobPhase.DOWNLOADING)
             if action == "execute":
                 await self._move(JobPhase.UPDATING, "execute /5/0/2")
-                await self._idempotent(lambda: self.ctx.client.execute(self.endpoint, FW.child(2)), done_states=(3, 0))
-                self.fw_state = 3 if self.fw_state == 2 else self.fw_state
+                await self._idempotent(lambda: self.ctx.client.execute(self.endpoint, FW.child(2)),
+                                       done_states=(FirmwareState.UPDATING, FirmwareState.IDLE))  # fmt: skip
+                if self.fw_state == FirmwareState.DOWNLOADED:
+                    self.fw_state = int(FirmwareState.UPDATING)
         else:
             await self._move(JobPhase.UPDATING, "resumed")
         self._poke.set()

@@ -2,6 +2,8 @@
 
 No I/O here: :mod:`lwm2m_server.ota.job` drives the device and feeds what it sees into these functions, so every
 decision (execute now? confirm? retry in how long? report "not fitting"?) is unit-testable without a device.
+Object 5 itself (State and Update Result codes, their failure classes and names) is the protocol core's
+:mod:`lwm2m_server.protocol.fwupdate`; nothing here re-derives it from raw integers.
 """
 
 from __future__ import annotations
@@ -9,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Literal
+
+from lwm2m_server.protocol.fwupdate import FirmwareState, UpdateResult, update_result
 
 
 class JobPhase(StrEnum):
@@ -61,35 +65,17 @@ class Cause(StrEnum):
     CANCELLED = "cancelled"
 
 
-RESULT_NAMES: dict[int, str] = {
-    0: "initial",
-    1: "success",
-    2: "not enough flash",
-    3: "out of RAM",
-    4: "connection lost",
-    5: "integrity check failure",
-    6: "unsupported package type",
-    7: "invalid URI",
-    8: "firmware update failed",
-    9: "unsupported protocol",
-    10: "cancelled",
-    11: "deferred",
-}
+RESULT_NAMES: dict[int, str] = {int(r): r.description for r in UpdateResult}
 
 FailureClass = Literal["retryable", "fit", "final", "cancelled"]
 
 
 def failure_class(result: int | None) -> FailureClass | None:
-    """DESIGN §4: retry 4 and 5; 2 and 3 mean 'does not fit'; 6-9 are final; 10 is a cancel."""
-    if result in (4, 5):
-        return "retryable"
-    if result in (2, 3):
-        return "fit"
-    if result is not None and 6 <= result <= 9:
-        return "final"
-    if result == 10:
-        return "cancelled"
-    return None
+    """DESIGN §4: retry 4 and 5; 2 and 3 mean 'does not fit'; 6-9 are final; 10 is a cancel. A deferral (11)
+    is not a failure for a job: it keeps waiting in Downloaded."""
+    code = update_result(result)
+    cls = None if code is None else code.failure_class
+    return None if cls == "deferred" else cls
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,13 +96,11 @@ def interpret(phase: JobPhase, state: int | None, result: int | None) -> Step:
     if cls is not None and cls != "cancelled":
         return Step("fail", result)
     if phase in (JobPhase.DELIVERING, JobPhase.DOWNLOADING):
-        if state == 2:
+        if state == FirmwareState.DOWNLOADED:
             return Step("execute")
-        if state == 3:  # the device started updating on its own
-            return Step("wait")
-        return Step("wait")
+        return Step("wait")  # still downloading, or Updating: the device started updating on its own
     if phase in (JobPhase.UPDATING, JobPhase.CONFIRMING):
-        if result == 1 and state in (0, None):
+        if result == UpdateResult.SUCCESS and state in (FirmwareState.IDLE, None):
             return Step("confirm")
         return Step("wait")
     return Step("wait")

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import urlsplit
 
+from lwm2m_server.protocol.fwupdate import PROTOCOL_SCHEMES  # /5/0/8 number -> URI scheme (the core's table)
+
 Method = Literal["push", "pull"]
 
-# /5/0/8 Firmware Update Protocol Support -> URI scheme
-PROTOCOL_SCHEMES: dict[int, str] = {0: "coap", 1: "coaps", 2: "http", 3: "https", 4: "coap+tcp", 5: "coaps+tcp"}
 # /5/0/9 Firmware Update Delivery Method
 DELIVERY_PULL, DELIVERY_PUSH, DELIVERY_BOTH = 0, 1, 2
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from lwm2m_server.protocol.fwupdate import FW_DELIVERY, FW_PROTOCOLS, FW_RESULT, FW_STATE
 from lwm2m_server.protocol.paths import LwM2MPath
 
-FW = LwM2MPath(5, 0)
-STATE, RESULT, PROTOCOLS, DELIVERY = 3, 5, 8, 9
+FW = FW_STATE.parent
+STATE, RESULT, PROTOCOLS, DELIVERY = (int(p.resource_id or 0) for p in (FW_STATE, FW_RESULT, FW_PROTOCOLS, FW_DELIVERY))
 MODEL = LwM2MPath(32002, 0)
 MODEL_SHA, MODEL_HEALTH = 2, 12
 
@@ -33,8 +34,8 @@ def values_from_notification(data: dict[str, Any]) -> tuple[int | None, int | No
         text = str(key)
         if not isinstance(value, int) or isinstance(value, bool):
             continue
-        if text == "/5/0/3":
+        if text == str(FW_STATE):
             state = value
-        elif text == "/5/0/5":
+        elif text == str(FW_RESULT):
             result = value
     return state, result

@@ -23,6 +23,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import IntEnum, StrEnum
+from typing import Literal
+
+from lwm2m_server.protocol.paths import LwM2MPath
+
+FW_STATE = LwM2MPath(5, 0, 3)
+FW_RESULT = LwM2MPath(5, 0, 5)
+FW_PACKAGE = LwM2MPath(5, 0, 0)
+FW_PACKAGE_URI = LwM2MPath(5, 0, 1)
+FW_UPDATE = LwM2MPath(5, 0, 2)
+FW_PROTOCOLS = LwM2MPath(5, 0, 8)
+FW_DELIVERY = LwM2MPath(5, 0, 9)
+
+PROTOCOL_SCHEMES: dict[int, str] = {0: "coap", 1: "coaps", 2: "http", 3: "https", 4: "coap+tcp", 5: "coaps+tcp"}
+"""Firmware Update Protocol Support (/5/0/8) number -> Package URI scheme."""
+
+FailureClass = Literal["retryable", "fit", "final", "cancelled", "deferred"]
 
 
 class FirmwareState(IntEnum):
@@ -30,6 +46,28 @@ class FirmwareState(IntEnum):
     DOWNLOADING = 1
     DOWNLOADED = 2
     UPDATING = 3
+
+
+DEVICE_TRANSITIONS: dict[FirmwareState, frozenset[FirmwareState]] = {
+    FirmwareState.IDLE: frozenset(FirmwareState) - {FirmwareState.UPDATING},  # DOWNLOADED: push without State 1
+    FirmwareState.DOWNLOADING: frozenset(FirmwareState) - {FirmwareState.UPDATING},
+    FirmwareState.DOWNLOADED: frozenset(FirmwareState),  # a new Package/URI write starts over
+    FirmwareState.UPDATING: frozenset({FirmwareState.IDLE, FirmwareState.DOWNLOADED, FirmwareState.UPDATING}),
+}
+"""The client's own State machine (TS Core E.6 Figure): Updating only from Downloaded (Execute); an update ends
+in Idle (success or failure) or back in Downloaded (failed, package kept). Any state may go back to Idle."""
+
+
+class FirmwareStateError(ValueError):
+    """A client moved its State in a way the Object 5 state machine does not allow."""
+
+
+def device_transition(current: int, new: int) -> FirmwareState:
+    """The client side: ``new`` if State may move there from ``current``, else FirmwareStateError."""
+    old, to = FirmwareState(current), FirmwareState(new)
+    if to not in DEVICE_TRANSITIONS[old]:
+        raise FirmwareStateError(f"firmware state {old.name.lower()} -> {to.name.lower()} is not allowed")
+    return to
 
 
 class UpdateResult(IntEnum):
@@ -56,11 +94,37 @@ class UpdateResult(IntEnum):
         return 2 <= self.value <= 9
 
     @property
-    def failure_class(self) -> str | None:
+    def failure_class(self) -> FailureClass | None:
         return _FAILURE_CLASS.get(self)
 
+    @property
+    def description(self) -> str:
+        """For operators: ``not enough flash``, ``integrity check failure``, ..."""
+        return _DESCRIPTIONS[self]
 
-_FAILURE_CLASS: dict[UpdateResult, str] = {
+
+def update_result(value: int | None) -> UpdateResult | None:
+    """A reported Update Result as the enum; None when absent or not a defined code."""
+    return _coerce_result(value)
+
+
+_DESCRIPTIONS: dict[UpdateResult, str] = {
+    UpdateResult.INITIAL: "initial",
+    UpdateResult.SUCCESS: "success",
+    UpdateResult.NOT_ENOUGH_FLASH: "not enough flash",
+    UpdateResult.OUT_OF_RAM: "out of RAM",
+    UpdateResult.CONNECTION_LOST: "connection lost",
+    UpdateResult.INTEGRITY_FAILURE: "integrity check failure",
+    UpdateResult.UNSUPPORTED_PACKAGE: "unsupported package type",
+    UpdateResult.INVALID_URI: "invalid URI",
+    UpdateResult.UPDATE_FAILED: "firmware update failed",
+    UpdateResult.UNSUPPORTED_PROTOCOL: "unsupported protocol",
+    UpdateResult.CANCELLED: "cancelled",
+    UpdateResult.DEFERRED: "deferred",
+}
+
+
+_FAILURE_CLASS: dict[UpdateResult, FailureClass] = {
     UpdateResult.CONNECTION_LOST: "retryable",
     UpdateResult.INTEGRITY_FAILURE: "retryable",
     UpdateResult.NOT_ENOUGH_FLASH: "fit",
@@ -255,7 +319,7 @@ class FirmwareUpdateTracker:
         return self._state is FirmwareState.DOWNLOADED and self._phase in (Phase.DOWNLOADED, Phase.FAILED)
 
     @property
-    def failure_class(self) -> str | None:
+    def failure_class(self) -> FailureClass | None:
         """``retryable`` (4, 5), ``fit`` (2, 3), ``final`` (6-9), ``cancelled`` (10), ``deferred`` (11)."""
         return None if self._cause is None else self._cause.failure_class
 

@@ -2,8 +2,9 @@
 
 Order: an opaque resource written on its own goes raw (42, valid in every version and block-wise
 friendly); otherwise the best multi-value format the client announced in its registration ``ct=``
-(SenML-CBOR, SenML-JSON, TLV, LwM2M-JSON); otherwise the version's mandatory format: TLV for 1.0, and
-for 1.1+ text (or opaque for an Opaque resource) for a single value and TLV for anything larger.
+(LwM2M-CBOR for a 1.2 client, then SenML-CBOR, SenML-JSON, TLV, LwM2M-JSON); otherwise the version's
+mandatory format: TLV for 1.0, and for 1.1+ text (or opaque for an Opaque resource) for a single value
+and TLV for anything larger.
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ def choose_format(
     opaque = single and model.resource_type(path) is ResourceType.OPAQUE
     if for_write and opaque:
         return ContentFormat.OPAQUE
+    if lwm2m_version not in ("1.0", "1.1") and ContentFormat.LWM2M_CBOR in supported:
+        return ContentFormat.LWM2M_CBOR  # LwM2M 1.2: the most compact format, absolute paths
     for cf in PREFERENCE:
         if cf in supported:
             return cf
@@ -57,3 +60,16 @@ def choose_format(
     if single:
         return ContentFormat.OPAQUE if opaque else ContentFormat.TEXT
     return ContentFormat.TLV
+
+
+def choose_composite_format(supported: frozenset[int], candidates: tuple[int, ...]) -> int | None:
+    """The first of ``candidates`` (most preferred first) the client announced; None when it announced none."""
+    return next((cf for cf in candidates if cf in supported), None)
+
+
+def choose_composite_answer(lwm2m_version: str, supported: frozenset[int], request_format: int) -> int:
+    """The format of composite content (Read/Observe-Composite answers, Write-Composite bodies): LwM2M-CBOR
+    for a 1.2 client that announced it, else the SenML format of the path list."""
+    if lwm2m_version not in ("1.0", "1.1") and ContentFormat.LWM2M_CBOR in supported:
+        return ContentFormat.LWM2M_CBOR
+    return request_format

@@ -1,16 +1,19 @@
 """Content-format codecs: flat content (``dict[LwM2MPath, Value]``) <-> payload bytes, typed by the model.
 
 ``CONTENT_FORMATS`` maps each CoAP Content-Format number to its codec; :func:`encode` / :func:`decode`
-dispatch on the number. Every failure, whatever the format, is a :class:`CodecError`.
+dispatch on the number; :func:`encode_root` / :func:`decode_root` do the same for content at the root ``/``
+(Read-Composite / Observe-Composite answers, Write-Composite requests, Send), which only the SenML formats,
+LwM2M-JSON and LwM2M-CBOR can carry. Every failure, whatever the format, is a :class:`CodecError`.
 """
 
 from __future__ import annotations
 
 from enum import IntEnum
 
-from lwm2m_server.protocol.codecs.base import MAX_PAYLOAD_BYTES, MAX_RECORDS, Codec, CodecError
+from lwm2m_server.protocol.codecs.base import MAX_PAYLOAD_BYTES, MAX_RECORDS, Codec, CodecError, RootCodec
 from lwm2m_server.protocol.codecs.cbor import CborCodec
 from lwm2m_server.protocol.codecs.link import LinkCodec, decode_links, encode_links
+from lwm2m_server.protocol.codecs.lwm2m_cbor import LwM2MCborCodec
 from lwm2m_server.protocol.codecs.lwm2m_json import LwM2MJsonCodec
 from lwm2m_server.protocol.codecs.opaque import OpaqueCodec
 from lwm2m_server.protocol.codecs.senml_cbor import SenmlCborCodec
@@ -33,6 +36,7 @@ class ContentFormat(IntEnum):
     TLV = 11542
     OLD_TLV = 1542
     LWM2M_JSON = 11543
+    LWM2M_CBOR = 11544
     OLD_LWM2M_JSON = 1543
 
 
@@ -47,6 +51,7 @@ _CODECS: tuple[Codec, ...] = (
     TlvCodec(ContentFormat.OLD_TLV, "old-tlv"),
     LwM2MJsonCodec(ContentFormat.LWM2M_JSON, "lwm2m-json"),
     LwM2MJsonCodec(ContentFormat.OLD_LWM2M_JSON, "old-lwm2m-json"),
+    LwM2MCborCodec(),
 )
 
 CONTENT_FORMATS: dict[int, Codec] = {int(c.content_format): c for c in _CODECS}
@@ -71,6 +76,22 @@ def codec_by_name(name: str) -> Codec:
     return codec
 
 
+def root_codec_for(content_format: int) -> RootCodec:
+    """The codec for content at the root ``/``; CodecError for formats that carry one path only (TLV, text...)."""
+    codec = codec_for(content_format)
+    if not isinstance(codec, RootCodec):
+        raise CodecError(f"{codec.name} cannot carry content for the root path /")
+    return codec
+
+
+def encode_root(content_format: int, content: Content, model: ObjectRegistry) -> bytes:
+    return root_codec_for(content_format).encode_root(content, model)
+
+
+def decode_root(content_format: int, payload: bytes, model: ObjectRegistry) -> Content:
+    return root_codec_for(content_format).decode_root(payload, model)
+
+
 def encode(content_format: int, path: LwM2MPath, content: Content, model: ObjectRegistry) -> bytes:
     return codec_for(content_format).encode(path, content, model)
 
@@ -86,10 +107,14 @@ __all__ = [
     "Codec",
     "CodecError",
     "ContentFormat",
+    "RootCodec",
     "codec_by_name",
     "codec_for",
     "decode",
     "decode_links",
+    "decode_root",
     "encode",
     "encode_links",
+    "encode_root",
+    "root_codec_for",
 ]

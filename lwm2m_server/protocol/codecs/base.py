@@ -40,6 +40,15 @@ class Codec(Protocol):
     def decode(self, path: LwM2MPath, payload: bytes, model: ObjectRegistry) -> Content: ...
 
 
+@runtime_checkable
+class RootCodec(Codec, Protocol):
+    """A codec that also carries content for the root ``/`` (records with absolute paths, several objects)."""
+
+    def encode_root(self, content: Content, model: ObjectRegistry) -> bytes: ...
+
+    def decode_root(self, payload: bytes, model: ObjectRegistry) -> Content: ...
+
+
 def check_payload(payload: bytes) -> bytes:
     """Type and size gate at the top of every decoder."""
     if isinstance(payload, bytearray | memoryview):
@@ -57,9 +66,10 @@ def check_path(path: LwM2MPath) -> LwM2MPath:
     return path
 
 
-def leaf_items(path: LwM2MPath, content: Content) -> list[tuple[LwM2MPath, Value]]:
-    """The content's items sorted by path, after checking each key is a leaf under ``path``."""
-    check_path(path)
+def leaf_items(path: LwM2MPath | None, content: Content) -> list[tuple[LwM2MPath, Value]]:
+    """The content's items sorted by path, after checking each key is a leaf under ``path`` (None: the root)."""
+    if path is not None:
+        check_path(path)
     if not isinstance(content, dict):
         raise CodecError(f"content must be a dict, got {type(content).__name__}")
     if len(content) > MAX_RECORDS:
@@ -69,7 +79,7 @@ def leaf_items(path: LwM2MPath, content: Content) -> list[tuple[LwM2MPath, Value
             raise CodecError(f"content key {key!r} is not an LwM2MPath")
         if key.level not in LEAF_LEVELS:
             raise CodecError(f"content key {key} is not a resource or resource-instance path")
-        if not path.is_prefix_of(key):
+        if path is not None and not path.is_prefix_of(key):
             raise CodecError(f"content key {key} is outside the request path {path}")
     return sorted(content.items())
 

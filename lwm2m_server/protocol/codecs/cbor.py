@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import math
+from decimal import Decimal
 
 import cbor2
 
@@ -30,6 +31,18 @@ def cbor_loads(payload: bytes) -> object:
     if fp.tell() != len(payload):
         raise CodecError(f"{len(payload) - fp.tell()} trailing bytes after the CBOR item")
     return item
+
+
+def normalize_number(value: object, where: str) -> object:
+    """A tag 4 decimal fraction / tag 5 bigfloat (cbor2 gives a Decimal) as an int when integral, else a float;
+    anything else unchanged."""
+    if not isinstance(value, Decimal):
+        return value
+    if not value.is_finite():
+        raise CodecError(f"{where}: not a finite number")
+    if value == value.to_integral_value():
+        return int(value)
+    return float(value)
 
 
 def cbor_dumps(item: object) -> bytes:
@@ -89,5 +102,5 @@ class CborCodec:
 
     def decode(self, path: LwM2MPath, payload: bytes, model: ObjectRegistry) -> Content:
         leaf_path(path)
-        item = cbor_loads(check_payload(payload))
+        item = normalize_number(cbor_loads(check_payload(payload)), str(path))
         return {path: from_cbor_item(resource_type(model, path), item, path)}

@@ -2,7 +2,8 @@
 
 ``{"bn":"/3/0/","e":[{"n":"0","sv":"Open Mobile Alliance"},{"n":"9","v":95},{"n":"x","bv":true},
 {"n":"y","ov":"3:0"}]}``. Opaque values travel base64 in ``sv``; names are ``bn`` + ``n`` (``bn``
-defaults to the request path).
+defaults to the request path; without ``bn`` a name starting with ``/`` is already absolute). At the root
+(Read-Composite answers) ``bn`` is ``/`` and every name is a full path. The same path twice is a CodecError.
 """
 
 from __future__ import annotations
@@ -79,8 +80,21 @@ class LwM2MJsonCodec:
         self.name = name
 
     def encode(self, path: LwM2MPath, content: Content, model: ObjectRegistry) -> bytes:
+        return self._encode(path, content, model)
+
+    def encode_root(self, content: Content, model: ObjectRegistry) -> bytes:
+        return self._encode(None, content, model)
+
+    def decode(self, path: LwM2MPath, payload: bytes, model: ObjectRegistry) -> Content:
+        check_path(path)
+        return self._decode(path, payload, model)
+
+    def decode_root(self, payload: bytes, model: ObjectRegistry) -> Content:
+        return self._decode(None, payload, model)
+
+    def _encode(self, path: LwM2MPath | None, content: Content, model: ObjectRegistry) -> bytes:
         items = leaf_items(path, content)
-        base = base_name(path, items)
+        base = base_name(path, items) or "/"
         entries: list[dict[str, object]] = []
         for key, value in items:
             check_multiplicity(model, key)
@@ -94,13 +108,12 @@ class LwM2MJsonCodec:
             entries.append(entry)
         return json_dumps({"bn": base, "e": entries})
 
-    def decode(self, path: LwM2MPath, payload: bytes, model: ObjectRegistry) -> Content:
-        check_path(path)
+    def _decode(self, path: LwM2MPath | None, payload: bytes, model: ObjectRegistry) -> Content:
         doc = json_loads(check_payload(payload))
         if not isinstance(doc, dict):
             raise CodecError("LwM2M-JSON payload must be a JSON object")
-        bn = doc.get("bn", str(path) + "/")
-        if not isinstance(bn, str):
+        bn = doc.get("bn")
+        if bn is not None and not isinstance(bn, str):
             raise CodecError("LwM2M-JSON bn must be a string")
         entries = doc.get("e")
         if not isinstance(entries, list):
@@ -117,8 +130,17 @@ class LwM2MJsonCodec:
             keys = [k for k in _VALUE_KEYS if k in entry]
             if len(keys) != 1:
                 raise CodecError(f"entry {index} needs exactly one of v, sv, bv, ov")
-            key = resolve_name(path, bn + n, index, "entry")
+            key = resolve_name(path, _full_name(path, bn, n), index, "entry")
+            if key in out:
+                raise CodecError(f"entry {index}: duplicate path {key}")
             out[key] = _typed(resource_type(model, key), keys[0], entry[keys[0]], key)
         return out
 
 
+def _full_name(path: LwM2MPath | None, bn: str | None, n: str) -> str:
+    """``bn + n``; without ``bn`` an absolute ``n`` stands alone, a relative one is under the request path."""
+    if bn is not None:
+        return bn + n
+    if n.startswith("/") or path is None:
+        return n
+    return f"{path}/{n}" if n else str(path)

@@ -2,12 +2,18 @@
 
 Records here use the JSON label names (``bn``, ``n``, ``v``, ``vs``, ``vb``, ``vd``, ``vlo``, ...) with
 ``vd`` already as bytes; the JSON and CBOR modules only map labels and the serialisation. A record's name
-is the current base name (which persists until a later record changes it) plus its own ``n``.
+is the current base name (which persists until a later record changes it) plus its own ``n``; its time is
+the current base time (which persists likewise) plus its own ``t``.
+
+A request path of ``None`` is the root ``/`` (Read-Composite and Observe-Composite answers, Send): every
+record then names its own absolute path. The same path twice is a CodecError (never a silent overwrite);
+:func:`records_to_timed` allows one path at several *different* times, as Send carries historical values.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from lwm2m_server.protocol.codecs.base import LEAF_LEVELS, MAX_RECORDS, CodecError, leaf_items
 from lwm2m_server.protocol.codecs.values import check_value, number_value, parse_objlnk, resource_type
@@ -66,27 +72,65 @@ def check_text_label(label: str, index: int) -> str | None:
     return None
 
 
-def base_name(path: LwM2MPath, items: list[tuple[LwM2MPath, Value]]) -> str:
-    """``/3/0/0`` for a single value at the request path, else the request path with a trailing ``/``."""
+RELATIVE_TIME_LIMIT = 2**28
+"""RFC 8428 4.5.3: a resolved time below 2**28 is relative to now (seconds), otherwise seconds since the epoch."""
+
+
+@dataclass(frozen=True, slots=True)
+class TimedValue:
+    """One resolved SenML record: absolute path, typed value, and its time (bt + t) if the record had one."""
+
+    path: LwM2MPath
+    value: Value
+    time: float | None = None
+
+    def epoch_time(self, now: float) -> float:
+        """The record's time as seconds since the epoch: ``now`` when it had none, RFC 8428 relative times added."""
+        if self.time is None:
+            return now
+        return now + self.time if self.time < RELATIVE_TIME_LIMIT else self.time
+
+
+def base_name(path: LwM2MPath | None, items: list[tuple[LwM2MPath, Value]]) -> str:
+    """``/3/0/0`` for a single value at the request path, else the request path with a trailing ``/``.
+
+    At the root (``path`` None) there is no base name: every record carries its absolute name in ``n``.
+    """
+    if path is None:
+        return ""
     if len(items) == 1 and items[0][0] == path:
         return str(path)
     return str(path) + "/"
 
 
-def content_to_records(path: LwM2MPath, content: Content, model: ObjectRegistry) -> list[dict[str, object]]:
-    """One record per leaf, sorted by path; the first record carries ``bn``, the rest only ``n``."""
+def content_to_records(path: LwM2MPath | None, content: Content, model: ObjectRegistry) -> list[dict[str, object]]:
+    """One record per leaf, sorted by path; the first record carries ``bn``, the rest only ``n``.
+
+    At the root (``path`` None) no record has ``bn`` and each ``n`` is the absolute path.
+    """
     items = leaf_items(path, content)
     base = base_name(path, items)
     records: list[dict[str, object]] = []
     for key, value in items:
         check_multiplicity(model, key)
         rtype, checked = check_value(resource_type(model, key), value, key)
-        record: dict[str, object] = {"bn": base} if not records else {}
+        record: dict[str, object] = {"bn": base} if not records and base else {}
         name = str(key)[len(base) :]
         if name:
             record["n"] = name
         label = _LABEL_FOR_TYPE[rtype]
         record[label] = str(checked) if label == "vlo" else checked
+        records.append(record)
+    return records
+
+
+def timed_to_records(values: list[TimedValue], model: ObjectRegistry) -> list[dict[str, object]]:
+    """One record per value in the given order, absolute name in ``n``, ``t`` when the value has a time."""
+    records: list[dict[str, object]] = []
+    for item in values:
+        (record,) = content_to_records(None, {item.path: item.value}, model)
+        if item.time is not None:
+            record["t"] = item.time
         records.append(record)
     return records
 
@@ -106,12 +150,29 @@ def _is_number(x: object) -> bool:
     return isinstance(x, int | float) and not isinstance(x, bool)
 
 
-def records_to_content(path: LwM2MPath, records: list[dict[str, object]], model: ObjectRegistry) -> Content:
-    """Resolves names (bn + n) and types each value by the model. Later records win on duplicate names."""
+def records_to_content(path: LwM2MPath | None, records: list[dict[str, object]], model: ObjectRegistry) -> Content:
+    """Resolves names (bn + n) and types each value by the model; the same path twice is a CodecError."""
+    out: Content = {}
+    for index, item in enumerate(records_to_timed(path, records, model)):
+        if item.path in out:
+            raise CodecError(f"record {index}: duplicate path {item.path}")
+        out[item.path] = item.value
+    return out
+
+
+def records_to_timed(
+    path: LwM2MPath | None, records: list[dict[str, object]], model: ObjectRegistry
+) -> list[TimedValue]:
+    """Every value record resolved to (absolute path, typed value, bt + t); base-only records are dropped.
+
+    One path may appear at several different times; the same path at the same time is a CodecError.
+    """
     if len(records) > MAX_RECORDS:
         raise CodecError(f"SenML pack has {len(records)} records, more than {MAX_RECORDS}")
-    out: Content = {}
+    out: list[TimedValue] = []
+    seen: set[tuple[LwM2MPath, float | None]] = set()
     bn = ""
+    bt: int | float | None = None
     bv: int | float = 0
     for index, record in enumerate(records):
         for label in NUMBER_LABELS & record.keys():
@@ -123,6 +184,8 @@ def records_to_content(path: LwM2MPath, records: list[dict[str, object]], model:
             bn = record["bn"]
         if "bv" in record:
             bv = record["bv"]  # type: ignore[assignment]  # checked numeric above
+        if "bt" in record:
+            bt = record["bt"]  # type: ignore[assignment]  # checked numeric above
         n = record.get("n", "")
         if not isinstance(n, str):
             raise CodecError(f"record {index}: n must be a string")
@@ -134,19 +197,26 @@ def records_to_content(path: LwM2MPath, records: list[dict[str, object]], model:
         if len(labels) > 1:
             raise CodecError(f"record {index}: more than one value label ({', '.join(labels)})")
         key = resolve_name(path, bn + n, index)
-        out[key] = typed_value(resource_type(model, key), labels[0], record[labels[0]], key, bv)
+        t = record.get("t")
+        time = None if bt is None and t is None else (bt or 0) + (t or 0)  # type: ignore[operator]  # numeric
+        if (key, time) in seen:
+            raise CodecError(f"record {index}: duplicate path {key}" + ("" if time is None else f" at time {time}"))
+        seen.add((key, time))
+        value = typed_value(resource_type(model, key), labels[0], record[labels[0]], key, bv)
+        out.append(TimedValue(key, value, None if time is None else float(time)))
     return out
 
 
-def resolve_name(path: LwM2MPath, name: str, index: int, item: str = "record") -> LwM2MPath:
-    """A record's full name (bn + n) as a leaf path under the request path, or a CodecError naming ``item index``."""
+def resolve_name(path: LwM2MPath | None, name: str, index: int, item: str = "record") -> LwM2MPath:
+    """A record's full name (bn + n) as a leaf path under the request path (any path at the root, ``None``),
+    or a CodecError naming ``item index``."""
     try:
         key = LwM2MPath.parse(name)
     except ValueError as exc:
         raise CodecError(f"{item} {index}: bad name {name[:64]!r}: {exc}") from None
     if key.level not in LEAF_LEVELS:
         raise CodecError(f"{item} {index}: {key} is not a resource or resource-instance path")
-    if not path.is_prefix_of(key):
+    if path is not None and not path.is_prefix_of(key):
         raise CodecError(f"{item} {index}: {key} is outside the request path {path}")
     return key
 

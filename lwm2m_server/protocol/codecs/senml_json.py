@@ -10,7 +10,14 @@ import json
 import math
 
 from lwm2m_server.protocol.codecs.base import MAX_RECORDS, CodecError, check_path, check_payload
-from lwm2m_server.protocol.codecs.senml import check_text_label, content_to_records, records_to_content
+from lwm2m_server.protocol.codecs.senml import (
+    TimedValue,
+    check_text_label,
+    content_to_records,
+    records_to_content,
+    records_to_timed,
+    timed_to_records,
+)
 from lwm2m_server.protocol.codecs.values import b64decode, b64encode
 from lwm2m_server.protocol.model import Content, ObjectRegistry
 from lwm2m_server.protocol.paths import LwM2MPath
@@ -59,7 +66,28 @@ class SenmlJsonCodec:
 
     def encode(self, path: LwM2MPath, content: Content, model: ObjectRegistry) -> bytes:
         check_path(path)
-        records = content_to_records(path, content, model)
+        return self._dumps(content_to_records(path, content, model))
+
+    def encode_root(self, content: Content, model: ObjectRegistry) -> bytes:
+        return self._dumps(content_to_records(None, content, model))
+
+    def encode_timed(self, values: list[TimedValue], model: ObjectRegistry) -> bytes:
+        """A root pack of timestamped values (Send)."""
+        return self._dumps(timed_to_records(values, model))
+
+    def decode(self, path: LwM2MPath, payload: bytes, model: ObjectRegistry) -> Content:
+        check_path(path)
+        return records_to_content(path, self.records(payload, path), model)
+
+    def decode_root(self, payload: bytes, model: ObjectRegistry) -> Content:
+        return records_to_content(None, self.records(payload, None), model)
+
+    def decode_timed(self, payload: bytes, model: ObjectRegistry) -> list[TimedValue]:
+        """A root pack (Send) as timestamped values; one path may repeat at different times."""
+        return records_to_timed(None, self.records(payload, None), model)
+
+    @staticmethod
+    def _dumps(records: list[dict[str, object]]) -> bytes:
         for record in records:
             check_finite(record, "v")
             if "vd" in record:
@@ -68,8 +96,9 @@ class SenmlJsonCodec:
                 record["vd"] = b64encode(vd, urlsafe=True)
         return json_dumps(records)
 
-    def decode(self, path: LwM2MPath, payload: bytes, model: ObjectRegistry) -> Content:
-        check_path(path)
+    @staticmethod
+    def records(payload: bytes, path: LwM2MPath | None) -> list[dict[str, object]]:
+        """The pack's records with JSON labels and ``vd`` as bytes (unknown labels dropped)."""
         pack = json_loads(check_payload(payload))
         if not isinstance(pack, list):
             raise CodecError("SenML-JSON payload must be a JSON array of records")
@@ -89,8 +118,8 @@ class SenmlJsonCodec:
                 if not isinstance(vd, str):
                     raise CodecError(f"record {index}: vd must be a base64url string")
                 try:
-                    record["vd"] = b64decode(vd, path, urlsafe=True)
+                    record["vd"] = b64decode(vd, path or LwM2MPath(0), urlsafe=True)
                 except CodecError as exc:
                     raise CodecError(f"record {index}: {exc}") from None
             records.append(record)
-        return records_to_content(path, records, model)
+        return records

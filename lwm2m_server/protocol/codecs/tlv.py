@@ -269,16 +269,37 @@ def content_to_tlvs(path: LwM2MPath, content: Content, model: ObjectRegistry) ->
     return _resource_tlvs(items, model)
 
 
-def _add_resource(tlv: Tlv, base: LwM2MPath, model: ObjectRegistry, out: Content) -> None:
-    """Adds a resource-level TLV (11 or 10) under instance path ``base``."""
-    rpath = _child(base, tlv.id)
-    rtype = resource_type(model, rpath)
-    if tlv.kind is TlvKind.RESOURCE:
-        out[rpath] = decode_value(rtype, tlv.value, rpath)
-    else:
-        for child in tlv.children:
-            ipath = _child(rpath, child.id)
-            out[ipath] = decode_value(rtype, child.value, ipath)
+class _Collector:
+    """Decoded content plus the resource paths seen, so that nothing arrives twice."""
+
+    def __init__(self) -> None:
+        self.content: Content = {}
+        self.resources: set[LwM2MPath] = set()
+        self.instances: set[LwM2MPath] = set()
+
+    def put(self, path: LwM2MPath, value: Value) -> None:
+        if path in self.content:
+            raise CodecError(f"{path}: the same resource instance appears twice")
+        self.content[path] = value
+
+    def instance(self, path: LwM2MPath) -> None:
+        if path in self.instances:
+            raise CodecError(f"{path}: the same object instance appears twice")
+        self.instances.add(path)
+
+    def resource(self, tlv: Tlv, base: LwM2MPath, model: ObjectRegistry) -> None:
+        """Adds a resource-level TLV (11 or 10) under instance path ``base``."""
+        rpath = _child(base, tlv.id)
+        if rpath in self.resources:
+            raise CodecError(f"{rpath}: the same resource appears twice")
+        self.resources.add(rpath)
+        rtype = resource_type(model, rpath)
+        if tlv.kind is TlvKind.RESOURCE:
+            self.put(rpath, decode_value(rtype, tlv.value, rpath))
+        else:
+            for child in tlv.children:
+                ipath = _child(rpath, child.id)
+                self.put(ipath, decode_value(rtype, child.value, ipath))
 
 
 def _child(base: LwM2MPath, ident: int) -> LwM2MPath:
@@ -288,47 +309,68 @@ def _child(base: LwM2MPath, ident: int) -> LwM2MPath:
         raise CodecError(str(exc)) from None
 
 
+def _unwrap(path: LwM2MPath, tlvs: list[Tlv]) -> list[Tlv]:
+    """A resource (-instance) answer some clients wrap in its object-instance TLV (and, for a resource
+    instance, its multiple-resource TLV), as Leshan accepts: the wrapper must be the requested one."""
+    assert path.object_instance is not None and path.resource_id is not None
+    if len(tlvs) != 1 or tlvs[0].kind is not TlvKind.OBJECT_INSTANCE:
+        return tlvs
+    wrapper = tlvs[0]
+    if wrapper.id != path.object_instance:
+        raise CodecError(f"{path}: TLV wraps the answer in object instance {wrapper.id}")
+    inner = list(wrapper.children)
+    if path.level == "resource_instance" and len(inner) == 1 and inner[0].kind is TlvKind.MULTIPLE_RESOURCE:
+        if inner[0].id != path.resource_id:
+            raise CodecError(f"{path}: TLV wraps the answer in resource {inner[0].id}")
+        inner = list(inner[0].children)
+    return inner
+
+
 def tlvs_to_content(path: LwM2MPath, tlvs: list[Tlv], model: ObjectRegistry) -> Content:
-    out: Content = {}
+    out = _Collector()
     level = path.level
+    if level in ("resource", "resource_instance"):
+        tlvs = _unwrap(path, tlvs)
     for tlv in tlvs:
         if level == "object":
             if tlv.kind is TlvKind.OBJECT_INSTANCE:
                 inst = _child(path, tlv.id)
+                out.instance(inst)
                 for res in tlv.children:
-                    _add_resource(res, inst, model, out)
+                    out.resource(res, inst, model)
                 continue
             obj = model.get(path.object_id)
             if tlv.kind in (TlvKind.RESOURCE, TlvKind.MULTIPLE_RESOURCE) and obj is not None and not obj.multiple:
-                _add_resource(tlv, path.child(0), model, out)  # single-instance object: instance 0 is implied
+                out.resource(tlv, path.child(0), model)  # single-instance object: instance 0 is implied
                 continue
             raise CodecError(f"{path}: object-level TLV must hold object instances, got a {tlv.kind.name.lower()}")
         if level == "instance":
             if tlv.kind is TlvKind.OBJECT_INSTANCE:
                 if tlv.id != path.object_instance:
                     raise CodecError(f"{path}: TLV carries object instance {tlv.id}")
+                out.instance(path)
                 for res in tlv.children:
-                    _add_resource(res, path, model, out)
+                    out.resource(res, path, model)
                 continue
             if tlv.kind is TlvKind.RESOURCE_INSTANCE:
                 raise CodecError(f"{path}: a resource instance TLV cannot appear at instance level")
-            _add_resource(tlv, path, model, out)
+            out.resource(tlv, path, model)
             continue
         if level == "resource":
             if tlv.kind is TlvKind.RESOURCE_INSTANCE:  # bare instances of the requested multiple resource
                 ipath = _child(path, tlv.id)
-                out[ipath] = decode_value(resource_type(model, path), tlv.value, ipath)
+                out.put(ipath, decode_value(resource_type(model, path), tlv.value, ipath))
                 continue
             if tlv.kind is TlvKind.OBJECT_INSTANCE or tlv.id != path.resource_id:
                 what = f"{tlv.kind.name.lower()} {tlv.id}"
                 raise CodecError(f"{path}: TLV carries {what}, not resource {path.resource_id}")
-            _add_resource(tlv, path.parent, model, out)
+            out.resource(tlv, path.parent, model)
             continue
         # resource instance
         if tlv.kind is not TlvKind.RESOURCE_INSTANCE or tlv.id != path.resource_instance:
             raise CodecError(f"{path}: TLV carries {tlv.kind.name.lower()} {tlv.id}, not that resource instance")
-        out[path] = decode_value(resource_type(model, path), tlv.value, path)
-    return out
+        out.put(path, decode_value(resource_type(model, path), tlv.value, path))
+    return out.content
 
 
 class TlvCodec:

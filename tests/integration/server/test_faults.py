@@ -92,3 +92,14 @@ async def test_unrequested_format_is_decoded_by_its_content_format(server: LwM2M
     assert err.value.content_format == 65000
     assert await _settled_tasks(baseline) == set()
     await until(lambda: True)
+
+
+async def test_a_device_answer_with_a_duplicate_path_is_a_bad_response(server: LwM2MServer, device: TestDevice) -> None:
+    await device.register(server.coap_port)
+    device.mode = "duplicate"
+    with pytest.raises(BadResponse, match="duplicate path /3/0/0") as err:
+        await server.client.read("faulty", "/3/0/0")
+    assert err.value.content_format == ContentFormat.SENML_JSON
+    device.mode = "ok"
+    got = await server.client.read("faulty", "/3/0/0", content_format=ContentFormat.TEXT)
+    assert got == {LwM2MPath(3, 0, 0): "hello"}  # and the server keeps serving

@@ -2,7 +2,8 @@
 
 It registers from its own aiocoap server context (so server→device requests reach it), records every request
 it receives, and answers according to ``mode``: "ok" (2.05 text / 2.04), "error" (``error_code``),
-"wrong_format" (GET answered as SenML-JSON whatever was asked) or "garbage_format" (an unknown content format).
+"wrong_format" (GET answered as SenML-JSON whatever was asked), "duplicate" (SenML-JSON naming the path twice)
+or "garbage_format" (an unknown content format).
 """
 
 from __future__ import annotations
@@ -41,6 +42,10 @@ class _Root(resource.Resource, resource.PathCapable):
         if request.code == Code.GET:
             if dev.mode == "wrong_format":
                 body = b'[{"n":"' + path.encode() + b'","vs":"json!"}]'
+                return aiocoap.Message(code=Code.CONTENT, payload=body, content_format=110)
+            if dev.mode == "duplicate":
+                record = b'{"n":"' + path.encode() + b'","vs":"one"}'
+                body = b"[" + record + b"," + record.replace(b"one", b"two") + b"]"
                 return aiocoap.Message(code=Code.CONTENT, payload=body, content_format=110)
             if dev.mode == "garbage_format":
                 return aiocoap.Message(code=Code.CONTENT, payload=b"\x00\x01", content_format=65000)

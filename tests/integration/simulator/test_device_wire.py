@@ -289,7 +289,7 @@ async def test_read_composite(rd_server: RDServer, devices: list[SimulatedDevice
     resp = await request(rd_server, device, FETCH, "/", body, cf=SENML_CBOR, accept=SENML_CBOR)
     assert resp.code == Code.CONTENT and resp.opt.content_format == SENML_CBOR
     records = cbor2.loads(resp.payload)
-    values = {r[-2]: r.get(3, r.get(2)) for r in records}
+    values = {r.get(-2, "") + r.get(0, ""): r.get(3, r.get(2)) for r in records}  # absolute names (root pack)
     assert values == {"/3/0/0": "TinyMLaaS Sim", "/1/0/1": 60, "/32002/0/12": "no-model"}
 
 

@@ -159,3 +159,18 @@ def test_decode_then_encode_gives_the_same_bytes() -> None:
     hex_in = DEVICE_HEX.replace(" ", "")
     as_json = run("decode", "-f", "tlv", "-p", "/3/0", hex_in)
     assert run("encode", "-f", "tlv", "-p", "/3/0", as_json) == hex_in
+
+
+def test_decode_root_path_composite() -> None:
+    payload = b'[{"bn":"/3/0/","n":"0","vs":"ACME"},{"bn":"/5/0/","n":"3","v":1}]'.hex()
+    out = run("decode", "--format", "senml-json", "--path", "/", payload)
+    assert json.loads(out) == {"/3/0/0": "ACME", "/5/0/3": 1}
+    hexed = run("encode", "--format", "senml-cbor", "--path", "/", '{"/3/0/0": "ACME", "/5/0/3": 1}')
+    assert json.loads(run("decode", "--format", "112", "--path", "/", hexed)) == {"/3/0/0": "ACME", "/5/0/3": 1}
+
+
+def test_decode_duplicates_and_root_tlv_exit_2() -> None:
+    twice = b'[{"bn":"/3/0/9","v":1},{"bn":"/3/0/9","v":2}]'.hex()
+    assert "duplicate path /3/0/9" in fails("decode", "-f", "senml-json", "-p", "/3/0", twice)
+    assert "the same resource appears twice" in fails("decode", "-f", "tlv", "-p", "/3/0", "c1 09 05 c1 09 06")
+    assert "cannot carry content for the root" in fails("decode", "-f", "tlv", "-p", "/", "c1 09 05")

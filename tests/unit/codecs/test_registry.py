@@ -24,7 +24,7 @@ P = LwM2MPath.parse
 
 
 def test_every_number_has_a_codec_that_knows_its_number() -> None:
-    expected = {0, 40, 42, 60, 110, 112, 11542, 1542, 11543, 1543}
+    expected = {0, 40, 42, 60, 110, 112, 11542, 1542, 11543, 1543, 11544}
     assert set(CONTENT_FORMATS) == expected
     for number, codec in CONTENT_FORMATS.items():
         assert isinstance(codec, Codec)

@@ -1,0 +1,340 @@
+"""Observe on the server side (the Observe operation and Observe-Composite), mixed into
+:class:`lwm2m_server.coap.device_client.DeviceClient`: it uses the client's registration lookup, queue,
+negotiation and decoding, and keeps the handles of every observation it started.
+
+Single-path observations are shared between owners (see :mod:`lwm2m_server.coap.observation`); a composite
+observation (FETCH ``/`` with Observe, LwM2M 1.1) belongs to its one caller
+(:mod:`lwm2m_server.coap.composite_observation`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+import aiocoap
+import aiocoap.error
+
+from lwm2m_server.coap.composite_observation import CompositeObservation
+from lwm2m_server.coap.errors import BadResponse, DeviceError, DeviceTimeout
+from lwm2m_server.coap.exchange import RawResponse, RequestSpec, abandon, build_message
+from lwm2m_server.coap.observation import NotifyCallback, Observation, SharedObservation
+from lwm2m_server.coap.stats import CoapStats
+from lwm2m_server.events import EventBus
+from lwm2m_server.logging import get_logger
+from lwm2m_server.protocol.composite import encode_paths
+from lwm2m_server.protocol.jsonvalues import content_to_json
+from lwm2m_server.protocol.model import Content
+from lwm2m_server.protocol.negotiation import choose_composite_answer
+from lwm2m_server.protocol.paths import LwM2MPath
+from lwm2m_server.queue import QueueManager
+from lwm2m_server.registration import Registration
+from lwm2m_server.registry import Kind, Registry
+
+log = get_logger(__name__)
+
+
+def _as_path(path: LwM2MPath | str) -> LwM2MPath:
+    return path if isinstance(path, LwM2MPath) else LwM2MPath.parse(path)
+
+
+class ObserveOperations:
+    """The observe half of DeviceClient (which provides the attributes and helpers declared here)."""
+
+    registry: Registry
+    events: EventBus
+    queue: QueueManager | None
+    stats: CoapStats
+    default_timeout: float
+    _observations: dict[str, list[Observation]]
+    _shared: dict[str, dict[tuple[LwM2MPath, int], SharedObservation]]
+    _starting: dict[tuple[str, tuple[LwM2MPath, int]], asyncio.Future[None]]
+    _composites: dict[str, list[CompositeObservation]]
+
+    def _ctx(self) -> aiocoap.Context:
+        raise NotImplementedError
+
+    def _reg(self, endpoint: str) -> Registration:
+        raise NotImplementedError
+
+    @staticmethod
+    def _check(reg: Registration, resp: RawResponse, what: str, expected: tuple[str, ...] = ()) -> None:
+        raise NotImplementedError
+
+    def _decode(self, reg: Registration, path: LwM2MPath, resp: RawResponse, asked: int) -> Content:
+        raise NotImplementedError
+
+    def _decode_root(self, reg: Registration, resp: RawResponse, asked: int, what: str) -> Content:
+        raise NotImplementedError
+
+    def _format(self, reg: Registration, path: LwM2MPath, *, for_write: bool = False) -> int:
+        raise NotImplementedError
+
+    def _composite_format(self, reg: Registration, what: str) -> int:
+        raise NotImplementedError
+
+    async def observe(
+        self,
+        endpoint: str,
+        path: LwM2MPath | str,
+        *,
+        callback: NotifyCallback | None = None,
+        content_format: int | None = None,
+        timeout: float | None = None,
+        owner: str | None = None,
+    ) -> Observation:
+        """Observe ``path``; returns this caller's own handle. The current value is in ``.value``; later
+        notifications go to ``callback`` and the async iterator. Owners of the same path (and format) share one
+        CoAP observation, which ends when the last handle is cancelled. A sleeping queue-mode device is observed
+        on its next wake-up; as for queued requests, ``timeout`` counts from then, and a de-registration or
+        expiry meanwhile raises DeviceNotRegistered."""
+        p = _as_path(path)
+        while True:
+            reg = self._reg(endpoint)
+            cf = content_format if content_format is not None else self._format(reg, p)
+            key = (p, cf)
+            shared = self._shared.get(endpoint, {}).get(key)
+            if shared is not None and not shared.ended and shared.reg_id == reg.reg_id:
+                return self._adopt(shared.attach(owner, callback))
+            pending = self._starting.get((endpoint, key))
+            if pending is None:
+                break
+            await asyncio.wait([pending])  # another owner is starting it: share theirs (or retry if it failed)
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._starting[(endpoint, key)] = done
+        try:
+            return await self._start_observation(endpoint, p, cf, timeout, owner, callback)
+        finally:
+            del self._starting[(endpoint, key)]
+            done.set_result(None)
+
+    async def _start_observation(
+        self,
+        endpoint: str,
+        p: LwM2MPath,
+        cf: int,
+        timeout: float | None,
+        owner: str | None,
+        callback: NotifyCallback | None,
+    ) -> Observation:
+        reg = self._reg(endpoint)
+        if self.queue is not None:
+            reg = await self.queue.wait_awake(reg)
+        sent = build_message(reg, RequestSpec("GET", str(p), accept=cf), observe=0)
+        request = self._ctx().request(sent)
+        t = timeout if timeout is not None else self.default_timeout
+        try:
+            msg = await asyncio.wait_for(request.response, t)
+        except asyncio.CancelledError:
+            self._abandon_observe(sent, request)
+            raise
+        except (TimeoutError, aiocoap.error.TimeoutError) as exc:
+            self._abandon_observe(sent, request)
+            self.stats.count_out("GET", "timeout")
+            raise DeviceTimeout(f"observe {p}: no response in {t:g}s", endpoint=endpoint) from exc
+        except aiocoap.error.Error as exc:
+            self.stats.count_out("GET", "network")
+            raise DeviceError("network", f"observe {p}: {exc}", endpoint=endpoint) from exc
+        resp = RawResponse.from_message(msg)
+        self.stats.count_out("GET", resp.code)
+        aobs = request.observation
+        try:
+            self._check(reg, resp, f"observe {p}")
+            initial = self._decode(reg, p, resp, cf)
+        except DeviceError:
+            if aobs is not None and not aobs.cancelled:
+                aobs.cancel()
+            raise
+        shared = SharedObservation(endpoint, p, reg.reg_id, reg.address, cf, initial)
+        if msg.opt.observe is None or aobs is None or aobs.cancelled:
+            obs = shared.attach(owner)
+            obs._end(DeviceError("not_observable", f"{p} is not observable", endpoint=endpoint))
+            return obs
+        shared.aiocoap_obs = aobs
+        aobs.register_callback(lambda m: self._on_notify(shared, m), _suppress_deprecation=True)
+        aobs.register_errback(lambda e: shared.end(e), _suppress_deprecation=True)
+        self._shared.setdefault(endpoint, {})[(p, cf)] = shared
+        shared.on_end.append(self._forget_shared)
+        return self._adopt(shared.attach(owner, callback))
+
+    def _abandon_observe(self, sent: aiocoap.Message, request: Any) -> None:
+        """Nobody waits for this observe any more: stop its retransmissions (see :func:`exchange.abandon`)
+        and its client-side observation."""
+        abandon(self._ctx(), sent)
+        aobs = getattr(request, "observation", None)
+        if aobs is not None and not aobs.cancelled:
+            aobs.cancel()
+
+    def _adopt(self, obs: Observation) -> Observation:
+        self._observations.setdefault(obs.endpoint, []).append(obs)
+        obs._on_cancel.append(self._forget)
+        return obs
+
+    async def cancel_observe(self, endpoint: str, path: LwM2MPath | str, *, owner: str | None = None) -> int:
+        """Cancel the handles on ``path`` of ``owner`` (every owner's when None); returns how many."""
+        p = _as_path(path)
+        found = [o for o in self._observations.get(endpoint, []) if o.path == p and owner in (None, o.owner)]
+        for obs in found:
+            obs.cancel()
+        return len(found)
+
+    def observations(self, endpoint: str | None = None) -> list[Observation]:
+        """Live handles (one per owner; owners of one path share a CoAP observation, see :meth:`coap_observations`)."""
+        if endpoint is not None:
+            return list(self._observations.get(endpoint, []))
+        return [o for obs in self._observations.values() for o in obs]
+
+    def coap_observations(self, endpoint: str) -> list[SharedObservation]:
+        """The CoAP observations on the wire for ``endpoint``."""
+        return [s for s in self._shared.get(endpoint, {}).values() if not s.ended]
+
+    def _forget(self, obs: Observation) -> None:
+        lst = self._observations.get(obs.endpoint)
+        if lst and obs in lst:
+            lst.remove(obs)
+            if not lst:
+                del self._observations[obs.endpoint]
+
+    def _forget_shared(self, shared: SharedObservation) -> None:
+        table = self._shared.get(shared.endpoint)
+        key = (shared.path, shared.content_format)
+        if table is not None and table.get(key) is shared:
+            del table[key]
+            if not table:
+                del self._shared[shared.endpoint]
+
+    def _on_notify(self, shared: SharedObservation, msg: aiocoap.Message) -> None:
+        if shared.ended:
+            return
+        self.registry.touch(shared.endpoint)
+        if self.queue is not None:
+            self.queue.on_uplink(shared.endpoint)
+        reg = self.registry.get(shared.endpoint)
+        resp = RawResponse.from_message(msg)
+        if reg is None or not resp.success:
+            shared.end()
+            return
+        try:
+            content = self._decode(reg, shared.path, resp, shared.content_format)
+        except BadResponse as exc:
+            log.warning("notification_undecodable", endpoint=shared.endpoint, path=str(shared.path), error=str(exc))
+            return
+        self.events.emit("notification", shared.endpoint, path=str(shared.path), values=content_to_json(content))
+        shared.push(content)
+
+    # -- Observe-Composite --------------------------------------------------------------------------------------
+    async def observe_composite(
+        self,
+        endpoint: str,
+        paths: Sequence[LwM2MPath | str],
+        *,
+        timeout: float | None = None,
+        owner: str | None = None,
+    ) -> CompositeObservation:
+        """FETCH ``/`` with Observe naming ``paths`` (LwM2M 1.1); the initial root content is in ``.value``,
+        notifications (root content too) come from the async iterator and as ``notification`` events with
+        ``path "/"``. Ends on de-registration, a new registration or a move, like single-path observations."""
+        ps = tuple(_as_path(p) for p in paths)
+        reg = self._reg(endpoint)
+        cf = self._composite_format(reg, "observe-composite")
+        if self.queue is not None:
+            reg = await self.queue.wait_awake(reg)
+        accept = choose_composite_answer(reg.lwm2m_version, reg.content_formats, cf)
+        spec = RequestSpec("FETCH", "/", encode_paths(cf, ps), content_format=cf, accept=accept)
+        sent = build_message(reg, spec, observe=0)
+        request = self._ctx().request(sent)
+        t = timeout if timeout is not None else self.default_timeout
+        try:
+            msg = await asyncio.wait_for(request.response, t)
+        except asyncio.CancelledError:
+            self._abandon_observe(sent, request)
+            raise
+        except (TimeoutError, aiocoap.error.TimeoutError) as exc:
+            self._abandon_observe(sent, request)
+            self.stats.count_out("FETCH", "timeout")
+            raise DeviceTimeout(f"observe-composite: no response in {t:g}s", endpoint=endpoint) from exc
+        except aiocoap.error.Error as exc:
+            self.stats.count_out("FETCH", "network")
+            raise DeviceError("network", f"observe-composite: {exc}", endpoint=endpoint) from exc
+        resp = RawResponse.from_message(msg)
+        self.stats.count_out("FETCH", resp.code)
+        aobs = request.observation
+        try:
+            self._check(reg, resp, "observe-composite")
+            initial = self._decode_root(reg, resp, accept, "observe-composite")
+        except DeviceError:
+            if aobs is not None and not aobs.cancelled:
+                aobs.cancel()
+            raise
+        obs = CompositeObservation(endpoint, ps, reg.reg_id, reg.address, accept, initial, owner=owner)
+        if msg.opt.observe is None or aobs is None or aobs.cancelled:
+            obs.end(DeviceError("not_observable", "the composite is not observable", endpoint=endpoint))
+            return obs
+        obs.aiocoap_obs = aobs
+        aobs.register_callback(lambda m: self._on_composite_notify(obs, m), _suppress_deprecation=True)
+        aobs.register_errback(lambda e: obs.end(e), _suppress_deprecation=True)
+        self._composites.setdefault(endpoint, []).append(obs)
+        obs.on_end.append(self._forget_composite)
+        return obs
+
+    async def cancel_observe_composite(
+        self, endpoint: str, paths: Sequence[LwM2MPath | str], *, owner: str | None = None
+    ) -> int:
+        """Cancel the composite observations of exactly ``paths`` (any order) of ``owner`` (all when None)."""
+        wanted = frozenset(_as_path(p) for p in paths)
+        found = [
+            o for o in self._composites.get(endpoint, []) if frozenset(o.paths) == wanted and owner in (None, o.owner)
+        ]
+        for obs in found:
+            obs.cancel()
+        return len(found)
+
+    def composite_observations(self, endpoint: str) -> list[CompositeObservation]:
+        return list(self._composites.get(endpoint, []))
+
+    def _forget_composite(self, obs: CompositeObservation) -> None:
+        lst = self._composites.get(obs.endpoint)
+        if lst and obs in lst:
+            lst.remove(obs)
+            if not lst:
+                del self._composites[obs.endpoint]
+
+    def _on_composite_notify(self, obs: CompositeObservation, msg: aiocoap.Message) -> None:
+        if obs.cancelled:
+            return
+        self.registry.touch(obs.endpoint)
+        if self.queue is not None:
+            self.queue.on_uplink(obs.endpoint)
+        reg = self.registry.get(obs.endpoint)
+        resp = RawResponse.from_message(msg)
+        if reg is None or not resp.success:
+            obs.end()
+            return
+        try:
+            content = self._decode_root(reg, resp, obs.content_format, "observe-composite")
+        except BadResponse as exc:
+            log.warning("notification_undecodable", endpoint=obs.endpoint, path="/", error=str(exc))
+            return
+        paths = [str(p) for p in obs.paths]
+        self.events.emit("notification", obs.endpoint, path="/", paths=paths, values=content_to_json(content))
+        obs.push(content)
+
+    def _on_registration(self, reg: Registration, kind: Kind) -> None:
+        """A new registration invalidates the old one's observations; a moved device's too (token + address)."""
+        for shared in list(self._shared.get(reg.endpoint, {}).values()):
+            stale = kind in ("deregistered", "expired") or shared.reg_id != reg.reg_id or shared.address != reg.address
+            if stale:
+                shared.end()
+        for composite in list(self._composites.get(reg.endpoint, [])):
+            gone = kind in ("deregistered", "expired")
+            if gone or composite.reg_id != reg.reg_id or composite.address != reg.address:
+                composite.end()
+
+    def cancel_all(self) -> None:
+        for composites in list(self._composites.values()):
+            for composite in list(composites):
+                composite.end()
+        for table in list(self._shared.values()):
+            for shared in list(table.values()):
+                shared.end()
