@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
+import structlog
 import typer
 
 from lwm2m_server.cli.app import CliError, app
@@ -56,8 +57,10 @@ async def _serve(settings: object, *, http: bool) -> None:
     await application.start()
     if application.initial_admin_token is not None:
         # Once, on the first start (like the package key): the server keeps only the token's hash.
-        print("First start: created an admin API token (shown only now; create others with "
-              "`tinymlaas token create`):", flush=True)
+        # The secret goes to stdout only (one hand-off line, like READY); the log says that it happened.
+        structlog.get_logger("tinymlaas.serve").warning(
+            "api.admin_token_created", hint="first start: the ADMIN_TOKEN line on stdout is shown only now; "
+            "create others with `tinymlaas token create`")
         print(f"ADMIN_TOKEN {application.initial_admin_token}", flush=True)
     try:
         # One line a supervisor (or a test) can wait for: the ports actually bound.

@@ -26,7 +26,8 @@ async def test_serve_log_is_json_lines_with_no_tensorflow_chatter(tmp_path: Path
     try:
         url = await serve.start()
         await fleet.add(f"coap://127.0.0.1:{serve.args[5]}", "log-1", M4F)
-        async with httpx.AsyncClient(base_url=url, timeout=300.0) as http:
+        async with httpx.AsyncClient(base_url=url, timeout=300.0,
+                                     headers={"Authorization": f"Bearer {serve.token}"}) as http:
             async def profiled() -> bool:
                 return bool((await http.get("/api/devices/log-1")).json().get("profile"))
 
@@ -41,7 +42,8 @@ async def test_serve_log_is_json_lines_with_no_tensorflow_chatter(tmp_path: Path
     finally:
         await fleet.stop()
         serve.terminate()
-    lines = [ln for ln in serve.log.read_text().splitlines() if ln.strip() and not ln.startswith("READY ")]
+    handoff = ("READY ", "ADMIN_TOKEN ")  # the two lines serve prints on stdout for its caller
+    lines = [ln for ln in serve.log.read_text().splitlines() if ln.strip() and not ln.startswith(handoff)]
     assert lines
     for line in lines:
         record = json.loads(line)  # one JSON object per line, nothing else
