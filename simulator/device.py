@@ -93,7 +93,7 @@ class SimulatedDevice:
         if self.objects is None:
             self.objects = build_store(self.config, self.server_uri, self.model)
             self.firmware = Firmware(self)
-            self.objects.on_write(1, 1, self._on_lifetime_write)
+            self.objects.on_write(1, 1, self._on_lifetime_write, check=_check_lifetime)
             self.objects.on_execute(1, 8, lambda _p, _a: self.trigger_update())
             self.objects.on_execute(3, 4, lambda _p, _a: self._schedule_reboot())
         self._stopping = False
@@ -293,8 +293,8 @@ class SimulatedDevice:
     # ---- object hooks --------------------------------------------------------------------------
     def _on_lifetime_write(self, path: LwM2MPath, value: object) -> None:
         assert self.objects is not None
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise LwM2MError("4.00", "lifetime must be a positive integer")
+        _check_lifetime(path, value)
+        assert isinstance(value, int)
         self.objects.set(path, value)
         self._lifetime_changed = True
         self.trigger_update()
@@ -321,3 +321,8 @@ class _Busy(contextlib.AbstractContextManager[None]):
     def __exit__(self, *exc: object) -> None:
         self.device._busy -= 1
         self.device._touch()
+
+
+def _check_lifetime(path: LwM2MPath, value: object) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise LwM2MError("4.00", "lifetime must be a positive integer")

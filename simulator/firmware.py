@@ -24,6 +24,7 @@ from aiocoap.optiontypes import BlockOption
 
 from lwm2m_server.logging import get_logger
 from lwm2m_server.protocol.fwupdate import (
+    FW_PACKAGE,
     FW_PACKAGE_URI,
     FW_RESULT,
     FW_STATE,
@@ -87,8 +88,8 @@ class Firmware:
         self._rng = random.Random(device.seed)
         self._tuning = _tuning(self.config.block_ack_timeout_s)
         self.corrupted = 0  # packages corrupted so far by the corrupt_downloads fault
-        self.store.on_write(5, 0, self._on_package_write)
-        self.store.on_write(5, 1, self._on_uri_write)
+        self.store.on_write(5, 0, self._on_package_write, check=self._check_package_write)
+        self.store.on_write(5, 1, self._on_uri_write, check=self._check_uri_write)
         self.store.on_execute(5, 2, self._on_update)
         self.store.on_execute(5, 10, self._on_cancel)
         self.store.on_execute(32002, 13, self._on_self_test)
@@ -181,11 +182,18 @@ class Firmware:
             return
         self._accept_whole(data)
 
-    def _accept_whole(self, data: bytes) -> None:
+    def _check_package_write(self, path: LwM2MPath, value: Any) -> None:
+        """What a whole-package write is refused for, before anything is written."""
+        data = bytes(value) if isinstance(value, bytes | bytearray) else b""
+        if data in (b"", b"\0"):
+            return
         if self.state in (DOWNLOADING, UPDATING) and not self.push_active:
             raise LwM2MError("4.05", "firmware update in progress")
         if self.config.delivery == "pull":
             raise LwM2MError("4.05", "this device only pulls")
+
+    def _accept_whole(self, data: bytes) -> None:
+        self._check_package_write(FW_PACKAGE, data)
         if len(data) > self.config.profile.flash_free:
             self._fail(R_NO_FLASH, f"package of {len(data)} bytes")
             raise LwM2MError("4.13", "package too large")
@@ -256,13 +264,16 @@ class Firmware:
         return response
 
     # ---- pull ----------------------------------------------------------------------------------
+    def _check_uri_write(self, path: LwM2MPath, value: Any) -> None:
+        if str(value) != "" and self.state in (DOWNLOADING, UPDATING):
+            raise LwM2MError("4.05", "firmware update in progress")
+
     def _on_uri_write(self, path: LwM2MPath, value: Any) -> None:
         uri = str(value)
         if uri == "":
             self.reset()
             return
-        if self.state in (DOWNLOADING, UPDATING):
-            raise LwM2MError("4.05", "firmware update in progress")
+        self._check_uri_write(path, value)
         self._cancel_task()
         self.store.set(URI, uri)
         self.package = bytearray()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from lwm2m_server.protocol.model import (
@@ -86,6 +87,20 @@ async def _maybe_await(result: Awaitable[None] | None) -> None:
         await result
 
 
+@dataclass(frozen=True)
+class _WritePlan:
+    """A checked write: the request path, replace or partial update, and typed values by resource id."""
+
+    path: LwM2MPath
+    replace: bool
+    grouped: dict[int, dict[int | None, Value]]
+
+
+def _hook_value(res: ResourceDefinition, values: dict[int | None, Value]) -> ResourceValue:
+    """What a write hook gets: the value, or ``{instance id: value}`` for a multiple resource."""
+    return {k: v for k, v in values.items() if k is not None} if res.multiple else values[None]
+
+
 class ObjectStore:
     """Object instances of one device: ``{object id: {instance id: {resource id: value}}}``."""
 
@@ -94,6 +109,7 @@ class ObjectStore:
         self._data: dict[int, dict[int, dict[int, ResourceValue]]] = {}
         self._execute: dict[tuple[int, int], ExecuteHandler] = {}
         self._write_hooks: dict[tuple[int, int], WriteHook] = {}
+        self._write_checks: dict[tuple[int, int], WriteHook] = {}
         self._listeners: list[ChangeListener] = []
 
     # ---- set-up (device side) ------------------------------------------------------------------
@@ -122,12 +138,16 @@ class ObjectStore:
     def on_execute(self, object_id: int, resource_id: int, handler: ExecuteHandler) -> None:
         self._execute[(object_id, resource_id)] = handler
 
-    def on_write(self, object_id: int, resource_id: int, hook: WriteHook) -> None:
+    def on_write(self, object_id: int, resource_id: int, hook: WriteHook, *, check: WriteHook | None = None) -> None:
         """Route server writes of this resource to ``hook`` instead of storing them.
 
         The hook owns the value (it may store it with ``set``) and may raise LwM2MError to refuse the write.
+        ``check``, without side effects, refuses what the hook would refuse before anything of a write is applied
+        (so a Write-Composite stays all or nothing).
         """
         self._write_hooks[(object_id, resource_id)] = hook
+        if check is not None:
+            self._write_checks[(object_id, resource_id)] = check
 
     def add_listener(self, listener: ChangeListener) -> None:
         self._listeners.append(listener)
@@ -204,6 +224,24 @@ class ObjectStore:
         ``replace`` (PUT) replaces the targeted instance's writable resources or the whole multiple resource;
         partial update (POST) only touches what the content names.
         """
+        return self._apply_write(self._plan_write(path, content, replace=replace))
+
+    def write_composite(self, content: Content) -> list[LwM2MPath]:
+        """Write-Composite: partial updates of every instance ``content`` names, all or nothing.
+
+        Every path is checked (present, writable, typed, and by the device's write checks: no new Package URI
+        while updating) before anything changes, so one bad path leaves the device untouched.
+        """
+        by_instance: dict[LwM2MPath, Content] = {}
+        for leaf, value in content.items():
+            if leaf.object_instance is None or leaf.resource_id is None:
+                raise LwM2MError("4.00", f"{leaf} is not a resource path")
+            by_instance.setdefault(leaf.truncate("instance"), {})[leaf] = value
+        plans = [self._plan_write(instance, part, replace=False) for instance, part in sorted(by_instance.items())]
+        return [path for plan in plans for path in self._apply_write(plan)]
+
+    def _plan_write(self, path: LwM2MPath, content: Content, *, replace: bool) -> _WritePlan:
+        """Check a write without changing anything: LwM2MError for the first path that cannot be written."""
         _guard(path)
         if path.object_instance is None:
             raise LwM2MError("4.05", "write on an object path is not allowed")
@@ -211,7 +249,7 @@ class ObjectStore:
             res = self._resource_def(path)
             if not res.multiple:
                 raise LwM2MError("4.00", f"empty write to single resource {path}")
-        instance = self._instance(path.object_id, path.object_instance)
+        self._instance(path.object_id, path.object_instance)
         grouped: dict[int, dict[int | None, Value]] = {}
         for leaf, value in content.items():
             if not path.is_prefix_of(leaf) or leaf.resource_id is None:
@@ -226,6 +264,17 @@ class ObjectStore:
             grouped.setdefault(leaf.resource_id, {})[leaf.resource_instance] = self._typed_one(res, value)
         if path.resource_id is not None and not grouped:
             grouped[path.resource_id] = {}
+        for rid, values in grouped.items():
+            check = self._write_checks.get((path.object_id, rid))
+            if check is not None:
+                res_path = LwM2MPath(path.object_id, path.object_instance, rid)
+                check(res_path, _hook_value(self._resource_def(res_path), values))
+        return _WritePlan(path, replace, grouped)
+
+    def _apply_write(self, plan: _WritePlan) -> list[LwM2MPath]:
+        path, replace, grouped = plan.path, plan.replace, plan.grouped
+        assert path.object_instance is not None
+        instance = self._instance(path.object_id, path.object_instance)
         written: list[LwM2MPath] = []
         definition = self.definition(path.object_id)
         if replace and path.resource_id is None:
@@ -239,7 +288,7 @@ class ObjectStore:
             res = self._resource_def(res_path)
             hook = self._write_hooks.get((path.object_id, rid))
             if hook is not None:
-                hook(res_path, dict(values) if res.multiple else values[None])  # type: ignore[arg-type]
+                hook(res_path, _hook_value(res, values))
                 written.append(res_path)
                 continue
             if res.multiple:

@@ -225,7 +225,8 @@ class DeviceSite(Resource, interfaces.ObservableResource, PathCapable):
         self.observations.add_composite(tuple(paths), serverobservation)
 
     async def _write_composite(self, request: Message) -> Message:
-        """Partial-update writes of every instance the content names (4.00 for a bad payload, 4.05 read-only)."""
+        """Partial-update writes of every instance the content names, atomically (4.00 bad payload, 4.04 absent,
+        4.05 read-only: nothing is written)."""
         if self.lwm2m_version == "1.0":
             raise LwM2MError("4.05", "write-composite is LwM2M 1.1")
         in_format = request.opt.content_format
@@ -234,11 +235,7 @@ class DeviceSite(Resource, interfaces.ObservableResource, PathCapable):
         content = decode_composite_content(int(in_format), request.payload, self.store.model)
         if not content:
             raise LwM2MError("4.00", "write-composite without values")
-        by_instance: dict[LwM2MPath, Content] = {}
-        for leaf, value in content.items():
-            by_instance.setdefault(leaf.truncate("instance"), {})[leaf] = value
-        for instance, part in sorted(by_instance.items()):
-            self.store.write(instance, part, replace=False)
+        self.store.write_composite(content)  # all or nothing: one bad path and the device is untouched
         return Message(code=Code.CHANGED)
 
 

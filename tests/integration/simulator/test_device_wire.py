@@ -293,6 +293,53 @@ async def test_read_composite(rd_server: RDServer, devices: list[SimulatedDevice
     assert values == {"/3/0/0": "TinyMLaaS Sim", "/1/0/1": 60, "/32002/0/12": "no-model"}
 
 
+async def test_write_composite_is_all_or_nothing(rd_server: RDServer, devices: list[SimulatedDevice]) -> None:
+    """One path of a Write-Composite that cannot be written and the device answers 4.xx with nothing changed."""
+    device = await start(devices, rd_server, lifetime=60)
+    objects = device.objects
+    assert objects is not None
+
+    def values() -> dict[str, object]:  # a resource the device does not hold yet reads as None
+        return {p: objects.read(LwM2MPath.parse(p)).get(LwM2MPath.parse(p)) if objects.has(LwM2MPath.parse(p))
+                else None for p in ("/1/0/1", "/3/0/14", "/1/0/6")}  # fmt: skip
+
+    before = values()
+    assert before["/3/0/14"] is None
+
+    def pack(*records: tuple[str, int, object]) -> bytes:  # SenML-CBOR root pack: absolute names, label 2/3/4
+        return cbor2.dumps([{0: name, label: value} for name, label, value in records])
+
+    cases = [
+        (pack(("/1/0/1", 2, 444), ("/3/0/14", 3, "+05:00"), ("/3/0/0", 3, "read-only")), Code.METHOD_NOT_ALLOWED),
+        (pack(("/1/0/1", 2, 444), ("/3/7/14", 3, "+05:00")), Code.NOT_FOUND),  # no instance /3/7
+        (pack(("/3/0/14", 3, "+05:00"), ("/1/0/1", 3, "not a number")), Code.BAD_REQUEST),
+        (pack(("/1/0/6", 4, True), ("/1/0/99", 2, 1)), Code.NOT_FOUND),  # resource not in the model
+        (pack(("/3/0/14", 3, "+05:00"), ("/5/0/3", 2, 2)), Code.METHOD_NOT_ALLOWED),  # State is read-only
+        (pack(("/3/0/14", 3, "+05:00"), ("/5/0/2", 2, 1)), Code.BAD_REQUEST),  # Update holds no value
+    ]
+    for body, code in cases:
+        resp = await request(rd_server, device, Code.iPATCH, "/", body, cf=SENML_CBOR)
+        assert resp.code == code, (cbor2.loads(body), resp.code, resp.payload)
+        assert values() == before, cbor2.loads(body)
+
+    body = pack(("/1/0/1", 2, 444), ("/3/0/14", 3, "+05:00"), ("/1/0/6", 4, True))
+    assert (await request(rd_server, device, Code.iPATCH, "/", body, cf=SENML_CBOR)).code == Code.CHANGED
+    assert values() == {"/1/0/1": 444, "/3/0/14": "+05:00", "/1/0/6": True}
+
+
+async def test_write_composite_refused_by_a_hook_writes_nothing(
+    rd_server: RDServer, devices: list[SimulatedDevice]
+) -> None:
+    """A Package URI write the firmware refuses (4.05: update in progress) is met before any plain value."""
+    device = await start(devices, rd_server, lifetime=60)
+    assert device.objects is not None
+    device.objects.set(LwM2MPath(5, 0, 3), 1)  # Downloading: a new URI is refused
+    body = cbor2.dumps([{0: "/1/0/1", 2: 555}, {0: "/5/0/1", 3: "coap://127.0.0.1:9/fw/x"}])
+    resp = await request(rd_server, device, Code.iPATCH, "/", body, cf=SENML_CBOR)
+    assert resp.code == Code.METHOD_NOT_ALLOWED, resp.payload
+    assert device.objects.get(LwM2MPath(1, 0, 1)) == 60
+
+
 # ---- queue mode and loss ---------------------------------------------------------------------------
 
 
