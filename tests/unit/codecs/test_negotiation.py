@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from lwm2m_server.protocol.codecs import ContentFormat as CF
-from lwm2m_server.protocol.negotiation import choose_format, is_single_value
+from lwm2m_server.protocol.negotiation import choose_composite_answer, choose_format, is_single_value
 from lwm2m_server.protocol.paths import LwM2MPath
 from tests.unit.codecs.synthetic import MODEL
 
@@ -69,3 +69,25 @@ def test_is_single_value() -> None:
     assert is_single_value(P("/3/0/6/0"), MODEL)
     assert not is_single_value(P("/3/0"), MODEL)
     assert not is_single_value(P("/3"), MODEL)
+
+
+def test_lwm2m_12_client_announcing_lwm2m_cbor_gets_it() -> None:
+    """LwM2M-CBOR (11544) is a 1.2 format: asked for when a 1.2 client announced it, for reads, writes and
+    single values alike; an opaque resource written alone still goes raw."""
+    both = frozenset({112, 110, 11542, 11544})
+    for path in ("/3", "/3/0", "/3/0/0", "/3/0/6", "/3/0/6/1"):
+        assert choose_format(P(path), "1.2", both, MODEL) == CF.LWM2M_CBOR
+        assert choose_format(P(path), "1.2", frozenset({11544}), MODEL) == CF.LWM2M_CBOR
+    assert choose_format(P("/1/0/1"), "1.2", both, MODEL, for_write=True) == CF.LWM2M_CBOR
+    assert choose_format(P("/5/0/0"), "1.2", both, MODEL, for_write=True) == CF.OPAQUE
+    assert choose_composite_answer("1.2", both, CF.SENML_CBOR) == CF.LWM2M_CBOR
+
+
+def test_lwm2m_cbor_is_not_used_below_1_2_or_unannounced() -> None:
+    both = frozenset({112, 11544})
+    for version in ("1.0", "1.1"):
+        assert choose_format(P("/3/0"), version, both, MODEL) == CF.SENML_CBOR
+        assert choose_composite_answer(version, both, CF.SENML_JSON) == CF.SENML_JSON
+    assert choose_format(P("/3/0"), "1.2", frozenset({112}), MODEL) == CF.SENML_CBOR
+    assert choose_format(P("/3/0"), "1.2", NONE, MODEL) == CF.TLV
+    assert choose_composite_answer("1.2", frozenset({112}), CF.SENML_CBOR) == CF.SENML_CBOR
