@@ -15,7 +15,7 @@ from lwm2m_server.coap.errors import DeviceError
 from lwm2m_server.coap.observation import Observation
 from lwm2m_server.events import EventBus
 from lwm2m_server.logging import get_logger
-from lwm2m_server.protocol.fwupdate import PROTOCOL_SCHEMES
+from lwm2m_server.protocol.fwupdate import PROTOCOL_SCHEMES, delivery_method
 from lwm2m_server.protocol.model import Content
 from lwm2m_server.protocol.paths import LwM2MPath
 from lwm2m_server.registration import Registration
@@ -24,8 +24,6 @@ from lwm2m_server.store.base import Store
 
 log = get_logger(__name__)
 
-DELIVERY = {0: "pull", 1: "push", 2: "both"}
-PROTOCOLS = PROTOCOL_SCHEMES  # /5/0/8 numbers -> scheme names, from the protocol core
 OBSERVED = (LwM2MPath(5, 0, 3), LwM2MPath(5, 0, 5), LwM2MPath(32002, 0))
 
 
@@ -68,7 +66,7 @@ class DeviceProfile:
             return v if isinstance(v, str) else None
 
         hw = hardware if hardware else None
-        delivery = as_int(get(firmware, 5, 0, 9))
+        delivery = delivery_method(as_int(get(firmware, 5, 0, 9)))
         return cls(
             manufacturer=as_str(get(device, 3, 0, 0)),
             model=as_str(get(device, 3, 0, 1)),
@@ -85,8 +83,8 @@ class DeviceProfile:
             runtime=as_str(get(hw, 32001, 0, 9)),
             ops=[str(o) for o in multi(hw, 32001, 10)],
             max_package=as_int(get(hw, 32001, 0, 11)),
-            delivery_method=DELIVERY.get(delivery) if delivery is not None else None,
-            protocols=[PROTOCOLS.get(int(p), str(p)) for p in multi(firmware, 5, 8) if isinstance(p, int)],
+            delivery_method=delivery.human if delivery is not None else None,
+            protocols=[PROTOCOL_SCHEMES.get(int(p), str(p)) for p in multi(firmware, 5, 8) if isinstance(p, int)],
             hardware_known=hw is not None,
         )
 

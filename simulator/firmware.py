@@ -24,10 +24,14 @@ from aiocoap.optiontypes import BlockOption
 
 from lwm2m_server.logging import get_logger
 from lwm2m_server.protocol.fwupdate import (
+    FW_CANCEL,
     FW_PACKAGE,
     FW_PACKAGE_URI,
+    FW_PKG_NAME,
+    FW_PKG_VERSION,
     FW_RESULT,
     FW_STATE,
+    FW_UPDATE,
     PROTOCOL_SCHEMES,
     FirmwareState,
     UpdateResult,
@@ -43,18 +47,11 @@ if TYPE_CHECKING:
 
 log = get_logger(__name__)
 
-# Object 5's codes and state machine are the protocol core's (lwm2m_server.protocol.fwupdate); short names here.
-IDLE, DOWNLOADING, DOWNLOADED, UPDATING = FirmwareState
-R_INITIAL, R_SUCCESS = UpdateResult.INITIAL, UpdateResult.SUCCESS
-R_NO_FLASH, R_NO_RAM = UpdateResult.NOT_ENOUGH_FLASH, UpdateResult.OUT_OF_RAM
-R_CONN_LOST, R_INTEGRITY = UpdateResult.CONNECTION_LOST, UpdateResult.INTEGRITY_FAILURE
-R_INVALID_URI, R_FAILED = UpdateResult.INVALID_URI, UpdateResult.UPDATE_FAILED
-R_UNSUPPORTED_PROTOCOL, R_CANCELLED = UpdateResult.UNSUPPORTED_PROTOCOL, UpdateResult.CANCELLED
 
-SCHEMES = PROTOCOL_SCHEMES
-
-STATE, RESULT, URI = FW_STATE, FW_RESULT, FW_PACKAGE_URI
-PKG_NAME, PKG_VERSION = (LwM2MPath(5, 0, r) for r in (6, 7))
+def _ids(path: LwM2MPath) -> tuple[int, int]:
+    """(object id, resource id) of an Object 5 resource path, as the ObjectStore hooks are keyed."""
+    assert path.resource_id is not None
+    return path.object_id, path.resource_id
 
 
 def szx_of(size: int) -> int:
@@ -88,27 +85,27 @@ class Firmware:
         self._rng = random.Random(device.seed)
         self._tuning = _tuning(self.config.block_ack_timeout_s)
         self.corrupted = 0  # packages corrupted so far by the corrupt_downloads fault
-        self.store.on_write(5, 0, self._on_package_write, check=self._check_package_write)
-        self.store.on_write(5, 1, self._on_uri_write, check=self._check_uri_write)
-        self.store.on_execute(5, 2, self._on_update)
-        self.store.on_execute(5, 10, self._on_cancel)
+        self.store.on_write(*_ids(FW_PACKAGE), self._on_package_write, check=self._check_package_write)
+        self.store.on_write(*_ids(FW_PACKAGE_URI), self._on_uri_write, check=self._check_uri_write)
+        self.store.on_execute(*_ids(FW_UPDATE), self._on_update)
+        self.store.on_execute(*_ids(FW_CANCEL), self._on_cancel)
         self.store.on_execute(32002, 13, self._on_self_test)
 
     # ---- state ---------------------------------------------------------------------------------
     @property
     def state(self) -> int:
-        return int(self.store.get(STATE))
+        return int(self.store.get(FW_STATE))
 
     @property
     def result(self) -> int:
-        return int(self.store.get(RESULT))
+        return int(self.store.get(FW_RESULT))
 
     def _set(self, state: int | None = None, result: int | None = None) -> None:
         """Report State/Update Result; a State change the Object 5 machine forbids is a simulator bug."""
         if result is not None:
-            self.store.set(RESULT, int(UpdateResult(result)))
+            self.store.set(FW_RESULT, int(UpdateResult(result)))
         if state is not None:
-            self.store.set(STATE, int(device_transition(self.state, state)))
+            self.store.set(FW_STATE, int(device_transition(self.state, state)))
 
     def reset(self) -> None:
         """Back to Idle: abort any transfer, forget the package."""
@@ -116,16 +113,16 @@ class Firmware:
         self.package = bytearray()
         self.pull = None
         self.push_active = False
-        self.store.set(URI, "")
-        self._set(IDLE, R_INITIAL)
+        self.store.set(FW_PACKAGE_URI, "")
+        self._set(FirmwareState.IDLE, UpdateResult.INITIAL)
 
-    def _fail(self, result: int, why: str) -> None:
+    def _fail(self, result: UpdateResult, why: str) -> None:
         log.info("sim.fw_failed", endpoint=self.device.endpoint, result=result, why=why)
         self._cancel_task()
         self.package = bytearray()
         self.pull = None
         self.push_active = False
-        self._set(IDLE, result)
+        self._set(FirmwareState.IDLE, result)
 
     def _downloaded(self) -> None:
         faults = self.config.faults
@@ -134,7 +131,7 @@ class Firmware:
             self.package[i] ^= 0xFF
             self.corrupted += 1
         self.push_active = False
-        self._set(DOWNLOADED)
+        self._set(FirmwareState.DOWNLOADED)
 
     def _cancel_task(self) -> None:
         task, self._task = self._task, None
@@ -155,11 +152,11 @@ class Firmware:
 
     def power_restored(self) -> None:
         if self.push_active:  # a push cannot resume: the server has to send it again
-            self._fail(R_CONN_LOST, "rebooted during push")
-        elif self.state == DOWNLOADING and self.pull is not None:
+            self._fail(UpdateResult.CONNECTION_LOST, "rebooted during push")
+        elif self.state == FirmwareState.DOWNLOADING and self.pull is not None:
             self._start_download()
-        elif self.state == UPDATING:
-            self._fail(R_FAILED, "rebooted during update")
+        elif self.state == FirmwareState.UPDATING:
+            self._fail(UpdateResult.UPDATE_FAILED, "rebooted during update")
 
     def _count_block(self) -> bool:
         """Count a received block; True when the reboot fault fires now (once)."""
@@ -187,7 +184,7 @@ class Firmware:
         data = bytes(value) if isinstance(value, bytes | bytearray) else b""
         if data in (b"", b"\0"):
             return
-        if self.state in (DOWNLOADING, UPDATING) and not self.push_active:
+        if self.state in (FirmwareState.DOWNLOADING, FirmwareState.UPDATING) and not self.push_active:
             raise LwM2MError("4.05", "firmware update in progress")
         if self.config.delivery == "pull":
             raise LwM2MError("4.05", "this device only pulls")
@@ -195,10 +192,10 @@ class Firmware:
     def _accept_whole(self, data: bytes) -> None:
         self._check_package_write(FW_PACKAGE, data)
         if len(data) > self.config.profile.flash_free:
-            self._fail(R_NO_FLASH, f"package of {len(data)} bytes")
+            self._fail(UpdateResult.NOT_ENOUGH_FLASH, f"package of {len(data)} bytes")
             raise LwM2MError("4.13", "package too large")
         self.package = bytearray(data)
-        self._set(result=R_INITIAL)
+        self._set(result=UpdateResult.INITIAL)
         self._count_block()
         self._downloaded()
 
@@ -207,7 +204,7 @@ class Firmware:
         block1 = request.opt.block1
         if block1 is None:
             try:
-                self._on_package_write(LwM2MPath(5, 0, 0), request.payload)
+                self._on_package_write(FW_PACKAGE, request.payload)
             except LwM2MError as exc:
                 return self._too_large() if exc.code == "4.13" else _error(exc.code, exc.message)
             return Message(code=Code.CHANGED)
@@ -221,19 +218,22 @@ class Firmware:
             if request.payload == b"\0" and not block1.more:
                 self.reset()
                 return Message(code=Code.CHANGED)
-            if self.state in (DOWNLOADING, UPDATING) and not self.push_active:
+            if self.state in (FirmwareState.DOWNLOADING, FirmwareState.UPDATING) and not self.push_active:
                 return _error("4.05", "firmware update in progress")
             if self.config.delivery == "pull":
                 return _error("4.05", "this device only pulls")
             total = request.opt.size1
             if total is not None and total > self.config.profile.flash_free:
-                self._fail(R_NO_FLASH, f"announced package of {total} bytes")
+                self._fail(UpdateResult.NOT_ENOUGH_FLASH, f"announced package of {total} bytes")
                 return self._too_large()
             self._cancel_task()
             self.package = bytearray()
             self.pull = None
             self.push_active = True
-            self._set(IDLE if self.config.skip_downloading_state else DOWNLOADING, R_INITIAL)
+            self._set(
+                FirmwareState.IDLE if self.config.skip_downloading_state else FirmwareState.DOWNLOADING,
+                UpdateResult.INITIAL,
+            )
         elif not self.push_active:
             return _error("4.08", "no transfer in progress")
         offset = block1.start
@@ -242,7 +242,7 @@ class Firmware:
         del self.package[offset:]
         self.package += request.payload
         if len(self.package) > self.config.profile.flash_free:
-            self._fail(R_NO_FLASH, f"package beyond {self.config.profile.flash_free} bytes")
+            self._fail(UpdateResult.NOT_ENOUGH_FLASH, f"package beyond {self.config.profile.flash_free} bytes")
             return self._too_large()
         if self._count_block():
             return Message(code=Code.CONTINUE)  # lost: the device is rebooting
@@ -265,7 +265,7 @@ class Firmware:
 
     # ---- pull ----------------------------------------------------------------------------------
     def _check_uri_write(self, path: LwM2MPath, value: Any) -> None:
-        if str(value) != "" and self.state in (DOWNLOADING, UPDATING):
+        if str(value) != "" and self.state in (FirmwareState.DOWNLOADING, FirmwareState.UPDATING):
             raise LwM2MError("4.05", "firmware update in progress")
 
     def _on_uri_write(self, path: LwM2MPath, value: Any) -> None:
@@ -275,22 +275,22 @@ class Firmware:
             return
         self._check_uri_write(path, value)
         self._cancel_task()
-        self.store.set(URI, uri)
+        self.store.set(FW_PACKAGE_URI, uri)
         self.package = bytearray()
         self.pull = None
-        self._set(result=R_INITIAL)
+        self._set(result=UpdateResult.INITIAL)
         split = urlsplit(uri)
         if not split.scheme or not split.hostname or split.port == 0:
-            self._fail(R_INVALID_URI, f"invalid URI {uri!r}")
+            self._fail(UpdateResult.INVALID_URI, f"invalid URI {uri!r}")
             return
-        supported = {SCHEMES[p] for p in self.config.protocols if p in SCHEMES}
+        supported = {PROTOCOL_SCHEMES[p] for p in self.config.protocols if p in PROTOCOL_SCHEMES}
         if split.scheme != "coap" or split.scheme not in supported or self.config.delivery == "push":
-            self._fail(R_UNSUPPORTED_PROTOCOL, f"scheme {split.scheme!r}")
+            self._fail(UpdateResult.UNSUPPORTED_PROTOCOL, f"scheme {split.scheme!r}")
             return
         if self.config.pull_drop_query:
             uri = urlunsplit((split.scheme, split.netloc, split.path, "", ""))
         self.pull = PullProgress(uri)
-        self._set(DOWNLOADING)
+        self._set(FirmwareState.DOWNLOADING)
         self._start_download()
 
     def _start_download(self) -> None:
@@ -304,9 +304,9 @@ class Firmware:
             except asyncio.CancelledError:
                 raise
             except TimeoutError:
-                self._fail(R_CONN_LOST, "block request timed out")
+                self._fail(UpdateResult.CONNECTION_LOST, "block request timed out")
             except Exception as exc:
-                self._fail(R_CONN_LOST, f"{type(exc).__name__}: {exc}")
+                self._fail(UpdateResult.CONNECTION_LOST, f"{type(exc).__name__}: {exc}")
 
     async def _download_blocks(self) -> None:
         assert self.pull is not None
@@ -325,7 +325,10 @@ class Firmware:
             )
             if not response.code.is_successful():
                 code = response.code.dotted
-                self._fail(R_INVALID_URI if code in ("4.04", "4.00", "4.02") else R_CONN_LOST, f"server said {code}")
+                self._fail(
+                    UpdateResult.INVALID_URI if code in ("4.04", "4.00", "4.02") else UpdateResult.CONNECTION_LOST,
+                    f"server said {code}",
+                )
                 return
             etag = response.opt.etag
             if pull.etag is not None and etag != pull.etag:
@@ -338,7 +341,7 @@ class Firmware:
             if response.opt.size2 is not None:
                 pull.total = response.opt.size2
                 if pull.total > self.config.profile.flash_free:
-                    self._fail(R_NO_FLASH, f"Size2 {pull.total}")
+                    self._fail(UpdateResult.NOT_ENOUGH_FLASH, f"Size2 {pull.total}")
                     return
             block2 = response.opt.block2
             if block2 is None:
@@ -352,7 +355,7 @@ class Firmware:
                 self.package += response.payload
                 more = block2.more
             if len(self.package) > self.config.profile.flash_free:
-                self._fail(R_NO_FLASH, "download beyond flash")
+                self._fail(UpdateResult.NOT_ENOUGH_FLASH, "download beyond flash")
                 return
             if self._count_block():
                 return
@@ -362,23 +365,23 @@ class Firmware:
 
     # ---- execute -------------------------------------------------------------------------------
     def _on_update(self, path: LwM2MPath, arguments: str) -> None:
-        if self.state != DOWNLOADED:
+        if self.state != FirmwareState.DOWNLOADED:
             raise LwM2MError("4.05", f"Update needs state Downloaded, state is {self.state}")
-        self._set(UPDATING)
+        self._set(FirmwareState.UPDATING)
         self._cancel_task()
         self._task = asyncio.get_running_loop().create_task(self._install(), name=f"install-{self.device.endpoint}")
 
     def _on_cancel(self, path: LwM2MPath, arguments: str) -> None:
-        if self.state == UPDATING:
+        if self.state == FirmwareState.UPDATING:
             raise LwM2MError("4.05", "too late to cancel: updating")
-        self._fail(R_CANCELLED, "cancelled by the server")
-        self.store.set(URI, "")
+        self._fail(UpdateResult.CANCELLED, "cancelled by the server")
+        self.store.set(FW_PACKAGE_URI, "")
 
     async def _install(self) -> None:
         refuse = self.config.faults.refuse_update
         if refuse is not None:
             await asyncio.sleep(0.05)
-            self._fail(refuse, "refused by fault injection")
+            self._fail(UpdateResult(refuse), "refused by fault injection")
             return
         package = bytes(self.package)
         hw = self.config.profile
@@ -396,23 +399,23 @@ class Firmware:
                 accelerator=hw.accelerator,
             ),
         )
-        if outcome.result != R_SUCCESS:
+        if outcome.result != UpdateResult.SUCCESS:
             self._fail(outcome.result, outcome.detail)
             return
-        self.store.set(PKG_NAME, outcome.package_name)
-        self.store.set(PKG_VERSION, outcome.package_version)
+        self.store.set(FW_PKG_NAME, outcome.package_name)
+        self.store.set(FW_PKG_VERSION, outcome.package_version)
         self.package = bytearray()
         self.pull = None
-        self.store.set(URI, "")
+        self.store.set(FW_PACKAGE_URI, "")
         if outcome.firmware_version is not None:
             self.store.set(LwM2MPath(3, 0, 3), outcome.firmware_version)
-            self._set(IDLE, R_SUCCESS)
+            self._set(FirmwareState.IDLE, UpdateResult.SUCCESS)
             self.device.trigger_update(full=True)  # a new firmware re-registers
             return
         self.installed_model = _payload_of(package)
         for rid, value in outcome.model.items():
             self.store.set(LwM2MPath(32002, 0, rid), value)
-        self._set(IDLE, R_SUCCESS)
+        self._set(FirmwareState.IDLE, UpdateResult.SUCCESS)
 
     async def _on_self_test(self, path: LwM2MPath, arguments: str) -> None:
         if self.installed_model is None:

@@ -4,9 +4,22 @@ from __future__ import annotations
 
 import time
 
+from lwm2m_server.protocol.fwupdate import (
+    FW_DELIVERY,
+    FW_PACKAGE_URI,
+    FW_PKG_NAME,
+    FW_PKG_VERSION,
+    FW_PROTOCOLS,
+    FW_RESULT,
+    FW_STATE,
+    DeliveryMethod,
+    FirmwareState,
+    UpdateResult,
+)
 from lwm2m_server.protocol.model import ObjectRegistry
+from lwm2m_server.protocol.paths import LwM2MPath
 from simulator.objects import ObjectStore, ResourceValue
-from simulator.profiles import DELIVERY_METHOD, DeviceConfig
+from simulator.profiles import DeviceConfig
 
 SHORT_SERVER_ID = 1
 NETWORK_BEARER = {"U": 41, "UQ": 7}
@@ -57,13 +70,13 @@ def build_store(config: DeviceConfig, server_uri: str, model: ObjectRegistry | N
         5,
         0,
         {
-            1: "",
-            3: 0,
-            5: 0,
-            6: "",
-            7: "",
-            8: dict(enumerate(config.protocols)),
-            9: DELIVERY_METHOD[config.delivery],
+            _rid(FW_PACKAGE_URI): "",
+            _rid(FW_STATE): int(FirmwareState.IDLE),
+            _rid(FW_RESULT): int(UpdateResult.INITIAL),
+            _rid(FW_PKG_NAME): "",
+            _rid(FW_PKG_VERSION): "",
+            _rid(FW_PROTOCOLS): dict(enumerate(config.protocols)),
+            _rid(FW_DELIVERY): int(DeliveryMethod.named(config.delivery)),
         },
     )
     hardware: dict[int, ResourceValue] = {
@@ -89,3 +102,8 @@ def build_store(config: DeviceConfig, server_uri: str, model: ObjectRegistry | N
 def empty_model_values() -> dict[int, ResourceValue]:
     """/32002/0 before any model is installed (the instance exists so the server can observe it)."""
     return {0: "", 1: "", 2: "", 3: "", 4: 0, 9: 0, 10: 0, 11: "", 12: NO_MODEL_HEALTH}
+
+
+def _rid(path: LwM2MPath) -> int:
+    assert path.resource_id is not None
+    return path.resource_id

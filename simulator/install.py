@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from lwm2m_server.logging import get_logger
+from lwm2m_server.protocol.fwupdate import UpdateResult
 
 log = get_logger(__name__)
 
@@ -24,7 +25,7 @@ MAX_OUTPUT_CHARS = 120
 
 @dataclass(frozen=True)
 class InstallOutcome:
-    result: int
+    result: UpdateResult
     detail: str = ""
     model: dict[int, Any] = field(default_factory=dict)
     """/32002/0 resource values when a model was installed."""
@@ -146,12 +147,16 @@ def install(
 ) -> InstallOutcome:
     """Check and install ``package``; never raises (every failure is an Update Result)."""
     if len(package) > flash_free:
-        return InstallOutcome(2, f"package of {len(package)} bytes exceeds {flash_free} bytes of flash")
+        return InstallOutcome(
+            UpdateResult.NOT_ENOUGH_FLASH, f"package of {len(package)} bytes exceeds {flash_free} bytes of flash"
+        )
     if not _is_envelope(package):
         if accept_raw_firmware:
             new_version = bump_version(current_firmware)
-            return InstallOutcome(1, "firmware image installed", firmware_version=new_version)
-        return InstallOutcome(6, "not a model package and this device takes no raw firmware")
+            return InstallOutcome(UpdateResult.SUCCESS, "firmware image installed", firmware_version=new_version)
+        return InstallOutcome(
+            UpdateResult.UNSUPPORTED_PACKAGE, "not a model package and this device takes no raw firmware"
+        )
     try:
         pkg = importlib.import_module("compilers.package")
         if public_key is not None:
@@ -159,20 +164,22 @@ def install(
         else:
             manifest, payload = pkg.parse(package)
     except ImportError as exc:
-        return InstallOutcome(8, f"package support missing: {exc}")
+        return InstallOutcome(UpdateResult.UPDATE_FAILED, f"package support missing: {exc}")
     except Exception as exc:
-        return InstallOutcome(5, f"package verification failed: {type(exc).__name__}: {exc}")
+        return InstallOutcome(
+            UpdateResult.INTEGRITY_FAILURE, f"package verification failed: {type(exc).__name__}: {exc}"
+        )
     fields = _manifest_dict(manifest)
     sha = hashlib.sha256(payload).hexdigest()
     if str(fields.get("sha256", sha)) != sha:
-        return InstallOutcome(5, "payload does not match the manifest sha256")
+        return InstallOutcome(UpdateResult.INTEGRITY_FAILURE, "payload does not match the manifest sha256")
     size = fields.get("size")
     if size is not None and int(size) != len(payload):
-        return InstallOutcome(5, "payload size does not match the manifest")
+        return InstallOutcome(UpdateResult.INTEGRITY_FAILURE, "payload size does not match the manifest")
     try:
         npu = NPU_OP in _ops(payload)
         if npu and accelerator == "none":
-            return InstallOutcome(6, "an Ethos-U build and this device has no NPU")
+            return InstallOutcome(UpdateResult.UNSUPPORTED_PACKAGE, "an Ethos-U build and this device has no NPU")
         if ram_free_ml < MIN_HOST_ARENA:
             raise MemoryError(f"tensor arena of {ram_free_ml} bytes too small")
         if npu:
@@ -181,14 +188,16 @@ def install(
         else:
             values, output = run_model(payload, ram_free_ml)
     except MemoryError as exc:
-        return InstallOutcome(3, str(exc))
+        return InstallOutcome(UpdateResult.OUT_OF_RAM, str(exc))
     except Exception as exc:
-        return InstallOutcome(8, f"runtime failed: {type(exc).__name__}: {exc}")
+        return InstallOutcome(UpdateResult.UPDATE_FAILED, f"runtime failed: {type(exc).__name__}: {exc}")
     name, version = str(fields.get("name", "")), str(fields.get("version", ""))
     arena = int(fields.get("arena_bytes") or 0) or ram_free_ml
     model = {0: name, 1: version, 2: sha, 3: str(fields.get("variant", "")), 4: arena, **values, 12: "ok"}
     log.info("sim.model_installed", name=name, version=version, sha256=sha[:12], output=output[:40])
-    return InstallOutcome(1, "model installed", model=model, package_name=name, package_version=version)
+    return InstallOutcome(
+        UpdateResult.SUCCESS, "model installed", model=model, package_name=name, package_version=version
+    )
 
 
 def _ops(tflite: bytes) -> list[str]:

@@ -9,11 +9,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal
 
+from lwm2m_server.protocol.fwupdate import DeliveryMethod
+
 KIB = 1024
 
 Delivery = Literal["push", "pull", "both"]
-DELIVERY_METHOD: dict[str, int] = {"pull": 0, "push": 1, "both": 2}
-"""/5/0/9 values."""
+"""A DeliveryMethod's name (/5/0/9: :class:`lwm2m_server.protocol.fwupdate.DeliveryMethod`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,8 +120,7 @@ class DeviceConfig:
             raise ValueError(f"lwm2m_version must be 1.0, 1.1 or 1.2, got {self.lwm2m_version!r}")
         if self.binding not in ("U", "UQ"):
             raise ValueError(f"binding must be U or UQ, got {self.binding!r}")
-        if self.delivery not in DELIVERY_METHOD:
-            raise ValueError(f"delivery must be push, pull or both, got {self.delivery!r}")
+        DeliveryMethod.named(self.delivery)  # ValueError: "delivery must be push, pull or both, ..."
         for name in ("block_size", "max_block1_size", "force_block1_size"):
             size = getattr(self, name)
             if size is not None and (size not in (16, 32, 64, 128, 256, 512, 1024)):
@@ -174,7 +174,6 @@ def device_from_dict(endpoint: str, raw: Mapping[str, Any], where: str = "device
 
 
 __all__ = [
-    "DELIVERY_METHOD",
     "KIB",
     "DeviceConfig",
     "FaultConfig",

@@ -1,18 +1,17 @@
-"""The pure part of an OTA update job: phases, legal transitions, what an Object 5 reading means, retries.
+"""The pure part of an OTA update job: its phases, their legal transitions, why it failed, and its audit trail.
 
-No I/O here: :mod:`lwm2m_server.ota.job` drives the device and feeds what it sees into these functions, so every
-decision (execute now? confirm? retry in how long? report "not fitting"?) is unit-testable without a device.
-Object 5 itself (State and Update Result codes, their failure classes and names) is the protocol core's
-:mod:`lwm2m_server.protocol.fwupdate`; nothing here re-derives it from raw integers.
+What an Object 5 reading means (execute now? confirmed? failed, and retry or not?) is not decided here: the job
+feeds every reading into the core's :class:`~lwm2m_server.protocol.fwtracker.FirmwareUpdateTracker`, and the
+retry rule by result code is :func:`lwm2m_server.protocol.fwupdate.retry_decision`. This module only names the
+job's side of it (:class:`Cause`, :func:`failure_cause`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Literal
 
-from lwm2m_server.protocol.fwupdate import FirmwareState, UpdateResult, update_result
+from lwm2m_server.protocol.fwupdate import FailureClass, update_result
 
 
 class JobPhase(StrEnum):
@@ -65,71 +64,39 @@ class Cause(StrEnum):
     CANCELLED = "cancelled"
 
 
-RESULT_NAMES: dict[int, str] = {int(r): r.description for r in UpdateResult}
-
-FailureClass = Literal["retryable", "fit", "final", "cancelled"]
-
-
-def failure_class(result: int | None) -> FailureClass | None:
-    """DESIGN §4: retry 4 and 5; 2 and 3 mean 'does not fit'; 6-9 are final; 10 is a cancel. A deferral (11)
-    is not a failure for a job: it keeps waiting in Downloaded."""
-    code = update_result(result)
-    cls = None if code is None else code.failure_class
-    return None if cls == "deferred" else cls
-
-
-@dataclass(frozen=True, slots=True)
-class Step:
-    """What to do after an Object 5 reading: wait, execute, confirm, or fail with ``result``."""
-
-    action: Literal["wait", "execute", "confirm", "fail"]
-    result: int | None = None
+def failure_cause(failure: FailureClass | None) -> Cause:
+    """The job's cause for a failure result that is not retried, by the core's class of that result
+    (:mod:`lwm2m_server.protocol.fwupdate`): 2/3 do not fit (re-plan, never the same build again), 4/5 have used
+    up their retries, 10 is a cancel, 6-9 are final."""
+    if failure == "fit":
+        return Cause.NOT_FITTING
+    if failure == "retryable":
+        return Cause.RETRIES_EXHAUSTED
+    if failure == "cancelled":
+        return Cause.CANCELLED
+    return Cause.UPDATE_RESULT
 
 
-def interpret(phase: JobPhase, state: int | None, result: int | None) -> Step:
-    """Map an Object 5 (State, Update Result) reading to the next step for a job in ``phase``.
+class JobFailed(Exception):
+    """The job ends: ``cause``, the Update Result behind it (if any) and a line for the operator."""
 
-    Devices differ: one never shows State 1 on push, a failed update may land in Idle or back in Downloaded,
-    so the result is what counts once it is a failure code.
-    """
-    cls = failure_class(result)
-    if cls is not None and cls != "cancelled":
-        return Step("fail", result)
-    if phase in (JobPhase.DELIVERING, JobPhase.DOWNLOADING):
-        if state == FirmwareState.DOWNLOADED:
-            return Step("execute")
-        return Step("wait")  # still downloading, or Updating: the device started updating on its own
-    if phase in (JobPhase.UPDATING, JobPhase.CONFIRMING):
-        if result == UpdateResult.SUCCESS and state in (FirmwareState.IDLE, None):
-            return Step("confirm")
-        return Step("wait")
-    return Step("wait")
+    def __init__(self, cause: Cause, result: int | None = None, detail: str = "") -> None:
+        super().__init__(detail or cause.value)
+        self.cause, self.result, self.detail = cause, result, detail
 
 
-@dataclass(frozen=True, slots=True)
-class FailureDecision:
-    retry: bool
-    delay_s: float
-    cause: Cause | None  # set when not retrying
+class JobRetry(Exception):
+    """A retryable failure (Update Result 4/5, a lost push): back off and start the attempt again."""
 
-
-def on_failure(result: int | None, attempt: int, max_retries: int, backoff_s: float) -> FailureDecision:
-    """Retry results 4/5 with exponential back-off (``backoff * 2**(attempt-1)``) while attempts remain."""
-    cls = failure_class(result)
-    if cls == "retryable":
-        if attempt <= max_retries:
-            return FailureDecision(True, backoff_s * (2 ** (attempt - 1)), None)
-        return FailureDecision(False, 0.0, Cause.RETRIES_EXHAUSTED)
-    if cls == "fit":
-        return FailureDecision(False, 0.0, Cause.NOT_FITTING)
-    if cls == "cancelled":
-        return FailureDecision(False, 0.0, Cause.CANCELLED)
-    return FailureDecision(False, 0.0, Cause.UPDATE_RESULT)
+    def __init__(self, result: int, detail: str) -> None:
+        super().__init__(detail)
+        self.result, self.detail = result, detail
 
 
 def describe(cause: Cause | None, result: int | None) -> str:
     """One line for the operator: the Update Result name, 'timeout' or 'not fitting'."""
-    name = RESULT_NAMES.get(result, f"result {result}") if result is not None else None
+    code = update_result(result)
+    name = (code.description if code is not None else f"result {result}") if result is not None else None
     if cause is None:
         return "ok"
     if cause is Cause.NOT_FITTING:

@@ -14,12 +14,9 @@ from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import urlsplit
 
-from lwm2m_server.protocol.fwupdate import PROTOCOL_SCHEMES  # /5/0/8 number -> URI scheme (the core's table)
+from lwm2m_server.protocol.fwupdate import PROTOCOL_SCHEMES, DeliveryMethod, delivery_method
 
 Method = Literal["push", "pull"]
-
-# /5/0/9 Firmware Update Delivery Method
-DELIVERY_PULL, DELIVERY_PUSH, DELIVERY_BOTH = 0, 1, 2
 
 
 class MethodError(ValueError):
@@ -32,13 +29,10 @@ class DeliveryChoice:
     uri: str | None  # the Package URI for pull, None for push
 
 
-def device_methods(delivery_method: int | None) -> frozenset[Method]:
+def device_methods(reported: int | None) -> frozenset[Method]:
     """What /5/0/9 allows. Absent: both Package (0) and Package URI (1) are mandatory resources, so both."""
-    if delivery_method == DELIVERY_PULL:
-        return frozenset({"pull"})
-    if delivery_method == DELIVERY_PUSH:
-        return frozenset({"push"})
-    return frozenset({"push", "pull"})
+    value = delivery_method(reported)
+    return (DeliveryMethod.BOTH if value is None else value).methods
 
 
 def device_schemes(protocols: Iterable[int]) -> frozenset[str]:

@@ -1,28 +1,14 @@
-"""Object 5 (Firmware Update) as the server sees it: State /5/0/3 and Update Result /5/0/5.
+"""Object 5 (Firmware Update) facts, defined once: resource paths, State and Update Result codes with their
+failure classes and the retry rule, Delivery Method and Protocol Support numbers, the client's State machine.
 
-``FirmwareUpdateTracker`` is fed the values a device reports (notifications or reads, in any order, possibly
-duplicated) plus what the server itself did (``begin``, ``executed``, ``reset``), and answers what happened.
-It is pure: no clock and no I/O; timeouts and re-reads belong to the OTA job that owns it.
-
-Rules, because real clients differ and notifications race:
-- Progress within one attempt only moves forward (idle < downloading < downloaded < updating). A value that
-  would move it back without a result code to explain it (a stale Downloading after Downloaded, an Idle
-  after Downloading) is ignored. Clients that skip State 1 (0 -> 2 during a push) are fine.
-- Results 2-9 end the attempt as failed, 10 as cancelled; 11 (deferred) keeps it in Downloaded.
-- Result 1 is success when the server executed Update in this attempt, or the device was seen Updating,
-  or no attempt is running (the tracker only observes). A device that reboots and comes back Idle with
-  result 1 has therefore succeeded. Idle with result 0 after Updating leaves the outcome unknown: the job
-  must confirm it by reading the installed version.
-- ``begin()`` starts an attempt; a failure/success value left over from the previous attempt that is still
-  reported unchanged is ignored until the device reports something new.
-- A finished attempt (succeeded/failed) is sticky until ``begin``/``executed``/``reset``, except that a
-  failure can still turn into success when result 1 arrives after an Execute.
+The server's view of one device (``FirmwareUpdateTracker``) is :mod:`lwm2m_server.protocol.fwtracker`; the OTA
+job drives it and the simulator obeys :func:`device_transition`. Neither redefines a number from here.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import IntEnum, StrEnum
+from enum import IntEnum
 from typing import Literal
 
 from lwm2m_server.protocol.paths import LwM2MPath
@@ -32,13 +18,56 @@ FW_RESULT = LwM2MPath(5, 0, 5)
 FW_PACKAGE = LwM2MPath(5, 0, 0)
 FW_PACKAGE_URI = LwM2MPath(5, 0, 1)
 FW_UPDATE = LwM2MPath(5, 0, 2)
+FW_PKG_NAME = LwM2MPath(5, 0, 6)
+FW_PKG_VERSION = LwM2MPath(5, 0, 7)
 FW_PROTOCOLS = LwM2MPath(5, 0, 8)
 FW_DELIVERY = LwM2MPath(5, 0, 9)
+FW_CANCEL = LwM2MPath(5, 0, 10)
 
 PROTOCOL_SCHEMES: dict[int, str] = {0: "coap", 1: "coaps", 2: "http", 3: "https", 4: "coap+tcp", 5: "coaps+tcp"}
 """Firmware Update Protocol Support (/5/0/8) number -> Package URI scheme."""
 
 FailureClass = Literal["retryable", "fit", "final", "cancelled", "deferred"]
+
+
+class DeliveryMethod(IntEnum):
+    """/5/0/9 Firmware Update Delivery Method."""
+
+    PULL = 0
+    PUSH = 1
+    BOTH = 2
+
+    @property
+    def human(self) -> str:
+        """``pull``, ``push`` or ``both`` (the simulator's profile key and the inventory's field)."""
+        return self.name.lower()
+
+    @property
+    def methods(self) -> frozenset[Literal["push", "pull"]]:
+        """The delivery methods this value allows."""
+        if self is DeliveryMethod.PULL:
+            return frozenset({"pull"})
+        if self is DeliveryMethod.PUSH:
+            return frozenset({"push"})
+        return frozenset({"push", "pull"})
+
+    @classmethod
+    def named(cls, name: str) -> DeliveryMethod:
+        """``"pull"`` -> PULL; ValueError for anything else than pull, push or both."""
+        try:
+            return cls[name.upper()]
+        except KeyError:
+            raise ValueError(f"delivery must be push, pull or both, got {name!r}") from None
+
+
+def delivery_method(value: int | None) -> DeliveryMethod | None:
+    """A reported /5/0/9 as the enum; None when absent or not a defined value."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        return DeliveryMethod(value)
+    except ValueError:
+        return None
 
 
 class FirmwareState(IntEnum):
@@ -138,40 +167,6 @@ _FAILURE_CLASS: dict[UpdateResult, FailureClass] = {
 }
 
 
-class Phase(StrEnum):
-    IDLE = "idle"
-    DOWNLOADING = "downloading"
-    DOWNLOADED = "downloaded"
-    UPDATING = "updating"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-
-
-_PROGRESS_PHASE = {
-    FirmwareState.IDLE: Phase.IDLE,
-    FirmwareState.DOWNLOADING: Phase.DOWNLOADING,
-    FirmwareState.DOWNLOADED: Phase.DOWNLOADED,
-    FirmwareState.UPDATING: Phase.UPDATING,
-}
-_TERMINAL = frozenset({Phase.SUCCEEDED, Phase.FAILED})
-
-
-@dataclass(frozen=True)
-class FwEvent:
-    """What one ``feed`` did: the phase before and after, and whether the input was used."""
-
-    previous: Phase
-    phase: Phase
-    state: FirmwareState | None
-    result: UpdateResult | None
-    accepted: bool
-    note: str = ""
-
-    @property
-    def changed(self) -> bool:
-        return self.previous != self.phase
-
-
 def _coerce_state(value: int | None) -> FirmwareState | None:
     if value is None or isinstance(value, bool):
         return None
@@ -190,147 +185,32 @@ def _coerce_result(value: int | None) -> UpdateResult | None:
         return None
 
 
-class FirmwareUpdateTracker:
-    """The server's view of one device's Object 5 instance."""
+def firmware_state(value: int | None) -> FirmwareState | None:
+    """A reported State as the enum; None when absent or not a defined code."""
+    return _coerce_state(value)
 
-    def __init__(self, *, executed: bool = False) -> None:
-        self._phase = Phase.IDLE
-        self._cause: UpdateResult | None = None
-        self._state: FirmwareState | None = None
-        self._result: UpdateResult | None = None
-        self._progress = FirmwareState.IDLE
-        self._attempt = executed
-        self._executed = executed
-        self._baseline: tuple[FirmwareState | None, UpdateResult | None] | None = None
 
-    # ---- what the server did ---------------------------------------------------------------------------
-    def begin(self) -> None:
-        """The server starts a new attempt (wrote the Package URI or starts pushing the Package)."""
-        self._new_attempt(active=True)
+# ---- what a failure means for the next attempt (DESIGN §4) ----------------------------------------------
+@dataclass(frozen=True, slots=True)
+class RetryDecision:
+    """After a failed attempt: retry in ``delay_s``, or stop; ``failure`` is the result's class."""
 
-    def reset(self) -> None:
-        """The server reset the device's state machine (empty Package URI or a NUL Package)."""
-        self._new_attempt(active=False)
-
-    def executed(self) -> None:
-        """The server sent Execute /5/0/2 (Update) and the device accepted it."""
-        self._executed = True
-        self._attempt = True
-        self._baseline = None
-        if self._phase is Phase.FAILED and self._state is FirmwareState.DOWNLOADED:
-            # Update failed but the package is still there (result 8 in Downloaded): this is a retry.
-            self._phase, self._cause = Phase.DOWNLOADED, None
-            self._baseline = (self._state, self._result)
-            self._progress = FirmwareState.DOWNLOADED
-
-    def _new_attempt(self, *, active: bool) -> None:
-        leftover = self._result is not None and self._result is not UpdateResult.INITIAL
-        self._baseline = (self._state, self._result) if leftover else None
-        self._phase, self._cause = Phase.IDLE, None
-        self._progress = FirmwareState.IDLE
-        self._attempt = active
-        self._executed = False
-
-    # ---- what the device reported ----------------------------------------------------------------------
-    def feed(self, state: int | None, result: int | None) -> FwEvent:
-        """Take a State and/or Update Result value (None = not in this report)."""
-        before = self._phase
-        new_state, new_result = _coerce_state(state), _coerce_result(result)
-        bad: list[str] = []
-        if state is not None and new_state is None:
-            bad.append(f"state {state!r}")
-        if result is not None and new_result is None:
-            bad.append(f"result {result!r}")
-        note = f"ignored unknown {' and '.join(bad)}" if bad else ""
-        if new_state is None and new_result is None:
-            return FwEvent(before, before, self._state, self._result, False, note or "nothing to apply")
-        merged_state = new_state if new_state is not None else self._state
-        merged_result = new_result if new_result is not None else self._result
-
-        if self._baseline is not None:
-            if (merged_state, merged_result) == self._baseline:
-                return FwEvent(before, before, self._state, self._result, False,
-                               "value left over from the previous attempt")
-            self._baseline = None
-
-        accepted, why = self._apply(merged_state, merged_result)
-        if accepted:
-            self._state, self._result = merged_state, merged_result
-        notes = "; ".join(x for x in (note, why) if x)
-        return FwEvent(before, self._phase, merged_state, merged_result, accepted, notes)
-
-    def _apply(self, state: FirmwareState | None, result: UpdateResult | None) -> tuple[bool, str]:
-        if result is UpdateResult.SUCCESS:
-            if self._executed or self._progress is FirmwareState.UPDATING or not self._attempt:
-                self._phase, self._cause = Phase.SUCCEEDED, None
-                self._progress = FirmwareState.UPDATING
-                return True, ""
-            return False, "success result without an Update in this attempt (stale)"
-        if self._phase in _TERMINAL:
-            if (state, result) == (self._state, self._result):
-                return True, ""
-            return False, f"attempt already {self._phase}; begin() a new one"
-        if result is not None and (result.is_failure or result is UpdateResult.CANCELLED):
-            self._phase, self._cause = Phase.FAILED, result
-            return True, ""
-        if result is UpdateResult.DEFERRED:
-            if self._progress is FirmwareState.UPDATING:
-                return False, "stale deferral after updating"
-            self._cause = result
-            self._phase = Phase.DOWNLOADED
-            self._progress = max(self._progress, FirmwareState.DOWNLOADED)
-            return True, ""
-        # result is INITIAL (or unknown so far): the phase follows State, forward only.
-        if state is None:
-            return True, ""
-        if state < self._progress:
-            if self._progress is FirmwareState.UPDATING and state is FirmwareState.IDLE:
-                return False, "idle without a result after updating: outcome unknown, confirm the installed version"
-            return False, f"stale {state.name.lower()} after {self._progress.name.lower()}"
-        self._progress = state
-        self._phase = _PROGRESS_PHASE[state]
-        if self._cause is UpdateResult.DEFERRED and state is not FirmwareState.DOWNLOADED:
-            self._cause = None
-        return True, ""
-
-    # ---- answers ---------------------------------------------------------------------------------------
-    @property
-    def phase(self) -> Phase:
-        return self._phase
+    retry: bool
+    delay_s: float
+    failure: FailureClass | None
 
     @property
-    def cause(self) -> UpdateResult | None:
-        """The result code behind a failed phase (or DEFERRED while waiting in Downloaded)."""
-        return self._cause
+    def exhausted(self) -> bool:
+        """A retryable failure with no attempts left."""
+        return not self.retry and self.failure == "retryable"
 
-    @property
-    def state(self) -> FirmwareState | None:
-        """The last State value taken into account."""
-        return self._state
 
-    @property
-    def result(self) -> UpdateResult | None:
-        """The last Update Result value taken into account."""
-        return self._result
-
-    @property
-    def can_execute(self) -> bool:
-        """Execute Update is only valid when the device is in Downloaded (else it answers 4.05)."""
-        return self._state is FirmwareState.DOWNLOADED and self._phase in (Phase.DOWNLOADED, Phase.FAILED)
-
-    @property
-    def failure_class(self) -> FailureClass | None:
-        """``retryable`` (4, 5), ``fit`` (2, 3), ``final`` (6-9), ``cancelled`` (10), ``deferred`` (11)."""
-        return None if self._cause is None else self._cause.failure_class
-
-    @property
-    def finished(self) -> bool:
-        return self._phase in _TERMINAL
-
-    @property
-    def summary(self) -> str:
-        """``failed(connection_lost)``, ``downloaded(deferred)`` or just the phase."""
-        return self._phase.value if self._cause is None else f"{self._phase.value}({self._cause.human})"
-
-    def __repr__(self) -> str:
-        return f"FirmwareUpdateTracker({self.summary}, state={self._state!r}, result={self._result!r})"
+def retry_decision(result: int | None, attempt: int, max_retries: int, backoff_s: float) -> RetryDecision:
+    """Retry results 4 and 5 (connection lost, integrity failure) with exponential back-off
+    (``backoff * 2**(attempt-1)``) while ``attempt <= max_retries``. Never retry 2 or 3 with the same build (the
+    device does not fit it: re-plan), nor 6-9 (final) or 10 (cancelled)."""
+    code = update_result(result)
+    cls = None if code is None else code.failure_class
+    if cls == "retryable" and attempt <= max_retries:
+        return RetryDecision(True, backoff_s * (2 ** (attempt - 1)), cls)
+    return RetryDecision(False, 0.0, cls)

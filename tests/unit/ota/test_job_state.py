@@ -1,20 +1,12 @@
-"""The pure OTA job state machine: readings -> steps, failures -> retry/not-fitting/final, legal transitions."""
+"""The pure OTA job state machine: failures -> retry/not-fitting/final/cancelled (the core's rule), legal
+transitions, the operator's one-line cause. What a reading means is the tracker's (tests/unit/protocol)."""
 
 from __future__ import annotations
 
 import pytest
 
-from lwm2m_server.ota.job_state import (
-    Cause,
-    IllegalTransition,
-    JobPhase,
-    JobState,
-    Step,
-    describe,
-    failure_class,
-    interpret,
-    on_failure,
-)
+from lwm2m_server.ota.job_state import Cause, IllegalTransition, JobPhase, JobState, describe, failure_cause
+from lwm2m_server.protocol.fwupdate import retry_decision
 
 P = JobPhase
 
@@ -31,49 +23,35 @@ P = JobPhase
         (6, "final"),
         (9, "final"),
         (10, "cancelled"),
-        (11, None),
+        (11, "deferred"),
         (None, None),
+        (99, None),
     ],
 )
-def test_failure_classes(result: int | None, cls: str | None) -> None:
-    assert failure_class(result) == cls
-
-
-def test_downloaded_means_execute_even_without_state_1() -> None:
-    # a client that jumps 0 -> 2 on push
-    assert interpret(P.DELIVERING, 2, 0) == Step("execute")
-    assert interpret(P.DOWNLOADING, 1, 0) == Step("wait")
-    assert interpret(P.DOWNLOADING, 0, 0) == Step("wait")
-
-
-def test_update_success_only_after_execute() -> None:
-    assert interpret(P.UPDATING, 3, 0) == Step("wait")
-    assert interpret(P.UPDATING, 0, 1) == Step("confirm")
-    # a stale 'success' while still downloading is not a confirmation
-    assert interpret(P.DOWNLOADING, 0, 1) == Step("wait")
-
-
-def test_failures_stop_waiting_in_any_phase() -> None:
-    assert interpret(P.DOWNLOADING, 0, 5) == Step("fail", 5)
-    assert interpret(P.UPDATING, 2, 8) == Step("fail", 8)  # failed update back in Downloaded
-    assert interpret(P.UPDATING, 0, 3) == Step("fail", 3)
+def test_retry_decision_carries_the_core_failure_class(result: int | None, cls: str | None) -> None:
+    decision = retry_decision(result, 1, 3, 2.0)
+    assert decision.failure == cls
+    assert decision.retry == (cls == "retryable")
 
 
 def test_retryable_backs_off_exponentially_then_gives_up() -> None:
-    delays = [on_failure(5, attempt, 3, 2.0) for attempt in (1, 2, 3)]
+    delays = [retry_decision(5, attempt, 3, 2.0) for attempt in (1, 2, 3)]
     assert [d.delay_s for d in delays] == [2.0, 4.0, 8.0]
     assert all(d.retry for d in delays)
-    last = on_failure(4, 4, 3, 2.0)
-    assert not last.retry and last.cause is Cause.RETRIES_EXHAUSTED
+    last = retry_decision(4, 4, 3, 2.0)
+    assert not last.retry and last.exhausted and failure_cause(last.failure) is Cause.RETRIES_EXHAUSTED
 
 
-def test_not_fitting_and_final_are_never_retried() -> None:
+def test_not_fitting_final_and_cancelled_are_never_retried() -> None:
     for result in (2, 3):
-        d = on_failure(result, 1, 5, 1.0)
-        assert not d.retry and d.cause is Cause.NOT_FITTING
+        d = retry_decision(result, 1, 5, 1.0)
+        assert not d.retry and not d.exhausted and failure_cause(d.failure) is Cause.NOT_FITTING
     for result in (6, 7, 8, 9):
-        d = on_failure(result, 1, 5, 1.0)
-        assert not d.retry and d.cause is Cause.UPDATE_RESULT
+        d = retry_decision(result, 1, 5, 1.0)
+        assert not d.retry and failure_cause(d.failure) is Cause.UPDATE_RESULT
+    d = retry_decision(10, 1, 5, 1.0)
+    assert not d.retry and failure_cause(d.failure) is Cause.CANCELLED
+    assert failure_cause(None) is Cause.UPDATE_RESULT
 
 
 def test_transitions_enforced_and_recorded() -> None:

@@ -6,13 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lwm2m_server.protocol.fwupdate import (
-    FirmwareState,
-    FirmwareUpdateTracker,
-    FwEvent,
-    Phase,
-    UpdateResult,
-)
+from lwm2m_server.protocol.fwtracker import FirmwareUpdateTracker, FwEvent, Phase
+from lwm2m_server.protocol.fwupdate import FirmwareState, UpdateResult
 
 S, R = FirmwareState, UpdateResult
 
