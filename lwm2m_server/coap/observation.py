@@ -8,15 +8,15 @@ handle detaches only that owner; the CoAP observation is cancelled when its last
 
 aiocoap's callback interface is used (not its lossy async iterator) so every notification is decoded, published
 and counted as an uplink, without a task per observation. Each handle keeps a bounded queue that drops the
-oldest value for a slow consumer: observe is lossy by nature (RFC 7641), only the latest state matters.
+oldest value for a slow consumer (:class:`~lwm2m_server.coap.notifications.NotificationStream`).
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
+from lwm2m_server.coap.notifications import NotificationStream
 from lwm2m_server.logging import get_logger
 from lwm2m_server.protocol.model import Content
 from lwm2m_server.protocol.paths import LwM2MPath
@@ -26,32 +26,24 @@ log = get_logger(__name__)
 NotifyCallback = Callable[[str, LwM2MPath, Content], None]
 
 
-class Observation:
+class Observation(NotificationStream):
     """One owner's handle on an observation: the latest value, notifications as callback and async iterator."""
 
     def __init__(
         self, endpoint: str, path: LwM2MPath, reg_id: str, maxsize: int = 64, *, owner: str | None = None
     ) -> None:
+        super().__init__(maxsize)
         self.endpoint = endpoint
         self.path = path
         self.reg_id = reg_id
         self.owner = owner
         self.address: tuple[str, int] | None = None
-        self.value: Content = {}
-        self.notifications = 0
-        self.cancelled = False
-        self.error: BaseException | None = None
         self.callback: NotifyCallback | None = None
-        self._queue: asyncio.Queue[Content | None] = asyncio.Queue(maxsize)
         self._detach: Callable[[Observation], None] | None = None
         self._on_cancel: list[Callable[[Observation], None]] = []
 
     def _push(self, content: Content) -> None:
-        self.value = content
-        self.notifications += 1
-        if self._queue.full():
-            self._queue.get_nowait()
-        self._queue.put_nowait(content)
+        self._enqueue(content)
         if self.callback is not None:
             try:
                 self.callback(self.endpoint, self.path, content)
@@ -59,14 +51,9 @@ class Observation:
                 log.exception("notification_callback_failed", endpoint=self.endpoint, path=str(self.path))
 
     def _end(self, error: BaseException | None = None) -> None:
-        if self.cancelled:
+        if not self._close(error):
             return
-        self.cancelled = True
-        self.error = error
         self._detach = None
-        if self._queue.full():
-            self._queue.get_nowait()
-        self._queue.put_nowait(None)
         for fn in self._on_cancel:
             fn(self)
 
@@ -77,21 +64,6 @@ class Observation:
         self._end()
         if detach is not None:
             detach(self)
-
-    def __aiter__(self) -> AsyncIterator[Content]:
-        return self
-
-    async def __anext__(self) -> Content:
-        if self.cancelled and self._queue.empty():
-            raise StopAsyncIteration
-        item = await self._queue.get()
-        if item is None:
-            raise StopAsyncIteration
-        return item
-
-    async def next(self, timeout: float) -> Content:
-        """The next notification within ``timeout`` s (``TimeoutError``), ``StopAsyncIteration`` once ended."""
-        return await asyncio.wait_for(self.__anext__(), timeout)
 
     def __repr__(self) -> str:
         state = "cancelled" if self.cancelled else "active"

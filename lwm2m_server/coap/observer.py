@@ -10,7 +10,7 @@ observation (FETCH ``/`` with Observe, LwM2M 1.1) belongs to its one caller
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import aiocoap
@@ -121,31 +121,10 @@ class ObserveOperations:
         reg = self._reg(endpoint)
         if self.queue is not None:
             reg = await self.queue.wait_awake(reg)
-        sent = build_message(reg, RequestSpec("GET", str(p), accept=cf), observe=0)
-        request = self._ctx().request(sent)
-        t = timeout if timeout is not None else self.default_timeout
-        try:
-            msg = await asyncio.wait_for(request.response, t)
-        except asyncio.CancelledError:
-            self._abandon_observe(sent, request)
-            raise
-        except (TimeoutError, aiocoap.error.TimeoutError) as exc:
-            self._abandon_observe(sent, request)
-            self.stats.count_out("GET", "timeout")
-            raise DeviceTimeout(f"observe {p}: no response in {t:g}s", endpoint=endpoint) from exc
-        except aiocoap.error.Error as exc:
-            self.stats.count_out("GET", "network")
-            raise DeviceError("network", f"observe {p}: {exc}", endpoint=endpoint) from exc
-        resp = RawResponse.from_message(msg)
-        self.stats.count_out("GET", resp.code)
-        aobs = request.observation
-        try:
-            self._check(reg, resp, f"observe {p}")
-            initial = self._decode(reg, p, resp, cf)
-        except DeviceError:
-            if aobs is not None and not aobs.cancelled:
-                aobs.cancel()
-            raise
+        what = f"observe {p}"
+        msg, aobs, initial = await self._observe_request(
+            reg, RequestSpec("GET", str(p), accept=cf), what, timeout, lambda resp: self._decode(reg, p, resp, cf)
+        )
         shared = SharedObservation(endpoint, p, reg.reg_id, reg.address, cf, initial)
         if msg.opt.observe is None or aobs is None or aobs.cancelled:
             obs = shared.attach(owner)
@@ -157,6 +136,44 @@ class ObserveOperations:
         self._shared.setdefault(endpoint, {})[(p, cf)] = shared
         shared.on_end.append(self._forget_shared)
         return self._adopt(shared.attach(owner, callback))
+
+    async def _observe_request(
+        self,
+        reg: Registration,
+        spec: RequestSpec,
+        what: str,
+        timeout: float | None,
+        decode: Callable[[RawResponse], Content],
+    ) -> tuple[aiocoap.Message, Any, Content]:
+        """Send an observe request (Observe: 0) and decode its answer: the response message, aiocoap's client
+        observation (None when the device did not take it) and the initial content. A timeout, a network error, an
+        error answer or an undecodable one raises DeviceError and leaves no observation behind."""
+        sent = build_message(reg, spec, observe=0)
+        request = self._ctx().request(sent)
+        t = timeout if timeout is not None else self.default_timeout
+        try:
+            msg = await asyncio.wait_for(request.response, t)
+        except asyncio.CancelledError:
+            self._abandon_observe(sent, request)
+            raise
+        except (TimeoutError, aiocoap.error.TimeoutError) as exc:
+            self._abandon_observe(sent, request)
+            self.stats.count_out(spec.method, "timeout")
+            raise DeviceTimeout(f"{what}: no response in {t:g}s", endpoint=reg.endpoint) from exc
+        except aiocoap.error.Error as exc:
+            self.stats.count_out(spec.method, "network")
+            raise DeviceError("network", f"{what}: {exc}", endpoint=reg.endpoint) from exc
+        resp = RawResponse.from_message(msg)
+        self.stats.count_out(spec.method, resp.code)
+        aobs = request.observation
+        try:
+            self._check(reg, resp, what)
+            initial = decode(resp)
+        except DeviceError:
+            if aobs is not None and not aobs.cancelled:
+                aobs.cancel()
+            raise
+        return msg, aobs, initial
 
     def _abandon_observe(self, sent: aiocoap.Message, request: Any) -> None:
         """Nobody waits for this observe any more: stop its retransmissions (see :func:`exchange.abandon`)
@@ -204,21 +221,39 @@ class ObserveOperations:
             if not table:
                 del self._shared[shared.endpoint]
 
+    def _notification(
+        self,
+        endpoint: str,
+        label: str,
+        msg: aiocoap.Message,
+        end: Callable[[], None],
+        decode: Callable[[Registration, RawResponse], Content],
+    ) -> Content | None:
+        """A notification is an uplink (presence, queue flush); an error code or a gone registration ends the
+        observation (``end``); an undecodable one is logged and skipped. The decoded content, or None."""
+        self.registry.touch(endpoint)
+        if self.queue is not None:
+            self.queue.on_uplink(endpoint)
+        reg = self.registry.get(endpoint)
+        resp = RawResponse.from_message(msg)
+        if reg is None or not resp.success:
+            end()
+            return None
+        try:
+            return decode(reg, resp)
+        except BadResponse as exc:
+            log.warning("notification_undecodable", endpoint=endpoint, path=label, error=str(exc))
+            return None
+
     def _on_notify(self, shared: SharedObservation, msg: aiocoap.Message) -> None:
         if shared.ended:
             return
-        self.registry.touch(shared.endpoint)
-        if self.queue is not None:
-            self.queue.on_uplink(shared.endpoint)
-        reg = self.registry.get(shared.endpoint)
-        resp = RawResponse.from_message(msg)
-        if reg is None or not resp.success:
-            shared.end()
-            return
-        try:
-            content = self._decode(reg, shared.path, resp, shared.content_format)
-        except BadResponse as exc:
-            log.warning("notification_undecodable", endpoint=shared.endpoint, path=str(shared.path), error=str(exc))
+
+        def decode(reg: Registration, resp: RawResponse) -> Content:
+            return self._decode(reg, shared.path, resp, shared.content_format)
+
+        content = self._notification(shared.endpoint, str(shared.path), msg, shared.end, decode)
+        if content is None:
             return
         self.events.emit("notification", shared.endpoint, path=str(shared.path), values=content_to_json(content))
         shared.push(content)
@@ -242,31 +277,10 @@ class ObserveOperations:
             reg = await self.queue.wait_awake(reg)
         accept = choose_composite_answer(reg.lwm2m_version, reg.content_formats, cf)
         spec = RequestSpec("FETCH", "/", encode_paths(cf, ps), content_format=cf, accept=accept)
-        sent = build_message(reg, spec, observe=0)
-        request = self._ctx().request(sent)
-        t = timeout if timeout is not None else self.default_timeout
-        try:
-            msg = await asyncio.wait_for(request.response, t)
-        except asyncio.CancelledError:
-            self._abandon_observe(sent, request)
-            raise
-        except (TimeoutError, aiocoap.error.TimeoutError) as exc:
-            self._abandon_observe(sent, request)
-            self.stats.count_out("FETCH", "timeout")
-            raise DeviceTimeout(f"observe-composite: no response in {t:g}s", endpoint=endpoint) from exc
-        except aiocoap.error.Error as exc:
-            self.stats.count_out("FETCH", "network")
-            raise DeviceError("network", f"observe-composite: {exc}", endpoint=endpoint) from exc
-        resp = RawResponse.from_message(msg)
-        self.stats.count_out("FETCH", resp.code)
-        aobs = request.observation
-        try:
-            self._check(reg, resp, "observe-composite")
-            initial = self._decode_root(reg, resp, accept, "observe-composite")
-        except DeviceError:
-            if aobs is not None and not aobs.cancelled:
-                aobs.cancel()
-            raise
+        what = "observe-composite"
+        msg, aobs, initial = await self._observe_request(
+            reg, spec, what, timeout, lambda resp: self._decode_root(reg, resp, accept, what)
+        )
         obs = CompositeObservation(endpoint, ps, reg.reg_id, reg.address, accept, initial, owner=owner)
         if msg.opt.observe is None or aobs is None or aobs.cancelled:
             obs.end(DeviceError("not_observable", "the composite is not observable", endpoint=endpoint))
@@ -303,18 +317,12 @@ class ObserveOperations:
     def _on_composite_notify(self, obs: CompositeObservation, msg: aiocoap.Message) -> None:
         if obs.cancelled:
             return
-        self.registry.touch(obs.endpoint)
-        if self.queue is not None:
-            self.queue.on_uplink(obs.endpoint)
-        reg = self.registry.get(obs.endpoint)
-        resp = RawResponse.from_message(msg)
-        if reg is None or not resp.success:
-            obs.end()
-            return
-        try:
-            content = self._decode_root(reg, resp, obs.content_format, "observe-composite")
-        except BadResponse as exc:
-            log.warning("notification_undecodable", endpoint=obs.endpoint, path="/", error=str(exc))
+
+        def decode(reg: Registration, resp: RawResponse) -> Content:
+            return self._decode_root(reg, resp, obs.content_format, "observe-composite")
+
+        content = self._notification(obs.endpoint, "/", msg, obs.end, decode)
+        if content is None:
             return
         paths = [str(p) for p in obs.paths]
         self.events.emit("notification", obs.endpoint, path="/", paths=paths, values=content_to_json(content))
