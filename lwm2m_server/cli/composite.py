@@ -5,9 +5,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-import sys
 import time
 from typing import Annotated, Any
 
@@ -22,9 +20,8 @@ from lwm2m_server.cli.devices import (
     _fmt_value,
     _http_timeout,
     _params,
-    _sse_events,
 )
-from lwm2m_server.cli.http import DEFAULT_SERVER, ServerOpt, TokenOpt, client, echo_json, failure, request
+from lwm2m_server.cli.http import DEFAULT_SERVER, ServerOpt, TokenOpt, echo_json, request, watch_notifications
 
 PathsArg = Annotated[list[str], typer.Argument(help="LwM2M paths, e.g. /3/0/9 /1/0/1")]
 
@@ -70,48 +67,20 @@ def observe_composite(
     token: TokenOpt = None,
 ) -> None:
     """Observe several PATHS of device ENDPOINT as one (Observe-Composite) until Ctrl-C (or --count N)."""
-    import httpx
-
     url = _device_url(endpoint, "composite/observe")
-    seen = 0
-    try:
-        with client(server, None, token=token) as http, http.stream(
-            "GET", "/api/events", params={"endpoint": endpoint, "type": "notification"}
-        ) as stream:
-            if stream.status_code >= 400:
-                stream.read()
-                raise failure(stream)
-            initial = request(server, "POST", url, json={"paths": paths}, token=token)
-            if as_json:
-                typer.echo(json.dumps({"type": "initial", "endpoint": endpoint, "content": initial["content"]}))
-            else:
-                _content_table(f"{endpoint} composite (observing)", initial["content"])
-            sys.stdout.flush()
-            for kind, raw in _sse_events(stream.iter_lines()):
-                event = json.loads(raw)
-                data = event.get("data", {})
-                if kind != "notification" or data.get("path") != "/" or data.get("paths") != initial["paths"]:
-                    continue
-                seen += 1
-                if as_json:
-                    typer.echo(json.dumps(event))
-                else:
-                    stamp = time.strftime("%H:%M:%S", time.localtime(event.get("ts", time.time())))
-                    for p, v in (data.get("values") or {}).items():
-                        typer.echo(f"{stamp} {p} = {_fmt_value(v)}")
-                sys.stdout.flush()
-                if count is not None and seen >= count:
-                    break
-    except KeyboardInterrupt:
-        pass
-    except httpx.ConnectError as exc:
-        raise CliError(f"cannot reach {server}: {exc}", code=1) from exc
-    except httpx.HTTPError as exc:
-        raise CliError(f"{server}: {exc}", code=1) from exc
-    finally:
-        if not keep:
-            with contextlib.suppress(CliError, OSError):  # best-effort clean-up
-                request(server, "DELETE", url, params=[("path", p) for p in paths], timeout=10.0, token=token)
+    watch_notifications(
+        server,
+        endpoint,
+        token=token,
+        start=lambda: request(server, "POST", url, json={"paths": paths}, token=token),
+        related=lambda data, initial: data.get("path") == "/" and data.get("paths") == initial["paths"],
+        show_initial=lambda initial: _content_table(f"{endpoint} composite (observing)", initial["content"]),
+        fmt_value=_fmt_value,
+        stop=lambda: request(server, "DELETE", url, params=[("path", p) for p in paths], timeout=10.0, token=token),
+        count=count,
+        as_json=as_json,
+        keep=keep,
+    )
 
 
 @app.command("data")

@@ -8,17 +8,14 @@ device error or timeout).
 
 from __future__ import annotations
 
-import contextlib
 import json
-import sys
 import time
-from collections.abc import Iterator
 from typing import Annotated, Any
 
 import typer
 
-from lwm2m_server.cli.app import CliError, app
-from lwm2m_server.cli.http import DEFAULT_SERVER, ServerOpt, TokenOpt, client, echo_json, failure, request
+from lwm2m_server.cli.app import app
+from lwm2m_server.cli.http import DEFAULT_SERVER, ServerOpt, TokenOpt, echo_json, request, watch_notifications
 from lwm2m_server.cli.units import SIZE_HELP, read_optional_size
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table")]
@@ -212,22 +209,6 @@ def execute(
     echo_json(data) if as_json else typer.echo(f"executed {data['path']} on {endpoint}")
 
 
-def _sse_events(lines: Iterator[str]) -> Iterator[tuple[str, str]]:
-    """(event type, data) pairs from SSE lines; comments and retry lines are skipped."""
-    kind, data = "message", list[str]()
-    for line in lines:
-        if line == "":
-            if data:
-                yield kind, "\n".join(data)
-            kind, data = "message", list[str]()
-        elif line.startswith(":"):
-            continue
-        elif line.startswith("event:"):
-            kind = line[6:].strip()
-        elif line.startswith("data:"):
-            data.append(line[5:].lstrip())
-
-
 def _related(a: str, b: str) -> bool:
     a, b = a.rstrip("/") + "/", b.rstrip("/") + "/"
     return a.startswith(b) or b.startswith(a)
@@ -244,47 +225,17 @@ def observe(
     as_json: JsonOpt = False,
 ) -> None:
     """Observe PATH on device ENDPOINT and print notifications until Ctrl-C (or --count N)."""
-    import httpx
-
     url = _device_url(endpoint, path) + "/observe"
-    seen = 0
-    try:
-        with client(server, None, token=token) as http, http.stream(
-            "GET", "/api/events", params={"endpoint": endpoint, "type": "notification"}
-        ) as stream:
-            if stream.status_code >= 400:
-                stream.read()
-                raise failure(stream)
-            initial = request(server, "POST", url, token=token)
-            if as_json:
-                typer.echo(json.dumps({"type": "initial", "endpoint": endpoint, "content": initial["content"]}))
-            else:
-                _content_table(f"{endpoint} {initial['path']} (observing)", initial["content"])
-            sys.stdout.flush()
-            for kind, raw in _sse_events(stream.iter_lines()):
-                event = json.loads(raw)
-                if kind != "notification" or not _related(str(event.get("data", {}).get("path", path)),
-                                                          initial["path"]):
-                    continue
-                seen += 1
-                if as_json:
-                    typer.echo(json.dumps(event))
-                else:
-                    data = event.get("data", {})
-                    content = data.get("values") or data.get("content") or {}
-                    stamp = time.strftime("%H:%M:%S", time.localtime(event.get("ts", time.time())))
-                    for p, v in content.items():
-                        typer.echo(f"{stamp} {p} = {_fmt_value(v)}")
-                sys.stdout.flush()
-                if count is not None and seen >= count:
-                    break
-    except KeyboardInterrupt:
-        pass
-    except httpx.ConnectError as exc:
-        raise CliError(f"cannot reach {server}: {exc}", code=1) from exc
-    except httpx.HTTPError as exc:
-        raise CliError(f"{server}: {exc}", code=1) from exc
-    finally:
-        if not keep:
-            with contextlib.suppress(CliError, OSError):  # best-effort clean-up
-                request(server, "DELETE", url, token=token, timeout=10.0)
+    watch_notifications(
+        server,
+        endpoint,
+        token=token,
+        start=lambda: request(server, "POST", url, token=token),
+        related=lambda data, initial: _related(str(data.get("path", path)), initial["path"]),
+        show_initial=lambda initial: _content_table(f"{endpoint} {initial['path']} (observing)", initial["content"]),
+        fmt_value=_fmt_value,
+        stop=lambda: request(server, "DELETE", url, token=token, timeout=10.0),
+        count=count,
+        as_json=as_json,
+        keep=keep,
+    )

@@ -7,7 +7,11 @@ Error bodies are the API's ``{"error", "message"}`` shape.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sys
+import time
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -80,3 +84,82 @@ def request(server: str, method: str, url: str, *, timeout: float | None = 60.0,
 
 def echo_json(data: Any) -> None:
     typer.echo(json.dumps(data, indent=2, default=str))
+
+
+def sse_events(lines: Iterator[str]) -> Iterator[tuple[str, str]]:
+    """(event type, data) pairs from SSE lines; comments and retry lines are skipped."""
+    kind, data = "message", list[str]()
+    for line in lines:
+        if line == "":
+            if data:
+                yield kind, "\n".join(data)
+            kind, data = "message", list[str]()
+        elif line.startswith(":"):
+            continue
+        elif line.startswith("event:"):
+            kind = line[6:].strip()
+        elif line.startswith("data:"):
+            data.append(line[5:].lstrip())
+
+
+def watch_notifications(
+    server: str,
+    endpoint: str,
+    *,
+    token: str | None,
+    start: Callable[[], Any],
+    related: Callable[[dict[str, Any], Any], bool],
+    show_initial: Callable[[Any], None],
+    fmt_value: Callable[[Any], str],
+    stop: Callable[[], None],
+    count: int | None,
+    as_json: bool,
+    keep: bool,
+) -> None:
+    """Follow an observation through the server's SSE events until Ctrl-C (or ``count`` notifications).
+
+    The event stream is opened first and ``start()`` (which starts the observation and returns the API's answer,
+    with its ``content``) only then, so no notification is missed. An event counts when ``related(event data,
+    answer)``. On exit ``stop()`` cancels the observation unless ``keep``; failures are one-line CLI errors.
+    """
+    import httpx
+
+    seen = 0
+    try:
+        with client(server, None, token=token) as http, http.stream(
+            "GET", "/api/events", params={"endpoint": endpoint, "type": "notification"}
+        ) as stream:
+            if stream.status_code >= 400:
+                stream.read()
+                raise failure(stream)
+            initial = start()
+            if as_json:
+                typer.echo(json.dumps({"type": "initial", "endpoint": endpoint, "content": initial["content"]}))
+            else:
+                show_initial(initial)
+            sys.stdout.flush()
+            for kind, raw in sse_events(stream.iter_lines()):
+                event = json.loads(raw)
+                data = event.get("data", {})
+                if kind != "notification" or not related(data, initial):
+                    continue
+                seen += 1
+                if as_json:
+                    typer.echo(json.dumps(event))
+                else:
+                    stamp = time.strftime("%H:%M:%S", time.localtime(event.get("ts", time.time())))
+                    for p, v in (data.get("values") or data.get("content") or {}).items():
+                        typer.echo(f"{stamp} {p} = {fmt_value(v)}")
+                sys.stdout.flush()
+                if count is not None and seen >= count:
+                    break
+    except KeyboardInterrupt:
+        pass
+    except httpx.ConnectError as exc:
+        raise CliError(f"cannot reach {server}: {exc}", code=1) from exc
+    except httpx.HTTPError as exc:
+        raise CliError(f"{server}: {exc}", code=1) from exc
+    finally:
+        if not keep:
+            with contextlib.suppress(CliError, OSError):  # best-effort clean-up
+                stop()
