@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Literal
+from typing import Literal, TypeVar
 
 from lwm2m_server.protocol.paths import LwM2MPath
 
@@ -62,12 +62,7 @@ class DeliveryMethod(IntEnum):
 
 def delivery_method(value: int | None) -> DeliveryMethod | None:
     """A reported /5/0/9 as the enum; None when absent or not a defined value."""
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        return DeliveryMethod(value)
-    except ValueError:
-        return None
+    return _member(DeliveryMethod, value)
 
 
 class FirmwareState(IntEnum):
@@ -134,7 +129,7 @@ class UpdateResult(IntEnum):
 
 def update_result(value: int | None) -> UpdateResult | None:
     """A reported Update Result as the enum; None when absent or not a defined code."""
-    return _coerce_result(value)
+    return _member(UpdateResult, value)
 
 
 _DESCRIPTIONS: dict[UpdateResult, str] = {
@@ -167,27 +162,22 @@ _FAILURE_CLASS: dict[UpdateResult, FailureClass] = {
 }
 
 
-def _coerce_state(value: int | None) -> FirmwareState | None:
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        return FirmwareState(value)
-    except ValueError:
-        return None
-
-
-def _coerce_result(value: int | None) -> UpdateResult | None:
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        return UpdateResult(value)
-    except ValueError:
-        return None
-
-
 def firmware_state(value: int | None) -> FirmwareState | None:
     """A reported State as the enum; None when absent or not a defined code."""
-    return _coerce_state(value)
+    return _member(FirmwareState, value)
+
+
+_E = TypeVar("_E", bound=IntEnum)
+
+
+def _member(enum: type[_E], value: int | None) -> _E | None:
+    """``value`` as a member of ``enum``; None when absent, a bool, or not a defined number."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        return enum(value)
+    except ValueError:
+        return None
 
 
 # ---- what a failure means for the next attempt (DESIGN §4) ----------------------------------------------

@@ -12,10 +12,10 @@ record then names its own absolute path. The same path twice is a CodecError (ne
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from lwm2m_server.protocol.codecs.base import LEAF_LEVELS, MAX_RECORDS, CodecError, leaf_items
+from lwm2m_server.protocol.codecs.base import LEAF_LEVELS, MAX_RECORDS, CodecError, check_path, leaf_items
 from lwm2m_server.protocol.codecs.values import check_value, number_value, parse_objlnk, resource_type
 from lwm2m_server.protocol.model import Content, ObjectRegistry, ResourceType, Value
 from lwm2m_server.protocol.paths import LwM2MPath
@@ -246,3 +246,66 @@ def typed_value(rtype: ResourceType | None, label: str, raw: object, path: LwM2M
     if not isinstance(raw, str):
         raise CodecError(f"{path}: vlo must be a string 'object:instance'")
     return parse_objlnk(raw, path)
+
+
+# ---- the pack, for both serialisations ------------------------------------------------------------------------
+def pack_records(
+    pack: object,
+    *,
+    serialisation: str,
+    record_kind: str,
+    label_of: Callable[[object, int], str | None],
+    value_of: Callable[[object, int, str], object] = lambda value, index, label: value,
+) -> list[dict[str, object]]:
+    """A decoded pack as records with JSON label names: ``label_of(key, index)`` maps (or rejects, CodecError)
+    each key, None drops it; ``value_of(value, index, label)`` normalises each value. ``serialisation`` ("JSON",
+    "CBOR") and ``record_kind`` ("JSON object", "CBOR map") name the container in errors."""
+    if not isinstance(pack, list):
+        raise CodecError(f"SenML-{serialisation} payload must be a {serialisation} array of records")
+    if len(pack) > MAX_RECORDS:
+        raise CodecError(f"SenML pack has {len(pack)} records, more than {MAX_RECORDS}")
+    records: list[dict[str, object]] = []
+    for index, raw in enumerate(pack):
+        if not isinstance(raw, dict):
+            raise CodecError(f"record {index} is not a {record_kind}")
+        record: dict[str, object] = {}
+        for key, value in raw.items():
+            label = label_of(key, index)
+            if label is not None:
+                record[label] = value_of(value, index, label)
+        records.append(record)
+    return records
+
+
+class SenmlPackCodec:
+    """The operations of a SenML codec over records; a serialisation gives ``_dumps`` and ``records``."""
+
+    def encode(self, path: LwM2MPath, content: Content, model: ObjectRegistry) -> bytes:
+        check_path(path)
+        return self._dumps(content_to_records(path, content, model))
+
+    def encode_root(self, content: Content, model: ObjectRegistry) -> bytes:
+        return self._dumps(content_to_records(None, content, model))
+
+    def encode_timed(self, values: list[TimedValue], model: ObjectRegistry) -> bytes:
+        """A root pack of timestamped values (Send)."""
+        return self._dumps(timed_to_records(values, model))
+
+    def decode(self, path: LwM2MPath, payload: bytes, model: ObjectRegistry) -> Content:
+        check_path(path)
+        return records_to_content(path, self.records(payload, path), model)
+
+    def decode_root(self, payload: bytes, model: ObjectRegistry) -> Content:
+        return records_to_content(None, self.records(payload), model)
+
+    def decode_timed(self, payload: bytes, model: ObjectRegistry) -> list[TimedValue]:
+        """A root pack (Send) as timestamped values; one path may repeat at different times."""
+        return records_to_timed(None, self.records(payload), model)
+
+    @staticmethod
+    def _dumps(records: list[dict[str, object]]) -> bytes:
+        raise NotImplementedError
+
+    @staticmethod
+    def records(payload: bytes, path: LwM2MPath | None = None) -> list[dict[str, object]]:
+        raise NotImplementedError

@@ -9,17 +9,9 @@ from __future__ import annotations
 import json
 import math
 
-from lwm2m_server.protocol.codecs.base import MAX_RECORDS, CodecError, check_path, check_payload
-from lwm2m_server.protocol.codecs.senml import (
-    TimedValue,
-    check_text_label,
-    content_to_records,
-    records_to_content,
-    records_to_timed,
-    timed_to_records,
-)
+from lwm2m_server.protocol.codecs.base import CodecError, check_payload
+from lwm2m_server.protocol.codecs.senml import SenmlPackCodec, check_text_label, pack_records
 from lwm2m_server.protocol.codecs.values import b64decode, b64encode
-from lwm2m_server.protocol.model import Content, ObjectRegistry
 from lwm2m_server.protocol.paths import LwM2MPath
 
 
@@ -50,6 +42,11 @@ def json_loads(payload: bytes) -> object:
         raise CodecError(f"malformed JSON: {str(exc)[:120]}") from None
 
 
+def _text_label(key: object, index: int) -> str | None:
+    assert isinstance(key, str)  # JSON object keys are strings
+    return check_text_label(key, index)
+
+
 def json_dumps(item: object) -> bytes:
     return json.dumps(item, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
 
@@ -60,31 +57,9 @@ def check_finite(record: dict[str, object], label: str) -> None:
         raise CodecError(f"{value} has no JSON representation")
 
 
-class SenmlJsonCodec:
+class SenmlJsonCodec(SenmlPackCodec):
     content_format = 110
     name = "senml-json"
-
-    def encode(self, path: LwM2MPath, content: Content, model: ObjectRegistry) -> bytes:
-        check_path(path)
-        return self._dumps(content_to_records(path, content, model))
-
-    def encode_root(self, content: Content, model: ObjectRegistry) -> bytes:
-        return self._dumps(content_to_records(None, content, model))
-
-    def encode_timed(self, values: list[TimedValue], model: ObjectRegistry) -> bytes:
-        """A root pack of timestamped values (Send)."""
-        return self._dumps(timed_to_records(values, model))
-
-    def decode(self, path: LwM2MPath, payload: bytes, model: ObjectRegistry) -> Content:
-        check_path(path)
-        return records_to_content(path, self.records(payload, path), model)
-
-    def decode_root(self, payload: bytes, model: ObjectRegistry) -> Content:
-        return records_to_content(None, self.records(payload, None), model)
-
-    def decode_timed(self, payload: bytes, model: ObjectRegistry) -> list[TimedValue]:
-        """A root pack (Send) as timestamped values; one path may repeat at different times."""
-        return records_to_timed(None, self.records(payload, None), model)
 
     @staticmethod
     def _dumps(records: list[dict[str, object]]) -> bytes:
@@ -97,29 +72,18 @@ class SenmlJsonCodec:
         return json_dumps(records)
 
     @staticmethod
-    def records(payload: bytes, path: LwM2MPath | None) -> list[dict[str, object]]:
+    def records(payload: bytes, path: LwM2MPath | None = None) -> list[dict[str, object]]:
         """The pack's records with JSON labels and ``vd`` as bytes (unknown labels dropped)."""
-        pack = json_loads(check_payload(payload))
-        if not isinstance(pack, list):
-            raise CodecError("SenML-JSON payload must be a JSON array of records")
-        if len(pack) > MAX_RECORDS:
-            raise CodecError(f"SenML pack has {len(pack)} records, more than {MAX_RECORDS}")
-        records: list[dict[str, object]] = []
-        for index, raw in enumerate(pack):
-            if not isinstance(raw, dict):
-                raise CodecError(f"record {index} is not a JSON object")
-            record: dict[str, object] = {}
-            for key, value in raw.items():
-                label = check_text_label(key, index)
-                if label is not None:
-                    record[label] = value
-            if "vd" in record:
-                vd = record["vd"]
-                if not isinstance(vd, str):
-                    raise CodecError(f"record {index}: vd must be a base64url string")
-                try:
-                    record["vd"] = b64decode(vd, path or LwM2MPath(0), urlsafe=True)
-                except CodecError as exc:
-                    raise CodecError(f"record {index}: {exc}") from None
-            records.append(record)
-        return records
+
+        def vd_bytes(value: object, index: int, label: str) -> object:
+            if label != "vd":
+                return value
+            if not isinstance(value, str):
+                raise CodecError(f"record {index}: vd must be a base64url string")
+            try:
+                return b64decode(value, path or LwM2MPath(0), urlsafe=True)
+            except CodecError as exc:
+                raise CodecError(f"record {index}: {exc}") from None
+
+        return pack_records(json_loads(check_payload(payload)), serialisation="JSON", record_kind="JSON object",
+                            label_of=_text_label, value_of=vd_bytes)  # fmt: skip
