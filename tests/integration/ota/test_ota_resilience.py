@@ -150,3 +150,16 @@ async def test_silent_device_times_out(harness: Harness) -> None:
     record = await asyncio.wait_for(harness.ota.wait(job_id), 20)
     assert record.phase == "failed" and record.cause == "timeout", record.to_json()
     assert record.summary == "timeout"
+
+
+async def test_device_cancel_result_ends_the_job_cancelled(harness: Harness) -> None:
+    """Update Result 10 from the device is the tracker's 'cancelled' class: the job ends at once, not after its
+    silence timeout, and is not retried (2/3 not fitting, 4/5 retried and 8 final are tested beside this)."""
+    dev = await harness.device("cancels", accept_raw_firmware=True, faults=FaultConfig(refuse_update=10))
+    info = await harness.ota.add_package(IMAGE, "firmware")
+    job_id = await harness.ota.start_update(dev.endpoint, info.sha256, method="push", timeout_s=30.0)
+    record = await asyncio.wait_for(harness.ota.wait(job_id), 10)  # well inside the 30 s silence timeout
+    assert (record.phase, record.cause, record.result, record.attempt) == ("cancelled", "cancelled", 10, 1), (
+        record.to_json()
+    )
+    assert [h["to_phase"] for h in await harness.ota.history(job_id)][-2:] == ["updating", "cancelled"]
