@@ -415,7 +415,8 @@ class Firmware:
         self.installed_model = _payload_of(package)
         for rid, value in outcome.model.items():
             self.store.set(LwM2MPath(32002, 0, rid), value)
-        self._set(FirmwareState.IDLE, UpdateResult.SUCCESS)
+        forgot = self.config.faults.forget_result
+        self._set(FirmwareState.IDLE, UpdateResult.INITIAL if forgot else UpdateResult.SUCCESS)
 
     async def _on_self_test(self, path: LwM2MPath, arguments: str) -> None:
         if self.installed_model is None:

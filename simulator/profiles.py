@@ -56,6 +56,9 @@ class FaultConfig:
     """Flip one byte of only the first N received packages (a transient corruption that a retry recovers)."""
     refuse_update: int | None = None
     """Answer Execute Update by failing with this Update Result (8 update failed, 10 cancelled)."""
+    forget_result: bool = False
+    """After a successful install come back Idle with Update Result 0 (a client that keeps no result across
+    its reboot): only what it runs now tells the server the update took."""
     stay_in_queue_mode: bool = False
     """Force queue mode (sleep between uplinks) whatever the binding says."""
 

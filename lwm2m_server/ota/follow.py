@@ -124,13 +124,15 @@ class Follower:
             return False
         return True
 
-    async def wait_for(self, phase: JobPhase) -> Step:
-        """Until the tracker says execute (``DOWNLOADING``) or confirm; JobRetry/JobFailed on a failure result
-        (:func:`failure_cause` by its class) or silence."""
+    async def wait_for(self, phase: JobPhase, *, verify: bool = False) -> Step:
+        """Until the tracker says execute (``DOWNLOADING``), confirm, or (with ``verify``: the job can check what
+        the device runs) verify; JobRetry/JobFailed on a failure result (:func:`failure_cause`) or silence."""
         timeout = self.settings.timeout_s
         while True:
             step = self.tracker.step
             if step is Step.CONFIRM or (step is Step.EXECUTE and phase is JobPhase.DOWNLOADING):
+                return step
+            if step is Step.VERIFY and verify:
                 return step
             if step is Step.FAIL:
                 self._raise_for_failure()

@@ -229,8 +229,9 @@ class UpdateJob:
         else:
             await self._move(JobPhase.UPDATING, "resumed")
         self.follower.poke()
-        await self.follower.wait_for(JobPhase.UPDATING)
-        await self._move(JobPhase.CONFIRMING)
+        # A model is confirmed by what /32002/0 reports, so a device that comes back without a result is checked.
+        step = await self.follower.wait_for(JobPhase.UPDATING, verify=self.package.kind == "model")
+        await self._move(JobPhase.CONFIRMING, "no Update Result after updating" if step is Step.VERIFY else "")
         await self._confirm()
 
     async def _confirm(self) -> None:

@@ -52,6 +52,7 @@ class Step(StrEnum):
     WAIT = "wait"  # nothing decided yet: keep following (notifications, re-reads, the silence timeout)
     EXECUTE = "execute"  # the package is Downloaded and Update was not sent in this attempt
     CONFIRM = "confirm"  # result 1 and the device is back in Idle: confirm what it runs now
+    VERIFY = "verify"  # back in Idle after Updating without any result: only what it runs now can tell
     FAIL = "fail"  # a failure result ended the attempt: ``failure_class`` says retry or not
 
 
@@ -100,6 +101,7 @@ class FirmwareUpdateTracker:
         self._baseline: tuple[int | None, int | None] | None = None
         self._reported: tuple[int | None, int | None] = reported
         self._alive_at = now
+        self._unknown = False
 
     # ---- what the server did ---------------------------------------------------------------------------
     def begin(self) -> None:
@@ -116,12 +118,14 @@ class FirmwareUpdateTracker:
         self._phase, self._cause, self._progress = Phase.IDLE, None, FirmwareState.IDLE
         self._state = self._result = None
         self._attempt, self._executed, self._baseline = True, executed, None
+        self._unknown = False
 
     def executed(self) -> None:
         """The server sent Execute /5/0/2 (Update) and the device accepted it."""
         self._executed = True
         self._attempt = True
         self._baseline = None
+        self._unknown = False
         if self._phase is Phase.FAILED and self._state is FirmwareState.DOWNLOADED:
             # Update failed but the package is still there (result 8 in Downloaded): this is a retry.
             self._phase, self._cause = Phase.DOWNLOADED, None
@@ -135,6 +139,7 @@ class FirmwareUpdateTracker:
         self._progress = FirmwareState.IDLE
         self._attempt = active
         self._executed = False
+        self._unknown = False
 
     def alive(self, now: float) -> None:
         """Other evidence of progress at ``now`` (a block acknowledged, a block served, a registration)."""
@@ -174,6 +179,7 @@ class FirmwareUpdateTracker:
         return FwEvent(before, self._phase, merged_state, merged_result, accepted, notes, news)
 
     def _apply(self, state: FirmwareState | None, result: UpdateResult | None) -> tuple[bool, str]:
+        self._unknown = False
         if result is UpdateResult.SUCCESS:
             if self._executed or self._progress is FirmwareState.UPDATING or not self._attempt:
                 self._phase, self._cause = Phase.SUCCEEDED, None
@@ -199,6 +205,7 @@ class FirmwareUpdateTracker:
             return True, ""
         if state < self._progress:
             if self._progress is FirmwareState.UPDATING and state is FirmwareState.IDLE:
+                self._unknown = self._phase is Phase.UPDATING
                 return False, "idle without a result after updating: outcome unknown, confirm the installed version"
             return False, f"stale {state.name.lower()} after {self._progress.name.lower()}"
         self._progress = state
@@ -252,19 +259,27 @@ class FirmwareUpdateTracker:
 
     @property
     def installed(self) -> bool:
-        """Result 1 counted as this attempt's success and the device is back in Idle (or never said otherwise)."""
-        return self._phase is Phase.SUCCEEDED and self._state in (FirmwareState.IDLE, None)
+        """Result 1 counted as this attempt's success and the device last said it is Idle (or never said)."""
+        return self._phase is Phase.SUCCEEDED and self._reported[0] in (FirmwareState.IDLE, None)
+
+    @property
+    def outcome_unknown(self) -> bool:
+        """The device came back Idle after Updating and reported no result (nor anything since): whether the
+        update took only the installed version can tell."""
+        return self._unknown
 
     @property
     def step(self) -> Step:
         """The next thing to do: fail on a failure result, execute once Downloaded (not yet executed in this
-        attempt; a deferral included), confirm once installed, else wait."""
+        attempt; a deferral included), confirm once installed, verify when the outcome is unknown, else wait."""
         if self._phase is Phase.FAILED:
             return Step.FAIL
         if self._phase is Phase.DOWNLOADED and self._state is FirmwareState.DOWNLOADED and not self._executed:
             return Step.EXECUTE
         if self.installed:
             return Step.CONFIRM
+        if self._unknown:
+            return Step.VERIFY
         return Step.WAIT
 
     @property

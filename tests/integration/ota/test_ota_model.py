@@ -37,6 +37,18 @@ async def test_model_install_confirmed_through_32002(harness: Harness, method: s
     assert dev.objects is not None and dev.objects.get(LwM2MPath(32002, 0, 2)) == KWS_SHA
 
 
+async def test_device_without_a_result_after_updating_is_verified_through_32002(harness: Harness) -> None:
+    """Idle with Update Result 0 after Updating: the tracker cannot tell, so the job checks /32002/0 (before:
+    it waited for a result until its silence timeout)."""
+    dev, _info, job_id = await model_job(harness, "forgetful", "push", faults=FaultConfig(forget_result=True))
+    record = await asyncio.wait_for(harness.ota.wait(job_id), 10)  # well inside the harness' 15 s timeout
+    assert record.phase == "succeeded", record.to_json()
+    assert record.progress["model_sha256"] == KWS_SHA and record.progress["fw_result"] == 0
+    notes = {h["to_phase"]: h["note"] for h in await harness.ota.history(job_id)}
+    assert notes["confirming"] == "no Update Result after updating"
+    assert dev.objects is not None and dev.objects.get(LwM2MPath(5, 0, 5)) == 0
+
+
 async def test_corrupted_payload_gives_result_5_then_retry_succeeds(harness: Harness) -> None:
     dev, _info, job_id = await model_job(harness, "corrupt", "pull", faults=FaultConfig(corrupt_payload=True))
     with harness.server.events.subscribe(types={"ota.retry_wait"}, endpoint=dev.endpoint) as sub:

@@ -39,6 +39,29 @@ def test_pull_attempt_step_by_step() -> None:
     assert t.installed and t.step is Step.CONFIRM
 
 
+def test_idle_without_a_result_after_updating_asks_for_verification() -> None:
+    t = job_tracker((0, 0))
+    t.feed(2, 0)
+    t.executed()
+    t.feed(3, 0)
+    event = t.feed(0, None)  # rebooted into something, but says nothing about how it went
+    assert not event.accepted and "outcome unknown" in event.note
+    assert t.outcome_unknown and t.step is Step.VERIFY and t.phase is Phase.UPDATING
+    t.feed(None, 1)  # the result arrives after all
+    assert not t.outcome_unknown and t.step is Step.CONFIRM
+    u = job_tracker((0, 0))
+    u.feed(2, 0)
+    u.executed()
+    u.feed(3, 0)
+    u.feed(0, 0)
+    u.feed(0, 8)  # or the failure
+    assert not u.outcome_unknown and u.step is Step.FAIL
+    v = job_tracker((0, 0))
+    v.feed(1, 0)
+    v.feed(0, 0)  # a stale Idle while downloading is not an unknown outcome
+    assert not v.outcome_unknown and v.step is Step.WAIT
+
+
 def test_push_client_without_state_1_is_executed_on_downloaded() -> None:
     t = job_tracker((0, 0))
     t.feed(2, 0)  # 0 -> 2: this client never shows Downloading
@@ -187,7 +210,9 @@ def test_any_conversation_never_crashes_and_never_moves_back_illegally(
         if step is Step.EXECUTE:
             assert t.can_execute and t.state is S.DOWNLOADED and not executed
         if step is Step.CONFIRM:
-            assert t.installed and t.state in (S.IDLE, None)
+            assert t.installed and t.reported_state in (S.IDLE, None)
+        if step is Step.VERIFY:
+            assert t.outcome_unknown and t.phase is Phase.UPDATING and t.reported_state == S.IDLE
         if step is Step.FAIL:
             assert t.cause is not None and t.failure_class in {"retryable", "fit", "final", "cancelled"}
             assert t.retry(1, 3, 1.0).retry == (t.failure_class == "retryable")
