@@ -14,12 +14,10 @@ import asyncio
 import contextlib
 import importlib
 import random
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
-from aiocoap import GET, Code, Message
-from aiocoap.numbers.constants import TransportTuning
+from aiocoap import Code, Message
 from aiocoap.optiontypes import BlockOption
 
 from lwm2m_server.logging import get_logger
@@ -40,7 +38,7 @@ from lwm2m_server.protocol.fwupdate import (
 from lwm2m_server.protocol.paths import LwM2MPath
 from simulator.install import InstallOutcome, install, self_test
 from simulator.objects import LwM2MError, ObjectStore
-from simulator.udp import response_within
+from simulator.pull import PullFailed, PullProgress, block_tuning, fetch_package, szx_of
 
 if TYPE_CHECKING:
     from simulator.device import SimulatedDevice
@@ -52,19 +50,6 @@ def _ids(path: LwM2MPath) -> tuple[int, int]:
     """(object id, resource id) of an Object 5 resource path, as the ObjectStore hooks are keyed."""
     assert path.resource_id is not None
     return path.object_id, path.resource_id
-
-
-def szx_of(size: int) -> int:
-    return size.bit_length() - 5
-
-
-@dataclass
-class PullProgress:
-    """Persisted download progress: survives reboots so the download can resume (ETag + offset)."""
-
-    uri: str
-    etag: bytes | None = None
-    total: int | None = None
 
 
 class Firmware:
@@ -83,7 +68,7 @@ class Firmware:
         self._rebooted = False
         self._task: asyncio.Task[None] | None = None
         self._rng = random.Random(device.seed)
-        self._tuning = _tuning(self.config.block_ack_timeout_s)
+        self._tuning = block_tuning(self.config.block_ack_timeout_s)
         self.corrupted = 0  # packages corrupted so far by the corrupt_downloads fault
         self.store.on_write(*_ids(FW_PACKAGE), self._on_package_write, check=self._check_package_write)
         self.store.on_write(*_ids(FW_PACKAGE_URI), self._on_uri_write, check=self._check_uri_write)
@@ -310,58 +295,22 @@ class Firmware:
 
     async def _download_blocks(self) -> None:
         assert self.pull is not None
-        pull = self.pull
-        size = self.config.block_size
-        while True:
-            context = self.device.context
-            if context is None:
-                return
-            num = len(self.package) // size
-            del self.package[num * size :]
-            request = Message(code=GET, uri=pull.uri, transport_tuning=self._tuning)
-            request.opt.block2 = BlockOption.BlockwiseTuple(num, False, szx_of(size))
-            response = await response_within(
-                context.request(request, handle_blockwise=False), self.config.request_timeout_s
+        try:
+            complete = await fetch_package(
+                lambda: self.device.context,
+                self.pull,
+                self.package,
+                block_size=self.config.block_size,
+                flash_free=self.config.profile.flash_free,
+                request_timeout_s=self.config.request_timeout_s,
+                tuning=self._tuning,
+                on_block=self._count_block,
             )
-            if not response.code.is_successful():
-                code = response.code.dotted
-                self._fail(
-                    UpdateResult.INVALID_URI if code in ("4.04", "4.00", "4.02") else UpdateResult.CONNECTION_LOST,
-                    f"server said {code}",
-                )
-                return
-            etag = response.opt.etag
-            if pull.etag is not None and etag != pull.etag:
-                # The package changed (or this is another one): start over, never splice two packages.
-                pull.etag, pull.total = etag, None
-                self.package = bytearray()
-                if num != 0:
-                    continue
-            pull.etag = etag
-            if response.opt.size2 is not None:
-                pull.total = response.opt.size2
-                if pull.total > self.config.profile.flash_free:
-                    self._fail(UpdateResult.NOT_ENOUGH_FLASH, f"Size2 {pull.total}")
-                    return
-            block2 = response.opt.block2
-            if block2 is None:
-                self.package = bytearray(response.payload)
-                more = False
-            else:
-                if block2.start > len(self.package):
-                    raise RuntimeError(f"server skipped to offset {block2.start}")
-                size = min(size, block2.size)
-                del self.package[block2.start :]
-                self.package += response.payload
-                more = block2.more
-            if len(self.package) > self.config.profile.flash_free:
-                self._fail(UpdateResult.NOT_ENOUGH_FLASH, "download beyond flash")
-                return
-            if self._count_block():
-                return
-            if not more:
-                break
-        self._downloaded()
+        except PullFailed as failed:
+            self._fail(failed.result, failed.detail)
+            return
+        if complete:
+            self._downloaded()
 
     # ---- execute -------------------------------------------------------------------------------
     def _on_update(self, path: LwM2MPath, arguments: str) -> None:
@@ -427,13 +376,6 @@ class Firmware:
         values = await asyncio.get_running_loop().run_in_executor(None, lambda: self_test(model, arena, count))
         for rid, value in values.items():
             self.store.set(LwM2MPath(32002, 0, rid), value)
-
-
-def _tuning(ack_timeout: float) -> TransportTuning:
-    class BlockTuning(TransportTuning):
-        ACK_TIMEOUT = ack_timeout
-
-    return BlockTuning()
 
 
 def _payload_of(package: bytes) -> bytes | None:
