@@ -10,7 +10,7 @@ from lwm2m_server.protocol.codecs import CodecError
 from lwm2m_server.protocol.composite import decode_paths
 from lwm2m_server.protocol.model import Content, ObjectRegistry
 from lwm2m_server.protocol.paths import LwM2MPath
-from simulator.objects import LwM2MError
+from simulator.values import LwM2MError
 
 SENML_JSON, SENML_CBOR = 110, 112
 

@@ -24,11 +24,12 @@ from lwm2m_server.protocol.send import SEND_PATH, encode_send
 from simulator.firmware import Firmware
 from simulator.initial import build_store
 from simulator.link import Link
-from simulator.objects import LwM2MError, ObjectStore
+from simulator.objects import ObjectStore
 from simulator.profiles import DeviceConfig
 from simulator.registration import object_links, register_query
 from simulator.site import DeviceSite
 from simulator.udp import create_context, response_within
+from simulator.values import LwM2MError
 
 log = get_logger(__name__)
 

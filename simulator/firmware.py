@@ -37,8 +37,9 @@ from lwm2m_server.protocol.fwupdate import (
 )
 from lwm2m_server.protocol.paths import LwM2MPath
 from simulator.install import InstallOutcome, install, self_test
-from simulator.objects import LwM2MError, ObjectStore
+from simulator.objects import ObjectStore
 from simulator.pull import PullFailed, PullProgress, block_tuning, fetch_package, szx_of
+from simulator.values import LwM2MError
 
 if TYPE_CHECKING:
     from simulator.device import SimulatedDevice

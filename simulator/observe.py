@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lwm2m_server.protocol.paths import LwM2MPath
-from simulator.objects import LwM2MError, ObjectStore
+from simulator.objects import ObjectStore
+from simulator.values import LwM2MError
 
 ATTRIBUTE_NAMES = ("pmin", "pmax", "gt", "lt", "st", "epmin", "epmax")
 INTEGER_ATTRIBUTES = frozenset({"pmin", "pmax", "epmin", "epmax"})

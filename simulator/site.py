@@ -18,8 +18,9 @@ from lwm2m_server.protocol.codecs import CodecError
 from lwm2m_server.protocol.model import Content
 from lwm2m_server.protocol.paths import LwM2MPath
 from simulator.composite import decode_composite_content, decode_composite_paths, encode_composite
-from simulator.objects import LwM2MError, ObjectStore
+from simulator.objects import ObjectStore
 from simulator.observe import Observations, parse_attributes
+from simulator.values import LwM2MError
 
 if TYPE_CHECKING:
     from simulator.firmware import Firmware

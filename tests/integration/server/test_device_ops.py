@@ -125,13 +125,14 @@ async def test_read_composite(server: LwM2MServer, device: SimulatedDevice) -> N
 
 
 async def test_reregistration_reestablishes_observations(server: LwM2MServer, device: SimulatedDevice) -> None:
-    before = {id(o) for o in server.client.observations(device.endpoint)}
+    before = server.client.observations(device.endpoint)  # the handles themselves: ids of freed ones get reused
     sub = server.events.subscribe(types={"registered"})
     await device.reboot(0.05)
     await wait_event(sub, lambda e: e.endpoint == device.endpoint)
     await until(lambda: len(server.client.observations(device.endpoint)) == 3)
-    after = {id(o) for o in server.client.observations(device.endpoint)}
-    assert before.isdisjoint(after)
+    after = server.client.observations(device.endpoint)
+    assert not any(new is old for new in after for old in before)
+    assert all(old.cancelled for old in before)
 
 
 async def test_owners_share_one_coap_observation(server: LwM2MServer, device: SimulatedDevice) -> None:

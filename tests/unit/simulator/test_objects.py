@@ -7,8 +7,9 @@ import pytest
 from lwm2m_server.protocol.model import ObjectDefinition, ObjectRegistry, ResourceDefinition, ResourceType
 from lwm2m_server.protocol.paths import LwM2MPath
 from simulator.initial import build_store
-from simulator.objects import LwM2MError, ObjectStore
+from simulator.objects import ObjectStore
 from simulator.profiles import DeviceConfig, HardwareProfile
+from simulator.values import LwM2MError
 
 P = LwM2MPath.parse
 
