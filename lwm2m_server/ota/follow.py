@@ -24,6 +24,7 @@ from lwm2m_server.ota.job_state import Cause, JobFailed, JobPhase, JobRetry, fai
 from lwm2m_server.ota.object5 import FW, RESULT, STATE, fw_int, values_from_notification
 from lwm2m_server.protocol.fwtracker import FirmwareUpdateTracker, Step
 from lwm2m_server.protocol.paths import LwM2MPath
+from lwm2m_server.queue import QueueManager
 
 log = get_logger(__name__)
 
@@ -44,9 +45,11 @@ class Follower:
         tracker: FirmwareUpdateTracker,
         on_news: Callable[[int | None, int | None], None],
         served: Callable[[], tuple[int, int] | None] = lambda: None,
+        queue: QueueManager | None = None,
     ) -> None:
         self.endpoint = endpoint
         self.client, self.registry, self.events, self.settings = client, registry, events, settings
+        self.queue = queue
         self.tracker = tracker
         self._on_news = on_news
         self._served = served
@@ -114,12 +117,9 @@ class Follower:
     def device_awake(self) -> bool:
         """A sleeping queue-mode device is not silent: its timeout counts from the next wake-up."""
         reg = self.registry.get(self.endpoint)
-        if reg is None or not reg.queue_mode:
+        if reg is None or not reg.queue_mode or self.queue is None:
             return True
-        queue = getattr(self.client, "queue", None)
-        if queue is None:
-            return True
-        if not queue.is_awake(reg):
+        if not self.queue.is_awake(reg):
             self.alive()
             return False
         return True

@@ -27,6 +27,7 @@ from lwm2m_server.ota.packages import PackageInfo, PackageStore
 from lwm2m_server.ota.record import JobRecord
 from lwm2m_server.protocol.fwtracker import FirmwareUpdateTracker, Phase, Step
 from lwm2m_server.protocol.fwupdate import FirmwareState, UpdateResult, retry_decision
+from lwm2m_server.queue import QueueManager
 
 log = get_logger(__name__)
 
@@ -48,6 +49,7 @@ class JobContext:
     served: Callable[[str, str], tuple[int, int] | None] = lambda sha, ep: None  # pull progress (bytes, total)
     ram_budget: Callable[[str], Awaitable[int | None]] | None = None  # endpoint -> /32001/0/1
     dispatched: bool = False  # True: the service feeds on_event() from one shared subscription
+    queue: QueueManager | None = None  # queue mode: a sleeping device is not silent
 
 
 class UpdateJob:
@@ -59,7 +61,7 @@ class UpdateJob:
         reported = (record.progress.get("fw_state"), record.progress.get("fw_result"))
         self.fw = FirmwareUpdateTracker(reported=reported, now=time.monotonic())
         self.follower = Follower(endpoint=record.endpoint, client=ctx.client, registry=ctx.registry, events=ctx.events,
-                                 settings=ctx.settings, tracker=self.fw, on_news=self._fw_news,
+                                 settings=ctx.settings, tracker=self.fw, on_news=self._fw_news, queue=ctx.queue,
                                  served=lambda: ctx.served(package.sha256, record.endpoint))  # fmt: skip
         self.calls = DeviceCalls(ctx.client, record.endpoint, self.follower)
         self._cancel_requested = False

@@ -281,4 +281,5 @@ class OtaService:
             served=self._served,
             ram_budget=self._ram_budget,
             dispatched=self._events is not None,
+            queue=self.server.client.queue,
         )
