@@ -94,8 +94,8 @@ def create_app(
     ``tokens``/``audit`` default to ones over the server's store (the Application hands its own in).
     """
     api_settings = server.settings.api
-    audit_log = audit if audit is not None else AuditLog(server.store)
-    token_service = tokens if tokens is not None else TokenService(server.store)
+    audit_log = audit if audit is not None else server.store.audit
+    token_service = tokens if tokens is not None else TokenService(server.store.tokens)
     refusals = RefusalAudit(audit_log, window_s=api_settings.refusal_window_s,
                             max_keys=api_settings.refusal_max_keys)
     auth = Authenticator(token_service, refusals, query_token=api_settings.query_token)

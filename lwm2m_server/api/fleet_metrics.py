@@ -1,7 +1,7 @@
 """Prometheus series for OTA jobs, compile cache and rollouts, registered through the metrics extension points.
 
 The numbers live in the store (jobs and rollouts survive restarts), so a refresher reads them with three
-``GROUP BY`` queries before each scrape and the collector yields that snapshot.
+counts (the store's ``stats`` repository) before each scrape and the collector yields that snapshot.
 """
 
 from __future__ import annotations
@@ -29,21 +29,14 @@ class FleetCollector(Collector):
         self.devices: list[tuple[str, str, int]] = []
 
     async def refresh(self) -> None:
-        store = self.server.store
+        stats = self.server.store.stats
         try:
-            self.ota_phases = [(r["phase"], r["n"]) for r in await store.fetchall(
-                "SELECT phase, COUNT(*) AS n FROM ota_jobs GROUP BY phase")]
-        except Exception as exc:  # table not created (no OTA service): no series
-            log.debug("metrics.ota_unavailable", error=repr(exc))
-            self.ota_phases = []
-        try:
-            self.rollouts = [(r["state"], r["n"]) for r in await store.fetchall(
-                "SELECT state, COUNT(*) AS n FROM rollouts GROUP BY state")]
-            self.devices = [(r["rollout_id"], r["state"], r["n"]) for r in await store.fetchall(
-                "SELECT rollout_id, state, COUNT(*) AS n FROM rollout_devices GROUP BY rollout_id, state")]
-        except Exception as exc:
-            log.debug("metrics.rollouts_unavailable", error=repr(exc))
-            self.rollouts, self.devices = [], []
+            self.ota_phases = await stats.ota_phases()
+            self.rollouts = await stats.rollout_states()
+            self.devices = await stats.rollout_devices()
+        except Exception as exc:  # the store failing a read must not fail the scrape: no fleet series this time
+            log.warning("metrics.fleet_unavailable", error=repr(exc))
+            self.ota_phases, self.rollouts, self.devices = [], [], []
 
     def _compile_runner(self) -> Any:
         service = getattr(getattr(self.server, "ota", None), "compile_service", None)
