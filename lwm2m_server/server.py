@@ -31,8 +31,8 @@ from lwm2m_server.registration import Registration
 from lwm2m_server.registry import Listener, Registry
 from lwm2m_server.send_values import SendService
 from lwm2m_server.store.base import Store
+from lwm2m_server.store.factory import open_store
 from lwm2m_server.store.retention import DAY_S, RetentionPolicy
-from lwm2m_server.store.sqlite import SqliteStore
 
 log = get_logger(__name__)
 
@@ -56,12 +56,7 @@ class LwM2MServer:
         self.events = EventBus()
         st = settings.store
         retention = RetentionPolicy(st.event_retention_days * DAY_S, st.event_max_rows, st.event_prune_interval_s)
-        self.store: Store = store or SqliteStore(
-            settings.store_path,
-            batch_max=st.batch_max,
-            batch_window_ms=st.batch_window_ms,
-            retention=retention,
-        )
+        self.store: Store = store or open_store(settings, retention)
         self.registry = Registry(self.store, self.events, grace_s=s.registration_grace_s)
         self.client = DeviceClient(self.registry, self.events, model=model, default_timeout=s.request_timeout_s)
         self.queue = QueueManager(

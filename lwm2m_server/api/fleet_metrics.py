@@ -14,7 +14,10 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from lwm2m_server.api.metrics import get_metrics
+from lwm2m_server.compiling import Compiling
 from lwm2m_server.logging import get_logger
+from lwm2m_server.services import Services
+from lwm2m_server.store.repositories import FleetStats
 
 log = get_logger(__name__)
 
@@ -22,14 +25,15 @@ router = APIRouter()  # no routes: this module only adds metrics
 
 
 class FleetCollector(Collector):
-    def __init__(self, server: Any) -> None:
-        self.server = server
+    def __init__(self, stats: FleetStats, compiling: Compiling) -> None:
+        self.stats = stats
+        self.compiling = compiling
         self.ota_phases: list[tuple[str, int]] = []
         self.rollouts: list[tuple[str, int]] = []
         self.devices: list[tuple[str, str, int]] = []
 
     async def refresh(self) -> None:
-        stats = self.server.store.stats
+        stats = self.stats
         try:
             self.ota_phases = await stats.ota_phases()
             self.rollouts = await stats.rollout_states()
@@ -39,8 +43,7 @@ class FleetCollector(Collector):
             self.ota_phases, self.rollouts, self.devices = [], [], []
 
     def _compile_runner(self) -> Any:
-        service = getattr(getattr(self.server, "ota", None), "compile_service", None)
-        return getattr(service, "runner", None)
+        return getattr(self.compiling.started, "runner", None)  # no compile service yet: zero counts
 
     def collect(self) -> Iterable[Metric]:
         jobs = GaugeMetricFamily("tinymlaas_ota_jobs", "OTA jobs in the store, by phase", labels=["phase"])
@@ -67,7 +70,8 @@ class FleetCollector(Collector):
 
 
 def setup(app: FastAPI, server: Any) -> None:
-    collector = FleetCollector(server)
+    services: Services = app.state.services
+    collector = FleetCollector(server.store.stats, services.compiling)
     metrics = get_metrics(app)
     metrics.add_collector(collector)
     metrics.add_refresher(collector.refresh)

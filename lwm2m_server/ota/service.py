@@ -11,8 +11,10 @@ import asyncio
 from typing import Any
 
 from lwm2m_server.coap.firmware_resource import FirmwareResource
+from lwm2m_server.compiling import Compiling
 from lwm2m_server.events import Subscription
 from lwm2m_server.logging import get_logger
+from lwm2m_server.models_catalog import ModelCatalog
 from lwm2m_server.ota import builds
 from lwm2m_server.ota.job import FOLLOW_EVENTS, JobContext, UpdateJob
 from lwm2m_server.ota.job_state import ACTIVE, JobPhase
@@ -35,7 +37,15 @@ class OtaError(ValueError):
 class OtaService:
     """Attach before ``server.start()`` (adds ``/fw``), then ``await start()`` once the server runs."""
 
-    def __init__(self, server: Any, *, max_active: int | None = None) -> None:
+    def __init__(
+        self,
+        server: Any,
+        *,
+        max_active: int | None = None,
+        compiling: Compiling | None = None,
+        catalog: ModelCatalog | None = None,
+    ) -> None:
+        """``compiling``/``catalog``: shared with the rollouts and the API (default: this service's own)."""
         self.server = server
         self.settings = server.settings
         self.packages = PackageStore(self.settings.server.data_dir, server.store.packages)
@@ -48,9 +58,8 @@ class OtaService:
         self._started = False
         self._events: Subscription | None = None
         self._dispatcher: asyncio.Task[None] | None = None
-        self.compile_service: Any = None  # compilers.planner.CompileService, created on first model request
-        if getattr(server, "ota", None) is None:
-            server.ota = self  # the REST routes and CLI find the service here
+        self.compiling = compiling if compiling is not None else Compiling(self.settings)
+        self.catalog = catalog if catalog is not None else ModelCatalog(self.settings.server.data_dir)
 
     # -- lifecycle ---------------------------------------------------------------------------------------------
     async def start(self, *, resume: bool = True) -> None:
@@ -113,10 +122,9 @@ class OtaService:
 
     async def build_model_package(self, endpoint: str, model: str) -> PackageInfo:
         """Compile ``model`` for the device's class (profile -> Target), sign it and store the package."""
-        if self.compile_service is None:
-            self.compile_service = builds.make_compile_service(self.settings)
         try:
-            return await builds.build_for_device(self.server, self.compile_service, self.packages, endpoint, model)
+            return await builds.build_for_device(self.server, self.compiling.service, self.catalog, self.packages,
+                                                 endpoint, model)
         except builds.NotFitting as exc:
             raise OtaError(str(exc), 422) from exc
         except builds.BuildError as exc:

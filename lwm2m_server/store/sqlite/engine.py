@@ -23,16 +23,16 @@ import aiosqlite
 from lwm2m_server.logging import get_logger
 from lwm2m_server.registration import Registration
 from lwm2m_server.store.retention import EventPruner, RetentionPolicy, prune_events
-from lwm2m_server.store.sqlite.audit import SqliteAuditLog
+from lwm2m_server.store.sql.audit import SqlAuditLog
+from lwm2m_server.store.sql.engine import Params
+from lwm2m_server.store.sql.ota import SqlOtaJobRepository, SqlPackageRepository
+from lwm2m_server.store.sql.queue import SqlQueueRepository
+from lwm2m_server.store.sql.rollouts import SqlRolloutTables
+from lwm2m_server.store.sql.send_values import SqlSendValues
+from lwm2m_server.store.sql.stats import SqlFleetStats
+from lwm2m_server.store.sql.tokens import SqlTokenRepository
 from lwm2m_server.store.sqlite.batch import BatchWriter
 from lwm2m_server.store.sqlite.migrations import migrate
-from lwm2m_server.store.sqlite.ota import SqliteOtaJobRepository, SqlitePackageRepository
-from lwm2m_server.store.sqlite.queue import SqliteQueueRepository
-from lwm2m_server.store.sqlite.rollouts import SqliteRolloutTables
-from lwm2m_server.store.sqlite.send_values import SqliteSendValues
-from lwm2m_server.store.sqlite.sql import Params
-from lwm2m_server.store.sqlite.stats import SqliteFleetStats
-from lwm2m_server.store.sqlite.tokens import SqliteTokenRepository
 
 log = get_logger(__name__)
 
@@ -70,14 +70,14 @@ class SqliteStore:
         self.retention = retention
         self._pruner: EventPruner | None = None
         self.schema_version = 0
-        self.queue = SqliteQueueRepository(self)
-        self.ota_jobs = SqliteOtaJobRepository(self)
-        self.packages = SqlitePackageRepository(self)
-        self.rollouts = SqliteRolloutTables(self)
-        self.audit = SqliteAuditLog(self)
-        self.tokens = SqliteTokenRepository(self)
-        self.send_values = SqliteSendValues(self, retention)
-        self.stats = SqliteFleetStats(self)
+        self.queue = SqlQueueRepository(self)
+        self.ota_jobs = SqlOtaJobRepository(self)
+        self.packages = SqlPackageRepository(self)
+        self.rollouts = SqlRolloutTables(self)
+        self.audit = SqlAuditLog(self)
+        self.tokens = SqlTokenRepository(self)
+        self.send_values = SqlSendValues(self, retention)
+        self.stats = SqlFleetStats(self)
 
     @property
     def writer(self) -> BatchWriter:

@@ -88,3 +88,38 @@ async def test_a_failing_migration_leaves_the_previous_version(tmp_path: Path) -
     with pytest.raises(sqlite3.OperationalError):
         await store.open()
     assert _version(path) == 1
+
+
+async def test_postgres_upgrades_a_version_1_database_in_place() -> None:
+    import asyncpg
+
+    from lwm2m_server.store.postgres import PostgresStore
+    from lwm2m_server.store.postgres import migrations as pg
+    from tests.support.postgres import drop_pg_database, make_pg_database
+
+    dsn = await make_pg_database()
+    try:
+        conn = await asyncpg.connect(dsn)
+        try:
+            assert await pg.migrate(conn, pg.MIGRATIONS[:1]) == 1
+            for ts, to, note in ((1.0, "queued", "created"), (2.0, "downloading", "pull")):
+                await conn.execute("INSERT INTO ota_job_history (job_id, ts, from_phase, to_phase, attempt, note)"
+                                   " VALUES ('j', $1, 'queued', $2, 1, $3)", ts, to, note)
+        finally:
+            await conn.close()
+        store = PostgresStore(dsn)
+        await store.open()
+        try:
+            assert store.schema_version == pg.LATEST == LATEST
+            assert [h["note"] for h in await store.ota_jobs.history("j")] == ["created", "pull"]
+        finally:
+            await store.close()
+        conn = await asyncpg.connect(dsn)
+        try:
+            await conn.execute("INSERT INTO schema_version (version) VALUES ($1)", LATEST + 1)
+        finally:
+            await conn.close()
+        with pytest.raises(RuntimeError, match="newer than this server"):
+            await PostgresStore(dsn).open()
+    finally:
+        await drop_pg_database(dsn)

@@ -11,12 +11,12 @@ from typing import Any
 from lwm2m_server.rollouts.model import Build, Incompatible, RolloutSpec
 from lwm2m_server.rollouts.records import DeviceRow, RolloutRow
 from lwm2m_server.rollouts.states import DeviceState, RolloutState
-from lwm2m_server.store.sqlite.sql import Sql
+from lwm2m_server.store.sql.engine import Sql
 
 NO_LIMIT = 2**62
 
 
-class SqliteRolloutTables:
+class SqlRolloutTables:
     def __init__(self, sql: Sql) -> None:
         self._sql = sql
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from lwm2m_server.ota.package_info import PackageInfo
 from lwm2m_server.ota.record import JobRecord
-from lwm2m_server.store.sqlite.sql import Sql
+from lwm2m_server.store.sql.engine import Sql
 
 UPSERT_JOB = (
     "INSERT INTO ota_jobs (id, endpoint, package_sha256, kind, requested_method, method, phase, attempt, cause,"
@@ -22,7 +22,7 @@ INSERT_HISTORY = (
 )
 
 
-class SqliteOtaJobRepository:
+class SqlOtaJobRepository:
     def __init__(self, sql: Sql) -> None:
         self._sql = sql
 
@@ -63,7 +63,7 @@ class SqliteOtaJobRepository:
         return int(rows[0]["n"]) if rows else 0
 
 
-class SqlitePackageRepository:
+class SqlPackageRepository:
     def __init__(self, sql: Sql) -> None:
         self._sql = sql
 

@@ -1,4 +1,7 @@
-"""What the repositories need from the SQLite engine: committed writes and read-your-writes reads."""
+"""What the repositories need from a backend engine: committed writes and read-your-writes reads.
+
+Statements use ``?`` placeholders; an engine whose driver wants another style (asyncpg: ``$1``) rewrites them.
+"""
 
 from __future__ import annotations
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import time
 
 from lwm2m_server.store.repositories import TokenRow
-from lwm2m_server.store.sqlite.sql import Sql
+from lwm2m_server.store.sql.engine import Sql
 
 
-class SqliteTokenRepository:
+class SqlTokenRepository:
     def __init__(self, sql: Sql) -> None:
         self._sql = sql
 

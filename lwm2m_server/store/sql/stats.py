@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from lwm2m_server.store.sqlite.sql import Sql
+from lwm2m_server.store.sql.engine import Sql
 
 
-class SqliteFleetStats:
+class SqlFleetStats:
     def __init__(self, sql: Sql) -> None:
         self._sql = sql
 

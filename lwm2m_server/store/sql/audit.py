@@ -6,10 +6,10 @@ import json
 import time
 from typing import Any
 
-from lwm2m_server.store.sqlite.sql import Sql
+from lwm2m_server.store.sql.engine import Sql
 
 
-class SqliteAuditLog:
+class SqlAuditLog:
     def __init__(self, sql: Sql) -> None:
         self._sql = sql
 

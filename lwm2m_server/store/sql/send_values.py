@@ -14,12 +14,12 @@ from typing import Any
 
 from lwm2m_server.store.repositories import SentValue
 from lwm2m_server.store.retention import EventPruner, RetentionPolicy
-from lwm2m_server.store.sqlite.sql import Sql
+from lwm2m_server.store.sql.engine import Sql
 
 _ROWS_PER_INSERT = 500  # 6 parameters each: well under SQLite's variable limit
 
 
-class SqliteSendValues:
+class SqlSendValues:
     def __init__(self, sql: Sql, retention: RetentionPolicy | None = None) -> None:
         self._sql = sql
         self.retention = retention
