@@ -85,16 +85,15 @@ async def main(args: argparse.Namespace) -> None:
     from lwm2m_server.config import load_settings
     from lwm2m_server.logging import configure_logging
     from lwm2m_server.server import LwM2MServer
-    from lwm2m_server.store.audit import AuditLog
 
     configure_logging("error", "console")
     with tempfile.TemporaryDirectory(prefix="bench-auth-") as tmp:
         flags = {"coap_host": "127.0.0.1", "coap_port": 0, "data_dir": tmp}
         server = LwM2MServer(load_settings(environ={}, overrides={"server": flags}))
         await server.start()
-        tokens = TokenService(server.store)
+        tokens = TokenService(server.store.tokens)
         _, viewer = await tokens.create(Role.VIEWER, "bench")
-        audit = AuditLog(server.store)
+        audit = server.store.audit
         _ping_module("bench_ping_open", "/bench/open")
         _ping_module("bench_ping_guarded", "/bench/guarded")
         app = create_app(server, tokens=tokens, audit=audit,

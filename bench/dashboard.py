@@ -130,7 +130,7 @@ async def main() -> None:
         seconds = await seed(settings, args.devices)
         server = LwM2MServer(settings)
         await server.start()
-        tokens = TokenService(server.store)
+        tokens = TokenService(server.store.tokens)
         _, token = await tokens.create("viewer", "bench")  # the dashboard only reads
         runner = ApiRunner(create_app(server, tokens=tokens), "127.0.0.1", 0)
         await runner.start()

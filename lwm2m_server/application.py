@@ -12,8 +12,10 @@ import contextlib
 from typing import Any
 
 from lwm2m_server.auth.tokens import TokenService
+from lwm2m_server.compiling import Compiling
 from lwm2m_server.config import Settings
 from lwm2m_server.logging import get_logger
+from lwm2m_server.models_catalog import ModelCatalog
 from lwm2m_server.ota.builds import server_public_key
 from lwm2m_server.ota.service import OtaService
 from lwm2m_server.rollouts.deployer import FleetDeployer
@@ -21,7 +23,7 @@ from lwm2m_server.rollouts.model import RolloutSpec
 from lwm2m_server.rollouts.repository import RolloutRepository
 from lwm2m_server.rollouts.service import RolloutService
 from lwm2m_server.server import LwM2MServer
-from lwm2m_server.store.audit import AuditLog
+from lwm2m_server.services import Services
 
 log = get_logger(__name__)
 
@@ -30,14 +32,18 @@ class Application:
     def __init__(self, settings: Settings, *, http: bool = True, compile_service: Any | None = None) -> None:
         self.settings = settings
         self.server = LwM2MServer(settings)
-        self.ota = OtaService(self.server)
-        if compile_service is not None:
-            self.ota.compile_service = compile_service
-        self.deployer = FleetDeployer(self.server, self.ota, compile_service)
-        self.audit = AuditLog(self.server.store)
-        self.tokens = TokenService(self.server.store)
-        self.rollouts = RolloutService(RolloutRepository(self.server.store, self.audit), self.deployer, self._publish)
-        self.server.rollouts = self.rollouts  # type: ignore[attr-defined]  # the REST routes find it here
+        store = self.server.store
+        self.compiling = Compiling(settings, compile_service)
+        self.catalog = ModelCatalog(settings.server.data_dir)
+        self.ota = OtaService(self.server, compiling=self.compiling, catalog=self.catalog)
+        self.deployer = FleetDeployer(self.server, self.ota, self.compiling, self.catalog)
+        self.audit = store.audit
+        self.tokens = TokenService(store.tokens)
+        self.rollouts = RolloutService(RolloutRepository(store.rollouts, self.audit, store.flush), self.deployer,
+                                       self._publish)
+        self.services = Services(server=self.server, tokens=self.tokens, audit=self.audit, catalog=self.catalog,
+                                 compiling=self.compiling, ota=self.ota, rollouts=self.rollouts,
+                                 deployer=self.deployer)
         self._http = http
         self.api: Any = None
         self.mqtt: Any = None
@@ -81,7 +87,7 @@ class Application:
             from lwm2m_server.api.runner import ApiRunner
 
             http = self.settings.server
-            app = create_app(self.server, tokens=self.tokens, audit=self.audit)
+            app = create_app(self.server, services=self.services)
             self.api = ApiRunner(app, http.http_host, http.http_port)
             await self.api.start()
         log.info("application_started", coap_port=self.coap_port, http_port=self.http_port,
@@ -124,12 +130,7 @@ class Application:
         await self.deployer.stop()
         await self.ota.stop()
         await self.server.stop()
-        compile_service = getattr(self.ota, "compile_service", None)
-        close = getattr(compile_service, "close", None) or getattr(compile_service, "shutdown", None)
-        if callable(close):
-            result = close()
-            if asyncio.iscoroutine(result):
-                await result
+        await self.compiling.close()
 
     async def __aenter__(self) -> Application:
         await self.start()

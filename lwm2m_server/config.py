@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
 from compilers.sizes import parse_size
 from lwm2m_server import resources
@@ -49,13 +49,20 @@ class ServerSettings(_Section):
 
 
 class StoreSettings(_Section):
-    backend: Literal["sqlite"] = "sqlite"
-    path: str = ""
+    backend: Literal["sqlite", "postgres"] = "sqlite"
+    path: str = ""  # sqlite: the file ("" = <data_dir>/tinymlaas.sqlite3)
+    dsn: str = ""  # postgres: e.g. "postgresql://postgres@127.0.0.1:5432/tinymlaas"
     batch_max: int = 512
     batch_window_ms: float = 5.0
     event_retention_days: float = Field(default=7.0, ge=0)
     event_max_rows: int = Field(default=1_000_000, ge=0)
     event_prune_interval_s: float = Field(default=300.0, gt=0)
+
+    @model_validator(mode="after")
+    def _dsn_for_postgres(self) -> StoreSettings:
+        if self.backend == "postgres" and not self.dsn:
+            raise ValueError('backend "postgres" needs a dsn, e.g. postgresql://postgres@127.0.0.1:5432/tinymlaas')
+        return self
 
 
 class LoggingSettings(_Section):

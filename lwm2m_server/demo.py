@@ -107,9 +107,8 @@ async def _run(opts: DemoOptions, ui: DemoUI, data_dir: Path) -> dict[str, Any]:
             await asyncio.sleep(0.25)
             status = await app.rollouts.get(rollout.id, limit=100_000)
         ui.progress(status, labels)
-        rows = await app.server.store.fetchall("SELECT COUNT(*) AS n FROM ota_jobs WHERE attempt > 1")
         summary = _summary(status, classes, len(fleet.devices), time.monotonic() - started, app)
-        summary["ota_retries"] = rows[0]["n"] if rows else 0
+        summary["ota_retries"] = await app.server.store.ota_jobs.count_retried()
         ui.done(summary)
         if opts.keep_running:
             base = f"http://127.0.0.1:{app.http_port}"

@@ -282,12 +282,3 @@ def _validate_npz(data: bytes) -> dict[str, Any]:
         if a in arrays and len(arrays[a]) != len(arrays[b]):
             raise ModelError(f"{a} and {b} have different lengths")
     return arrays
-
-
-def catalog_for(server: Any) -> ModelCatalog:
-    """The server's catalog (created on first use, kept on the server facade)."""
-    catalog = getattr(server, "models_catalog", None)
-    if catalog is None:
-        catalog = ModelCatalog(server.settings.server.data_dir)
-        server.models_catalog = catalog
-    return catalog  # type: ignore[no-any-return]

@@ -25,25 +25,12 @@ from lwm2m_server.events import EventBus
 from lwm2m_server.logging import get_logger
 from lwm2m_server.registration import Registration
 from lwm2m_server.registry import Kind, Registry
-from lwm2m_server.store.base import Store
+from lwm2m_server.store.repositories import QueuedRow, QueueRepository
 from lwm2m_server.timers import TimerHeap
 
 log = get_logger(__name__)
 
 Sender = Callable[[Registration, RequestSpec, float], Awaitable[RawResponse]]
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS queued_requests (
-    seq INTEGER PRIMARY KEY,
-    endpoint TEXT NOT NULL,
-    spec TEXT NOT NULL,
-    payload BLOB NOT NULL,
-    timeout REAL NOT NULL,
-    created_at REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS queued_requests_endpoint ON queued_requests (endpoint, seq);
-"""
-
 
 @dataclass(eq=False)
 class QueuedRequest:
@@ -67,7 +54,7 @@ class QueueManager:
     def __init__(
         self,
         registry: Registry,
-        store: Store,
+        store: QueueRepository,
         events: EventBus,
         sender: Sender,
         *,
@@ -92,15 +79,12 @@ class QueueManager:
         registry.add_hook(self._on_registration)
 
     async def start(self) -> None:
-        await self.store.ensure_schema(SCHEMA)
-        rows = await self.store.fetchall("SELECT * FROM queued_requests ORDER BY seq")
+        rows = await self.store.load()
         top = 0
         for row in rows:
-            top = max(top, int(row["seq"]))
-            spec = RequestSpec.from_json(row["spec"], bytes(row["payload"]))
-            item = QueuedRequest(
-                int(row["seq"]), row["endpoint"], spec, float(row["timeout"]), float(row["created_at"])
-            )
+            top = max(top, row.seq)
+            spec = RequestSpec.from_json(row.spec, row.payload)
+            item = QueuedRequest(row.seq, row.endpoint, spec, row.timeout, row.created_at)
             self._queues.setdefault(item.endpoint, deque()).append(item)
         self._seq = itertools.count(top + 1)
         for reg in self.registry.all():
@@ -204,9 +188,8 @@ class QueueManager:
         item = QueuedRequest(next(self._seq), reg.endpoint, spec, timeout, future=fut)
         q.append(item)
         fut.add_done_callback(lambda f, it=item: self._withdraw_if_cancelled(it))  # type: ignore[misc]
-        await self.store.execute(
-            "INSERT INTO queued_requests (seq, endpoint, spec, payload, timeout, created_at) VALUES (?,?,?,?,?,?)",
-            (item.seq, item.endpoint, spec.to_json(), spec.payload, timeout, item.created_at),
+        await self.store.add(
+            QueuedRow(item.seq, item.endpoint, spec.to_json(), spec.payload, timeout, item.created_at)
         )
         log.info("request_queued", endpoint=reg.endpoint, method=spec.method, path=spec.path, depth=len(q))
         if self.is_awake(reg):
@@ -223,7 +206,7 @@ class QueueManager:
             self._delete_row(item)
 
     def _delete_row(self, item: QueuedRequest) -> None:
-        task = asyncio.ensure_future(self.store.execute("DELETE FROM queued_requests WHERE seq = ?", (item.seq,)))
+        task = asyncio.ensure_future(self.store.remove(item.seq))
         task.add_done_callback(lambda t: t.cancelled() or t.exception())
 
     def _drop_all(self, endpoint: str, exc: DeviceError) -> None:
@@ -238,7 +221,7 @@ class QueueManager:
             if item.future is not None and not item.future.done():
                 item.future.set_exception(exc)
                 item.future.exception()  # mark retrieved: nobody may be awaiting a handle
-        t = asyncio.ensure_future(self.store.execute("DELETE FROM queued_requests WHERE endpoint = ?", (endpoint,)))
+        t = asyncio.ensure_future(self.store.remove_endpoint(endpoint))
         t.add_done_callback(lambda t: t.cancelled() or t.exception())
 
     def _kick(self, endpoint: str) -> None:

@@ -1,5 +1,5 @@
 """Send (LwM2M 1.1): what the server does with values a device pushed. Each value is stored with its own time
-(:mod:`lwm2m_server.store.send_values`) and the whole Send goes out as one ``send`` event (SSE, MQTT
+(the store's ``send_values`` repository) and the whole Send goes out as one ``send`` event (SSE, MQTT
 ``{prefix}/devices/{ep}/send``) with ``values: [{"path", "ts", "value"}]``.
 """
 
@@ -13,23 +13,19 @@ from lwm2m_server.logging import get_logger
 from lwm2m_server.protocol.codecs.senml import TimedValue
 from lwm2m_server.protocol.jsonvalues import value_to_json
 from lwm2m_server.registration import Registration
-from lwm2m_server.store.send_values import SendValueStore, SentValue
+from lwm2m_server.store.repositories import SendValueRepository, SentValue
 
 log = get_logger(__name__)
 
 
 class SendService:
-    def __init__(self, values: SendValueStore, events: EventBus, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, values: SendValueRepository, events: EventBus, *, clock: Callable[[], float] = time.time
+    ) -> None:
         self.values = values
         self.events = events
         self._clock = clock
         self.received = 0
-
-    async def start(self) -> None:
-        await self.values.start()
-
-    async def stop(self) -> None:
-        await self.values.stop()
 
     async def on_send(self, reg: Registration, values: list[TimedValue]) -> None:
         now = self._clock()

@@ -31,9 +31,8 @@ from lwm2m_server.registration import Registration
 from lwm2m_server.registry import Listener, Registry
 from lwm2m_server.send_values import SendService
 from lwm2m_server.store.base import Store
+from lwm2m_server.store.factory import open_store
 from lwm2m_server.store.retention import DAY_S, RetentionPolicy
-from lwm2m_server.store.send_values import SendValueStore
-from lwm2m_server.store.sqlite import SqliteStore
 
 log = get_logger(__name__)
 
@@ -57,17 +56,12 @@ class LwM2MServer:
         self.events = EventBus()
         st = settings.store
         retention = RetentionPolicy(st.event_retention_days * DAY_S, st.event_max_rows, st.event_prune_interval_s)
-        self.store: Store = store or SqliteStore(
-            settings.store_path,
-            batch_max=st.batch_max,
-            batch_window_ms=st.batch_window_ms,
-            retention=retention,
-        )
+        self.store: Store = store or open_store(settings, retention)
         self.registry = Registry(self.store, self.events, grace_s=s.registration_grace_s)
         self.client = DeviceClient(self.registry, self.events, model=model, default_timeout=s.request_timeout_s)
         self.queue = QueueManager(
             self.registry,
-            self.store,
+            self.store.queue,
             self.events,
             self.client.send_now,
             window_s=s.queue_mode_window_s,
@@ -80,7 +74,7 @@ class LwM2MServer:
         self.site = resource.Site()
         self.counters: Counter[str] = Counter()
         add_rd_resources(self.site, self.registry, self._count, self.client.stats.count_in)
-        self.send = SendService(SendValueStore(self.store, retention), self.events)  # Send values: same retention
+        self.send = SendService(self.store.send_values, self.events)  # pruned with the store's retention
         self.site.add_resource(
             SEND_PATH, SendResource(self.registry, self.client.model, self._on_send, self.client.stats.count_in)
         )
@@ -102,9 +96,7 @@ class LwM2MServer:
     def _log_event(self, event: Event) -> None:
         if self._persist is not None and event.type not in self._persist:
             return
-        nowait = getattr(self.store, "append_event_nowait", None)
-        if nowait is not None and getattr(self.store, "_writer", True) is not None:
-            nowait(event.type, event.endpoint, event.data, event.ts)
+        self.store.append_event_nowait(event.type, event.endpoint, event.data, event.ts)  # dropped once closed
 
     # -- extension points -------------------------------------------------------------------------------------
     def add_resource(self, path: tuple[str, ...], res: Any) -> None:
@@ -129,7 +121,6 @@ class LwM2MServer:
         s = self.settings.server
         await self.store.open()
         await self.registry.start()
-        await self.send.start()
         if self.inventory is not None:
             await self.inventory.start()
         await self.queue.start()
@@ -154,7 +145,6 @@ class LwM2MServer:
         self.client.cancel_all()
         await self.registry.stop()
         await self.queue.stop()
-        await self.send.stop()
         if self.coap_context is not None:
             await self.coap_context.shutdown()
             self.coap_context = None

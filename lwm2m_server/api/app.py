@@ -55,9 +55,11 @@ from lwm2m_server.api.events import DEFAULT_KEEPALIVE_S, close_event_streams
 from lwm2m_server.api.observations import cancel_all
 from lwm2m_server.auth.refusals import RefusalAudit
 from lwm2m_server.auth.tokens import TokenService
+from lwm2m_server.services import Services
 from lwm2m_server.store.audit import AuditLog
 
 if TYPE_CHECKING:
+    from lwm2m_server.ota.service import OtaService
     from lwm2m_server.server import LwM2MServer
 
 ROUTERS: tuple[tuple[str, Access], ...] = (
@@ -84,18 +86,23 @@ ROUTERS: tuple[tuple[str, Access], ...] = (
 def create_app(
     server: LwM2MServer,
     *,
+    services: Services | None = None,
     tokens: TokenService | None = None,
     audit: AuditLog | None = None,
+    ota: OtaService | None = None,
     sse_keepalive_s: float = DEFAULT_KEEPALIVE_S,
     extra_routers: Sequence[tuple[str, Access]] = (),
 ) -> FastAPI:
     """Build the FastAPI app; ``extra_routers`` are ``(module, access)`` included before the catch-all operations.
 
-    ``tokens``/``audit`` default to ones over the server's store (the Application hands its own in).
+    ``services``: what the routes use (the Application hands its own in); without it they are built over the
+    server's store from ``tokens``/``audit``/``ota`` (routes of a service not given answer 503).
     """
     api_settings = server.settings.api
-    audit_log = audit if audit is not None else AuditLog(server.store)
-    token_service = tokens if tokens is not None else TokenService(server.store)
+    if services is None:
+        services = Services.for_server(server, tokens=tokens, audit=audit, ota=ota)
+    audit_log = services.audit
+    token_service = services.tokens
     refusals = RefusalAudit(audit_log, window_s=api_settings.refusal_window_s,
                             max_keys=api_settings.refusal_max_keys)
     auth = Authenticator(token_service, refusals, query_token=api_settings.query_token)
@@ -122,6 +129,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.server = server
+    app.state.services = services
     app.state.closing = asyncio.Event()
     app.state.event_streams = set()
     app.state.observations = {}

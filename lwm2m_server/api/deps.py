@@ -1,4 +1,4 @@
-"""FastAPI dependencies shared by the routers: the server facade and common query parameters."""
+"""FastAPI dependencies shared by the routers: the server facade, its services and common query parameters."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 
 from lwm2m_server.server import LwM2MServer
+from lwm2m_server.services import Services
 
 
 def get_server(request: Request) -> LwM2MServer:
@@ -16,6 +17,16 @@ def get_server(request: Request) -> LwM2MServer:
 
 
 ServerDep = Annotated[LwM2MServer, Depends(get_server)]
+
+
+def get_services(request: Request) -> Services:
+    """The :class:`Services` this app was created with (``create_app(server, services=...)``). Routes check for
+    an absent OTA/rollout service themselves (503), after FastAPI has validated the request."""
+    services: Services = request.app.state.services
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
 
 
 def get_actor(request: Request) -> str:

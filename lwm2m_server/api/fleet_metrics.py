@@ -1,7 +1,7 @@
 """Prometheus series for OTA jobs, compile cache and rollouts, registered through the metrics extension points.
 
 The numbers live in the store (jobs and rollouts survive restarts), so a refresher reads them with three
-``GROUP BY`` queries before each scrape and the collector yields that snapshot.
+counts (the store's ``stats`` repository) before each scrape and the collector yields that snapshot.
 """
 
 from __future__ import annotations
@@ -14,7 +14,10 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from lwm2m_server.api.metrics import get_metrics
+from lwm2m_server.compiling import Compiling
 from lwm2m_server.logging import get_logger
+from lwm2m_server.services import Services
+from lwm2m_server.store.repositories import FleetStats
 
 log = get_logger(__name__)
 
@@ -22,32 +25,25 @@ router = APIRouter()  # no routes: this module only adds metrics
 
 
 class FleetCollector(Collector):
-    def __init__(self, server: Any) -> None:
-        self.server = server
+    def __init__(self, stats: FleetStats, compiling: Compiling) -> None:
+        self.stats = stats
+        self.compiling = compiling
         self.ota_phases: list[tuple[str, int]] = []
         self.rollouts: list[tuple[str, int]] = []
         self.devices: list[tuple[str, str, int]] = []
 
     async def refresh(self) -> None:
-        store = self.server.store
+        stats = self.stats
         try:
-            self.ota_phases = [(r["phase"], r["n"]) for r in await store.fetchall(
-                "SELECT phase, COUNT(*) AS n FROM ota_jobs GROUP BY phase")]
-        except Exception as exc:  # table not created (no OTA service): no series
-            log.debug("metrics.ota_unavailable", error=repr(exc))
-            self.ota_phases = []
-        try:
-            self.rollouts = [(r["state"], r["n"]) for r in await store.fetchall(
-                "SELECT state, COUNT(*) AS n FROM rollouts GROUP BY state")]
-            self.devices = [(r["rollout_id"], r["state"], r["n"]) for r in await store.fetchall(
-                "SELECT rollout_id, state, COUNT(*) AS n FROM rollout_devices GROUP BY rollout_id, state")]
-        except Exception as exc:
-            log.debug("metrics.rollouts_unavailable", error=repr(exc))
-            self.rollouts, self.devices = [], []
+            self.ota_phases = await stats.ota_phases()
+            self.rollouts = await stats.rollout_states()
+            self.devices = await stats.rollout_devices()
+        except Exception as exc:  # the store failing a read must not fail the scrape: no fleet series this time
+            log.warning("metrics.fleet_unavailable", error=repr(exc))
+            self.ota_phases, self.rollouts, self.devices = [], [], []
 
     def _compile_runner(self) -> Any:
-        service = getattr(getattr(self.server, "ota", None), "compile_service", None)
-        return getattr(service, "runner", None)
+        return getattr(self.compiling.started, "runner", None)  # no compile service yet: zero counts
 
     def collect(self) -> Iterable[Metric]:
         jobs = GaugeMetricFamily("tinymlaas_ota_jobs", "OTA jobs in the store, by phase", labels=["phase"])
@@ -74,7 +70,8 @@ class FleetCollector(Collector):
 
 
 def setup(app: FastAPI, server: Any) -> None:
-    collector = FleetCollector(server)
+    services: Services = app.state.services
+    collector = FleetCollector(server.store.stats, services.compiling)
     metrics = get_metrics(app)
     metrics.add_collector(collector)
     metrics.add_refresher(collector.refresh)

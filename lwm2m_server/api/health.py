@@ -22,4 +22,4 @@ class Health(BaseModel):
 @router.get("/healthz", response_model=Health, summary="Liveness check")
 async def healthz(server: ServerDep) -> Health:
     return Health(status="ok", version=__version__, devices=registered_count(server),
-                  coap_port=getattr(server, "coap_port", None))
+                  coap_port=server.coap_port)

@@ -70,9 +70,7 @@ class ApiMetrics:
                                      ["method", "route", "status"], registry=self.registry)
         self.registry.register(_DeviceCollector(server))
         self.refreshers: list[Callable[[], Awaitable[None]]] = []
-        events = getattr(server, "events", None)
-        if events is not None and hasattr(events, "add_sink"):
-            events.add_sink(self._count_event)
+        server.events.add_sink(self._count_event)
 
     def _count_event(self, event: Any) -> None:
         self.events.labels(str(event.type)).inc()

@@ -10,11 +10,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Path, Query, Request, UploadFile
 
-from lwm2m_server.api.deps import ServerDep
+from lwm2m_server.api.deps import ServicesDep
 from lwm2m_server.api.errors import ERROR_RESPONSES, ApiError, bad_request, not_found
-from lwm2m_server.models_catalog import MAX_DATA_BYTES, MAX_MODEL_BYTES, ModelError, UnknownModel, catalog_for
+from lwm2m_server.models_catalog import MAX_DATA_BYTES, MAX_MODEL_BYTES, ModelError, UnknownModel
 from lwm2m_server.rollouts.classes import class_name
 from lwm2m_server.rollouts.filters import FILTER_DOC, FilterError, parse_filter
+from lwm2m_server.services import Services
 
 router = APIRouter(tags=["models"])
 
@@ -22,9 +23,8 @@ NameParam = Annotated[str, Path(min_length=1, max_length=200, description="Zoo o
 MAX_REQUEST = MAX_MODEL_BYTES + MAX_DATA_BYTES + 64 * 1024
 
 
-def _deployer(server: Any) -> Any:
-    rollouts = getattr(server, "rollouts", None)
-    deployer = getattr(rollouts, "deployer", None)
+def _deployer(services: Services) -> Any:
+    deployer = services.deployer
     if deployer is None:
         raise ApiError(503, "unavailable", "the rollout service (compile classes) is not running on this server")
     return deployer
@@ -40,14 +40,14 @@ async def _read(upload: UploadFile, limit: int, what: str) -> bytes:
 
 
 @router.get("/api/models", summary="Zoo models and uploaded models (name, kind, version, data keys)")
-async def list_models(server: ServerDep) -> list[dict[str, Any]]:
-    return catalog_for(server).entries()
+async def list_models(services: ServicesDep) -> list[dict[str, Any]]:
+    return services.catalog.entries()
 
 
 @router.get("/api/models/{name}", responses=ERROR_RESPONSES, summary="One model's catalog entry")
-async def get_model(name: NameParam, server: ServerDep) -> dict[str, Any]:
+async def get_model(name: NameParam, services: ServicesDep) -> dict[str, Any]:
     try:
-        return catalog_for(server).get(name)
+        return services.catalog.get(name)
     except UnknownModel as exc:
         raise not_found(str(exc)) from None
 
@@ -57,7 +57,7 @@ async def get_model(name: NameParam, server: ServerDep) -> dict[str, Any]:
                      "(rep_x, val_x, val_y, train_x, train_y)")  # fmt: skip
 async def upload_model(
     request: Request,
-    server: ServerDep,
+    services: ServicesDep,
     file: Annotated[UploadFile, File(description="the model file")],
     data: Annotated[UploadFile | None, File(description="optional .npz of representative/validation data")] = None,
     name: Annotated[str | None, Form(max_length=64, description="catalog name (default: the file's stem)")] = None,
@@ -71,7 +71,7 @@ async def upload_model(
     npz = await _read(data, MAX_DATA_BYTES, "data file") if data is not None else None
     stem = filename.rsplit("/", 1)[-1].rsplit(".", 1)[0]
     try:
-        return await catalog_for(server).add_async(name or stem, filename, model, npz or None, task or None)
+        return await services.catalog.add_async(name or stem, filename, model, npz or None, task or None)
     except ModelError as exc:
         raise bad_request(str(exc)) from None
 
@@ -80,7 +80,7 @@ async def upload_model(
              summary="Fit reports per compile class for the chosen devices (compiles, does not deploy)")  # fmt: skip
 async def plan_model(
     name: NameParam,
-    server: ServerDep,
+    services: ServicesDep,
     ep: Annotated[list[str] | None, Query(description="device endpoint(s)")] = None,
     filter: Annotated[str | None, Query(max_length=2000, description=FILTER_DOC)] = None,
 ) -> dict[str, Any]:
@@ -90,9 +90,9 @@ async def plan_model(
         flt = parse_filter(filter or "")
     except FilterError as exc:
         raise bad_request(str(exc)) from None
-    deployer = _deployer(server)
+    deployer = _deployer(services)
     try:
-        source = await catalog_for(server).resolve_async(name)
+        source = await services.catalog.resolve_async(name)
     except UnknownModel as exc:
         raise not_found(str(exc)) from None
     wanted = set(ep) if ep else None

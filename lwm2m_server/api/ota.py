@@ -1,7 +1,7 @@
 """OTA over REST: ``POST|GET|DELETE /api/devices/{ep}/update`` and ``GET|POST /api/packages``.
 
-The OTA service lives on the server facade as ``server.ota`` (an :class:`~lwm2m_server.ota.service.OtaService`
-attached before ``server.start()``); without it these routes answer 503.
+The OTA service comes with the app's :class:`~lwm2m_server.services.Services` (``create_app(server, services=...)``
+or ``ota=...``); without it these routes answer 503.
 """
 
 from __future__ import annotations
@@ -11,10 +11,11 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from lwm2m_server.api.deps import ServerDep
+from lwm2m_server.api.deps import ServicesDep
 from lwm2m_server.api.errors import ERROR_RESPONSES, ApiError, bad_request
 from lwm2m_server.ota.packages import PackageError
 from lwm2m_server.ota.service import OtaError, OtaService
+from lwm2m_server.services import Services
 
 router = APIRouter(tags=["ota"])
 
@@ -66,11 +67,10 @@ class PackageOut(BaseModel):
     created_at: float
 
 
-def _ota(server: Any) -> OtaService:
-    ota = getattr(server, "ota", None)
-    if ota is None:
+def _ota(services: Services) -> OtaService:
+    if services.ota is None:
         raise ApiError(503, "unavailable", "the OTA service is not running on this server")
-    return ota  # type: ignore[no-any-return]
+    return services.ota
 
 
 def _err(exc: OtaError) -> ApiError:
@@ -80,8 +80,8 @@ def _err(exc: OtaError) -> ApiError:
 
 @router.post("/api/devices/{ep}/update", status_code=202, response_model=UpdateStarted, responses=ERROR_RESPONSES,
              summary="Start an OTA update (package, model or firmware) on one device")  # fmt: skip
-async def start_update(ep: EndpointParam, body: UpdateRequest, server: ServerDep) -> UpdateStarted:
-    ota = _ota(server)
+async def start_update(ep: EndpointParam, body: UpdateRequest, services: ServicesDep) -> UpdateStarted:
+    ota = _ota(services)
     try:
         if body.model is not None:
             info = await ota.build_model_package(ep, body.model)
@@ -100,16 +100,16 @@ async def start_update(ep: EndpointParam, body: UpdateRequest, server: ServerDep
 
 @router.get("/api/devices/{ep}/update", responses=ERROR_RESPONSES,
             summary="The device's latest OTA job (phase, progress, cause) with its history")  # fmt: skip
-async def update_status(ep: EndpointParam, server: ServerDep) -> dict[str, Any]:
-    status = await _ota(server).status(ep)
-    if status["job"] is None and server.registry.get(ep) is None:
+async def update_status(ep: EndpointParam, services: ServicesDep) -> dict[str, Any]:
+    status = await _ota(services).status(ep)
+    if status["job"] is None and services.server.registry.get(ep) is None:
         raise ApiError(404, "not_found", f"no device or update for {ep!r}")
     return status
 
 
 @router.delete("/api/devices/{ep}/update", responses=ERROR_RESPONSES, summary="Cancel the device's running update")
-async def cancel_update(ep: EndpointParam, server: ServerDep) -> dict[str, Any]:
-    ota = _ota(server)
+async def cancel_update(ep: EndpointParam, services: ServicesDep) -> dict[str, Any]:
+    ota = _ota(services)
     jobs = await ota.jobs_for(ep, limit=1)
     if not jobs or not await ota.cancel(jobs[0].id):
         raise ApiError(404, "not_found", f"no running update on {ep!r}")
@@ -118,8 +118,8 @@ async def cancel_update(ep: EndpointParam, server: ServerDep) -> dict[str, Any]:
 
 
 @router.get("/api/packages", response_model=list[PackageOut], summary="Stored packages and firmware images")
-async def list_packages(server: ServerDep) -> list[PackageOut]:
-    return [PackageOut(**p.to_json()) for p in await _ota(server).packages.list()]
+async def list_packages(services: ServicesDep) -> list[PackageOut]:
+    return [PackageOut(**p.to_json()) for p in await _ota(services).packages.list()]
 
 
 @router.post("/api/packages", status_code=201, response_model=PackageOut, responses=ERROR_RESPONSES,
@@ -128,12 +128,12 @@ async def list_packages(server: ServerDep) -> list[PackageOut]:
                  "type": "string", "format": "binary"}}}, "required": True}})  # fmt: skip
 async def upload_package(
     request: Request,
-    server: ServerDep,
+    services: ServicesDep,
     kind: Annotated[Literal["model", "firmware"], Query(description="model package or firmware image")] = "model",
     name: Annotated[str, Query(max_length=200)] = "",
     version: Annotated[str, Query(max_length=100)] = "",
 ) -> PackageOut:
-    ota = _ota(server)
+    ota = _ota(services)
     data = bytearray()
     async for chunk in request.stream():
         data += chunk

@@ -12,12 +12,13 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Body, Path, Query
 from pydantic import ValidationError
 
-from lwm2m_server.api.deps import ActorDep, ServerDep
+from lwm2m_server.api.deps import ActorDep, ServicesDep
 from lwm2m_server.api.errors import ERROR_RESPONSES, ApiError, ErrorBody, bad_request, not_found
-from lwm2m_server.models_catalog import UnknownModel, catalog_for
+from lwm2m_server.models_catalog import UnknownModel
 from lwm2m_server.rollouts.filters import FILTER_DOC, parse_filter
 from lwm2m_server.rollouts.model import RolloutSpec
 from lwm2m_server.rollouts.service import EmptyTarget, InvalidAction, RolloutNotFound, RolloutService
+from lwm2m_server.services import Services
 
 router = APIRouter(tags=["rollouts"])
 
@@ -28,11 +29,10 @@ ACTION_RESPONSES: dict[int | str, dict[str, Any]] = {
 }  # fmt: skip
 
 
-def _service(server: Any) -> RolloutService:
-    service = getattr(server, "rollouts", None)
-    if service is None:
+def _service(services: Services) -> RolloutService:
+    if services.rollouts is None:
         raise ApiError(503, "unavailable", "the rollout service is not running on this server")
-    return service  # type: ignore[no-any-return]
+    return services.rollouts
 
 
 def _spec(body: dict[str, Any]) -> tuple[RolloutSpec, bool]:
@@ -50,8 +50,8 @@ def _spec(body: dict[str, Any]) -> tuple[RolloutSpec, bool]:
 
 
 @router.get("/api/rollouts", summary="Every rollout (state, wave, spec), oldest first")
-async def list_rollouts(server: ServerDep) -> list[dict[str, Any]]:
-    return await _service(server).list_rollouts()
+async def list_rollouts(services: ServicesDep) -> list[dict[str, Any]]:
+    return await _service(services).list_rollouts()
 
 
 CREATE_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -64,7 +64,7 @@ CREATE_RESPONSES: dict[int | str, dict[str, Any]] = {
              summary="Create a rollout (RolloutSpec fields, plus \"start\": true to start it at once)",
              description="`filter` selects the devices. " + FILTER_DOC)  # fmt: skip
 async def create_rollout(
-    server: ServerDep,
+    services: ServicesDep,
     actor: ActorDep,
     body: Annotated[dict[str, Any], Body(openapi_examples={"digits": {"value": {
         "model": "digits-cnn", "filter": 'accelerator == "none"', "waves": "10%,50%,100%", "start": True}}})],
@@ -73,10 +73,10 @@ async def create_rollout(
     model = spec.model
     if not model.startswith("package:"):
         try:
-            await catalog_for(server).resolve_async(model)
+            await services.catalog.resolve_async(model)
         except UnknownModel as exc:
             raise bad_request(f"model: {exc}") from None
-    service = _service(server)
+    service = _service(services)
     try:
         rollout = await service.create(spec, start=start, actor=actor)
     except EmptyTarget as exc:
@@ -89,20 +89,20 @@ async def create_rollout(
             summary="Counts by state, by wave and by compile class, and a page of devices")  # fmt: skip
 async def get_rollout(
     rollout_id: IdParam,
-    server: ServerDep,
+    services: ServicesDep,
     limit: Annotated[int, Query(ge=0, le=10_000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> dict[str, Any]:
     try:
-        return await _service(server).get(rollout_id, limit=limit, offset=offset)
+        return await _service(services).get(rollout_id, limit=limit, offset=offset)
     except RolloutNotFound:
         raise not_found(f"no rollout {rollout_id!r}") from None
 
 
 @router.post("/api/rollouts/{rollout_id}/{action}", responses=ACTION_RESPONSES,
              summary="Operator action: start, pause, resume, cancel or retry (failed devices)")  # fmt: skip
-async def rollout_action(rollout_id: IdParam, action: Action, server: ServerDep, actor: ActorDep) -> dict[str, Any]:
-    service = _service(server)
+async def rollout_action(rollout_id: IdParam, action: Action, services: ServicesDep, actor: ActorDep) -> dict[str, Any]:
+    service = _service(services)
     try:
         rollout = await service.action(rollout_id, action, actor=actor)
     except RolloutNotFound:

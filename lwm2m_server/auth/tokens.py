@@ -16,8 +16,7 @@ import time
 from dataclasses import dataclass
 
 from lwm2m_server.auth.roles import Role
-from lwm2m_server.store.base import Store
-from lwm2m_server.store.tokens import TokenRow, TokenTable
+from lwm2m_server.store.repositories import TokenRepository, TokenRow
 
 PREFIX = "tmla_"
 MAX_NAME = 64
@@ -63,8 +62,9 @@ def _info(row: TokenRow) -> TokenInfo:
 
 
 class TokenService:
-    def __init__(self, store: Store) -> None:
-        self._table = TokenTable(store)
+    def __init__(self, table: TokenRepository) -> None:
+        """``table``: the store's ``tokens`` repository."""
+        self._table = table
         self._active: dict[str, Principal] = {}  # token hash -> principal
         self._opened = False
         self._lock = asyncio.Lock()
@@ -73,7 +73,6 @@ class TokenService:
         async with self._lock:
             if self._opened:
                 return
-            await self._table.open()
             self._active = {r.token_hash: Principal(r.id, r.name, Role.parse(r.role))
                             for r in await self._table.all() if r.revoked_at is None}  # fmt: skip
             self._opened = True

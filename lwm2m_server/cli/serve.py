@@ -19,6 +19,8 @@ def serve(
     data_dir: Annotated[Path | None, typer.Option("--data-dir", help="where the SQLite store and caches live")] = None,
     coap_host: Annotated[str | None, typer.Option("--coap-host", help="address to bind CoAP to")] = None,
     no_http: Annotated[bool, typer.Option("--no-http", help="CoAP only, no HTTP API")] = False,
+    store_backend: Annotated[str | None, typer.Option("--store", help="store backend: sqlite or postgres")] = None,
+    store_dsn: Annotated[str | None, typer.Option("--store-dsn", help="PostgreSQL DSN (with --store postgres)")] = None,
 ) -> None:
     """Run the LwM2M server (CoAP /rd + device management) and the REST API until Ctrl-C / SIGTERM."""
     import asyncio
@@ -27,7 +29,8 @@ def serve(
     from lwm2m_server.logging import configure_logging
 
     server_flags = {"coap_port": coap_port, "http_port": http_port, "data_dir": data_dir, "coap_host": coap_host}
-    overrides = {"server": server_flags}
+    overrides: dict[str, dict[str, object]] = {"server": dict(server_flags),
+                                               "store": {"backend": store_backend, "dsn": store_dsn}}
     try:
         settings = load_settings(config, overrides=overrides)
     except ConfigError as exc:

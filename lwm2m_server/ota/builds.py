@@ -91,16 +91,17 @@ def sign_artifact(art: Any, model: str, data_dir: Path, target: dict[str, Any] |
 
 
 async def build_for_device(
-    server: Any, compile_service: Any, packages: PackageStore, endpoint: str, model: str
+    server: Any, compile_service: Any, catalog: Any, packages: PackageStore, endpoint: str, model: str
 ) -> PackageInfo:
+    """``catalog``: the :class:`~lwm2m_server.models_catalog.ModelCatalog` that resolves ``model``."""
     profile = await server.profile(endpoint)
     if profile is None:
         raise BuildError(f"no hardware profile for {endpoint!r} yet (is it registered?)", 404)
-    from lwm2m_server.models_catalog import UnknownModel, catalog_for
+    from lwm2m_server.models_catalog import UnknownModel
 
     target = target_from_profile(profile)
     try:
-        source = await catalog_for(server).resolve_async(model)  # zoo name, or an uploaded model with its data
+        source = await catalog.resolve_async(model)  # zoo name, or an uploaded model with its data
     except UnknownModel as exc:
         raise BuildError(str(exc), 404) from None
     report = await compile_service.plan(source, target)

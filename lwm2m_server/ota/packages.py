@@ -1,4 +1,5 @@
-"""Immutable, content-addressed packages: ``<data_dir>/packages/<sha256>`` plus one metadata row in the Store.
+"""Immutable, content-addressed packages: ``<data_dir>/packages/<sha256>`` plus one metadata row (the store's
+``packages`` repository).
 
 Two kinds: a *model* package (the signed CBOR envelope from :mod:`compilers.package`; its manifest names the
 .tflite payload's sha256, which is what the device reports in /32002/0/2) and a plain *firmware* image (opaque
@@ -14,54 +15,20 @@ import os
 import time
 import uuid
 from collections import OrderedDict
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from lwm2m_server.logging import get_logger
-from lwm2m_server.store.base import Store
+from lwm2m_server.ota.package_info import Kind, PackageInfo
+from lwm2m_server.store.repositories import PackageRepository
 
 log = get_logger(__name__)
 
-Kind = Literal["model", "firmware"]
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS ota_packages (
-    sha256 TEXT PRIMARY KEY,
-    kind TEXT NOT NULL,
-    size INTEGER NOT NULL,
-    name TEXT NOT NULL DEFAULT '',
-    version TEXT NOT NULL DEFAULT '',
-    payload_sha256 TEXT NOT NULL,
-    variant TEXT NOT NULL DEFAULT '',
-    arena_bytes INTEGER NOT NULL DEFAULT 0,
-    created_at REAL NOT NULL
-)
-"""
-
+__all__ = ["Kind", "PackageError", "PackageInfo", "PackageStore", "describe_model_package"]
 
 class PackageError(ValueError):
     """Bytes that are not a valid package of the requested kind (bad signature, not CBOR, empty...)."""
-
-
-@dataclass(frozen=True, slots=True)
-class PackageInfo:
-    sha256: str
-    kind: Kind
-    size: int
-    name: str
-    version: str
-    payload_sha256: str  # what /32002/0/2 must report after install; == sha256 for firmware
-    variant: str = ""
-    arena_bytes: int = 0
-    created_at: float = 0.0
-
-    @property
-    def etag(self) -> bytes:
-        return bytes.fromhex(self.sha256[:16])
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def describe_model_package(data: bytes, public_key: bytes | None = None) -> dict[str, Any]:
@@ -91,7 +58,7 @@ def describe_model_package(data: bytes, public_key: bytes | None = None) -> dict
 class PackageStore:
     """Add, look up and read packages; keeps recently served blobs in memory for the /fw resource."""
 
-    def __init__(self, data_dir: Path, store: Store, *, cache_bytes: int = 64 * 1024 * 1024) -> None:
+    def __init__(self, data_dir: Path, store: PackageRepository, *, cache_bytes: int = 64 * 1024 * 1024) -> None:
         self.dir = Path(data_dir) / "packages"
         self._store = store
         self._cache: OrderedDict[str, bytes] = OrderedDict()
@@ -101,7 +68,6 @@ class PackageStore:
 
     async def open(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
-        await self._store.ensure_schema(SCHEMA)
 
     async def add(
         self,
@@ -127,21 +93,7 @@ class PackageStore:
             raise PackageError(f"unknown package kind {kind!r}")
         info = PackageInfo(sha256=sha, kind=kind, size=len(data), created_at=time.time(), **meta)
         await asyncio.to_thread(self._write_file, sha, data)
-        await self._store.execute(
-            "INSERT OR IGNORE INTO ota_packages (sha256, kind, size, name, version, payload_sha256, variant,"
-            " arena_bytes, created_at) VALUES (?,?,?,?,?,?,?,?,?)",
-            (
-                sha,
-                kind,
-                info.size,
-                info.name,
-                info.version,
-                info.payload_sha256,
-                info.variant,
-                info.arena_bytes,
-                info.created_at,
-            ),
-        )
+        await self._store.add(info)
         self._info[sha] = info
         self._remember(sha, data)
         log.info("ota.package_added", sha256=sha, kind=kind, size=len(data), name=info.name)
@@ -162,16 +114,14 @@ class PackageStore:
     async def get(self, sha: str) -> PackageInfo | None:
         if sha in self._info:
             return self._info[sha]
-        rows = await self._store.fetchall("SELECT * FROM ota_packages WHERE sha256 = ?", (sha,))
-        if not rows:
+        info = await self._store.get(sha)
+        if info is None:
             return None
-        info = PackageInfo(**{k: rows[0][k] for k in PackageInfo.__dataclass_fields__})
         self._info[sha] = info
         return info
 
     async def list(self) -> list[PackageInfo]:
-        rows = await self._store.fetchall("SELECT * FROM ota_packages ORDER BY created_at")
-        return [PackageInfo(**{k: r[k] for k in PackageInfo.__dataclass_fields__}) for r in rows]
+        return await self._store.all()
 
     async def read(self, sha: str) -> bytes | None:
         """The package bytes, or None if unknown; this is the /fw resource's lookup (hot path: memory first)."""

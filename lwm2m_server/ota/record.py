@@ -1,4 +1,5 @@
-"""The persisted shape of an OTA job (one row in ``ota_jobs``) and its history rows (``ota_job_history``)."""
+"""The persisted shape of an OTA job (one row in ``ota_jobs``; persisted by the store's
+``ota_jobs`` repository together with its history rows)."""
 
 from __future__ import annotations
 
@@ -9,37 +10,6 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from lwm2m_server.ota.job_state import Cause, JobPhase, describe
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS ota_jobs (
-    id TEXT PRIMARY KEY,
-    endpoint TEXT NOT NULL,
-    package_sha256 TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    requested_method TEXT,
-    method TEXT,
-    phase TEXT NOT NULL,
-    attempt INTEGER NOT NULL,
-    cause TEXT,
-    result INTEGER,
-    detail TEXT NOT NULL DEFAULT '',
-    progress TEXT NOT NULL DEFAULT '{}',
-    options TEXT NOT NULL DEFAULT '{}',
-    created_at REAL NOT NULL,
-    updated_at REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS ota_jobs_endpoint ON ota_jobs (endpoint, created_at);
-CREATE INDEX IF NOT EXISTS ota_jobs_phase ON ota_jobs (phase);
-CREATE TABLE IF NOT EXISTS ota_job_history (
-    job_id TEXT NOT NULL,
-    ts REAL NOT NULL,
-    from_phase TEXT NOT NULL,
-    to_phase TEXT NOT NULL,
-    attempt INTEGER NOT NULL,
-    note TEXT NOT NULL DEFAULT ''
-);
-CREATE INDEX IF NOT EXISTS ota_job_history_job ON ota_job_history (job_id, ts);
-"""
 
 
 @dataclass
@@ -110,12 +80,3 @@ class JobRecord:
             updated_at=float(row["updated_at"]),
         )
 
-
-UPSERT = (
-    "INSERT INTO ota_jobs (id, endpoint, package_sha256, kind, requested_method, method, phase, attempt, cause,"
-    " result, detail, progress, options, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
-    " ON CONFLICT(id) DO UPDATE SET method=excluded.method, phase=excluded.phase, attempt=excluded.attempt,"
-    " cause=excluded.cause, result=excluded.result, detail=excluded.detail, progress=excluded.progress,"
-    " updated_at=excluded.updated_at"
-)
-HISTORY = "INSERT INTO ota_job_history (job_id, ts, from_phase, to_phase, attempt, note) VALUES (?,?,?,?,?,?)"

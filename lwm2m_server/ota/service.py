@@ -8,18 +8,19 @@ each unfinished job up where the store says it was (the job itself re-checks the
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Any
 
 from lwm2m_server.coap.firmware_resource import FirmwareResource
+from lwm2m_server.compiling import Compiling
 from lwm2m_server.events import Subscription
 from lwm2m_server.logging import get_logger
+from lwm2m_server.models_catalog import ModelCatalog
 from lwm2m_server.ota import builds
 from lwm2m_server.ota.job import FOLLOW_EVENTS, JobContext, UpdateJob
 from lwm2m_server.ota.job_state import ACTIVE, JobPhase
 from lwm2m_server.ota.method import base_coap_uri
 from lwm2m_server.ota.packages import PackageInfo, PackageStore
-from lwm2m_server.ota.record import HISTORY, SCHEMA, UPSERT, JobRecord
+from lwm2m_server.ota.record import JobRecord
 from lwm2m_server.protocol.paths import LwM2MPath
 
 log = get_logger(__name__)
@@ -36,10 +37,19 @@ class OtaError(ValueError):
 class OtaService:
     """Attach before ``server.start()`` (adds ``/fw``), then ``await start()`` once the server runs."""
 
-    def __init__(self, server: Any, *, max_active: int | None = None) -> None:
+    def __init__(
+        self,
+        server: Any,
+        *,
+        max_active: int | None = None,
+        compiling: Compiling | None = None,
+        catalog: ModelCatalog | None = None,
+    ) -> None:
+        """``compiling``/``catalog``: shared with the rollouts and the API (default: this service's own)."""
         self.server = server
         self.settings = server.settings
-        self.packages = PackageStore(self.settings.server.data_dir, server.store)
+        self.packages = PackageStore(self.settings.server.data_dir, server.store.packages)
+        self.jobs_repo = server.store.ota_jobs
         self.fw_resource = FirmwareResource(self.packages.read)
         server.add_resource(("fw",), self.fw_resource)
         self._jobs: dict[str, tuple[UpdateJob, asyncio.Task[JobRecord]]] = {}
@@ -48,14 +58,12 @@ class OtaService:
         self._started = False
         self._events: Subscription | None = None
         self._dispatcher: asyncio.Task[None] | None = None
-        self.compile_service: Any = None  # compilers.planner.CompileService, created on first model request
-        if getattr(server, "ota", None) is None:
-            server.ota = self  # the REST routes and CLI find the service here
+        self.compiling = compiling if compiling is not None else Compiling(self.settings)
+        self.catalog = catalog if catalog is not None else ModelCatalog(self.settings.server.data_dir)
 
     # -- lifecycle ---------------------------------------------------------------------------------------------
     async def start(self, *, resume: bool = True) -> None:
         await self.packages.open()
-        await self.server.store.ensure_schema(SCHEMA)
         # One subscription for all jobs, dispatched by endpoint: a per-job subscription would make every
         # event cost O(running jobs) in the bus.
         self._events = self.server.events.subscribe(types=FOLLOW_EVENTS, maxsize=100_000)
@@ -88,11 +96,8 @@ class OtaService:
         self._by_endpoint.clear()
 
     async def resume_all(self) -> list[str]:
-        active = ",".join(f"'{p.value}'" for p in ACTIVE)
-        rows = await self.server.store.fetchall(f"SELECT * FROM ota_jobs WHERE phase IN ({active}) ORDER BY created_at")
         resumed = []
-        for row in rows:
-            record = JobRecord.from_row(row)
+        for record in await self.jobs_repo.in_phases(p.value for p in ACTIVE):
             if record.endpoint in self._by_endpoint:
                 continue
             package = await self.packages.get(record.package_sha256)
@@ -117,10 +122,9 @@ class OtaService:
 
     async def build_model_package(self, endpoint: str, model: str) -> PackageInfo:
         """Compile ``model`` for the device's class (profile -> Target), sign it and store the package."""
-        if self.compile_service is None:
-            self.compile_service = builds.make_compile_service(self.settings)
         try:
-            return await builds.build_for_device(self.server, self.compile_service, self.packages, endpoint, model)
+            return await builds.build_for_device(self.server, self.compiling.service, self.catalog, self.packages,
+                                                 endpoint, model)
         except builds.NotFitting as exc:
             raise OtaError(str(exc), 422) from exc
         except builds.BuildError as exc:
@@ -194,21 +198,14 @@ class OtaService:
         entry = self._jobs.get(job_id)
         if entry is not None:
             return entry[0].record
-        rows = await self.server.store.fetchall("SELECT * FROM ota_jobs WHERE id = ?", (job_id,))
-        return JobRecord.from_row(rows[0]) if rows else None
+        return await self.jobs_repo.get(job_id)
 
     async def jobs_for(self, endpoint: str, limit: int = 20) -> list[JobRecord]:
-        rows = await self.server.store.fetchall(
-            "SELECT * FROM ota_jobs WHERE endpoint = ? ORDER BY created_at DESC LIMIT ?", (endpoint, limit)
-        )
         live = {rid: job.record for rid, (job, _) in self._jobs.items()}
-        return [live.get(r["id"]) or JobRecord.from_row(r) for r in rows]
+        return [live.get(r.id) or r for r in await self.jobs_repo.for_endpoint(endpoint, limit)]
 
     async def history(self, job_id: str) -> list[dict[str, Any]]:
-        return await self.server.store.fetchall(
-            "SELECT ts, from_phase, to_phase, attempt, note FROM ota_job_history WHERE job_id = ? ORDER BY rowid",
-            (job_id,),
-        )
+        return await self.jobs_repo.history(job_id)
 
     async def status(self, endpoint: str) -> dict[str, Any]:
         """The device's latest job (with live progress and history) and its earlier jobs."""
@@ -229,10 +226,8 @@ class OtaService:
 
     # -- wiring -----------------------------------------------------------------------------------------------
     async def _persist(self, record: JobRecord, before: JobPhase, after: JobPhase, note: str) -> None:
-        store = self.server.store
-        await store.execute(UPSERT, record.to_row())
-        if before != after or note == "created":
-            await store.execute(HISTORY, (record.id, time.time(), before.value, after.value, record.attempt, note))
+        history = (before.value, after.value, note) if before != after or note == "created" else None
+        await self.jobs_repo.save(record, history)
         self.server.events.emit(
             f"ota.{after.value}", record.endpoint, job=record.id, package=record.package_sha256,
             attempt=record.attempt, method=record.method, cause=record.cause.value if record.cause else None,

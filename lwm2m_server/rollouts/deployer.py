@@ -53,10 +53,12 @@ def class_of(attributes: dict[str, Any]) -> tuple[str, dict[str, Any] | None]:
 
 
 class FleetDeployer:
-    def __init__(self, server: Any, ota: Any, compile_service: Any | None = None) -> None:
+    def __init__(self, server: Any, ota: Any, compiling: Any, catalog: Any) -> None:
+        """``compiling``: the shared :class:`~lwm2m_server.compiling.Compiling`; ``catalog``: the ModelCatalog."""
         self.server = server
         self.ota = ota
-        self._compile = compile_service
+        self.compiling = compiling
+        self.catalog = catalog
         self._installed: dict[str, str] = {}
         self._watch: asyncio.Task[None] | None = None
 
@@ -84,12 +86,7 @@ class FleetDeployer:
 
     @property
     def compile_service(self) -> Any:
-        if self._compile is None:
-            self._compile = getattr(self.ota, "compile_service", None) or builds.make_compile_service(
-                self.server.settings
-            )
-            self.ota.compile_service = self._compile
-        return self._compile
+        return self.compiling.service
 
     # --- Deployer protocol -------------------------------------------------------------------------------
     async def registered_endpoints(self) -> list[str]:
@@ -108,10 +105,8 @@ class FleetDeployer:
         if target is None:
             return Incompatible(class_key, "hardware unknown: the device has no /32001 TinyML Hardware object")
         from compilers.target import Target
-        from lwm2m_server.models_catalog import catalog_for
-
         tgt = Target.from_dict(target)
-        source = await catalog_for(self.server).resolve_async(model)  # zoo name, or an upload with its data
+        source = await self.catalog.resolve_async(model)  # zoo name, or an upload with its data
         report = await self.compile_service.plan(source, tgt)
         art = report.chosen_artifact
         fit = report.chosen_fit

@@ -1,4 +1,7 @@
-"""Persistence behind the small :class:`Store` protocol; SQLite is the default backend."""
+"""Persistence behind the typed :class:`Store` protocol (one repository per concern, see
+:mod:`lwm2m_server.store.repositories`). Backends: SQLite (:mod:`.sqlite`, the embedded default) and PostgreSQL
+(:mod:`.postgres`); both run the repositories of :mod:`.sql`; :func:`~lwm2m_server.store.factory.open_store`
+picks one from ``[store]``."""
 
 from lwm2m_server.store.base import Store
 from lwm2m_server.store.sqlite import SqliteStore

@@ -54,7 +54,7 @@ def exported(token: str) -> Iterator[None]:
 @contextlib.asynccontextmanager
 async def authorized(store: Any, tokens: TokenService | None = None) -> AsyncIterator[Auth]:
     """An admin token on ``tokens`` (default: a new service over ``store``), exported as ``TINYMLAAS_TOKEN``."""
-    service = tokens if tokens is not None else TokenService(store)
+    service = tokens if tokens is not None else TokenService(store.tokens)
     _, secret = await service.create(Role.ADMIN, "test-admin")
     with exported(secret):
         yield Auth(service, secret)

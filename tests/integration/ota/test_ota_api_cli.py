@@ -21,7 +21,7 @@ from tests.support.auth import authorized_api
 async def test_rest_upload_start_and_status(harness: Harness) -> None:
     dev = await harness.device("rest-dev", accept_raw_firmware=True)
     image = b"FWIMG\x00" + os.urandom(3000)
-    async with authorized_api(harness.server) as runner:  # noqa: SIM117 - url known only inside
+    async with authorized_api(harness.server, ota=harness.ota) as runner:  # noqa: SIM117 - url known only inside
         async with httpx.AsyncClient(base_url=runner.url, timeout=10, headers=runner.auth.headers) as http:
             up = await http.post("/api/packages", params={"kind": "firmware", "version": "2"}, content=image)
             assert up.status_code == 201, up.text
@@ -61,7 +61,7 @@ async def test_cli_update_exit_codes(harness: Harness, tmp_path: Path) -> None:
     pkg_file.write_bytes(blob)
     await harness.device("cli-ok", server_public_key=public_key)
     tiny = await harness.device("cli-tiny", server_public_key=public_key, profile=HardwareProfile(flash_free=8192))
-    async with authorized_api(harness.server) as runner:
+    async with authorized_api(harness.server, ota=harness.ota) as runner:
         code, out = await asyncio.to_thread(
             _cli, ["update", "cli-ok", "--package", str(pkg_file), "--method", "pull", "--json", "--server", runner.url]
         )

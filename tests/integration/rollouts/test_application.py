@@ -17,7 +17,7 @@ async def test_first_start_creates_the_signing_key_and_a_restart_keeps_it(tmp_pa
         key_file = tmp_path / keys.KEY_FILE
         assert key_file.exists() and stat.S_IMODE(key_file.stat().st_mode) == 0o600
         assert len(app.public_key) == 32
-        assert app.server.rollouts is app.rollouts and app.server.ota is app.ota  # type: ignore[attr-defined]
+        assert app.services.rollouts is app.rollouts and app.services.ota is app.ota
         first = app.public_key
     finally:
         await app.stop()

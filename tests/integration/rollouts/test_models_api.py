@@ -131,17 +131,17 @@ async def test_upload_keras_with_data_resolves_to_a_model_source(stack: Stack) -
     """The zoo's own trained .keras and its arrays, uploaded: the catalog hands the compiler the data too."""
     from compilers.zoo import build_model
 
-    zoo = build_model("digits-cnn", stack.app.ota.compile_service.cache.root / "zoo", epochs=1)  # trained once
+    zoo = build_model("digits-cnn", stack.app.compiling.service.cache.root / "zoo", epochs=1)  # trained once
     data = _npz(rep_x=zoo.representative[:32], val_x=zoo.val_x[:64], val_y=zoo.val_y[:64])
     response = await stack.http.post("/api/models", files={"file": ("digits.keras", zoo.keras_path.read_bytes()),
                                                            "data": ("digits.npz", data)})  # fmt: skip
     assert response.status_code == 201, response.text
     entry = response.json()
     assert (entry["name"], entry["kind"], entry["task"]) == ("digits", "keras", "classification")
-    source = stack.app.server.models_catalog.resolve("digits")
+    source = stack.app.catalog.resolve("digits")
     assert source.path.read_bytes() == zoo.keras_path.read_bytes() and source.task == "classification"
     assert np.array_equal(source.val_y, zoo.val_y[:64]) and source.representative.shape[0] == 32
-    assert stack.app.server.models_catalog.resolve(f"digits@{entry['version']}") is source
+    assert stack.app.catalog.resolve(f"digits@{entry['version']}") is source
     traversal = io.BytesIO()
     with zipfile.ZipFile(traversal, "w") as zf:
         zf.writestr("../evil/saved_model.pb", b"x")

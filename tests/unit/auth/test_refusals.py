@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest_asyncio
 
 from lwm2m_server.auth.refusals import OVERFLOW_CLIENT, RefusalAudit
-from lwm2m_server.store.audit import AuditLog
+from lwm2m_server.store.audit import AuditLog  # the protocol; store.audit implements it
 from lwm2m_server.store.sqlite import SqliteStore
 
 
@@ -25,7 +25,7 @@ async def audit(tmp_path: Path) -> AsyncIterator[AuditLog]:
     store = SqliteStore(tmp_path / "a.sqlite3")
     await store.open()
     try:
-        yield AuditLog(store)
+        yield store.audit
     finally:
         await store.close()
 

@@ -26,21 +26,21 @@ async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
 
 
 async def test_only_the_hash_is_stored_and_a_restart_still_knows_it(store: SqliteStore, tmp_path: Path) -> None:
-    service = TokenService(store)
+    service = TokenService(store.tokens)
     info, secret = await service.create(Role.OPERATOR, "ci")
     assert secret.startswith(PREFIX) and len(secret) >= 40
     await store.flush()
     raw = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("t.sqlite3"))
     assert secret.encode() not in raw and secret[len(PREFIX):].encode() not in raw
     assert hash_token(secret).encode() in raw
-    again = TokenService(store)  # a restarted server: loads the active hashes from the store
+    again = TokenService(store.tokens)  # a restarted server: loads the active hashes from the store
     principal = await again.authenticate(secret)
     assert principal is not None and principal.role is Role.OPERATOR and principal.name == "ci"
     assert principal.token_id == info.id
 
 
 async def test_revoke_roles_and_unknown_tokens(store: SqliteStore) -> None:
-    service = TokenService(store)
+    service = TokenService(store.tokens)
     _, viewer = await service.create("viewer")
     info, admin = await service.create("admin", "boss")
     assert Role.VIEWER < Role.OPERATOR < Role.ADMIN
@@ -48,7 +48,7 @@ async def test_revoke_roles_and_unknown_tokens(store: SqliteStore) -> None:
     revoked = await service.revoke(info.id)
     assert revoked.revoked_at is not None
     assert await service.authenticate(admin) is None
-    assert await TokenService(store).authenticate(admin) is None  # revoked survives a restart
+    assert await TokenService(store.tokens).authenticate(admin) is None  # revoked survives a restart
     assert (await service.revoke(info.id)).revoked_at == revoked.revoked_at  # idempotent
     with pytest.raises(TokenError, match="no token"):
         await service.revoke("nope")
@@ -60,11 +60,11 @@ async def test_revoke_roles_and_unknown_tokens(store: SqliteStore) -> None:
 
 
 async def test_initial_admin_only_on_a_store_that_never_had_tokens(store: SqliteStore) -> None:
-    first = await TokenService(store).ensure_initial_admin()
+    first = await TokenService(store.tokens).ensure_initial_admin()
     assert first is not None
-    principal = await TokenService(store).authenticate(first)
+    principal = await TokenService(store.tokens).authenticate(first)
     assert principal is not None and principal.role is Role.ADMIN
-    assert await TokenService(store).ensure_initial_admin() is None
+    assert await TokenService(store.tokens).ensure_initial_admin() is None
 
 
 @settings(max_examples=200, deadline=None)
@@ -78,7 +78,7 @@ def test_arbitrary_presented_tokens_are_refused_not_crashing(text: str) -> None:
             s = SqliteStore(Path(d) / "h.sqlite3")
             await s.open()
             try:
-                assert await TokenService(s).authenticate(text) is None
+                assert await TokenService(s.tokens).authenticate(text) is None
             finally:
                 await s.close()
 

@@ -22,7 +22,7 @@ async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
 
 
 async def test_firmware_image_is_content_addressed_and_idempotent(tmp_path: Path, store: SqliteStore) -> None:
-    packages = PackageStore(tmp_path, store)
+    packages = PackageStore(tmp_path, store.packages)
     await packages.open()
     image = os.urandom(4096)
     info = await packages.add(image, "firmware", name="zephyr-app", version="2.1.0")
@@ -37,10 +37,10 @@ async def test_firmware_image_is_content_addressed_and_idempotent(tmp_path: Path
 
 async def test_metadata_and_bytes_survive_a_restart(tmp_path: Path, store: SqliteStore) -> None:
     image = b"\x7fELF" + os.urandom(1000)
-    first = PackageStore(tmp_path, store)
+    first = PackageStore(tmp_path, store.packages)
     await first.open()
     info = await first.add(image, "firmware", version="9")
-    fresh = PackageStore(tmp_path, store)  # empty memory cache
+    fresh = PackageStore(tmp_path, store.packages)  # empty memory cache
     await fresh.open()
     assert await fresh.get(info.sha256) == info
     assert await fresh.read(info.sha256) == image
@@ -48,16 +48,16 @@ async def test_metadata_and_bytes_survive_a_restart(tmp_path: Path, store: Sqlit
 
 
 async def test_damaged_file_is_not_served(tmp_path: Path, store: SqliteStore) -> None:
-    packages = PackageStore(tmp_path, store)
+    packages = PackageStore(tmp_path, store.packages)
     await packages.open()
     info = await packages.add(os.urandom(100), "firmware")
     (tmp_path / "packages" / info.sha256).write_bytes(b"tampered")
-    fresh = PackageStore(tmp_path, store)
+    fresh = PackageStore(tmp_path, store.packages)
     assert await fresh.read(info.sha256) is None
 
 
 async def test_unknown_and_invalid(tmp_path: Path, store: SqliteStore) -> None:
-    packages = PackageStore(tmp_path, store)
+    packages = PackageStore(tmp_path, store.packages)
     await packages.open()
     assert await packages.read("0" * 64) is None
     assert await packages.read("../../etc/passwd") is None
@@ -74,7 +74,7 @@ async def test_model_package_verified_and_described(tmp_path: Path, store: Sqlit
     if not KWS.exists():
         pytest.skip("MLPerf Tiny models not available")
     blob, public_key = signed_kws_package(tmp_path / "keys")
-    packages = PackageStore(tmp_path, store)
+    packages = PackageStore(tmp_path, store.packages)
     await packages.open()
     info = await packages.add(blob, "model", public_key=public_key)
     assert info.sha256 == hashlib.sha256(blob).hexdigest()

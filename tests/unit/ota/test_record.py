@@ -6,7 +6,7 @@ from pathlib import Path
 
 from lwm2m_server.ota.job_state import Cause, JobPhase
 from lwm2m_server.ota.object5 import values_from_notification
-from lwm2m_server.ota.record import HISTORY, SCHEMA, UPSERT, JobRecord
+from lwm2m_server.ota.record import JobRecord
 from lwm2m_server.store.sqlite import SqliteStore
 
 
@@ -14,18 +14,19 @@ async def test_record_round_trip_and_upsert(tmp_path: Path) -> None:
     store = SqliteStore(tmp_path / "db.sqlite3")
     await store.open()
     try:
-        await store.ensure_schema(SCHEMA)
         rec = JobRecord(endpoint="dev-1", package_sha256="ab" * 32, kind="model", requested_method="pull",
                         options={"timeout_s": 12.5})  # fmt: skip
-        await store.execute(UPSERT, rec.to_row())
+        await store.ota_jobs.save(rec, ("queued", "queued", "created"))
         rec.phase, rec.attempt, rec.cause, rec.result = JobPhase.FAILED, 2, Cause.NOT_FITTING, 3
         rec.progress.update(fw_state=0, fw_result=3, bytes=100, total=200)
-        await store.execute(UPSERT, rec.to_row())
-        await store.execute(HISTORY, (rec.id, 1.0, "updating", "failed", 2, "out of RAM"))
-        rows = await store.fetchall("SELECT * FROM ota_jobs")
-        assert len(rows) == 1
-        back = JobRecord.from_row(rows[0])
+        await store.ota_jobs.save(rec, ("updating", "failed", "out of RAM"))
+        assert await store.ota_jobs.for_endpoint("dev-1") == [rec]
+        back = await store.ota_jobs.get(rec.id)
         assert back == rec
+        assert [h["note"] for h in await store.ota_jobs.history(rec.id)] == ["created", "out of RAM"]
+        assert await store.ota_jobs.in_phases(["failed"]) == [rec]
+        assert await store.ota_jobs.in_phases(["queued"]) == []
+        assert await store.ota_jobs.count_retried() == 1
         assert back.to_json()["summary"] == "not fitting (out of RAM)"
         assert back.options == {"timeout_s": 12.5}
     finally:

@@ -93,7 +93,7 @@ async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
 
 
 async def _service(store: SqliteStore, deployer: ScriptedDeployer) -> RolloutService:
-    svc = RolloutService(RolloutRepository(store), deployer)
+    svc = RolloutService(RolloutRepository(store.rollouts, store.audit, store.flush), deployer)
     await svc.start()
     return svc
 

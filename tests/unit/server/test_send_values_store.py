@@ -7,17 +7,16 @@ import sqlite3
 import time
 from pathlib import Path
 
+from lwm2m_server.store.repositories import SentValue
 from lwm2m_server.store.retention import DAY_S, RetentionPolicy
-from lwm2m_server.store.send_values import SendValueStore, SentValue
 from lwm2m_server.store.sqlite import SqliteStore
 
 
 async def test_add_query_and_prune(tmp_path: Path) -> None:
     path = tmp_path / "send.sqlite3"
-    store = SqliteStore(path)
+    store = SqliteStore(path, retention=RetentionPolicy(max_age_s=7 * DAY_S, max_rows=1000, interval_s=3600))
     await store.open()
-    values = SendValueStore(store, RetentionPolicy(max_age_s=7 * DAY_S, max_rows=1000, interval_s=3600))
-    await values.start()
+    values = store.send_values
     now = time.time()
     try:
         old = [SentValue("/3/0/1", 1_600_000_000.0 + i, i) for i in range(5)]
@@ -42,5 +41,4 @@ async def test_add_query_and_prune(tmp_path: Path) -> None:
         assert values.pruned == 5  # the rows that arrived 30 days ago, whatever their own (historical) times
         assert [r["value"] for r in await values.query("dev", path="/3/0/1")] == ["a", "b"]
     finally:
-        await values.stop()
         await store.close()

@@ -3,6 +3,11 @@
 Durability: WAL with ``synchronous=NORMAL`` (default) makes every committed batch survive a process crash
 (SIGKILL); an OS crash or power loss may lose the last committed batches but never corrupts the file.
 ``synchronous="FULL"`` adds an fsync per batch. See :mod:`lwm2m_server.store.base` for the write-behind rules.
+
+The schema is versioned (:mod:`lwm2m_server.store.sqlite.migrations`, applied on open). Each concern's SQL is
+one repository module here (``store.queue``, ``store.ota_jobs``, ...); they all share this connection and its
+batched writer through :meth:`SqliteStore.execute`/:meth:`SqliteStore.fetchall`, which are for code under
+``lwm2m_server/store/`` only.
 """
 
 from __future__ import annotations
@@ -17,47 +22,19 @@ import aiosqlite
 
 from lwm2m_server.logging import get_logger
 from lwm2m_server.registration import Registration
-from lwm2m_server.store.base import Params
-from lwm2m_server.store.batch import BatchWriter
 from lwm2m_server.store.retention import EventPruner, RetentionPolicy, prune_events
+from lwm2m_server.store.sql.audit import SqlAuditLog
+from lwm2m_server.store.sql.engine import Params
+from lwm2m_server.store.sql.ota import SqlOtaJobRepository, SqlPackageRepository
+from lwm2m_server.store.sql.queue import SqlQueueRepository
+from lwm2m_server.store.sql.rollouts import SqlRolloutTables
+from lwm2m_server.store.sql.send_values import SqlSendValues
+from lwm2m_server.store.sql.stats import SqlFleetStats
+from lwm2m_server.store.sql.tokens import SqlTokenRepository
+from lwm2m_server.store.sqlite.batch import BatchWriter
+from lwm2m_server.store.sqlite.migrations import migrate
 
 log = get_logger(__name__)
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS registrations (
-    endpoint TEXT PRIMARY KEY,
-    reg_id TEXT NOT NULL UNIQUE,
-    host TEXT NOT NULL,
-    port INTEGER NOT NULL,
-    lifetime INTEGER NOT NULL,
-    lwm2m_version TEXT NOT NULL,
-    binding TEXT NOT NULL,
-    queue_mode INTEGER NOT NULL,
-    root_path TEXT NOT NULL,
-    content_formats TEXT NOT NULL,
-    objects TEXT NOT NULL,
-    instances TEXT NOT NULL,
-    sms TEXT,
-    registered_at REAL NOT NULL,
-    updated_at REAL NOT NULL,
-    last_seen REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS profiles (
-    endpoint TEXT PRIMARY KEY,
-    profile TEXT NOT NULL,
-    updated_at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS events (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    ts REAL NOT NULL,
-    type TEXT NOT NULL,
-    endpoint TEXT,
-    data TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS events_endpoint ON events (endpoint, id);
-CREATE INDEX IF NOT EXISTS events_type ON events (type, id);
-"""
-
 
 def _json_default(value: Any) -> Any:
     if isinstance(value, bytes):
@@ -92,6 +69,15 @@ class SqliteStore:
         self._writer: BatchWriter | None = None
         self.retention = retention
         self._pruner: EventPruner | None = None
+        self.schema_version = 0
+        self.queue = SqlQueueRepository(self)
+        self.ota_jobs = SqlOtaJobRepository(self)
+        self.packages = SqlPackageRepository(self)
+        self.rollouts = SqlRolloutTables(self)
+        self.audit = SqlAuditLog(self)
+        self.tokens = SqlTokenRepository(self)
+        self.send_values = SqlSendValues(self, retention)
+        self.stats = SqlFleetStats(self)
 
     @property
     def writer(self) -> BatchWriter:
@@ -114,14 +100,19 @@ class SqliteStore:
         await conn.execute("PRAGMA journal_mode=WAL")
         await conn.execute(f"PRAGMA synchronous={self.synchronous}")
         await conn.execute("PRAGMA busy_timeout=5000")
-        await conn.executescript(SCHEMA)
+        try:
+            self.schema_version = await migrate(conn)
+        except Exception:
+            await conn.close()
+            raise
         self._conn = conn
         self._writer = BatchWriter(conn, self.batch_max, self.batch_window_ms / 1000.0)
         self._writer.start()
         if self.retention is not None and self.retention.enabled:
             self._pruner = EventPruner(self.fetchall, self.execute, self.retention)
             self._pruner.start()
-        log.info("store_opened", path=str(self.path), synchronous=self.synchronous)
+        self.send_values.start()
+        log.info("store_opened", path=str(self.path), synchronous=self.synchronous, schema=self.schema_version)
 
     async def close(self) -> None:
         if self._conn is None:
@@ -129,6 +120,7 @@ class SqliteStore:
         if self._pruner is not None:
             await self._pruner.stop()
             self._pruner = None
+        await self.send_values.stop()
         if self._writer is not None:
             await self._writer.close()
             self._writer = None
@@ -168,12 +160,14 @@ class SqliteStore:
     async def append_event(
         self, type: str, endpoint: str | None, data: dict[str, Any], ts: float | None = None
     ) -> None:
-        self.append_event_nowait(type, endpoint, data, ts)
+        self.writer.put_event((ts if ts is not None else time.time(), type, endpoint, dumps(data)))
 
     def append_event_nowait(
         self, type: str, endpoint: str | None, data: dict[str, Any], ts: float | None = None
     ) -> None:
-        self.writer.put_event((ts if ts is not None else time.time(), type, endpoint, dumps(data)))
+        if self._writer is None:  # closed: events emitted during shutdown are not logged
+            return
+        self._writer.put_event((ts if ts is not None else time.time(), type, endpoint, dumps(data)))
 
     async def events(
         self,
@@ -210,7 +204,7 @@ class SqliteStore:
             return 0
         return await prune_events(self.fetchall, self.execute, chosen, now=now)
 
-    # -- generic access for other services --------------------------------------------------------------------
+    # -- SQL access for the repositories (code under lwm2m_server/store/ only) ------------------------------
     async def ensure_schema(self, ddl: str) -> None:
         await self.writer.flush()
         await self.conn.executescript(ddl)

@@ -16,7 +16,7 @@ from typing import Any
 import aiosqlite
 
 from lwm2m_server.logging import get_logger
-from lwm2m_server.store.base import Params
+from lwm2m_server.store.sql.engine import Params
 
 log = get_logger(__name__)
 

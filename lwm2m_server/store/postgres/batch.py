@@ -1,0 +1,164 @@
+"""Write-behind for PostgreSQL: registrations, profiles and events of a batch go to the server in one
+transaction (one WAL flush), coalesced per endpoint like the SQLite writer. A batch commits when ``batch_max``
+writes are queued or ``batch_window_s`` after the first, whichever comes first. The repositories' committed
+writes (:meth:`PgBatchWriter.put_sql`) share that transaction too, and their callers are answered after the
+commit; if one of them fails, the batch is retried with each of them in its own transaction, so one bad
+statement fails only its own caller.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+
+from lwm2m_server.logging import get_logger
+
+log = get_logger(__name__)
+
+REG_COLUMNS = ("endpoint, reg_id, host, port, lifetime, lwm2m_version, binding, queue_mode, root_path, "
+               "content_formats, objects, instances, sms, registered_at, updated_at, last_seen")
+INSERT_REGISTRATION = (f"INSERT INTO registrations ({REG_COLUMNS}) VALUES "
+                       "($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16)")
+# INSERT OR REPLACE of SQLite: a row with the same endpoint *or* reg_id is replaced
+DELETE_REPLACED = "DELETE FROM registrations WHERE endpoint = ANY($1::text[]) OR reg_id = ANY($2::text[])"
+UPSERT_PROFILE = ("INSERT INTO profiles (endpoint, profile, updated_at) VALUES ($1,$2,$3) ON CONFLICT (endpoint) "
+                  "DO UPDATE SET profile = excluded.profile, updated_at = excluded.updated_at")
+INSERT_EVENT = "INSERT INTO events (ts, type, endpoint, data) VALUES ($1,$2,$3,$4)"
+
+
+@dataclass
+class _Batch:
+    done: asyncio.Future[None]
+    regs: dict[str, tuple[Any, ...] | None] = field(default_factory=dict)
+    profiles: dict[str, tuple[Any, ...]] = field(default_factory=dict)
+    events: list[tuple[Any, ...]] = field(default_factory=list)
+    generic: list[tuple[str, list[Any], asyncio.Future[None]]] = field(default_factory=list)
+    size: int = 0
+
+
+class PgBatchWriter:
+    def __init__(self, pool: asyncpg.Pool, batch_max: int = 512, batch_window_s: float = 0.005) -> None:
+        self._pool = pool
+        self.batch_max = max(1, batch_max)
+        self.window = max(0.0, batch_window_s)
+        self._open = self._new()
+        self._inflight: asyncio.Future[None] | None = None
+        self._kick = asyncio.Event()
+        self._full = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.batches_committed = 0
+
+    @staticmethod
+    def _new() -> _Batch:
+        return _Batch(asyncio.get_running_loop().create_future())
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="pg-store-writer")
+
+    async def close(self) -> None:
+        if self._task is None:
+            return
+        await self.flush()
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        self._task = None
+
+    def _added(self) -> None:
+        self._open.size += 1
+        self._kick.set()
+        if self._open.size >= self.batch_max:
+            self._full.set()
+
+    def put_registration(self, endpoint: str, row: tuple[Any, ...] | None) -> None:
+        self._open.regs[endpoint] = row
+        self._added()
+
+    def put_profile(self, endpoint: str, row: tuple[Any, ...]) -> None:
+        self._open.profiles[endpoint] = row
+        self._added()
+
+    def put_event(self, row: tuple[Any, ...]) -> None:
+        self._open.events.append(row)
+        self._added()
+
+    def put_sql(self, sql: str, args: list[Any]) -> asyncio.Future[None]:
+        """``sql`` in asyncpg's ``$n`` style; the future resolves once committed (or with the statement's error)."""
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._open.generic.append((sql, args, fut))
+        self._added()
+        return fut
+
+    async def flush(self) -> None:
+        if self._open.size:
+            await asyncio.shield(self._open.done)
+        elif self._inflight is not None:
+            await asyncio.shield(self._inflight)
+
+    async def _run(self) -> None:
+        while True:
+            await self._kick.wait()
+            if self._open.size < self.batch_max and self.window > 0:
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._full.wait(), self.window)
+            batch, self._open = self._open, self._new()
+            self._kick.clear()
+            self._full.clear()
+            self._inflight = batch.done
+            try:
+                if batch.size:
+                    await self._commit(batch)
+                    self.batches_committed += 1
+            except Exception:
+                log.exception("store_batch_failed", backend="postgres", writes=batch.size)
+            finally:
+                self._inflight = None
+                if not batch.done.done():
+                    batch.done.set_result(None)
+
+    async def _commit(self, batch: _Batch) -> None:
+        async with self._pool.acquire() as conn:
+            try:
+                async with conn.transaction():
+                    await self._apply_owned(conn, batch)
+                    for sql, args, _ in batch.generic:
+                        await conn.execute(sql, *args)
+            except Exception as exc:
+                if not batch.generic:
+                    raise
+                log.warning("store_batch_retry_individually", backend="postgres", error=str(exc), writes=batch.size)
+                await self._commit_individually(conn, batch)
+                return
+        for _, _, fut in batch.generic:
+            if not fut.done():
+                fut.set_result(None)
+
+    async def _commit_individually(self, conn: Any, batch: _Batch) -> None:
+        async with conn.transaction():
+            await self._apply_owned(conn, batch)
+        for sql, args, fut in batch.generic:
+            try:
+                async with conn.transaction():
+                    await conn.execute(sql, *args)
+            except Exception as exc:
+                if not fut.done():
+                    fut.set_exception(exc)
+            else:
+                if not fut.done():
+                    fut.set_result(None)
+
+    @staticmethod
+    async def _apply_owned(conn: Any, batch: _Batch) -> None:
+        upserts = [row for row in batch.regs.values() if row is not None]
+        if batch.regs:
+            await conn.execute(DELETE_REPLACED, list(batch.regs), [row[1] for row in upserts])
+        if upserts:
+            await conn.executemany(INSERT_REGISTRATION, upserts)
+        if batch.profiles:
+            await conn.executemany(UPSERT_PROFILE, list(batch.profiles.values()))
+        if batch.events:
+            await conn.executemany(INSERT_EVENT, batch.events)

@@ -1,0 +1,200 @@
+"""PostgreSQL store (asyncpg): the backend for several server nodes sharing one database.
+
+Same behaviour as :class:`~lwm2m_server.store.sqlite.SqliteStore`: registrations, profiles and events are
+write-behind in batches (:mod:`lwm2m_server.store.postgres.batch`), every other write is committed before it
+returns (concurrent callers share one transaction), every read first waits for the writes queued before it,
+and the repositories run the same SQL (:mod:`lwm2m_server.store.sql`). Crash safety is PostgreSQL's: a committed
+transaction survives the server process being killed (and, with the default ``synchronous_commit``, the machine too).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import asyncpg
+
+from lwm2m_server.logging import get_logger
+from lwm2m_server.registration import Registration
+from lwm2m_server.store.postgres.batch import PgBatchWriter
+from lwm2m_server.store.postgres.migrations import migrate
+from lwm2m_server.store.retention import EventPruner, RetentionPolicy, prune_events
+from lwm2m_server.store.sql.audit import SqlAuditLog
+from lwm2m_server.store.sql.engine import Params
+from lwm2m_server.store.sql.ota import SqlOtaJobRepository, SqlPackageRepository
+from lwm2m_server.store.sql.queue import SqlQueueRepository
+from lwm2m_server.store.sql.rollouts import SqlRolloutTables
+from lwm2m_server.store.sql.send_values import SqlSendValues
+from lwm2m_server.store.sql.stats import SqlFleetStats
+from lwm2m_server.store.sql.tokens import SqlTokenRepository
+from lwm2m_server.store.sqlite.engine import dumps
+
+log = get_logger(__name__)
+
+_MARK = re.compile(r"\?")
+
+
+@functools.lru_cache(maxsize=512)
+def to_dollar(sql: str) -> str:
+    """``?`` placeholders (the repositories' style) to asyncpg's ``$1, $2, ...``."""
+    counter = iter(range(1, 1 << 20))
+    return _MARK.sub(lambda _: f"${next(counter)}", sql)
+
+
+def _args(params: Params) -> list[Any]:
+    if isinstance(params, Mapping):
+        raise TypeError("the PostgreSQL store takes positional ? parameters only")
+    return list(params)
+
+
+class PostgresStore:
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        batch_max: int = 512,
+        batch_window_ms: float = 5.0,
+        retention: RetentionPolicy | None = None,
+        pool_max: int = 8,
+    ) -> None:
+        self.dsn = dsn
+        self.batch_max = batch_max
+        self.batch_window_ms = batch_window_ms
+        self.retention = retention
+        self.pool_max = pool_max
+        self._pool: asyncpg.Pool | None = None
+        self._writer: PgBatchWriter | None = None
+        self._pruner: EventPruner | None = None
+        self.schema_version = 0
+        self.queue = SqlQueueRepository(self)
+        self.ota_jobs = SqlOtaJobRepository(self)
+        self.packages = SqlPackageRepository(self)
+        self.rollouts = SqlRolloutTables(self)
+        self.audit = SqlAuditLog(self)
+        self.tokens = SqlTokenRepository(self)
+        self.send_values = SqlSendValues(self, retention)
+        self.stats = SqlFleetStats(self)
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise RuntimeError("store is not open")
+        return self._pool
+
+    @property
+    def writer(self) -> PgBatchWriter:
+        if self._writer is None:
+            raise RuntimeError("store is not open")
+        return self._writer
+
+    async def open(self) -> None:
+        if self._pool is not None:
+            return
+        pool = await asyncpg.create_pool(self.dsn, min_size=1, max_size=self.pool_max)
+        try:
+            async with pool.acquire() as conn:
+                self.schema_version = await migrate(conn)
+        except Exception:
+            await pool.close()
+            raise
+        self._pool = pool
+        self._writer = PgBatchWriter(pool, self.batch_max, self.batch_window_ms / 1000.0)
+        self._writer.start()
+        if self.retention is not None and self.retention.enabled:
+            self._pruner = EventPruner(self.fetchall, self.execute, self.retention)
+            self._pruner.start()
+        self.send_values.start()
+        log.info("store_opened", backend="postgres", schema=self.schema_version)
+
+    async def close(self) -> None:
+        if self._pool is None:
+            return
+        if self._pruner is not None:
+            await self._pruner.stop()
+            self._pruner = None
+        await self.send_values.stop()
+        if self._writer is not None:
+            await self._writer.close()
+            self._writer = None
+        await self._pool.close()
+        self._pool = None
+
+    # -- registrations ----------------------------------------------------------------------------------------
+    async def save_registration(self, reg: Registration) -> None:
+        self.writer.put_registration(reg.endpoint, reg.to_row())
+
+    async def delete_registration(self, endpoint: str) -> None:
+        self.writer.put_registration(endpoint, None)
+
+    async def load_registrations(self) -> list[Registration]:
+        out = []
+        for row in await self.fetchall("SELECT * FROM registrations ORDER BY registered_at"):
+            try:
+                out.append(Registration.from_row(row))
+            except (ValueError, KeyError, TypeError) as exc:
+                log.warning("store_bad_registration_row", endpoint=row.get("endpoint"), error=str(exc))
+        return out
+
+    # -- profiles ---------------------------------------------------------------------------------------------
+    async def save_profile(self, endpoint: str, profile: dict[str, Any]) -> None:
+        self.writer.put_profile(endpoint, (endpoint, dumps(profile), time.time()))
+
+    async def load_profile(self, endpoint: str) -> dict[str, Any] | None:
+        rows = await self.fetchall("SELECT profile FROM profiles WHERE endpoint = ?", (endpoint,))
+        return json.loads(rows[0]["profile"]) if rows else None
+
+    async def load_profiles(self) -> dict[str, dict[str, Any]]:
+        rows = await self.fetchall("SELECT endpoint, profile FROM profiles")
+        return {r["endpoint"]: json.loads(r["profile"]) for r in rows}
+
+    # -- event log --------------------------------------------------------------------------------------------
+    async def append_event(
+        self, type: str, endpoint: str | None, data: dict[str, Any], ts: float | None = None
+    ) -> None:
+        self.writer.put_event((ts if ts is not None else time.time(), type, endpoint, dumps(data)))
+
+    def append_event_nowait(
+        self, type: str, endpoint: str | None, data: dict[str, Any], ts: float | None = None
+    ) -> None:
+        if self._writer is None:
+            return
+        self._writer.put_event((ts if ts is not None else time.time(), type, endpoint, dumps(data)))
+
+    async def events(
+        self, *, endpoint: str | None = None, type: str | None = None, since: float | None = None, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        where: list[str] = []
+        params: list[Any] = []
+        for column, value in (("endpoint = ?", endpoint), ("type = ?", type), ("ts >= ?", since)):
+            if value is not None:
+                where.append(column)
+                params.append(value)
+        sql = "SELECT id, ts, type, endpoint, data FROM events"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY id DESC LIMIT ?"
+        params.append(max(0, int(limit)))
+        rows = await self.fetchall(sql, params)
+        return [{**r, "data": json.loads(r["data"])} for r in reversed(rows)]
+
+    async def prune_events(self, policy: RetentionPolicy | None = None, *, now: float | None = None) -> int:
+        chosen = policy or self.retention
+        if chosen is None:
+            return 0
+        return await prune_events(self.fetchall, self.execute, chosen, now=now)
+
+    # -- SQL access for the repositories (code under lwm2m_server/store/ only) ------------------------------
+    async def execute(self, sql: str, params: Params = ()) -> None:
+        await self.writer.put_sql(to_dollar(sql), _args(params))
+
+    async def fetchall(self, sql: str, params: Params = ()) -> list[dict[str, Any]]:
+        await self.writer.flush()
+        rows = await self.pool.fetch(to_dollar(sql), *_args(params))
+        return [dict(r) for r in rows]
+
+    async def flush(self) -> None:
+        await self.writer.flush()

@@ -1,0 +1,182 @@
+"""One small typed repository protocol per persisted concern; services depend on these, never on SQL.
+
+The implementations live under :mod:`lwm2m_server.store.sqlite` (the default backend). A :class:`Store`
+(see :mod:`lwm2m_server.store.base`) hands each repository out as an attribute (``store.queue``,
+``store.ota_jobs``...), all sharing the store's connection and its batched writer, so the durability rules of
+:mod:`lwm2m_server.store.base` hold for every repository: a write method returns once it is committed unless
+it says it is write-behind, and a read sees every write queued before it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from lwm2m_server.ota.package_info import PackageInfo
+    from lwm2m_server.ota.record import JobRecord
+    from lwm2m_server.registration import Registration
+    from lwm2m_server.rollouts.model import Build, Incompatible, RolloutSpec
+    from lwm2m_server.rollouts.records import DeviceRow, RolloutRow
+    from lwm2m_server.rollouts.states import DeviceState, RolloutState
+
+
+# -- rows that are not a domain object elsewhere ------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class QueuedRow:
+    """A server→device request waiting for a queue-mode device (``spec`` is the RequestSpec's JSON)."""
+
+    seq: int
+    endpoint: str
+    spec: str
+    payload: bytes
+    timeout: float
+    created_at: float
+
+
+@dataclass(frozen=True)
+class TokenRow:
+    id: str
+    name: str
+    role: str
+    token_hash: str
+    created_at: float
+    revoked_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class SentValue:
+    path: str
+    ts: float
+    value: Any  # JSON-encodable
+
+
+# -- the protocols ------------------------------------------------------------------------------------------
+class RegistrationRepository(Protocol):
+    """Write-behind: ``save``/``delete`` queue the write (see :mod:`lwm2m_server.store.base`)."""
+
+    async def save_registration(self, reg: Registration) -> None: ...
+    async def delete_registration(self, endpoint: str) -> None: ...
+    async def load_registrations(self) -> list[Registration]: ...
+
+
+class ProfileRepository(Protocol):
+    async def save_profile(self, endpoint: str, profile: dict[str, Any]) -> None: ...
+    async def load_profile(self, endpoint: str) -> dict[str, Any] | None: ...
+    async def load_profiles(self) -> dict[str, dict[str, Any]]: ...
+
+
+class EventRepository(Protocol):
+    async def append_event(
+        self, type: str, endpoint: str | None, data: dict[str, Any], ts: float | None = None
+    ) -> None: ...
+    def append_event_nowait(
+        self, type: str, endpoint: str | None, data: dict[str, Any], ts: float | None = None
+    ) -> None:
+        """Queue an event row; dropped silently once the store is closed (events emitted during shutdown)."""
+        ...
+
+    async def events(
+        self, *, endpoint: str | None = None, type: str | None = None, since: float | None = None, limit: int = 100
+    ) -> list[dict[str, Any]]: ...
+
+
+class QueueRepository(Protocol):
+    async def load(self) -> list[QueuedRow]:
+        """Every queued request, oldest (lowest seq) first."""
+        ...
+
+    async def add(self, row: QueuedRow) -> None: ...
+    async def remove(self, seq: int) -> None: ...
+    async def remove_endpoint(self, endpoint: str) -> None: ...
+
+
+class OtaJobRepository(Protocol):
+    async def save(self, record: JobRecord, history: tuple[str, str, str] | None = None) -> None:
+        """Upsert the job; ``history`` = (from_phase, to_phase, note) appends a history row in the same commit."""
+        ...
+
+    async def get(self, job_id: str) -> JobRecord | None: ...
+    async def in_phases(self, phases: Iterable[str]) -> list[JobRecord]:
+        """Jobs in any of ``phases``, oldest first."""
+        ...
+
+    async def for_endpoint(self, endpoint: str, limit: int = 20) -> list[JobRecord]:
+        """The device's jobs, newest first."""
+        ...
+
+    async def history(self, job_id: str) -> list[dict[str, Any]]: ...
+    async def count_retried(self) -> int:
+        """Jobs that needed more than one attempt."""
+        ...
+
+
+class PackageRepository(Protocol):
+    async def add(self, info: PackageInfo) -> None:
+        """Insert the metadata row; the same sha256 again is a no-op (packages are immutable)."""
+        ...
+
+    async def get(self, sha256: str) -> PackageInfo | None: ...
+    async def all(self) -> list[PackageInfo]: ...
+
+
+class RolloutTables(Protocol):
+    """Rollouts, their per-device rows and their compile classes."""
+
+    async def create(self, spec: RolloutSpec) -> RolloutRow: ...
+    async def set_state(self, rollout_id: str, state: RolloutState, reason: str | None = None) -> None: ...
+    async def set_wave(self, rollout_id: str, current: int, count: int | None = None) -> None: ...
+    async def get(self, rollout_id: str) -> RolloutRow | None: ...
+    async def list_rollouts(self, state: RolloutState | None = None) -> list[RolloutRow]: ...
+    async def add_devices(self, rollout_id: str, waves: Iterable[tuple[int, str, str | None]]) -> None: ...
+    async def set_device(
+        self, rollout_id: str, endpoint: str, state: DeviceState, *, cause: str | None = None,
+        job_id: str | None = None, attempt: bool = False,
+    ) -> None: ...
+    async def devices(
+        self, rollout_id: str, *, wave: int | None = None, state: DeviceState | None = None,
+        limit: int = -1, offset: int = 0,
+    ) -> list[DeviceRow]: ...
+    async def counts(self, rollout_id: str) -> list[dict[str, Any]]: ...
+    async def class_members(self, rollout_id: str) -> dict[str, str]: ...
+    async def save_class(
+        self, rollout_id: str, target: dict[str, Any] | None, result: Build | Incompatible
+    ) -> None: ...
+    async def classes(self, rollout_id: str) -> list[dict[str, Any]]: ...
+
+
+class AuditRepository(Protocol):
+    async def record(self, action: str, *, rollout_id: str | None = None, endpoint: str | None = None,
+                     actor: str = "system", detail: dict[str, Any] | None = None) -> None: ...
+    async def entries(self, *, rollout_id: str | None = None, endpoint: str | None = None,
+                      action_prefix: str | None = None, limit: int = 1000,
+                      offset: int = 0) -> list[dict[str, Any]]: ...
+
+
+class TokenRepository(Protocol):
+    async def insert(self, row: TokenRow) -> None: ...
+    async def all(self) -> list[TokenRow]: ...
+    async def revoke(self, token_id: str) -> float: ...
+
+
+class SendValueRepository(Protocol):
+    async def add(self, endpoint: str, values: Sequence[SentValue], received_at: float) -> None: ...
+    async def query(
+        self, endpoint: str, *, path: str | None = None, since: float | None = None, until: float | None = None,
+        limit: int = 100,
+    ) -> list[dict[str, Any]]: ...
+    async def prune(self) -> int:
+        """Apply the store's retention now; returns the rows deleted."""
+        ...
+
+    @property
+    def pruned(self) -> int: ...
+
+
+class FleetStats(Protocol):
+    """The GROUP BY counts behind the Prometheus fleet series."""
+
+    async def ota_phases(self) -> list[tuple[str, int]]: ...
+    async def rollout_states(self) -> list[tuple[str, int]]: ...
+    async def rollout_devices(self) -> list[tuple[str, str, int]]: ...

@@ -1,0 +1,87 @@
+"""``ota_jobs`` + ``ota_job_history`` (one job per row, its transitions) and ``ota_packages`` (metadata rows)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from lwm2m_server.ota.package_info import PackageInfo
+from lwm2m_server.ota.record import JobRecord
+from lwm2m_server.store.sql.engine import Sql
+
+UPSERT_JOB = (
+    "INSERT INTO ota_jobs (id, endpoint, package_sha256, kind, requested_method, method, phase, attempt, cause,"
+    " result, detail, progress, options, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+    " ON CONFLICT(id) DO UPDATE SET method=excluded.method, phase=excluded.phase, attempt=excluded.attempt,"
+    " cause=excluded.cause, result=excluded.result, detail=excluded.detail, progress=excluded.progress,"
+    " updated_at=excluded.updated_at"
+)
+INSERT_HISTORY = (
+    "INSERT INTO ota_job_history (job_id, ts, from_phase, to_phase, attempt, note) VALUES (?,?,?,?,?,?)"
+)
+
+
+class SqlOtaJobRepository:
+    def __init__(self, sql: Sql) -> None:
+        self._sql = sql
+
+    async def save(self, record: JobRecord, history: tuple[str, str, str] | None = None) -> None:
+        await self._sql.execute(UPSERT_JOB, record.to_row())
+        if history is not None:
+            before, after, note = history
+            await self._sql.execute(INSERT_HISTORY, (record.id, time.time(), before, after, record.attempt, note))
+
+    async def get(self, job_id: str) -> JobRecord | None:
+        rows = await self._sql.fetchall("SELECT * FROM ota_jobs WHERE id = ?", (job_id,))
+        return JobRecord.from_row(rows[0]) if rows else None
+
+    async def in_phases(self, phases: Iterable[str]) -> list[JobRecord]:
+        wanted = list(phases)
+        if not wanted:
+            return []
+        marks = ",".join("?" * len(wanted))
+        rows = await self._sql.fetchall(
+            f"SELECT * FROM ota_jobs WHERE phase IN ({marks}) ORDER BY created_at", wanted
+        )
+        return [JobRecord.from_row(r) for r in rows]
+
+    async def for_endpoint(self, endpoint: str, limit: int = 20) -> list[JobRecord]:
+        rows = await self._sql.fetchall(
+            "SELECT * FROM ota_jobs WHERE endpoint = ? ORDER BY created_at DESC LIMIT ?", (endpoint, limit)
+        )
+        return [JobRecord.from_row(r) for r in rows]
+
+    async def history(self, job_id: str) -> list[dict[str, Any]]:
+        return await self._sql.fetchall(
+            "SELECT ts, from_phase, to_phase, attempt, note FROM ota_job_history WHERE job_id = ? ORDER BY id",
+            (job_id,),
+        )
+
+    async def count_retried(self) -> int:
+        rows = await self._sql.fetchall("SELECT COUNT(*) AS n FROM ota_jobs WHERE attempt > 1")
+        return int(rows[0]["n"]) if rows else 0
+
+
+class SqlPackageRepository:
+    def __init__(self, sql: Sql) -> None:
+        self._sql = sql
+
+    async def add(self, info: PackageInfo) -> None:
+        await self._sql.execute(
+            "INSERT INTO ota_packages (sha256, kind, size, name, version, payload_sha256, variant, arena_bytes,"
+            " created_at) VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT(sha256) DO NOTHING",
+            (info.sha256, info.kind, info.size, info.name, info.version, info.payload_sha256, info.variant,
+             info.arena_bytes, info.created_at),
+        )
+
+    async def get(self, sha256: str) -> PackageInfo | None:
+        rows = await self._sql.fetchall("SELECT * FROM ota_packages WHERE sha256 = ?", (sha256,))
+        return _info(rows[0]) if rows else None
+
+    async def all(self) -> list[PackageInfo]:
+        return [_info(r) for r in await self._sql.fetchall("SELECT * FROM ota_packages ORDER BY created_at")]
+
+
+def _info(row: dict[str, Any]) -> PackageInfo:
+    return PackageInfo(**{k: row[k] for k in PackageInfo.__dataclass_fields__})

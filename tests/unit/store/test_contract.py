@@ -1,0 +1,180 @@
+"""The repository contract, run on SQLite and on PostgreSQL (see ``conftest.make_store``): what every service
+relies on, through the typed repositories only — write-behind then read-your-writes, coalescing, restarts,
+ordering, upserts, filters, and the error a violated constraint raises."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from lwm2m_server.ota.job_state import Cause, JobPhase
+from lwm2m_server.ota.package_info import PackageInfo
+from lwm2m_server.ota.record import JobRecord
+from lwm2m_server.registration import Registration
+from lwm2m_server.rollouts.model import Build, Incompatible, RolloutSpec
+from lwm2m_server.rollouts.states import DeviceState, RolloutState
+from lwm2m_server.store.repositories import QueuedRow, SentValue, TokenRow
+from lwm2m_server.store.retention import DAY_S, RetentionPolicy
+from tests.unit.store.conftest import StoreFactory
+
+
+def _reg(ep: str, reg_id: str, **kw: object) -> Registration:
+    return Registration(ep, reg_id, "127.0.0.1", 5683, 300, "1.1", "U", False, **kw)  # type: ignore[arg-type]
+
+
+async def test_registrations_write_behind_coalesce_and_survive_reopen(make_store: StoreFactory) -> None:
+    store = await make_store(batch_window_ms=20)
+    for i in range(50):
+        await store.save_registration(_reg("dev-a", f"r{i}", content_formats=frozenset({0, 112})))
+    await store.save_registration(_reg("dev-b", "rb"))
+    await store.save_registration(_reg("dev-c", "rc"))
+    await store.delete_registration("dev-c")
+    regs = {r.endpoint: r for r in await store.load_registrations()}  # read-your-writes
+    assert set(regs) == {"dev-a", "dev-b"}
+    assert regs["dev-a"].reg_id == "r49" and regs["dev-a"].content_formats == frozenset({0, 112})
+    await store.save_registration(_reg("dev-z", "rb"))  # a reused reg_id replaces its old holder (soft state)
+    assert {r.endpoint for r in await store.load_registrations()} == {"dev-a", "dev-z"}
+    await store.close()
+    again = await make_store()
+    assert {r.endpoint for r in await again.load_registrations()} == {"dev-a", "dev-z"}
+
+
+async def test_profiles_and_events(make_store: StoreFactory) -> None:
+    store = await make_store()
+    await store.save_profile("d1", {"ram": 1})
+    await store.save_profile("d1", {"ram": 2, "ops": ["conv"]})
+    assert await store.load_profile("d1") == {"ram": 2, "ops": ["conv"]}
+    assert await store.load_profile("nope") is None
+    assert await store.load_profiles() == {"d1": {"ram": 2, "ops": ["conv"]}}
+    for i in range(5):
+        await store.append_event("notify", "d1" if i % 2 == 0 else "d2", {"i": i, "b": b"\x01"}, ts=100.0 + i)
+    store.append_event_nowait("registered", "d1", {"x": 1}, ts=200.0)
+    assert [e["data"]["i"] for e in await store.events(type="notify")] == [0, 1, 2, 3, 4]
+    assert [e["data"]["i"] for e in await store.events(endpoint="d1", type="notify", limit=2)] == [2, 4]
+    assert [e["type"] for e in await store.events(since=104.0)] == ["notify", "registered"]
+    assert (await store.events(type="notify"))[0]["data"]["b"] == "01"
+    await store.close()
+    store.append_event_nowait("late", None, {})  # after close: dropped, no error
+
+
+async def test_event_retention_by_age_and_rows(make_store: StoreFactory) -> None:
+    policy = RetentionPolicy(max_age_s=DAY_S, max_rows=3, interval_s=3600)
+    store = await make_store(retention=policy)
+    import time
+
+    now = time.time()
+    for i in range(6):
+        await store.append_event("e", None, {"i": i}, ts=now - (2 * DAY_S if i < 2 else 0))
+    await store.prune_events(policy, now=now)  # type: ignore[attr-defined]
+    assert [e["data"]["i"] for e in await store.events()] == [3, 4, 5]
+
+
+async def test_queue_rows(make_store: StoreFactory) -> None:
+    store = await make_store()
+    q = store.queue
+    await q.add(QueuedRow(2, "d1", '{"m":"GET"}', b"\x00\xff", 5.0, 1.0))
+    await q.add(QueuedRow(1, "d1", "{}", b"", 5.0, 1.0))
+    await q.add(QueuedRow(3, "d2", "{}", b"x", 2.5, 2.0))
+    assert [r.seq for r in await q.load()] == [1, 2, 3]
+    assert (await q.load())[1].payload == b"\x00\xff"
+    await q.remove(1)
+    await q.remove_endpoint("d2")
+    assert [(r.seq, r.endpoint, r.timeout) for r in await q.load()] == [(2, "d1", 5.0)]
+    with pytest.raises(Exception):  # noqa: B017 - the driver's own integrity error, raised to the caller
+        await q.add(QueuedRow(2, "d1", "{}", b"", 1.0, 1.0))
+    assert len(await q.load()) == 1
+
+
+async def test_ota_jobs_and_history(make_store: StoreFactory) -> None:
+    store = await make_store()
+    jobs = store.ota_jobs
+    a = JobRecord(endpoint="d1", package_sha256="ab" * 32, kind="model", id="a", created_at=1.0,
+                  options={"timeout_s": 3.0})
+    b = JobRecord(endpoint="d1", package_sha256="cd" * 32, kind="firmware", id="b", created_at=2.0)
+    await jobs.save(a, ("queued", "queued", "created"))
+    await jobs.save(b, ("queued", "queued", "created"))
+    a.phase, a.attempt, a.cause, a.result, a.progress = JobPhase.FAILED, 2, Cause.NOT_FITTING, 3, {"bytes": 5}
+    await jobs.save(a, ("updating", "failed", "out of RAM"))
+    await jobs.save(a)  # an update without a transition: no history row
+    assert await jobs.get("a") == a
+    assert await jobs.get("zzz") is None
+    assert [j.id for j in await jobs.for_endpoint("d1")] == ["b", "a"]  # newest first
+    assert [j.id for j in await jobs.for_endpoint("d1", limit=1)] == ["b"]
+    assert [j.id for j in await jobs.in_phases(["queued", "failed"])] == ["a", "b"]
+    assert await jobs.in_phases([]) == []
+    assert [(h["to_phase"], h["note"]) for h in await jobs.history("a")] == [("queued", "created"),
+                                                                          ("failed", "out of RAM")]
+    assert await jobs.count_retried() == 1
+
+
+async def test_packages_are_insert_once(make_store: StoreFactory) -> None:
+    store = await make_store()
+    info = PackageInfo("ab" * 32, "model", 10, "m", "1", "cd" * 32, "int8", 2048, 5.0)
+    await store.packages.add(info)
+    await store.packages.add(PackageInfo("ab" * 32, "model", 99, "other", "2", "ef" * 32))  # immutable: ignored
+    assert await store.packages.get("ab" * 32) == info
+    assert await store.packages.get("00" * 32) is None
+    assert await store.packages.all() == [info]
+
+
+async def test_rollout_tables(make_store: StoreFactory) -> None:
+    store = await make_store()
+    t = store.rollouts
+    row = await t.create(RolloutSpec(model="kws", name="r"))
+    await t.add_devices(row.id, [(0, "d1", "c1"), (0, "d2", "c1"), (1, "d3", None)])
+    await t.add_devices(row.id, [(5, "d1", "other")])  # already a member: ignored
+    await t.set_wave(row.id, 0, 2)
+    await t.set_state(row.id, RolloutState.RUNNING)
+    await t.set_device(row.id, "d1", DeviceState.DELIVERING, job_id="j1", attempt=True)
+    await t.set_device(row.id, "d1", DeviceState.FAILED, cause="timeout")  # job id kept (COALESCE)
+    got = await t.get(row.id)
+    assert got is not None and (got.state, got.wave_count, got.spec.name) == (RolloutState.RUNNING, 2, "r")
+    assert [r.id for r in await t.list_rollouts(RolloutState.RUNNING)] == [row.id]
+    assert await t.list_rollouts(RolloutState.PAUSED) == []
+    d1 = (await t.devices(row.id, state=DeviceState.FAILED))[0]
+    assert (d1.endpoint, d1.wave, d1.job_id, d1.attempts, d1.cause) == ("d1", 0, "j1", 1, "timeout")
+    assert [d.endpoint for d in await t.devices(row.id)] == ["d1", "d2", "d3"]
+    assert [d.endpoint for d in await t.devices(row.id, wave=0, limit=1, offset=1)] == ["d2"]
+    counts = {(c["wave"], c["class_key"], c["state"]): c["n"] for c in await t.counts(row.id)}
+    assert counts == {(0, "c1", "failed"): 1, (0, "c1", "pending"): 1, (1, None, "pending"): 1}
+    assert await t.class_members(row.id) == {"c1": "d1", "unknown": "d3"}
+    await t.save_class(row.id, {"ram": 1}, Incompatible("c1", "too big", {"r": 1}))
+    await t.save_class(row.id, {"ram": 1}, Build("c1", "int8", "aa", 100, 2048, 0.9, {"r": 2}, "bb"))  # upsert
+    [c] = await t.classes(row.id)
+    assert (c["variant"], c["size"], c["reason"], c["target"]) == ("int8", 100, None, {"ram": 1})
+
+
+async def test_audit_tokens_send_values_and_stats(make_store: StoreFactory) -> None:
+    store = await make_store()
+    await store.audit.record("rollout.created", rollout_id="r1", actor="op", detail={"n": 1})
+    await store.audit.record("auth.refused", actor="1.2.3.4")
+    await store.audit.record("auth.token.created", endpoint="d1")
+    assert [e["action"] for e in await store.audit.entries(action_prefix="auth.")] == ["auth.refused",
+                                                                                    "auth.token.created"]
+    assert (await store.audit.entries(rollout_id="r1"))[0]["detail"] == {"n": 1}
+    assert len(await store.audit.entries(limit=1, offset=2)) == 1
+    row = TokenRow("t1", "admin", "admin", "h" * 64, 1.0, None)
+    await store.tokens.insert(row)
+    revoked_at = await store.tokens.revoke("t1")
+    assert await store.tokens.all() == [TokenRow("t1", "admin", "admin", "h" * 64, 1.0, revoked_at)]
+    with pytest.raises(Exception):  # noqa: B017 - duplicate token hash
+        await store.tokens.insert(TokenRow("t2", "x", "viewer", "h" * 64, 2.0, None))
+    values = [SentValue("/3/0/1", 10.0, "a"), SentValue("/3/0/10", 11.0, {"hex": "00"}), SentValue("/5/0/3", 12.0, 2)]
+    await store.send_values.add("d1", values, received_at=13.0)
+    assert [v["path"] for v in await store.send_values.query("d1", path="/3/0/1")] == ["/3/0/1"]
+    assert [v["value"] for v in await store.send_values.query("d1", since=11.0, until=12.0)] == [{"hex": "00"}, 2]
+    await store.ota_jobs.save(JobRecord(endpoint="d1", package_sha256="ab" * 32, kind="model", id="j"))
+    r = await store.rollouts.create(RolloutSpec(model="kws"))
+    await store.rollouts.add_devices(r.id, [(0, "d1", None)])
+    assert await store.stats.ota_phases() == [("queued", 1)]
+    assert await store.stats.rollout_states() == [("created", 1)]
+    assert await store.stats.rollout_devices() == [(r.id, "pending", 1)]
+
+
+async def test_concurrent_writers_share_the_store(make_store: StoreFactory) -> None:
+    store = await make_store()
+    await asyncio.gather(*(store.audit.record(f"a.{i}") for i in range(40)),
+                         *(store.save_registration(_reg(f"d{i}", f"r{i}")) for i in range(40)))
+    assert len(await store.audit.entries()) == 40
+    assert len(await store.load_registrations()) == 40
