@@ -46,6 +46,7 @@ class ServerSettings(_Section):
     queue_mode_window_s: float = 93.0
     max_queued_requests: int = 64
     request_timeout_s: float = 30.0
+    coap_fast_path: bool = True
 
 
 class StoreSettings(_Section):

@@ -16,7 +16,8 @@ import aiocoap
 import aiocoap.resource as resource
 
 from lwm2m_server.coap.device_client import DeviceClient
-from lwm2m_server.coap.rd import add_rd_resources
+from lwm2m_server.coap.fastpath import RegistrationFastPath
+from lwm2m_server.coap.rd import RegistrationInterface, add_rd_resources
 from lwm2m_server.coap.send import SendResource
 from lwm2m_server.coap.udp import create_context
 from lwm2m_server.config import Settings
@@ -79,7 +80,9 @@ class LwM2MServer:
         )
         self.site = resource.Site()
         self.counters: Counter[str] = Counter()
-        add_rd_resources(self.site, self.registry, self._count, self.client.stats.count_in)
+        self.rd = RegistrationInterface(self.registry, self._count, self.client.stats.count_in)
+        add_rd_resources(self.site, self.rd)
+        self.fast_path = RegistrationFastPath(self.rd) if s.coap_fast_path else None
         self.send = SendService(SendValueStore(self.store, retention), self.events)  # Send values: same retention
         self.site.add_resource(
             SEND_PATH, SendResource(self.registry, self.client.model, self._on_send, self.client.stats.count_in)
@@ -135,7 +138,7 @@ class LwM2MServer:
         await self.queue.start()
         # Our own socket, without SO_REUSEPORT: a busy port is an error, never two servers sharing one.
         self.coap_context = await create_context(self.site, s.coap_host, s.coap_port, loggername="coap-server",
-                                                 rcvbuf=RCVBUF_BYTES)
+                                                 rcvbuf=RCVBUF_BYTES, fast=self.fast_path)
         self.client.context = self.coap_context
         self.coap_port = self._bound_port(self.coap_context)
         self.started_at = time.time()
