@@ -57,8 +57,7 @@ class RegistrationInterface:
             log.info("register_rejected", code=exc.coap_code, error=str(exc), peer=f"{host}:{port}")
             return error(exc.coap_code, str(exc))
         reg = await self.registry.register(req, host, port)
-        self.count("registered")
-        log.debug("registered", endpoint=reg.endpoint, reg_id=reg.reg_id, address=f"{host}:{port}")
+        self.count("registered")  # no log line here: the "registered" event carries it (and costs no bind)
         return Reply("2.01", ("rd", reg.reg_id))
 
     async def update(self, reg_id: str | None, query: Sequence[str], payload: bytes, host: str, port: int) -> Reply:
