@@ -8,7 +8,8 @@ datagram is first offered to a :class:`RegistrationFastPath`, which decodes it w
 ``DELETE /rd/<id>`` carrying only Uri-Path, Uri-Query and Content-Format, answers it through the same
 :class:`RegistrationInterface` the aiocoap resources use. Everything else (responses to the server's own
 requests, NON, Block1, any other option or resource, anything unparsable) goes on to aiocoap unchanged, on the
-same socket: CON retransmission, NSTART and token matching of our requests stay aiocoap's.
+same socket: CON retransmission, NSTART and token matching of our requests stay aiocoap's. The socket is read by
+:class:`~lwm2m_server.coap.fastpath_transport.BatchedRecvmsgTransport` (many datagrams per wake-up).
 
 CoAP rules kept here: the response is piggybacked on the ACK (same message id and token); a duplicate of a
 request already answered gets the cached response again for EXCHANGE_LIFETIME (RFC 7252 §4.5), and a duplicate
@@ -19,16 +20,18 @@ only if it suspends (it normally does not: store writes are queued) does the res
 from __future__ import annotations
 
 import asyncio
-import functools
 import socket
 import time
 import types
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Generator
+from sys import intern
 from typing import Any
 
 from aiocoap.transports.udp6 import MessageInterfaceUDP6
+from aiocoap.util import socknumbers
 
+from lwm2m_server.coap.fastpath_transport import create_batched_endpoint
 from lwm2m_server.coap.registration_interface import RegistrationInterface, Reply
 from lwm2m_server.logging import get_logger
 from lwm2m_server.protocol import coapmsg as m
@@ -46,19 +49,26 @@ Address = tuple[Any, ...]
 Send = Callable[[bytes, Address, list[tuple[int, int, bytes]]], None]
 
 
+DedupKey = tuple[str, int]  # (interned peer host, port << 16 | message id): ~90 bytes a remembered request
+
+
+def dedup_key(address: Address, mid: int) -> DedupKey:
+    return (intern(address[0]), address[1] << 16 | mid)
+
+
 class Dedup:
     """Responses by (peer address, message id), remembered for ``lifetime`` seconds."""
 
     def __init__(self, lifetime: float = m.EXCHANGE_LIFETIME, clock: Callable[[], float] = time.monotonic) -> None:
         self.lifetime = lifetime
         self._clock = clock
-        self._responses: dict[tuple[Address, int], bytes] = {}
-        self._order: deque[tuple[float, tuple[Address, int]]] = deque()
+        self._responses: dict[DedupKey, bytes] = {}
+        self._order: deque[tuple[float, DedupKey]] = deque()
 
-    def get(self, key: tuple[Address, int]) -> bytes | None:
+    def get(self, key: DedupKey) -> bytes | None:
         return self._responses.get(key)
 
-    def begin(self, key: tuple[Address, int]) -> None:
+    def begin(self, key: DedupKey) -> None:
         now = self._clock()
         order = self._order
         while order and order[0][0] <= now:
@@ -66,7 +76,7 @@ class Dedup:
         self._responses[key] = _IN_PROGRESS
         order.append((now + self.lifetime, key))
 
-    def complete(self, key: tuple[Address, int], response: bytes) -> None:
+    def complete(self, key: DedupKey, response: bytes) -> None:
         if key in self._responses:
             self._responses[key] = response
 
@@ -138,7 +148,7 @@ class RegistrationFastPath:
             return False
         if len(path) == 2 and not path[1]:
             return False
-        key = (address, msg.mid)
+        key = dedup_key(address, msg.mid)
         cached = self.dedup.get(key)
         if cached is not None:
             self.duplicates += 1
@@ -160,7 +170,7 @@ class RegistrationFastPath:
             reply = Reply(INTERNAL_ERROR)
         self.rd.count_code(_METHOD[msg.code], reply.code)
         data = encode_reply(msg, reply)
-        self.dedup.complete((address, msg.mid), data)
+        self.dedup.complete(dedup_key(address, msg.mid), data)
         send(data, address, ancdata)
 
     def _dispatch(self, msg: m.CoapMessage, path: list[str], query: list[str], host: str,
@@ -191,10 +201,15 @@ class FastPathUDP6(MessageInterfaceUDP6):
     @classmethod
     async def create(cls, sock: socket.socket, mman: Any, fast: RegistrationFastPath, log: Any,
                      loop: asyncio.AbstractEventLoop) -> FastPathUDP6:  # fmt: skip
-        """aiocoap's ``_create_transport_endpoint`` (socket options, recvmsg transport) with our class."""
-        factory = functools.partial(cls, fast=fast)
-        endpoint = MessageInterfaceUDP6._create_transport_endpoint.__func__  # type: ignore[attr-defined]
-        protocol: FastPathUDP6 = await endpoint(factory, sock, mman, log=log, loop=loop)
+        """aiocoap's ``_create_transport_endpoint`` (PKTINFO and RECVERR socket options, no multicast) with this
+        class on the batched recvmsg transport."""
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVPKTINFO, 1)
+        if socknumbers.HAS_RECVERR:
+            sock.setsockopt(socket.IPPROTO_IPV6, socknumbers.IPV6_RECVERR, 1)
+            sock.setsockopt(socket.IPPROTO_IP, socknumbers.IP_RECVERR, 1)
+        protocol = cls(mman, log, loop, fast=fast)
+        await create_batched_endpoint(loop, protocol, sock)
+        await protocol.ready
         return protocol
 
     def datagram_msg_received(self, data: bytes, ancdata: list[tuple[int, int, bytes]], flags: int,

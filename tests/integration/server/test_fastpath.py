@@ -163,3 +163,20 @@ async def test_server_requests_still_retransmit(tmp_path: Path) -> None:
             assert 1.9 <= loop.time() - t_first <= 3.3
         finally:
             peer.close()
+
+
+@pytest.mark.parametrize("fast", [True, False])
+async def test_icmp_error_fails_a_request_fast(tmp_path: Path, fast: bool) -> None:
+    """The socket's error queue is still read (once per wake-up): a request to a port that has gone away fails
+    on the ICMP port-unreachable, long before its timeout, with or without the fast path."""
+    from lwm2m_server.coap.errors import DeviceError, DeviceTimeout
+
+    async with LwM2MServer(make_settings(tmp_path / "d", coap_fast_path=fast), inventory=False) as server:
+        peer = await wire.UdpPeer.open(server.coap_port)
+        assert wire.parse(await _exchange(peer, wire.register(1, b"g", ["ep=gone"], LINKS))).code_str == "2.01"
+        peer.close()
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        with pytest.raises(DeviceError) as err:
+            await server.client.read("gone", "/3/0", timeout=8.0)
+        assert not isinstance(err.value, DeviceTimeout) and loop.time() - t0 < 2.0, err.value
