@@ -16,7 +16,7 @@ import aiocoap
 import aiocoap.resource as resource
 
 from lwm2m_server.coap.device_client import DeviceClient
-from lwm2m_server.coap.fastpath import RegistrationFastPath
+from lwm2m_server.coap.fastpath import FastHandler, FastPath, RegistrationFastHandler
 from lwm2m_server.coap.rd import RegistrationInterface, add_rd_resources
 from lwm2m_server.coap.send import SendResource
 from lwm2m_server.coap.udp import create_context
@@ -82,7 +82,7 @@ class LwM2MServer:
         self.counters: Counter[str] = Counter()
         self.rd = RegistrationInterface(self.registry, self._count, self.client.stats.count_in)
         add_rd_resources(self.site, self.rd)
-        self.fast_path = RegistrationFastPath(self.rd) if s.coap_fast_path else None
+        self.fast_path = FastPath({"rd": RegistrationFastHandler(self.rd)}) if s.coap_fast_path else None
         self.send = SendService(SendValueStore(self.store, retention), self.events)  # Send values: same retention
         self.site.add_resource(
             SEND_PATH, SendResource(self.registry, self.client.model, self._on_send, self.client.stats.count_in)
@@ -111,8 +111,11 @@ class LwM2MServer:
 
     # -- extension points -------------------------------------------------------------------------------------
     def add_resource(self, path: tuple[str, ...], res: Any) -> None:
-        """Serve another CoAP resource on the same socket (e.g. OTA's ``("fw",)``); call before :meth:`start`."""
+        """Serve another CoAP resource on the same socket (e.g. OTA's ``("fw",)``); call before :meth:`start`.
+        A one-segment resource that is a :class:`FastHandler` also answers its hot requests on the fast path."""
         self.site.add_resource(path, res)
+        if self.fast_path is not None and len(path) == 1 and isinstance(res, FastHandler):
+            self.fast_path.add_handler(path[0], res)
 
     add_coap_resource = add_resource
 

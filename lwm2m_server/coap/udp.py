@@ -16,7 +16,7 @@ from typing import Any
 from aiocoap import Context
 from aiocoap.transports.udp6 import MessageInterfaceUDP6
 
-from lwm2m_server.coap.fastpath import FastPathUDP6, RegistrationFastPath
+from lwm2m_server.coap.fastpath import FastPath, FastPathUDP6
 
 
 def exclusive_socket(host: str = "127.0.0.1", port: int = 0, *, rcvbuf: int | None = None) -> socket.socket:
@@ -41,10 +41,10 @@ async def create_context(
     *,
     loggername: str = "coap",
     rcvbuf: int | None = None,
-    fast: RegistrationFastPath | None = None,
+    fast: FastPath | None = None,
 ) -> Context:
     """Like ``Context.create_server_context(site, bind=(host, port), transports=["udp6"])``, exclusive port.
-    With ``fast``, the socket's datagrams are offered to the registration fast path before aiocoap."""
+    With ``fast``, the socket's datagrams are offered to the fast path before aiocoap."""
     loop = asyncio.get_running_loop()
     sock = exclusive_socket(host, port, rcvbuf=rcvbuf)
     context = Context(loop=loop, serversite=site, loggername=loggername)
