@@ -20,6 +20,7 @@ from lwm2m_server.coap.composite_observation import CompositeObservation
 from lwm2m_server.coap.errors import BadResponse, DeviceError, DeviceTimeout
 from lwm2m_server.coap.exchange import RawResponse, RequestSpec, abandon, build_message
 from lwm2m_server.coap.observation import NotifyCallback, Observation, SharedObservation
+from lwm2m_server.coap.remotes import RemoteCache
 from lwm2m_server.coap.stats import CoapStats
 from lwm2m_server.events import EventBus
 from lwm2m_server.logging import get_logger
@@ -57,6 +58,15 @@ class ObserveOperations:
 
     def _reg(self, endpoint: str) -> Registration:
         raise NotImplementedError
+
+    def _remote_cache(self, ctx: aiocoap.Context) -> RemoteCache:
+        raise NotImplementedError
+
+    def _observe_message(self, reg: Registration, spec: RequestSpec) -> tuple[aiocoap.Context, aiocoap.Message]:
+        ctx = self._ctx()
+        sent = build_message(reg, spec, observe=0)
+        sent.remote = self._remote_cache(ctx).remote(reg.host, reg.port)  # resolved once per device address
+        return ctx, sent
 
     @staticmethod
     def _check(reg: Registration, resp: RawResponse, what: str, expected: tuple[str, ...] = ()) -> None:
@@ -121,8 +131,8 @@ class ObserveOperations:
         reg = self._reg(endpoint)
         if self.queue is not None:
             reg = await self.queue.wait_awake(reg)
-        sent = build_message(reg, RequestSpec("GET", str(p), accept=cf), observe=0)
-        request = self._ctx().request(sent)
+        ctx, sent = self._observe_message(reg, RequestSpec("GET", str(p), accept=cf))
+        request = ctx.request(sent)
         t = timeout if timeout is not None else self.default_timeout
         try:
             msg = await asyncio.wait_for(request.response, t)
@@ -242,8 +252,8 @@ class ObserveOperations:
             reg = await self.queue.wait_awake(reg)
         accept = choose_composite_answer(reg.lwm2m_version, reg.content_formats, cf)
         spec = RequestSpec("FETCH", "/", encode_paths(cf, ps), content_format=cf, accept=accept)
-        sent = build_message(reg, spec, observe=0)
-        request = self._ctx().request(sent)
+        ctx, sent = self._observe_message(reg, spec)
+        request = ctx.request(sent)
         t = timeout if timeout is not None else self.default_timeout
         try:
             msg = await asyncio.wait_for(request.response, t)
