@@ -124,7 +124,8 @@ async def serve(mode: str, data_dir: str, inventory: bool) -> None:
 
 
 # ---- client ------------------------------------------------------------------------------------------------
-async def storm(port: int, devices: int, window: int, prefix: str, echo: bool) -> dict[str, Any]:
+async def storm(port: int, devices: int, window: int, prefix: str, echo: bool, sockets: int = SOCKETS
+                ) -> dict[str, Any]:  # fmt: skip
     loop = asyncio.get_running_loop()
     pending: dict[tuple[int, int], tuple[float, bytes, int, asyncio.Future[float]]] = {}
     latencies: list[float] = []
@@ -151,17 +152,17 @@ async def storm(port: int, devices: int, window: int, prefix: str, echo: bool) -
                 entry[3].set_result(loop.time() - entry[0])
 
     clients = []
-    for i in range(SOCKETS):
+    for i in range(sockets):
         t, p = await loop.create_datagram_endpoint(lambda i=i: Client(i), remote_addr=("127.0.0.1", port))  # type: ignore[misc]
         clients.append((t, p))
     sem = asyncio.Semaphore(window)
     failures = 0
-    mids = [random.randrange(0x10000) for _ in range(SOCKETS)]
+    mids = [random.randrange(0x10000) for _ in range(sockets)]
 
     async def one(n: int) -> None:
         nonlocal failures
         async with sem:
-            idx = n % SOCKETS
+            idx = n % sockets
             mid = mids[idx] = (mids[idx] + 1) & 0xFFFF
             dgram = register_datagram(mid, n.to_bytes(4, "big"), f"{prefix}-{n}")
             fut: asyncio.Future[float] = loop.create_future()
@@ -296,13 +297,14 @@ def main() -> None:
     ap.add_argument("--data-dir", default="")
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--echo", action="store_true")
+    ap.add_argument("--sockets", type=int, default=SOCKETS, help="client sockets (device addresses) of the storm")
     args = ap.parse_args()
     if args.role == "server":
         asyncio.run(serve(args.mode, args.data_dir, args.inventory))
         return
     if args.role == "client":
         prefix = f"bench{random.randrange(1 << 30):x}"
-        print(json.dumps(asyncio.run(storm(args.port, args.devices, args.window, prefix, args.echo))))
+        print(json.dumps(asyncio.run(storm(args.port, args.devices, args.window, prefix, args.echo, args.sockets))))
         return
     results: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="storm-") as tmp:

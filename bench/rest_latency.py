@@ -6,8 +6,8 @@ fleet of ``--fleet`` devices, and the registration storm client of ``bench/regis
 one ``GET /api/devices/{ep}`` in flight at a time, ``--rate`` per second, and records each latency:
 
 * ``idle``: the server with the fleet registered and nothing else happening (the baseline of this run);
-* ``load``: while ``--storm`` new devices register as fast as the storm client can and one rollout of a signed
-  ~50 KB package (``package:<sha256>``, push or pull as each device prefers) runs on the whole fleet.
+* ``load``: while ``--storm`` new devices register as fast as the storm client can and an OTA of a signed
+  ~50 KB package (push or pull as each device prefers) runs on the whole fleet at once.
 
 Printed: p50/p99/max of both, the p99 ratio, the storm's registrations/s and the rollout's outcome; the goal is a
 loaded p99 under 50 ms.
@@ -65,7 +65,8 @@ max_package = 524288
 
 def start_server(data_dir: Path) -> tuple[subprocess.Popen[str], int, int, str]:
     env = dict(os.environ, TINYMLAAS_LOGGING__LEVEL="warning", TINYMLAAS_LOGGING__FORMAT="json",
-               TINYMLAAS_OTA__POLL_INTERVAL_S="3", TINYMLAAS_OTA__TIMEOUT_S="600", PYTHONPATH=str(ROOT))  # fmt: skip
+               TINYMLAAS_OTA__POLL_INTERVAL_S="3", TINYMLAAS_OTA__TIMEOUT_S="600",
+               PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p))  # fmt: skip
     proc = subprocess.Popen(
         [*TINYMLAAS, "serve", "--coap-port", "0", "--http-port", "0", "--coap-host", "127.0.0.1",
          "--data-dir", str(data_dir)],
@@ -123,16 +124,22 @@ async def read_latencies(client: httpx.AsyncClient, endpoint: str, rate: float, 
 
 
 async def run_rollout(client: httpx.AsyncClient, sha: str, fleet: list[str]) -> dict[str, Any]:
-    body = {"model": f"package:{sha}", "endpoints": fleet, "waves": "10%,100%", "max_concurrency": len(fleet),
-            "error_threshold_pct": 50, "start": True}  # fmt: skip
-    r = await client.post("/api/rollouts", json=body)
-    r.raise_for_status()
-    rid = r.json()["id"]
-    while True:
-        status: dict[str, Any] = (await client.get(f"/api/rollouts/{rid}", params={"limit": 1})).json()
-        if status["state"] not in ("created", "running"):
-            return status
+    """OTA of the package to every fleet device at once (``POST /api/devices/{ep}/update``), until all ended.
+    (A rollout of ``package:<sha256>`` is what the issue describes; this tree's catalog refuses that model name,
+    so the bench drives the same OTA jobs directly.)"""
+    for ep in fleet:
+        r = await client.post(f"/api/devices/{ep}/update", json={"package": sha})
+        r.raise_for_status()
+    outcome: dict[str, int] = {}
+    pending = set(fleet)
+    while pending:
         await asyncio.sleep(0.5)
+        for ep in list(pending):
+            job = (await client.get(f"/api/devices/{ep}/update")).json()["job"]
+            if job and job["phase"] in ("succeeded", "failed", "cancelled"):
+                outcome[job["phase"]] = outcome.get(job["phase"], 0) + 1
+                pending.discard(ep)
+    return {"state": "done", "counts": outcome}
 
 
 def pct(values: list[float], p: float) -> float:
@@ -170,7 +177,7 @@ async def main_async(args: argparse.Namespace) -> None:
             t0 = time.monotonic()
             storm = subprocess.Popen(
                 [sys.executable, str(ROOT / "bench" / "registration_storm.py"), "--role", "client", "--port",
-                 str(coap), "--devices", str(args.storm), "--window", "64"],
+                 str(coap), "--devices", str(args.storm), "--window", "64", "--sockets", str(args.sockets)],
                 stdout=subprocess.PIPE, text=True, cwd=ROOT)  # fmt: skip
             procs.append(storm)
             rollout = asyncio.create_task(run_rollout(client, sha, fleet))
@@ -203,7 +210,7 @@ async def main_async(args: argparse.Namespace) -> None:
     for name, lat in (("idle", idle), ("load", loaded)):
         print(f"{name:<6} {len(lat):>6} {pct(lat, 0.5):>8.2f} {pct(lat, 0.99):>8.2f} {max(lat):>8.2f}")
     print(f"load: storm {storm_result['ok']}/{args.storm} registered at {storm_result['rate']:.0f}/s "
-          f"(p99 {storm_result['p99_ms']:.1f} ms); rollout of {len(fleet)} devices {status.get('state')} "
+          f"(p99 {storm_result['p99_ms']:.1f} ms); OTA of {len(fleet)} devices {status.get('state')} "
           f"{status.get('counts')} ({load_s:.1f} s of load)")  # fmt: skip
     p99 = pct(loaded, 0.99)
     print(f"loaded p99 / idle p99: {p99 / pct(idle, 0.99):.2f}; goal p99 < {GOAL_P99_MS:g} ms: "
@@ -218,6 +225,8 @@ def _after(seconds: float) -> Any:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--storm", type=int, default=10_000, help="devices in the registration storm")
+    ap.add_argument("--sockets", type=int, default=64,
+                    help="storm client sockets: each is one device address (aiocoap serialises requests per address)")
     ap.add_argument("--fleet", type=int, default=100, help="simulated devices the rollout updates")
     ap.add_argument("--rate", type=float, default=50.0, help="REST reads per second")
     ap.add_argument("--idle-s", type=float, default=5.0)

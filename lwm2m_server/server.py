@@ -76,7 +76,9 @@ class LwM2MServer:
         )
         self.client.queue = self.queue
         self.inventory: Inventory | None = (
-            Inventory(self.client, self.registry, self.store, self.events) if inventory else None
+            Inventory(self.client, self.registry, self.store, self.events, concurrency=s.inventory_concurrency)
+            if inventory
+            else None
         )
         self.site = resource.Site()
         self.counters: Counter[str] = Counter()

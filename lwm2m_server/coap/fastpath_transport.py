@@ -16,9 +16,21 @@ from typing import Any
 
 from aiocoap.util import socknumbers
 
+from lwm2m_server.logging import get_logger
+
+log = get_logger(__name__)
+
 READ_BATCH = 64  # datagrams per wake-up: bounded, so timers and other sockets still get their turn
 MAX_SIZE = 4096  # as aiocoap: a full MTU datagram and ample ancillary data
 ANC_SIZE = 1024
+
+
+def _guarded(callback: Any, *args: Any) -> None:
+    """One datagram whose handling raises (aiocoap has its own bugs) must not cost the rest of the batch."""
+    try:
+        callback(*args)
+    except Exception:
+        log.exception("coap_datagram_callback_failed", callback=getattr(callback, "__name__", "?"))
 
 
 def _set_unless_cancelled(waiter: asyncio.Future[None]) -> None:
@@ -50,7 +62,7 @@ class BatchedRecvmsgTransport(asyncio.BaseTransport):
             except OSError as exc:
                 protocol.error_received(exc)
             else:
-                protocol.datagram_errqueue_received(data, anc, flags, addr)
+                _guarded(protocol.datagram_errqueue_received, data, anc, flags, addr)
         for _ in range(READ_BATCH):
             if self._sock is None:  # closed by a callback
                 return
@@ -61,7 +73,7 @@ class BatchedRecvmsgTransport(asyncio.BaseTransport):
             except OSError as exc:
                 protocol.error_received(exc)
                 return
-            protocol.datagram_msg_received(data, anc, flags, addr)
+            _guarded(protocol.datagram_msg_received, data, anc, flags, addr)
 
     def sendmsg(self, data: bytes, ancdata: list[tuple[int, int, bytes]], flags: int, address: Any) -> None:
         if self._sock is None:
