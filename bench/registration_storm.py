@@ -12,13 +12,17 @@ The client process hand-builds CoAP CON ``POST /rd?ep=...`` datagrams for N dist
 sockets, keeps a bounded window of requests in flight, retransmits after 2 s, and records per-request latency.
 Printed: registrations/s, p50/p99 latency, RSS per registered device (full server), ratios to the ceilings.
 
-    python bench/registration_storm.py [--devices 10000] [--window 256] [--inventory] [--profile]
+    python bench/registration_storm.py [--devices 10000] [--window 64] [--inventory] [--profile] [--scale 100000]
+
+``--scale N`` adds a second full-server storm of N devices: RSS per device at both sizes and the N-device rate
+against the ``--devices`` rate (does the server hold its rate as the registry grows?).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import random
@@ -105,6 +109,7 @@ async def serve(mode: str, data_dir: str, inventory: bool) -> None:
     )
     server = LwM2MServer(settings, inventory=inventory)
     await server.start()
+    gc.freeze()  # as `tinymlaas serve` does after start-up
     print(f"READY {server.coap_port}", flush=True)
     await stop.wait()
     await server.store.flush()
@@ -119,7 +124,8 @@ async def serve(mode: str, data_dir: str, inventory: bool) -> None:
 
 
 # ---- client ------------------------------------------------------------------------------------------------
-async def storm(port: int, devices: int, window: int, prefix: str, echo: bool) -> dict[str, Any]:
+async def storm(port: int, devices: int, window: int, prefix: str, echo: bool, sockets: int = SOCKETS
+                ) -> dict[str, Any]:  # fmt: skip
     loop = asyncio.get_running_loop()
     pending: dict[tuple[int, int], tuple[float, bytes, int, asyncio.Future[float]]] = {}
     latencies: list[float] = []
@@ -146,17 +152,17 @@ async def storm(port: int, devices: int, window: int, prefix: str, echo: bool) -
                 entry[3].set_result(loop.time() - entry[0])
 
     clients = []
-    for i in range(SOCKETS):
+    for i in range(sockets):
         t, p = await loop.create_datagram_endpoint(lambda i=i: Client(i), remote_addr=("127.0.0.1", port))  # type: ignore[misc]
         clients.append((t, p))
     sem = asyncio.Semaphore(window)
     failures = 0
-    mids = [random.randrange(0x10000) for _ in range(SOCKETS)]
+    mids = [random.randrange(0x10000) for _ in range(sockets)]
 
     async def one(n: int) -> None:
         nonlocal failures
         async with sem:
-            idx = n % SOCKETS
+            idx = n % sockets
             mid = mids[idx] = (mids[idx] + 1) & 0xFFFF
             dgram = register_datagram(mid, n.to_bytes(4, "big"), f"{prefix}-{n}")
             fut: asyncio.Future[float] = loop.create_future()
@@ -194,7 +200,7 @@ async def storm(port: int, devices: int, window: int, prefix: str, echo: bool) -
 
 
 # ---- orchestration -----------------------------------------------------------------------------------------
-def run_mode(mode: str, args: argparse.Namespace, data_dir: str) -> dict[str, Any]:
+def run_mode(mode: str, args: argparse.Namespace, data_dir: str, devices: int | None = None) -> dict[str, Any]:
     import psutil
 
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -227,7 +233,7 @@ def run_mode(mode: str, args: argparse.Namespace, data_dir: str) -> dict[str, An
             "--port",
             str(port),
             "--devices",
-            str(args.devices),
+            str(devices or args.devices),
             "--window",
             str(args.window),
         ]
@@ -282,6 +288,7 @@ def main() -> None:
     ap.add_argument("--devices", type=int, default=10_000)
     ap.add_argument("--window", type=int, default=64, help="requests in flight")
     ap.add_argument("--modes", default="full,bare,echo")
+    ap.add_argument("--scale", type=int, default=0, help="also storm the full server with this many devices")
     ap.add_argument("--inventory", action="store_true", help="full server also reads /3/0... (clients answer 4.04)")
     ap.add_argument("--profile", action="store_true", help="py-spy the full server, print top self-time functions")
     ap.add_argument("--profile-out", default=str(Path(tempfile.gettempdir()) / "storm-profile.txt"))
@@ -290,26 +297,30 @@ def main() -> None:
     ap.add_argument("--data-dir", default="")
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--echo", action="store_true")
+    ap.add_argument("--sockets", type=int, default=SOCKETS, help="client sockets (device addresses) of the storm")
     args = ap.parse_args()
     if args.role == "server":
         asyncio.run(serve(args.mode, args.data_dir, args.inventory))
         return
     if args.role == "client":
         prefix = f"bench{random.randrange(1 << 30):x}"
-        print(json.dumps(asyncio.run(storm(args.port, args.devices, args.window, prefix, args.echo))))
+        print(json.dumps(asyncio.run(storm(args.port, args.devices, args.window, prefix, args.echo, args.sockets))))
         return
     results: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="storm-") as tmp:
         for mode in args.modes.split(","):
             results[mode] = run_mode(mode, args, tmp)
+        if args.scale:
+            with tempfile.TemporaryDirectory(prefix="storm-scale-") as tmp2:
+                results[f"full@{args.scale}"] = run_mode("full", args, tmp2, devices=args.scale)
     print(
         f"registration storm: {args.devices} devices, window {args.window}, {SOCKETS} client sockets, "
         f"{os.cpu_count()} CPUs, inventory {'on' if args.inventory else 'off'}"
     )
-    print(f"{'server':<6} {'ok':>7} {'fail':>5} {'reg/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'RSS MB':>8} {'B/dev':>7}")
+    print(f"{'server':<11} {'ok':>7} {'fail':>5} {'reg/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'RSS MB':>8} {'B/dev':>7}")
     for mode, r in results.items():
         print(
-            f"{mode:<6} {r['ok']:>7} {r['failed']:>5} {r['rate']:>9.0f} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} "
+            f"{mode:<11} {r['ok']:>7} {r['failed']:>5} {r['rate']:>9.0f} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} "
             f"{r['rss_after_mb']:>8.1f} {r['rss_per_device_b']:>7.0f}"
         )
     if "full" in results:
@@ -323,6 +334,13 @@ def main() -> None:
         for ceiling in ("bare", "echo"):
             if ceiling in results:
                 print(f"full / {ceiling}: {f['rate'] / results[ceiling]['rate']:.2f}")
+    scaled = results.get(f"full@{args.scale}")
+    if scaled is not None and "full" in results:
+        f = results["full"]
+        print(
+            f"scale: RSS/device {f['rss_per_device_b']:.0f} B at {f['ok']}, {scaled['rss_per_device_b']:.0f} B at "
+            f"{scaled['ok']}; rate at {scaled['ok']} / rate at {f['ok']}: {scaled['rate'] / f['rate']:.2f}"
+        )
     if "bare" in results and "echo" in results:
         print(f"bare / echo: {results['bare']['rate'] / results['echo']['rate']:.2f}")
     if args.profile and Path(args.profile_out).exists():

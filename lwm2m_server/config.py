@@ -46,6 +46,8 @@ class ServerSettings(_Section):
     queue_mode_window_s: float = 93.0
     max_queued_requests: int = 64
     request_timeout_s: float = 30.0
+    coap_fast_path: bool = True
+    inventory_concurrency: int = Field(default=64, ge=1)
 
 
 class StoreSettings(_Section):

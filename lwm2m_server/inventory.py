@@ -1,12 +1,14 @@
 """Inventory on registration: read /3/0, /32001/0 and /5/0 into a :class:`DeviceProfile`, observe what OTA needs.
 
 Runs as a registry listener after every Register (and after an Update that moved the device, since observations
-are bound to the address). Only objects the device announced are read/observed; a device without 32001 is still
-managed and marked ``hardware_known=False``. Profiles are cached in memory and persisted through the store.
+are bound to the address), at most ``concurrency`` devices at a time. Only objects the device announced are
+read/observed; a device without 32001 is still managed and marked ``hardware_known=False``. Profiles are cached
+in memory and persisted through the store.
 """
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -25,6 +27,9 @@ from lwm2m_server.store.base import Store
 log = get_logger(__name__)
 
 OBSERVED = (LwM2MPath(5, 0, 3), LwM2MPath(5, 0, 5), LwM2MPath(32002, 0))
+# Devices inventoried at once. aiocoap scans every active exchange on each response (NSTART bookkeeping), so
+# 10k devices registering at once must not become 50k exchanges in flight: that made REST reads wait seconds.
+DEFAULT_CONCURRENCY = 64
 
 
 @dataclass
@@ -99,7 +104,14 @@ class DeviceProfile:
 
 class Inventory:
     def __init__(
-        self, client: DeviceClient, registry: Registry, store: Store, events: EventBus, *, timeout: float | None = None
+        self,
+        client: DeviceClient,
+        registry: Registry,
+        store: Store,
+        events: EventBus,
+        *,
+        timeout: float | None = None,
+        concurrency: int = DEFAULT_CONCURRENCY,
     ) -> None:
         self.client = client
         self.registry = registry
@@ -109,6 +121,7 @@ class Inventory:
         self._profiles: dict[str, DeviceProfile] = {}
         self._observed_from: dict[str, tuple[str, int]] = {}
         self._observing: dict[str, dict[LwM2MPath, Observation]] = {}  # our own handles (others may share them)
+        self._gate = asyncio.Semaphore(max(1, concurrency))
         registry.add_listener(self._on_registration)
 
     async def start(self) -> None:
@@ -127,8 +140,11 @@ class Inventory:
 
     async def _on_registration(self, reg: Registration, kind: Kind) -> None:
         if kind == "registered":
-            await self.collect(reg)
-            await self.observe(reg)
+            async with self._gate:  # a storm's inventories queue here, not as thousands of CoAP exchanges
+                if self.registry.get(reg.endpoint) is not reg:
+                    return  # re-registered or gone while waiting: the newer registration's listener does it
+                await self.collect(reg)
+                await self.observe(reg)
         elif kind == "updated":
             current = self.registry.get(reg.endpoint)
             before = self._observed_from.get(reg.endpoint)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import Mapping
@@ -9,6 +10,23 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from lwm2m_server.protocol.paths import LwM2MPath
+from lwm2m_server.protocol.registration import intern_objects, intern_set
+
+
+# The link-set columns as stored: registrations share a few distinct link sets, so each is serialised once.
+@functools.lru_cache(maxsize=1024)
+def _formats_json(formats: frozenset[int]) -> str:
+    return json.dumps(sorted(formats))
+
+
+@functools.lru_cache(maxsize=1024)
+def _objects_json(items: tuple[tuple[int, str | None], ...]) -> str:
+    return json.dumps({str(k): v for k, v in sorted(items)})
+
+
+@functools.lru_cache(maxsize=1024)
+def _instances_json(instances: frozenset[LwM2MPath]) -> str:
+    return json.dumps([str(p) for p in sorted(instances)])
 
 
 @dataclass(slots=True)
@@ -68,9 +86,9 @@ class Registration:
             self.binding,
             int(self.queue_mode),
             self.root_path,
-            json.dumps(sorted(self.content_formats)),
-            json.dumps({str(k): v for k, v in sorted(self.objects.items())}),
-            json.dumps([str(p) for p in sorted(self.instances)]),
+            _formats_json(self.content_formats),
+            _objects_json(tuple(self.objects.items())),
+            _instances_json(self.instances),
             self.sms,
             self.registered_at,
             self.updated_at,
@@ -89,9 +107,9 @@ class Registration:
             binding=row["binding"],
             queue_mode=bool(row["queue_mode"]),
             root_path=row["root_path"],
-            content_formats=frozenset(int(c) for c in json.loads(row["content_formats"])),
-            objects={int(k): v for k, v in json.loads(row["objects"]).items()},
-            instances=frozenset(LwM2MPath.parse(p) for p in json.loads(row["instances"])),
+            content_formats=intern_set(frozenset(int(c) for c in json.loads(row["content_formats"]))),
+            objects=intern_objects({int(k): v for k, v in json.loads(row["objects"]).items()}),
+            instances=intern_set(frozenset(LwM2MPath.parse(p) for p in json.loads(row["instances"]))),
             sms=row["sms"],
             registered_at=float(row["registered_at"]),
             updated_at=float(row["updated_at"]),

@@ -14,13 +14,16 @@ Register/Update), and tells the rest of the server through
 from __future__ import annotations
 
 import asyncio
+import base64
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Hashable, Iterator
+from sys import intern
 from typing import TYPE_CHECKING, Literal
 
 from lwm2m_server.events import EventBus
 from lwm2m_server.logging import get_logger
+from lwm2m_server.protocol.registration import intern_objects, intern_set
 from lwm2m_server.registration import Registration
 from lwm2m_server.timers import TimerHeap
 
@@ -30,6 +33,7 @@ if TYPE_CHECKING:
 
 log = get_logger(__name__)
 
+ID_POOL = 256  # registration ids drawn per random read (8 url-safe characters, 48 random bits each)
 Kind = Literal["registered", "updated", "deregistered", "expired"]
 Listener = Callable[[Registration, Kind], Awaitable[None]]
 Hook = Callable[[Registration, Kind], None]
@@ -57,6 +61,7 @@ class Registry:
         self._hooks: list[Hook] = []
         self._listeners: list[Listener] = []
         self._tasks: set[asyncio.Task[None]] = set()
+        self._id_pool: list[str] = []
 
     # -- lifecycle --------------------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -128,16 +133,16 @@ class Registry:
         reg = Registration(
             endpoint=req.endpoint,
             reg_id=self._new_id(),
-            host=host,
+            host=intern(host),
             port=port,
             lifetime=req.lifetime,
-            lwm2m_version=req.lwm2m_version,
-            binding=req.binding,
+            lwm2m_version=intern(req.lwm2m_version),
+            binding=intern(req.binding),
             queue_mode=req.queue_mode,
-            root_path=req.root_path,
-            content_formats=frozenset(req.content_formats),
-            objects=dict(req.objects),
-            instances=frozenset(req.instances),
+            root_path=intern(req.root_path),
+            content_formats=intern_set(frozenset(req.content_formats)),
+            objects=intern_objects(req.objects),
+            instances=intern_set(frozenset(req.instances)),
             sms=req.sms,
             registered_at=now,
         )
@@ -164,24 +169,24 @@ class Registry:
         moved = (host, port) != reg.address
         if moved and self._ep_by_addr.get(reg.address) == reg.endpoint:
             del self._ep_by_addr[reg.address]
-        reg.host, reg.port = host, port
+        reg.host, reg.port = intern(host), port
         self._ep_by_addr[reg.address] = reg.endpoint
         if upd.lifetime is not None:
             reg.lifetime = upd.lifetime
         if upd.binding is not None:
-            reg.binding = upd.binding
+            reg.binding = intern(upd.binding)
         if upd.queue_mode is not None:
             reg.queue_mode = upd.queue_mode
         if upd.sms is not None:
             reg.sms = upd.sms
         if upd.objects is not None:
-            reg.objects = dict(upd.objects)
+            reg.objects = intern_objects(upd.objects)
         if upd.instances is not None:
-            reg.instances = frozenset(upd.instances)
+            reg.instances = intern_set(frozenset(upd.instances))
         if upd.root_path is not None:
-            reg.root_path = upd.root_path
+            reg.root_path = intern(upd.root_path)
         if upd.content_formats is not None:
-            reg.content_formats = frozenset(upd.content_formats)
+            reg.content_formats = intern_set(frozenset(upd.content_formats))
         reg.updated_at = reg.last_seen = now
         self._arm(reg)
         await self.store.save_registration(reg)
@@ -210,7 +215,11 @@ class Registry:
     # -- internals --------------------------------------------------------------------------------------------
     def _new_id(self) -> str:
         while True:
-            rid = secrets.token_urlsafe(6).replace("-", "x").replace("_", "y")
+            if not self._id_pool:  # one getrandom() call per ID_POOL ids instead of one per Register
+                raw = base64.urlsafe_b64encode(secrets.token_bytes(6 * ID_POOL)).decode()
+                raw = raw.replace("-", "x").replace("_", "y")
+                self._id_pool = [raw[i : i + 8] for i in range(0, 8 * ID_POOL, 8)]
+            rid = self._id_pool.pop()
             if rid not in self._ep_by_id:
                 return rid
 

@@ -16,7 +16,8 @@ import aiocoap
 import aiocoap.resource as resource
 
 from lwm2m_server.coap.device_client import DeviceClient
-from lwm2m_server.coap.rd import add_rd_resources
+from lwm2m_server.coap.fastpath import FastHandler, FastPath, RegistrationFastHandler
+from lwm2m_server.coap.rd import RegistrationInterface, add_rd_resources
 from lwm2m_server.coap.send import SendResource
 from lwm2m_server.coap.udp import create_context
 from lwm2m_server.config import Settings
@@ -69,11 +70,15 @@ class LwM2MServer:
         )
         self.client.queue = self.queue
         self.inventory: Inventory | None = (
-            Inventory(self.client, self.registry, self.store, self.events) if inventory else None
+            Inventory(self.client, self.registry, self.store, self.events, concurrency=s.inventory_concurrency)
+            if inventory
+            else None
         )
         self.site = resource.Site()
         self.counters: Counter[str] = Counter()
-        add_rd_resources(self.site, self.registry, self._count, self.client.stats.count_in)
+        self.rd = RegistrationInterface(self.registry, self._count, self.client.stats.count_in)
+        add_rd_resources(self.site, self.rd)
+        self.fast_path = FastPath({"rd": RegistrationFastHandler(self.rd)}) if s.coap_fast_path else None
         self.send = SendService(self.store.send_values, self.events)  # pruned with the store's retention
         self.site.add_resource(
             SEND_PATH, SendResource(self.registry, self.client.model, self._on_send, self.client.stats.count_in)
@@ -100,8 +105,11 @@ class LwM2MServer:
 
     # -- extension points -------------------------------------------------------------------------------------
     def add_resource(self, path: tuple[str, ...], res: Any) -> None:
-        """Serve another CoAP resource on the same socket (e.g. OTA's ``("fw",)``); call before :meth:`start`."""
+        """Serve another CoAP resource on the same socket (e.g. OTA's ``("fw",)``); call before :meth:`start`.
+        A one-segment resource that is a :class:`FastHandler` also answers its hot requests on the fast path."""
         self.site.add_resource(path, res)
+        if self.fast_path is not None and len(path) == 1 and isinstance(res, FastHandler):
+            self.fast_path.add_handler(path[0], res)
 
     add_coap_resource = add_resource
 
@@ -126,7 +134,7 @@ class LwM2MServer:
         await self.queue.start()
         # Our own socket, without SO_REUSEPORT: a busy port is an error, never two servers sharing one.
         self.coap_context = await create_context(self.site, s.coap_host, s.coap_port, loggername="coap-server",
-                                                 rcvbuf=RCVBUF_BYTES)
+                                                 rcvbuf=RCVBUF_BYTES, fast=self.fast_path)
         self.client.context = self.coap_context
         self.coap_port = self._bound_port(self.coap_context)
         self.started_at = time.time()

@@ -46,6 +46,7 @@ def serve(
 
 async def _serve(settings: object, *, http: bool) -> None:
     import asyncio
+    import gc
     import signal
 
     from lwm2m_server.application import Application
@@ -58,6 +59,7 @@ async def _serve(settings: object, *, http: bool) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await application.start()
+    gc.freeze()  # start-up objects (modules, models, reloaded registrations) leave the collector's generations
     if application.initial_admin_token is not None:
         # Once, on the first start (like the package key): the server keeps only the token's hash.
         # The secret goes to stdout only (one hand-off line, like READY); the log says that it happened.

@@ -20,6 +20,7 @@ from lwm2m_server.coap.errors import BadResponse, DeviceError, DeviceNotRegister
 from lwm2m_server.coap.exchange import RawResponse, RequestSpec, send
 from lwm2m_server.coap.observation import Observation, SharedObservation
 from lwm2m_server.coap.observer import ObserveOperations
+from lwm2m_server.coap.remotes import RemoteCache
 from lwm2m_server.coap.stats import CoapStats
 from lwm2m_server.events import EventBus
 from lwm2m_server.logging import get_logger
@@ -83,6 +84,7 @@ class DeviceClient(ObserveOperations):
         self.model = model or ObjectRegistry.default()
         self.default_timeout = default_timeout
         self.context: aiocoap.Context | None = None
+        self._remotes: tuple[aiocoap.Context, RemoteCache] | None = None
         self.stats = CoapStats()
         self._observations: dict[str, list[Observation]] = {}  # every owner's handles
         self._shared: dict[str, dict[tuple[LwM2MPath, int], SharedObservation]] = {}  # CoAP observations
@@ -102,10 +104,17 @@ class DeviceClient(ObserveOperations):
             raise DeviceNotRegistered(endpoint)
         return reg
 
+    def _remote_cache(self, ctx: aiocoap.Context) -> RemoteCache:
+        """Resolved device addresses for this context (a new context, e.g. after a restart, starts afresh)."""
+        if self._remotes is None or self._remotes[0] is not ctx:
+            self._remotes = (ctx, RemoteCache(ctx))
+        return self._remotes[1]
+
     async def send_now(self, reg: Registration, spec: RequestSpec, timeout: float) -> RawResponse:
         """Send immediately, bypassing queue mode (the queue's sender); every outcome is counted."""
         try:
-            resp = await send(self._ctx(), reg, spec, timeout)
+            ctx = self._ctx()
+            resp = await send(ctx, reg, spec, timeout, remote=self._remote_cache(ctx).remote(reg.host, reg.port))
         except DeviceError as exc:
             self.stats.count_out(spec.method, exc.coap_code)
             raise

@@ -173,9 +173,14 @@ def abandon(ctx: aiocoap.Context, msg: aiocoap.Message) -> None:
                 manager._continue_backlog(msg.remote)  # type: ignore[union-attr]  # send what queued behind it
 
 
-async def send(ctx: aiocoap.Context, reg: Registration, spec: RequestSpec, timeout: float) -> RawResponse:
-    """Send and await the response; raises :class:`DeviceTimeout` / :class:`DeviceError` on transport failure."""
+async def send(
+    ctx: aiocoap.Context, reg: Registration, spec: RequestSpec, timeout: float, *, remote: Any = None
+) -> RawResponse:
+    """Send and await the response; raises :class:`DeviceTimeout` / :class:`DeviceError` on transport failure.
+    ``remote``: the device's already resolved address (:mod:`lwm2m_server.coap.remotes`), if known."""
     msg = build_message(reg, spec)
+    if remote is not None:
+        msg.remote = remote
     request = ctx.request(msg, handle_blockwise=spec.block1 is None)
     try:
         response = await asyncio.wait_for(request.response, timeout)

@@ -12,13 +12,16 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from aiocoap import BAD_OPTION, BAD_REQUEST, CONTENT, GET, METHOD_NOT_ALLOWED, NOT_FOUND, Message
 from aiocoap.interfaces import Resource as ResourceInterface
 from aiocoap.optiontypes import BlockOption
 from aiocoap.resource import PathCapable
 
+from lwm2m_server.coap.fastpath import FastAnswer
 from lwm2m_server.logging import get_logger
+from lwm2m_server.protocol import coapmsg
 
 log = get_logger(__name__)
 
@@ -32,6 +35,44 @@ BlobLookup = Callable[[str], Awaitable[bytes | None]]
 def etag_for(sha256_hex: str) -> bytes:
     """The stable ETag of a package: the first 8 bytes of its sha256."""
     return bytes.fromhex(sha256_hex[:16])
+
+
+Block = tuple[int, bool, int]  # Block2 (number, more, szx)
+
+
+class FwAnswer(NamedTuple):
+    """A /fw answer independent of the CoAP stack: the aiocoap resource and the datagram fast path encode it."""
+
+    code: str
+    payload: bytes = b""
+    etag: bytes | None = None  # with etag: a 2.05 Content of an opaque package (Size2, maybe Block2)
+    size2: int | None = None
+    block2: Block | None = None
+
+    def to_message(self) -> Message:
+        msg = Message(code=_AIOCOAP_CODES[self.code], payload=self.payload)
+        if self.etag is not None:
+            msg.opt.content_format = OPAQUE
+            msg.opt.etag = self.etag
+            msg.opt.size2 = self.size2
+            if self.block2 is not None:
+                msg.opt.block2 = BlockOption.BlockwiseTuple(*self.block2)
+        return msg
+
+    def options(self) -> tuple[tuple[int, bytes], ...]:
+        """The response options as raw (number, value) pairs (RFC 7252 / 7959 encodings)."""
+        if self.etag is None:
+            return ()
+        opts = [(coapmsg.ETAG, self.etag), (coapmsg.CONTENT_FORMAT, coapmsg.uint_option(OPAQUE)),
+                (coapmsg.SIZE2, coapmsg.uint_option(self.size2 or 0))]  # fmt: skip
+        if self.block2 is not None:
+            num, more, szx = self.block2
+            opts.append((coapmsg.BLOCK2, coapmsg.uint_option(num << 4 | int(more) << 3 | szx)))
+        return tuple(opts)
+
+
+_AIOCOAP_CODES = {"2.05": CONTENT, "4.00": BAD_REQUEST, "4.02": BAD_OPTION, "4.04": NOT_FOUND,
+                  "4.05": METHOD_NOT_ALLOWED}  # fmt: skip
 
 
 @dataclass
@@ -58,57 +99,67 @@ class FirmwareResource(ResourceInterface, PathCapable):  # type: ignore[misc]
     async def render_to_pipe(self, pipe) -> None:  # type: ignore[no-untyped-def]
         pipe.add_response(await self.render(pipe.request), is_last=True)
 
+    # -- fast path (lwm2m_server.coap.fastpath.FastHandler): CON GET /fw/<sha> with at most a Block2 option ---
+    fast_options = frozenset({coapmsg.BLOCK2})
+
+    def fast_accepts(self, msg: coapmsg.CoapMessage, path: list[str]) -> bool:
+        blocks = msg.option_values(coapmsg.BLOCK2)
+        return msg.code == coapmsg.GET and len(path) == 2 and len(blocks) <= 1 and all(len(b) <= 3 for b in blocks)
+
+    async def fast_answer(self, msg: coapmsg.CoapMessage, path: list[str], query: list[str],
+                          peer: tuple[str, int]) -> FastAnswer:  # fmt: skip
+        blocks = msg.option_values(coapmsg.BLOCK2)
+        blk: Block | None = None
+        if blocks:
+            value = int.from_bytes(blocks[0], "big")
+            blk = (value >> 4, bool(value & 0x08), value & 0x07)
+        answer = await self.answer(tuple(path[1:]), True, blk, f"{peer[0]}:{peer[1]}")
+        return FastAnswer(coapmsg.code_number(answer.code), answer.options(), answer.payload)
+
+    # -- aiocoap ------------------------------------------------------------------------------------------------
     async def render(self, request: Message) -> Message:
         try:
-            return await self._render(request)
+            block2 = request.opt.block2
+            blk = (block2.block_number, block2.more, block2.size_exponent) if block2 is not None else None
+            answer = await self.answer(tuple(request.opt.uri_path), request.code == GET, blk,
+                                       _remote_key(request.remote))  # fmt: skip
         except Exception:  # a bad request must never take the server down
             log.exception("fw.render_failed")
             return Message(code=BAD_REQUEST, payload=b"internal error")
+        return answer.to_message()
 
-    async def _render(self, request: Message) -> Message:
-        path = tuple(request.opt.uri_path)
+    async def answer(self, path: tuple[str, ...], is_get: bool, block2: Block | None, remote: str) -> FwAnswer:
+        """The answer to a request for ``path`` (below ``/fw``), whichever CoAP stack carried it."""
         if len(path) != 1 or not SHA_RE.match(path[0]):
-            return Message(code=NOT_FOUND)
-        if request.code != GET:
-            return Message(code=METHOD_NOT_ALLOWED)
+            return FwAnswer("4.04")
+        if not is_get:
+            return FwAnswer("4.05")
         sha = path[0]
-        block2 = request.opt.block2
-        if block2 is not None and block2.size_exponent == 7:
-            return Message(code=BAD_REQUEST, payload=b"SZX 7 (BERT) is not valid over UDP")
+        if block2 is not None and block2[2] == 7:
+            return FwAnswer("4.00", b"SZX 7 (BERT) is not valid over UDP")
         blob = await self._lookup(sha)
         if blob is None:
-            return Message(code=NOT_FOUND)
-        szx = block2.size_exponent if block2 is not None else self._default_szx
-        number = block2.block_number if block2 is not None else 0
+            return FwAnswer("4.04")
+        number, _, szx = block2 if block2 is not None else (0, False, self._default_szx)
         size = 1 << (szx + 4)
         start = number * size
         if block2 is None and len(blob) <= size:
-            return self._respond(request, sha, blob, 0, blob, None)
+            return self._respond(sha, blob, 0, blob, None, remote)
         if start >= len(blob) and not (start == 0 and not blob):
-            return Message(code=BAD_OPTION, payload=b"block number past the end")
+            return FwAnswer("4.02", b"block number past the end")
         chunk = blob[start : start + size]
         more = start + size < len(blob)
-        return self._respond(request, sha, blob, start, chunk, BlockOption.BlockwiseTuple(number, more, szx))
+        return self._respond(sha, blob, start, chunk, (number, more, szx), remote)
 
-    def _respond(
-        self,
-        request: Message,
-        sha: str,
-        blob: bytes,
-        start: int,
-        chunk: bytes,
-        block: BlockOption.BlockwiseTuple | None,
-    ) -> Message:
-        response = Message(code=CONTENT, payload=chunk, content_format=OPAQUE)
-        response.opt.etag = etag_for(sha)
-        response.opt.size2 = len(blob)
-        if block is not None:
-            response.opt.block2 = block
-        st = self.stats.setdefault(sha, ServeStats())
+    def _respond(self, sha: str, blob: bytes, start: int, chunk: bytes, block: Block | None,
+                 remote: str) -> FwAnswer:  # fmt: skip
+        st = self.stats.get(sha)
+        if st is None:
+            st = self.stats[sha] = ServeStats()
         st.blocks += 1
         st.bytes += len(chunk)
-        st.last_block_by_remote[_remote_key(request.remote)] = (start + len(chunk), len(blob))
-        return response
+        st.last_block_by_remote[remote] = (start + len(chunk), len(blob))
+        return FwAnswer("2.05", chunk, etag_for(sha), len(blob), block)
 
 
 def _remote_key(remote: object) -> str:

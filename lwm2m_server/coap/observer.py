@@ -20,6 +20,7 @@ from lwm2m_server.coap.composite_observation import CompositeObservation
 from lwm2m_server.coap.errors import BadResponse, DeviceError, DeviceTimeout
 from lwm2m_server.coap.exchange import RawResponse, RequestSpec, abandon, build_message
 from lwm2m_server.coap.observation import NotifyCallback, Observation, SharedObservation
+from lwm2m_server.coap.remotes import RemoteCache
 from lwm2m_server.coap.stats import CoapStats
 from lwm2m_server.events import EventBus
 from lwm2m_server.logging import get_logger
@@ -57,6 +58,15 @@ class ObserveOperations:
 
     def _reg(self, endpoint: str) -> Registration:
         raise NotImplementedError
+
+    def _remote_cache(self, ctx: aiocoap.Context) -> RemoteCache:
+        raise NotImplementedError
+
+    def _observe_message(self, reg: Registration, spec: RequestSpec) -> tuple[aiocoap.Context, aiocoap.Message]:
+        ctx = self._ctx()
+        sent = build_message(reg, spec, observe=0)
+        sent.remote = self._remote_cache(ctx).remote(reg.host, reg.port)  # resolved once per device address
+        return ctx, sent
 
     @staticmethod
     def _check(reg: Registration, resp: RawResponse, what: str, expected: tuple[str, ...] = ()) -> None:
@@ -148,8 +158,8 @@ class ObserveOperations:
         """Send an observe request (Observe: 0) and decode its answer: the response message, aiocoap's client
         observation (None when the device did not take it) and the initial content. A timeout, a network error, an
         error answer or an undecodable one raises DeviceError and leaves no observation behind."""
-        sent = build_message(reg, spec, observe=0)
-        request = self._ctx().request(sent)
+        ctx, sent = self._observe_message(reg, spec)
+        request = ctx.request(sent)
         t = timeout if timeout is not None else self.default_timeout
         try:
             msg = await asyncio.wait_for(request.response, t)

@@ -5,12 +5,12 @@
   unsupported ``lwm2m`` → 4.12 (the protocol core's ``RegistrationError.coap_code``).
 * Update → 2.04, De-register → 2.02; unknown id → 4.04; other methods → 4.05.
 
-The reply is sent once the registration is in memory and its write is queued (see :mod:`lwm2m_server.store.base`).
+The logic is :class:`~lwm2m_server.coap.registration_interface.RegistrationInterface`, shared with the datagram
+fast path (:mod:`lwm2m_server.coap.fastpath`), which takes the plain CON requests before aiocoap sees them; these
+resources answer the rest (NON, Block1, unusual options).
 """
 
 from __future__ import annotations
-
-from collections.abc import Callable
 
 import aiocoap
 import aiocoap.error
@@ -19,11 +19,10 @@ from aiocoap.numbers.codes import Code
 from aiocoap.numbers.types import Type
 
 from lwm2m_server.coap.exchange import code_str
-from lwm2m_server.logging import get_logger
-from lwm2m_server.protocol.registration import RegistrationError, parse_register, parse_update
-from lwm2m_server.registry import Registry
+from lwm2m_server.coap.registration_interface import CodeCounter, RegistrationInterface, Reply
+from lwm2m_server.protocol.coapmsg import code_number
 
-log = get_logger(__name__)
+__all__ = ["CodeCounter", "RegistrationInterface", "add_rd_resources", "error_reply", "peer_address"]
 
 _CODES = {
     "4.00": Code.BAD_REQUEST,
@@ -53,19 +52,20 @@ def peer_address(request: aiocoap.Message) -> tuple[str, int]:
     return host, int(port or 5683)
 
 
-CodeCounter = Callable[[str, str], None]  # (method, answered code)
+def to_message(reply: Reply) -> aiocoap.Message:
+    msg = aiocoap.Message(code=Code(code_number(reply.code)), payload=reply.payload)
+    if reply.location:
+        msg.opt.location_path = reply.location
+    return msg
 
 
 class _CountingResource(resource.Resource):
     """Counts every request it answers by method and response code (errors raised by aiocoap included)."""
 
-    def __init__(
-        self, registry: Registry, counter: Callable[[str], None] | None = None, codes: CodeCounter | None = None
-    ) -> None:
+    def __init__(self, rd: RegistrationInterface) -> None:
         super().__init__()
-        self.registry = registry
-        self._count = counter or (lambda _k: None)
-        self._count_code = codes or (lambda _m, _c: None)
+        self.rd = rd
+        self._count_code = rd.count_code
 
     async def render(self, request: aiocoap.Message) -> aiocoap.Message:
         method = str(request.code)
@@ -86,19 +86,9 @@ class RegisterResource(_CountingResource):
 
     async def render_post(self, request: aiocoap.Message) -> aiocoap.Message:
         if request.mtype is not Type.CON:
-            self._count("rejected")
-            return error_reply("4.00", "Register must be a confirmable request")
-        try:
-            req = parse_register(request.opt.uri_query, request.payload)
-        except RegistrationError as exc:
-            self._count("rejected")
-            log.info("register_rejected", code=exc.coap_code, error=str(exc), peer=str(request.remote.hostinfo))
-            return error_reply(exc.coap_code, str(exc))
+            return to_message(self.rd.reject_non_confirmable())
         host, port = peer_address(request)
-        reg = await self.registry.register(req, host, port)
-        self._count("registered")
-        log.debug("registered", endpoint=reg.endpoint, reg_id=reg.reg_id, address=f"{host}:{port}")
-        return aiocoap.Message(code=Code.CREATED, location_path=("rd", reg.reg_id))
+        return to_message(await self.rd.register(request.opt.uri_query, request.payload, host, port))
 
 
 class RegistrationEntryResource(_CountingResource, resource.PathCapable):
@@ -113,38 +103,14 @@ class RegistrationEntryResource(_CountingResource, resource.PathCapable):
         return path[0] if len(path) == 1 and path[0] else None
 
     async def render_post(self, request: aiocoap.Message) -> aiocoap.Message:
-        reg_id = self._reg_id(request)
-        if reg_id is None or self.registry.by_id(reg_id) is None:
-            self._count("unknown")
-            return error_reply("4.04", "unknown registration")
-        try:
-            upd = parse_update(request.opt.uri_query, request.payload)
-        except RegistrationError as exc:
-            self._count("rejected")
-            return error_reply(exc.coap_code, str(exc))
         host, port = peer_address(request)
-        reg = await self.registry.update(reg_id, upd, host, port)
-        if reg is None:
-            return error_reply("4.04", "unknown registration")
-        self._count("updated")
-        return aiocoap.Message(code=Code.CHANGED)
+        reply = await self.rd.update(self._reg_id(request), request.opt.uri_query, request.payload, host, port)
+        return to_message(reply)
 
     async def render_delete(self, request: aiocoap.Message) -> aiocoap.Message:
-        reg_id = self._reg_id(request)
-        reg = await self.registry.deregister(reg_id) if reg_id is not None else None
-        if reg is None:
-            self._count("unknown")
-            return error_reply("4.04", "unknown registration")
-        self._count("deregistered")
-        return aiocoap.Message(code=Code.DELETED)
+        return to_message(await self.rd.deregister(self._reg_id(request)))
 
 
-def add_rd_resources(
-    site: resource.Site,
-    registry: Registry,
-    counter: Callable[[str], None] | None = None,
-    codes: CodeCounter | None = None,
-) -> None:
-    """``counter(outcome)`` per request (registered, updated, ...); ``codes(method, code)`` per answer."""
-    site.add_resource(("rd",), RegisterResource(registry, counter, codes))
-    site.add_resource(("rd",), RegistrationEntryResource(registry, counter, codes))
+def add_rd_resources(site: resource.Site, rd: RegistrationInterface) -> None:
+    site.add_resource(("rd",), RegisterResource(rd))
+    site.add_resource(("rd",), RegistrationEntryResource(rd))

@@ -16,6 +16,8 @@ from typing import Any
 from aiocoap import Context
 from aiocoap.transports.udp6 import MessageInterfaceUDP6
 
+from lwm2m_server.coap.fastpath import FastPath, FastPathUDP6
+
 
 def exclusive_socket(host: str = "127.0.0.1", port: int = 0, *, rcvbuf: int | None = None) -> socket.socket:
     """A dual-stack UDP socket bound to ``host:port`` without SO_REUSEPORT."""
@@ -33,16 +35,28 @@ def exclusive_socket(host: str = "127.0.0.1", port: int = 0, *, rcvbuf: int | No
 
 
 async def create_context(
-    site: Any, host: str = "127.0.0.1", port: int = 0, *, loggername: str = "coap", rcvbuf: int | None = None
+    site: Any,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    loggername: str = "coap",
+    rcvbuf: int | None = None,
+    fast: FastPath | None = None,
 ) -> Context:
-    """Like ``Context.create_server_context(site, bind=(host, port), transports=["udp6"])``, exclusive port."""
+    """Like ``Context.create_server_context(site, bind=(host, port), transports=["udp6"])``, exclusive port.
+    With ``fast``, the socket's datagrams are offered to the fast path before aiocoap."""
     loop = asyncio.get_running_loop()
     sock = exclusive_socket(host, port, rcvbuf=rcvbuf)
     context = Context(loop=loop, serversite=site, loggername=loggername)
     try:
-        await context._append_tokenmanaged_messagemanaged_transport(
-            lambda mman: MessageInterfaceUDP6._create_transport_endpoint(sock, mman, log=context.log, loop=loop)
-        )
+        if fast is not None:
+            await context._append_tokenmanaged_messagemanaged_transport(
+                lambda mman: FastPathUDP6.create(sock, mman, fast, log=context.log, loop=loop)
+            )
+        else:
+            await context._append_tokenmanaged_messagemanaged_transport(
+                lambda mman: MessageInterfaceUDP6._create_transport_endpoint(sock, mman, log=context.log, loop=loop)
+            )
     except Exception:
         sock.close()
         raise

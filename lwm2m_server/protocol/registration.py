@@ -10,10 +10,12 @@ stored without the ``Q``. Unknown query parameters are ignored, as the CoRE Reso
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Any, TypeVar
 
 from lwm2m_server.protocol.linkformat import Link, LinkFormatError, parse_link_format
 from lwm2m_server.protocol.paths import LwM2MPath
@@ -34,6 +36,7 @@ PRECONDITION_FAILED = "4.12"
 _BINDING = re.compile(r"[UTSNQ]{1,5}")
 _VERSION = re.compile(r"[0-9]{1,3}\.[0-9]{1,3}")
 _DIGITS = re.compile(r"[0-9]{1,10}")
+T = TypeVar("T")
 
 
 class RegistrationError(ValueError):
@@ -44,8 +47,38 @@ class RegistrationError(ValueError):
         self.coap_code = coap_code
 
 
-def _frozen_objects(objects: Mapping[int, str | None]) -> Mapping[int, str | None]:
-    return MappingProxyType(dict(sorted(objects.items())))
+# ---- shared immutable link sets -------------------------------------------------------------------
+# A fleet registers with a handful of distinct link sets: every registration with the same objects, instances or
+# content formats shares one immutable value (memory per device), and a payload parsed once is not parsed again.
+INTERN_MAX = 4096  # distinct values kept per kind; beyond that, values are simply not shared
+PARSE_CACHE_MAX = 1024
+PARSE_CACHE_PAYLOAD_BYTES = 2048
+_objects_interned: dict[tuple[tuple[int, str | None], ...], Mapping[int, str | None]] = {}
+_sets_interned: dict[frozenset[Any], frozenset[Any]] = {}
+
+
+def intern_objects(objects: Mapping[int, str | None]) -> Mapping[int, str | None]:
+    """A read-only object-id -> version mapping in id order, shared between equal ones."""
+    key = tuple(sorted(objects.items()))
+    shared = _objects_interned.get(key)
+    if shared is None:
+        shared = MappingProxyType(dict(key))
+        if len(_objects_interned) < INTERN_MAX:
+            _objects_interned[key] = shared
+    return shared
+
+
+def intern_set(values: frozenset[T]) -> frozenset[T]:
+    """``values`` or an equal frozenset already held (instances, content formats)."""
+    shared = _sets_interned.get(values)
+    if shared is None:
+        if len(_sets_interned) < INTERN_MAX:
+            _sets_interned[values] = values
+        return values
+    return shared
+
+
+_frozen_objects = intern_objects
 
 
 @dataclass(frozen=True)
@@ -157,7 +190,7 @@ def _sms(params: Mapping[str, str | None]) -> str | None:
 class _Payload:
     root_path: str
     content_formats: frozenset[int]
-    objects: dict[int, str | None]
+    objects: Mapping[int, str | None]
     instances: frozenset[LwM2MPath]
     has_root_link: bool
 
@@ -206,6 +239,12 @@ def _relative_segments(target: str, root: str) -> list[str] | None:
 
 
 def _parse_payload(payload: bytes) -> _Payload:
+    if type(payload) is bytes and len(payload) <= PARSE_CACHE_PAYLOAD_BYTES:
+        return _parse_payload_cached(payload)  # errors are not cached: a bad payload raises every time
+    return _parse_payload_uncached(payload)
+
+
+def _parse_payload_uncached(payload: bytes) -> _Payload:
     text = _decode(payload)
     try:
         links = parse_link_format(text)
@@ -239,7 +278,12 @@ def _parse_payload(payload: bytes) -> _Payload:
             objects[path.object_id] = version
         if path.depth == 2:
             instances.add(path)
-    return _Payload(root, formats, objects, frozenset(instances), root_link is not None)
+    return _Payload(
+        root, intern_set(formats), intern_objects(objects), intern_set(frozenset(instances)), root_link is not None
+    )
+
+
+_parse_payload_cached = functools.lru_cache(maxsize=PARSE_CACHE_MAX)(_parse_payload_uncached)
 
 
 # ---- public API -------------------------------------------------------------------------------------

@@ -50,3 +50,24 @@ async def test_port_zero_busy_port_and_shutdown_with_open_stream(tmp_path: Path)
         await second.stop()  # idempotent
         # the first runner still serves
         assert (await stack.http.get("/healthz")).status_code == 200
+
+
+async def test_accepted_connections_have_nodelay(tmp_path: Path) -> None:
+    """Headers and body go out as two writes: without TCP_NODELAY, Nagle holds the body until the client's
+    delayed ACK (~40 ms per response). Every accepted connection must have it on."""
+    async with running_stack(tmp_path) as stack:
+        server = stack.runner._server
+        assert server is not None
+        async with httpx.AsyncClient(base_url=stack.runner.url, timeout=10.0) as http:
+            assert (await http.get("/healthz")).status_code == 200
+            conns = list(server.server_state.connections)
+            assert conns
+            for conn in conns:
+                sock = conn.transport.get_extra_info("socket")
+                assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+            slowest = 0.0
+            for _ in range(5):
+                t0 = time.perf_counter()
+                await http.get("/healthz")
+                slowest = max(slowest, time.perf_counter() - t0)
+            assert slowest < 0.035  # far below the 40 ms delayed-ACK stall on every response

@@ -1,0 +1,54 @@
+"""A registration storm's inventories queue behind ``[server] inventory_concurrency``: with 1, a second device
+is not read while the first one's inventory is still waiting for a silent device; then it is."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from lwm2m_server.server import LwM2MServer
+from tests.integration.server import wire
+from tests.integration.server.conftest import make_settings
+
+
+async def test_inventory_waits_for_a_free_slot(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path / "d", inventory_concurrency=1, request_timeout_s=0.6)
+    async with LwM2MServer(settings) as server:
+        silent = await wire.UdpPeer.open(server.coap_port, answer_requests=False)
+        talker = await wire.UdpPeer.open(server.coap_port)
+        loop = asyncio.get_running_loop()
+        try:
+            silent.send(wire.register(1, b"s", ["ep=silent"], b"</3/0>"))
+            assert (await silent.recv()).code_str == "2.01"
+            talker.send(wire.register(2, b"t", ["ep=talker"], b"</3/0>"))
+            assert (await talker.recv()).code_str == "2.01"
+            t0 = loop.time()
+            await asyncio.sleep(0.3)
+            assert silent.requests and not talker.requests  # the one slot is the silent device's
+            while not talker.requests:
+                await asyncio.sleep(0.02)
+                assert loop.time() - t0 < 3.0
+            assert loop.time() - t0 >= 0.25  # only once the silent device's read timed out (0.6 s)
+            assert server.inventory is not None
+            for _ in range(100):
+                if server.inventory.get("talker") is not None:
+                    break
+                await asyncio.sleep(0.02)
+            assert server.inventory.get("talker") is not None
+        finally:
+            silent.close()
+            talker.close()
+
+
+async def test_default_concurrency_inventories_many_at_once(tmp_path: Path) -> None:
+    async with LwM2MServer(make_settings(tmp_path / "d")) as server:
+        assert server.settings.server.inventory_concurrency == 64
+        peers = [await wire.UdpPeer.open(server.coap_port) for _ in range(5)]
+        try:
+            for i, p in enumerate(peers):
+                p.send(wire.register(i, b"x", [f"ep=many-{i}"], b"</3/0>"))
+            await asyncio.sleep(0.5)
+            assert all(p.requests for p in peers)
+        finally:
+            for p in peers:
+                p.close()
