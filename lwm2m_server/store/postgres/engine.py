@@ -94,7 +94,11 @@ class PostgresStore:
     async def open(self) -> None:
         if self._pool is not None:
             return
-        pool = await asyncpg.create_pool(self.dsn, min_size=1, max_size=self.pool_max)
+        try:
+            pool = await asyncpg.create_pool(self.dsn, min_size=1, max_size=self.pool_max)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            # an OSError, so `serve` reports it like a busy port; the DSN may hold a password: not repeated
+            raise ConnectionError(f"cannot open the PostgreSQL store: {exc}") from exc
         try:
             async with pool.acquire() as conn:
                 self.schema_version = await migrate(conn)
