@@ -5,6 +5,8 @@ Three server processes are measured one after the other, each driven by a separa
 
 * ``full``  — the real ``LwM2MServer`` (``/rd`` parsing, registry, expiry heap, event bus, batched SQLite
   write-behind of the registration *and* an event-log row), inventory off unless ``--inventory``;
+* ``pg``    — (``--modes full,pg,...``) the same full server on the PostgreSQL store (``--pg``: the server,
+  127.0.0.1:5432 by default; the bench makes and drops its own database);
 * ``bare``  — a bare aiocoap resource answering the same POST with 2.01 + Location-Path (aiocoap's ceiling);
 * ``echo``  — a raw asyncio UDP echo (the event loop + socket ceiling).
 
@@ -12,10 +14,12 @@ The client process hand-builds CoAP CON ``POST /rd?ep=...`` datagrams for N dist
 sockets, keeps a bounded window of requests in flight, retransmits after 2 s, and records per-request latency.
 Printed: registrations/s, p50/p99 latency, RSS per registered device (full server), ratios to the ceilings.
 
-    python bench/registration_storm.py [--devices 10000] [--window 64] [--inventory] [--profile] [--scale 100000]
+    python bench/registration_storm.py [--devices 10000] [--window 64] [--modes full,pg,bare,echo]
+                                       [--inventory] [--profile] [--scale 100000]
 
 ``--scale N`` adds a second full-server storm of N devices: RSS per device at both sizes and the N-device rate
-against the ``--devices`` rate (does the server hold its rate as the registry grows?).
+against the ``--devices`` rate (does the server hold its rate as the registry grows?). Mode ``pg`` runs the same
+full server on the PostgreSQL store (``--pg``; the bench makes and drops its own database).
 """
 
 from __future__ import annotations
@@ -61,7 +65,7 @@ def register_datagram(mid: int, token: bytes, endpoint: str) -> bytes:
 
 
 # ---- servers -----------------------------------------------------------------------------------------------
-async def serve(mode: str, data_dir: str, inventory: bool) -> None:
+async def serve(mode: str, data_dir: str, inventory: bool, dsn: str = "") -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
@@ -104,9 +108,10 @@ async def serve(mode: str, data_dir: str, inventory: bool) -> None:
     from lwm2m_server.server import LwM2MServer
 
     configure_logging("warning", "json")
-    settings = load_settings(
-        None, overrides={"server": {"coap_host": "127.0.0.1", "coap_port": 0, "data_dir": data_dir}}
-    )
+    overrides: dict[str, dict[str, Any]] = {"server": {"coap_host": "127.0.0.1", "coap_port": 0, "data_dir": data_dir}}
+    if mode == "pg":  # the same full server on the PostgreSQL store
+        overrides["store"] = {"backend": "postgres", "dsn": dsn}
+    settings = load_settings(None, overrides=overrides)
     server = LwM2MServer(settings, inventory=inventory)
     await server.start()
     gc.freeze()  # as `tinymlaas serve` does after start-up
@@ -204,7 +209,8 @@ def run_mode(mode: str, args: argparse.Namespace, data_dir: str, devices: int | 
     import psutil
 
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    cmd = [sys.executable, __file__, "--role", "server", "--mode", mode, "--data-dir", data_dir]
+    cmd = [sys.executable, __file__, "--role", "server", "--mode", mode, "--data-dir", data_dir,
+           "--store-dsn", args.store_dsn]
     if args.inventory:
         cmd.append("--inventory")
     srv = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env)
@@ -217,7 +223,7 @@ def run_mode(mode: str, args: argparse.Namespace, data_dir: str, devices: int | 
     proc = psutil.Process(srv.pid)
     rss0 = proc.memory_info().rss
     prof = None
-    if args.profile and mode == "full" and shutil.which("py-spy"):
+    if args.profile and mode in ("full", "pg") and shutil.which("py-spy"):
         prof = subprocess.Popen(
             ["py-spy", "record", "-p", str(srv.pid), "-r", "200", "-f", "raw", "-o", args.profile_out, "-d", "600"],
             stdout=subprocess.DEVNULL,
@@ -283,6 +289,22 @@ def summarize_profile(path: str, top: int = 18) -> list[tuple[float, str]]:
     return [(100.0 * c / total, f) for f, c in sorted(counts.items(), key=lambda kv: -kv[1])[:top]]
 
 
+async def _pg_database(admin_dsn: str, drop: str = "") -> str:
+    """Create a fresh database for mode ``pg`` (returns its DSN), or drop the one named by ``drop``."""
+    import asyncpg
+
+    conn = await asyncpg.connect(admin_dsn)
+    try:
+        if drop:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{drop.rsplit("/", 1)[1]}" WITH (FORCE)')
+            return drop
+        name = f"tinymlaas_storm_{random.randrange(1 << 30):x}"
+        await conn.execute(f'CREATE DATABASE "{name}"')
+        return admin_dsn.rsplit("/", 1)[0] + "/" + name
+    finally:
+        await conn.close()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--devices", type=int, default=10_000)
@@ -298,21 +320,31 @@ def main() -> None:
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--echo", action="store_true")
     ap.add_argument("--sockets", type=int, default=SOCKETS, help="client sockets (device addresses) of the storm")
+    ap.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/postgres",
+                    help="with mode pg: the PostgreSQL server (the bench makes and drops its own database)")
+    ap.add_argument("--store-dsn", default="")
     args = ap.parse_args()
     if args.role == "server":
-        asyncio.run(serve(args.mode, args.data_dir, args.inventory))
+        asyncio.run(serve(args.mode, args.data_dir, args.inventory, args.store_dsn))
         return
     if args.role == "client":
         prefix = f"bench{random.randrange(1 << 30):x}"
         print(json.dumps(asyncio.run(storm(args.port, args.devices, args.window, prefix, args.echo, args.sockets))))
         return
     results: dict[str, dict[str, Any]] = {}
-    with tempfile.TemporaryDirectory(prefix="storm-") as tmp:
-        for mode in args.modes.split(","):
-            results[mode] = run_mode(mode, args, tmp)
+    modes = args.modes.split(",")
+    if "pg" in modes:
+        args.store_dsn = asyncio.run(_pg_database(args.pg))
+    try:
+        for mode in modes:  # each server its own data dir
+            with tempfile.TemporaryDirectory(prefix="storm-") as tmp:
+                results[mode] = run_mode(mode, args, tmp)
         if args.scale:
-            with tempfile.TemporaryDirectory(prefix="storm-scale-") as tmp2:
-                results[f"full@{args.scale}"] = run_mode("full", args, tmp2, devices=args.scale)
+            with tempfile.TemporaryDirectory(prefix="storm-scale-") as tmp:
+                results[f"full@{args.scale}"] = run_mode("full", args, tmp, devices=args.scale)
+    finally:
+        if args.store_dsn:
+            asyncio.run(_pg_database(args.pg, drop=args.store_dsn))
     print(
         f"registration storm: {args.devices} devices, window {args.window}, {SOCKETS} client sockets, "
         f"{os.cpu_count()} CPUs, inventory {'on' if args.inventory else 'off'}"
@@ -323,6 +355,14 @@ def main() -> None:
             f"{mode:<11} {r['ok']:>7} {r['failed']:>5} {r['rate']:>9.0f} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} "
             f"{r['rss_after_mb']:>8.1f} {r['rss_per_device_b']:>7.0f}"
         )
+    if "pg" in results:
+        p = results["pg"]
+        if "server" in p:
+            s = p["server"]
+            print(f"pg server: {s['registered']} registrations held, {s['writes']} writes in {s['batches']} "
+                  f"PostgreSQL transactions ({s['writes'] / max(1, s['batches']):.0f} writes/commit)")
+        if "full" in results:
+            print(f"pg / full (PostgreSQL / SQLite store): {p['rate'] / results['full']['rate']:.2f}")
     if "full" in results:
         f = results["full"]
         if "server" in f:

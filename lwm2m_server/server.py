@@ -32,7 +32,7 @@ from lwm2m_server.registration import Registration
 from lwm2m_server.registry import Listener, Registry
 from lwm2m_server.send_values import SendService
 from lwm2m_server.store.base import Store
-from lwm2m_server.store.factory import open_store
+from lwm2m_server.store.factory import store_for
 from lwm2m_server.store.retention import DAY_S, RetentionPolicy
 
 log = get_logger(__name__)
@@ -57,7 +57,7 @@ class LwM2MServer:
         self.events = EventBus()
         st = settings.store
         retention = RetentionPolicy(st.event_retention_days * DAY_S, st.event_max_rows, st.event_prune_interval_s)
-        self.store: Store = store or open_store(settings, retention)
+        self.store: Store = store or store_for(settings, retention)
         self.registry = Registry(self.store, self.events, grace_s=s.registration_grace_s)
         self.client = DeviceClient(self.registry, self.events, model=model, default_timeout=s.request_timeout_s)
         self.queue = QueueManager(

@@ -22,6 +22,7 @@ from lwm2m_server.store.repositories import (
     AuditRepository,
     EventRepository,
     FleetStats,
+    LeaseRepository,
     OtaJobRepository,
     PackageRepository,
     ProfileRepository,
@@ -55,6 +56,8 @@ class Store(RegistrationRepository, ProfileRepository, EventRepository, Protocol
     def send_values(self) -> SendValueRepository: ...
     @property
     def stats(self) -> FleetStats: ...
+    @property
+    def leases(self) -> LeaseRepository: ...
 
     async def open(self) -> None:
         """Connect and apply the pending schema migrations."""

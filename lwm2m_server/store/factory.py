@@ -7,7 +7,7 @@ from lwm2m_server.store.base import Store
 from lwm2m_server.store.retention import RetentionPolicy
 
 
-def open_store(settings: Settings, retention: RetentionPolicy | None = None) -> Store:
+def store_for(settings: Settings, retention: RetentionPolicy | None = None) -> Store:
     """The configured backend, not yet opened (``await store.open()`` connects and migrates)."""
     st = settings.store
     if st.backend == "postgres":

@@ -52,6 +52,13 @@ class SentValue:
     value: Any  # JSON-encodable
 
 
+@dataclass(frozen=True, slots=True)
+class Lease:
+    name: str
+    holder: str
+    expires_at: float
+
+
 # -- the protocols ------------------------------------------------------------------------------------------
 class RegistrationRepository(Protocol):
     """Write-behind: ``save``/``delete`` queue the write (see :mod:`lwm2m_server.store.base`)."""
@@ -172,6 +179,23 @@ class SendValueRepository(Protocol):
 
     @property
     def pruned(self) -> int: ...
+
+
+class LeaseRepository(Protocol):
+    """Named leases with an expiry, shared by every node on the store: at most one holder at a time; a holder
+    that stops renewing loses the lease once it expires, and then any node may take it."""
+
+    async def acquire(self, name: str, holder: str, ttl_s: float, *, now: float | None = None) -> bool:
+        """Take (or renew, if ``holder`` has it) the lease for ``ttl_s``; False while another holder's is valid."""
+        ...
+
+    async def release(self, name: str, holder: str) -> None:
+        """Give the lease up (only if ``holder`` has it)."""
+        ...
+
+    async def leases(self) -> list[Lease]:
+        """Every lease, expired ones included, by name."""
+        ...
 
 
 class FleetStats(Protocol):

@@ -51,6 +51,7 @@ class PgBatchWriter:
         self._full = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.batches_committed = 0
+        self.writes_committed = 0
 
     @staticmethod
     def _new() -> _Batch:
@@ -113,6 +114,7 @@ class PgBatchWriter:
                 if batch.size:
                     await self._commit(batch)
                     self.batches_committed += 1
+                    self.writes_committed += batch.size
             except Exception:
                 log.exception("store_batch_failed", backend="postgres", writes=batch.size)
             finally:

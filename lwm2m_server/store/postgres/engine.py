@@ -25,6 +25,7 @@ from lwm2m_server.store.postgres.migrations import migrate
 from lwm2m_server.store.retention import EventPruner, RetentionPolicy, prune_events
 from lwm2m_server.store.sql.audit import SqlAuditLog
 from lwm2m_server.store.sql.engine import Params
+from lwm2m_server.store.sql.leases import SqlLeaseRepository
 from lwm2m_server.store.sql.ota import SqlOtaJobRepository, SqlPackageRepository
 from lwm2m_server.store.sql.queue import SqlQueueRepository
 from lwm2m_server.store.sql.rollouts import SqlRolloutTables
@@ -78,6 +79,7 @@ class PostgresStore:
         self.tokens = SqlTokenRepository(self)
         self.send_values = SqlSendValues(self, retention)
         self.stats = SqlFleetStats(self)
+        self.leases = SqlLeaseRepository(self)
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -94,7 +96,11 @@ class PostgresStore:
     async def open(self) -> None:
         if self._pool is not None:
             return
-        pool = await asyncpg.create_pool(self.dsn, min_size=1, max_size=self.pool_max)
+        try:
+            pool = await asyncpg.create_pool(self.dsn, min_size=1, max_size=self.pool_max)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            # an OSError, so `serve` reports it like a busy port; the DSN may hold a password: not repeated
+            raise ConnectionError(f"cannot open the PostgreSQL store: {exc}") from exc
         try:
             async with pool.acquire() as conn:
                 self.schema_version = await migrate(conn)

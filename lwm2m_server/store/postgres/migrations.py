@@ -82,9 +82,14 @@ CREATE INDEX ota_job_history_job ON ota_job_history (job_id, id);
 CREATE INDEX events_ts ON events (ts);
 """
 
+V3_LEASES = """
+CREATE TABLE leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_at DOUBLE PRECISION NOT NULL);
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "baseline: the tables of every service", V1_BASELINE),
     Migration(2, "ota_job_history gets an id; events by time", V2_HISTORY_ID),
+    Migration(3, "leases (one holder per name across nodes)", V3_LEASES),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -25,6 +25,7 @@ from lwm2m_server.registration import Registration
 from lwm2m_server.store.retention import EventPruner, RetentionPolicy, prune_events
 from lwm2m_server.store.sql.audit import SqlAuditLog
 from lwm2m_server.store.sql.engine import Params
+from lwm2m_server.store.sql.leases import SqlLeaseRepository
 from lwm2m_server.store.sql.ota import SqlOtaJobRepository, SqlPackageRepository
 from lwm2m_server.store.sql.queue import SqlQueueRepository
 from lwm2m_server.store.sql.rollouts import SqlRolloutTables
@@ -78,6 +79,7 @@ class SqliteStore:
         self.tokens = SqlTokenRepository(self)
         self.send_values = SqlSendValues(self, retention)
         self.stats = SqlFleetStats(self)
+        self.leases = SqlLeaseRepository(self)
 
     @property
     def writer(self) -> BatchWriter:

@@ -178,3 +178,28 @@ async def test_concurrent_writers_share_the_store(make_store: StoreFactory) -> N
                          *(store.save_registration(_reg(f"d{i}", f"r{i}")) for i in range(40)))
     assert len(await store.audit.entries()) == 40
     assert len(await store.load_registrations()) == 40
+
+
+async def test_leases_one_holder_until_expiry(make_store: StoreFactory) -> None:
+    store = await make_store()
+    leases = store.leases
+    assert await leases.acquire("rollout:r1", "node-a", 10.0, now=100.0)
+    assert not await leases.acquire("rollout:r1", "node-b", 10.0, now=105.0)  # a's is valid
+    assert await leases.acquire("rollout:r1", "node-a", 10.0, now=108.0)  # renewed until 118
+    assert not await leases.acquire("rollout:r1", "node-b", 10.0, now=115.0)
+    assert await leases.acquire("rollout:r1", "node-b", 10.0, now=118.5)  # a stopped renewing: b takes over
+    assert not await leases.acquire("rollout:r1", "node-a", 10.0, now=119.0)
+    await leases.release("rollout:r1", "node-a")  # not a's any more: no effect
+    assert [(lease.name, lease.holder) for lease in await leases.leases()] == [("rollout:r1", "node-b")]
+    await leases.release("rollout:r1", "node-b")
+    assert await leases.leases() == []
+
+
+async def test_leases_race_has_exactly_one_winner(make_store: StoreFactory) -> None:
+    first = await make_store()
+    second = await make_store()  # another node on the same data
+    for round_ in range(5):
+        now = 1000.0 + 100 * round_  # every earlier lease has expired
+        won = await asyncio.gather(*(s.leases.acquire("rollout:x", f"node-{i}-{round_}", 30.0, now=now)
+                                     for i, s in enumerate([first, second, first, second])))
+        assert sum(won) == 1, won

@@ -123,3 +123,19 @@ async def test_postgres_upgrades_a_version_1_database_in_place() -> None:
             await PostgresStore(dsn).open()
     finally:
         await drop_pg_database(dsn)
+
+
+async def test_postgres_unreachable_database_is_a_clear_error() -> None:
+    from lwm2m_server.store.postgres import PostgresStore
+    from tests.support.postgres import ADMIN_DSN, make_pg_database
+
+    await drop_if_made(await make_pg_database())  # skips when no server answers
+    store = PostgresStore(ADMIN_DSN.rsplit("/", 1)[0] + "/tinymlaas_no_such_db")
+    with pytest.raises(ConnectionError, match='cannot open the PostgreSQL store: database "tinymlaas_no_such_db"'):
+        await store.open()
+
+
+async def drop_if_made(dsn: str) -> None:
+    from tests.support.postgres import drop_pg_database
+
+    await drop_pg_database(dsn)
