@@ -21,7 +21,6 @@ from lwm2m_server.rollouts.model import RolloutSpec
 from lwm2m_server.rollouts.repository import RolloutRepository
 from lwm2m_server.rollouts.service import RolloutService
 from lwm2m_server.server import LwM2MServer
-from lwm2m_server.store.audit import AuditLog
 
 log = get_logger(__name__)
 
@@ -34,7 +33,7 @@ class Application:
         if compile_service is not None:
             self.ota.compile_service = compile_service
         self.deployer = FleetDeployer(self.server, self.ota, compile_service)
-        self.audit = AuditLog(self.server.store)
+        self.audit = self.server.audit
         self.tokens = TokenService(self.server.store)
         self.rollouts = RolloutService(RolloutRepository(self.server.store, self.audit), self.deployer, self._publish)
         self.server.rollouts = self.rollouts  # type: ignore[attr-defined]  # the REST routes find it here

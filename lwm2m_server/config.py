@@ -48,6 +48,18 @@ class ServerSettings(_Section):
     request_timeout_s: float = 30.0
 
 
+class CoapSettings(_Section):
+    """The device-facing listeners: plain CoAP (``[server] coap_host/coap_port``) and CoAP over DTLS (coaps)."""
+
+    plain: bool = True  # false: no plain CoAP listener at all (production: DTLS only)
+    secure: bool = False  # the coaps listener (DTLS 1.2 PSK)
+    coaps_host: str = ""  # "" = [server] coap_host
+    coaps_port: int = 5684
+    max_handshakes: int = Field(default=256, ge=1)  # unfinished DTLS handshakes held at once
+    handshake_timeout_s: float = Field(default=10.0, gt=0)  # an unfinished handshake is dropped after this
+    max_sessions: int = Field(default=100_000, ge=1)  # established sessions (least recently used closed first)
+
+
 class StoreSettings(_Section):
     backend: Literal["sqlite"] = "sqlite"
     path: str = ""
@@ -111,6 +123,7 @@ class MqttSettings(_Section):
 
 class Settings(_Section):
     server: ServerSettings = ServerSettings()
+    coap: CoapSettings = CoapSettings()
     store: StoreSettings = StoreSettings()
     logging: LoggingSettings = LoggingSettings()
     ota: OtaSettings = OtaSettings()

@@ -16,8 +16,9 @@ import aiocoap
 import aiocoap.error
 
 from lwm2m_server.coap.composite_observation import CompositeObservation
+from lwm2m_server.coap.dtls import SecureSessions
 from lwm2m_server.coap.errors import BadResponse, DeviceError, DeviceNotRegistered, DeviceTimeout
-from lwm2m_server.coap.exchange import RawResponse, RequestSpec, send
+from lwm2m_server.coap.exchange import RawResponse, RequestSpec, build_message, send
 from lwm2m_server.coap.observation import Observation, SharedObservation
 from lwm2m_server.coap.observer import ObserveOperations
 from lwm2m_server.coap.stats import CoapStats
@@ -76,8 +77,12 @@ class DeviceClient(ObserveOperations):
         *,
         model: ObjectRegistry | None = None,
         default_timeout: float = 30.0,
+        sessions: SecureSessions | None = None,
     ) -> None:
+        """``sessions``: the coaps listener's established sessions; devices registered over DTLS are reached
+        through them (None: plain CoAP only)."""
         self.registry = registry
+        self.sessions = sessions
         self.events = events
         self.queue = queue
         self.model = model or ObjectRegistry.default()
@@ -102,10 +107,23 @@ class DeviceClient(ObserveOperations):
             raise DeviceNotRegistered(endpoint)
         return reg
 
+    def _remote(self, reg: Registration) -> object | None:
+        """The DTLS session of a device registered over coaps (None: address it by plain ``host:port``)."""
+        if reg.security == "none":
+            return None
+        session = self.sessions.get(reg.host, reg.port) if self.sessions is not None else None
+        if session is None:
+            raise DeviceError("network", "no DTLS session with the device (it must send an Update first)",
+                              endpoint=reg.endpoint)
+        return session
+
+    def _message(self, reg: Registration, spec: RequestSpec, *, observe: int | None = None) -> aiocoap.Message:
+        return build_message(reg, spec, observe=observe, remote=self._remote(reg))
+
     async def send_now(self, reg: Registration, spec: RequestSpec, timeout: float) -> RawResponse:
         """Send immediately, bypassing queue mode (the queue's sender); every outcome is counted."""
         try:
-            resp = await send(self._ctx(), reg, spec, timeout)
+            resp = await send(self._ctx(), reg, spec, timeout, remote=self._remote(reg))
         except DeviceError as exc:
             self.stats.count_out(spec.method, exc.coap_code)
             raise

@@ -18,7 +18,7 @@ import aiocoap.error
 
 from lwm2m_server.coap.composite_observation import CompositeObservation
 from lwm2m_server.coap.errors import BadResponse, DeviceError, DeviceTimeout
-from lwm2m_server.coap.exchange import RawResponse, RequestSpec, abandon, build_message
+from lwm2m_server.coap.exchange import RawResponse, RequestSpec, abandon
 from lwm2m_server.coap.observation import NotifyCallback, Observation, SharedObservation
 from lwm2m_server.coap.stats import CoapStats
 from lwm2m_server.events import EventBus
@@ -56,6 +56,9 @@ class ObserveOperations:
         raise NotImplementedError
 
     def _reg(self, endpoint: str) -> Registration:
+        raise NotImplementedError
+
+    def _message(self, reg: Registration, spec: RequestSpec, *, observe: int | None = None) -> aiocoap.Message:
         raise NotImplementedError
 
     @staticmethod
@@ -121,7 +124,7 @@ class ObserveOperations:
         reg = self._reg(endpoint)
         if self.queue is not None:
             reg = await self.queue.wait_awake(reg)
-        sent = build_message(reg, RequestSpec("GET", str(p), accept=cf), observe=0)
+        sent = self._message(reg, RequestSpec("GET", str(p), accept=cf), observe=0)
         request = self._ctx().request(sent)
         t = timeout if timeout is not None else self.default_timeout
         try:
@@ -242,7 +245,7 @@ class ObserveOperations:
             reg = await self.queue.wait_awake(reg)
         accept = choose_composite_answer(reg.lwm2m_version, reg.content_formats, cf)
         spec = RequestSpec("FETCH", "/", encode_paths(cf, ps), content_format=cf, accept=accept)
-        sent = build_message(reg, spec, observe=0)
+        sent = self._message(reg, spec, observe=0)
         request = self._ctx().request(sent)
         t = timeout if timeout is not None else self.default_timeout
         try:

@@ -4,6 +4,9 @@
 * Register → 2.01 + Location-Path ``rd/<id>``; non-CON, missing ``ep``, malformed query or payload → 4.00;
   unsupported ``lwm2m`` → 4.12 (the protocol core's ``RegistrationError.coap_code``).
 * Update → 2.04, De-register → 2.02; unknown id → 4.04; other methods → 4.05.
+* Security (a :class:`RegistrationGuard`): over DTLS the endpoint must be the one bound to the peer's PSK
+  identity, and an endpoint holding a credential must use DTLS; otherwise 4.03 and no registration is made.
+  The registration records how it came: ``security`` ``psk`` or ``none``.
 
 The reply is sent once the registration is in memory and its write is queued (see :mod:`lwm2m_server.store.base`).
 """
@@ -11,6 +14,7 @@ The reply is sent once the registration is in memory and its write is queued (se
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Protocol
 
 import aiocoap
 import aiocoap.error
@@ -18,6 +22,7 @@ import aiocoap.resource as resource
 from aiocoap.numbers.codes import Code
 from aiocoap.numbers.types import Type
 
+from lwm2m_server.coap.dtls import peer_identity
 from lwm2m_server.coap.exchange import code_str
 from lwm2m_server.logging import get_logger
 from lwm2m_server.protocol.registration import RegistrationError, parse_register, parse_update
@@ -27,6 +32,7 @@ log = get_logger(__name__)
 
 _CODES = {
     "4.00": Code.BAD_REQUEST,
+    "4.03": Code.FORBIDDEN,
     "4.04": Code.NOT_FOUND,
     "4.12": Code.PRECONDITION_FAILED,
     "4.13": Code.REQUEST_ENTITY_TOO_LARGE,
@@ -56,14 +62,36 @@ def peer_address(request: aiocoap.Message) -> tuple[str, int]:
 CodeCounter = Callable[[str, str], None]  # (method, answered code)
 
 
+class RegistrationGuard(Protocol):
+    async def check_registration(self, endpoint: str, identity: str | None, peer: str) -> str | None:
+        """None to accept; else the reason ``endpoint`` may not (de/re)register with this DTLS identity."""
+        ...
+
+
+class _OpenGuard:
+    async def check_registration(self, endpoint: str, identity: str | None, peer: str) -> str | None:
+        return None
+
+
+def security_of(request: aiocoap.Message) -> tuple[str | None, str]:
+    """(PSK identity or None, security mode label) of the transport ``request`` came over."""
+    identity = peer_identity(request.remote)
+    return identity, "psk" if identity is not None else "none"
+
+
 class _CountingResource(resource.Resource):
     """Counts every request it answers by method and response code (errors raised by aiocoap included)."""
 
     def __init__(
-        self, registry: Registry, counter: Callable[[str], None] | None = None, codes: CodeCounter | None = None
+        self,
+        registry: Registry,
+        counter: Callable[[str], None] | None = None,
+        codes: CodeCounter | None = None,
+        guard: RegistrationGuard | None = None,
     ) -> None:
         super().__init__()
         self.registry = registry
+        self.guard: RegistrationGuard = guard or _OpenGuard()
         self._count = counter or (lambda _k: None)
         self._count_code = codes or (lambda _m, _c: None)
 
@@ -95,7 +123,12 @@ class RegisterResource(_CountingResource):
             log.info("register_rejected", code=exc.coap_code, error=str(exc), peer=str(request.remote.hostinfo))
             return error_reply(exc.coap_code, str(exc))
         host, port = peer_address(request)
-        reg = await self.registry.register(req, host, port)
+        identity, security = security_of(request)
+        refusal = await self.guard.check_registration(req.endpoint, identity, f"{host}:{port}")
+        if refusal is not None:
+            self._count("refused")
+            return error_reply("4.03", refusal)
+        reg = await self.registry.register(req, host, port, security=security)
         self._count("registered")
         log.debug("registered", endpoint=reg.endpoint, reg_id=reg.reg_id, address=f"{host}:{port}")
         return aiocoap.Message(code=Code.CREATED, location_path=("rd", reg.reg_id))
@@ -112,9 +145,19 @@ class RegistrationEntryResource(_CountingResource, resource.PathCapable):
         path = request.opt.uri_path
         return path[0] if len(path) == 1 and path[0] else None
 
+    async def _refusal(self, request: aiocoap.Message, endpoint: str) -> aiocoap.Message | None:
+        host, port = peer_address(request)
+        identity, _security = security_of(request)
+        refusal = await self.guard.check_registration(endpoint, identity, f"{host}:{port}")
+        if refusal is None:
+            return None
+        self._count("refused")
+        return error_reply("4.03", refusal)
+
     async def render_post(self, request: aiocoap.Message) -> aiocoap.Message:
         reg_id = self._reg_id(request)
-        if reg_id is None or self.registry.by_id(reg_id) is None:
+        current = self.registry.by_id(reg_id) if reg_id is not None else None
+        if reg_id is None or current is None:
             self._count("unknown")
             return error_reply("4.04", "unknown registration")
         try:
@@ -122,8 +165,11 @@ class RegistrationEntryResource(_CountingResource, resource.PathCapable):
         except RegistrationError as exc:
             self._count("rejected")
             return error_reply(exc.coap_code, str(exc))
+        refused = await self._refusal(request, current.endpoint)
+        if refused is not None:
+            return refused
         host, port = peer_address(request)
-        reg = await self.registry.update(reg_id, upd, host, port)
+        reg = await self.registry.update(reg_id, upd, host, port, security=security_of(request)[1])
         if reg is None:
             return error_reply("4.04", "unknown registration")
         self._count("updated")
@@ -131,6 +177,11 @@ class RegistrationEntryResource(_CountingResource, resource.PathCapable):
 
     async def render_delete(self, request: aiocoap.Message) -> aiocoap.Message:
         reg_id = self._reg_id(request)
+        current = self.registry.by_id(reg_id) if reg_id is not None else None
+        if current is not None:
+            refused = await self._refusal(request, current.endpoint)
+            if refused is not None:
+                return refused
         reg = await self.registry.deregister(reg_id) if reg_id is not None else None
         if reg is None:
             self._count("unknown")
@@ -144,7 +195,9 @@ def add_rd_resources(
     registry: Registry,
     counter: Callable[[str], None] | None = None,
     codes: CodeCounter | None = None,
+    guard: RegistrationGuard | None = None,
 ) -> None:
-    """``counter(outcome)`` per request (registered, updated, ...); ``codes(method, code)`` per answer."""
-    site.add_resource(("rd",), RegisterResource(registry, counter, codes))
-    site.add_resource(("rd",), RegistrationEntryResource(registry, counter, codes))
+    """``counter(outcome)`` per request (registered, updated, ...); ``codes(method, code)`` per answer;
+    ``guard`` decides who may register as which endpoint (None: anyone, plain CoAP only setups)."""
+    site.add_resource(("rd",), RegisterResource(registry, counter, codes, guard))
+    site.add_resource(("rd",), RegistrationEntryResource(registry, counter, codes, guard))

@@ -40,7 +40,8 @@ CREATE TABLE IF NOT EXISTS registrations (
     sms TEXT,
     registered_at REAL NOT NULL,
     updated_at REAL NOT NULL,
-    last_seen REAL NOT NULL
+    last_seen REAL NOT NULL,
+    security TEXT NOT NULL DEFAULT 'none'
 );
 CREATE TABLE IF NOT EXISTS profiles (
     endpoint TEXT PRIMARY KEY,
@@ -69,6 +70,14 @@ def _json_default(value: Any) -> Any:
 
 def dumps(value: Any) -> str:
     return json.dumps(value, default=_json_default, separators=(",", ":"))
+
+
+async def _migrate(conn: aiosqlite.Connection) -> None:
+    """Columns added after a store file was created (a store from an older release opens unchanged otherwise)."""
+    async with conn.execute("PRAGMA table_info(registrations)") as cur:
+        columns = {row[1] for row in await cur.fetchall()}
+    if "security" not in columns:
+        await conn.execute("ALTER TABLE registrations ADD COLUMN security TEXT NOT NULL DEFAULT 'none'")
 
 
 class SqliteStore:
@@ -115,6 +124,7 @@ class SqliteStore:
         await conn.execute(f"PRAGMA synchronous={self.synchronous}")
         await conn.execute("PRAGMA busy_timeout=5000")
         await conn.executescript(SCHEMA)
+        await _migrate(conn)
         self._conn = conn
         self._writer = BatchWriter(conn, self.batch_max, self.batch_window_ms / 1000.0)
         self._writer.start()
