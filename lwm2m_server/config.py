@@ -55,6 +55,7 @@ class CoapSettings(_Section):
     secure: bool = False  # the coaps listener (DTLS 1.2 PSK)
     coaps_host: str = ""  # "" = [server] coap_host
     coaps_port: int = 5684
+    public_coaps_uri: str = ""  # pull URIs for DTLS devices, e.g. "coaps://192.0.2.1:5684"; "" = derive
     max_handshakes: int = Field(default=256, ge=1)  # unfinished DTLS handshakes held at once
     handshake_timeout_s: float = Field(default=10.0, gt=0)  # an unfinished handshake is dropped after this
     max_sessions: int = Field(default=100_000, ge=1)  # established sessions (least recently used closed first)
