@@ -69,7 +69,16 @@ def parse_csv(text: str) -> list[tuple[str, str, bytes]]:
     out: list[tuple[str, str, bytes]] = []
     endpoints: set[str] = set()
     identities: set[str] = set()
-    for n, row in enumerate(csv.reader(io.StringIO(text)), start=1):
+    reader = csv.reader(io.StringIO(text, newline=""))
+    n = 0
+    while True:
+        n += 1
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            raise CredentialError(f"line {n}: {exc}") from None
         cells = [c.strip() for c in row]
         if not cells or not any(cells) or cells[0].startswith("#"):
             continue
