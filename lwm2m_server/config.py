@@ -50,6 +50,19 @@ class ServerSettings(_Section):
     inventory_concurrency: int = Field(default=64, ge=1)
 
 
+class CoapSettings(_Section):
+    """The device-facing listeners: plain CoAP (``[server] coap_host/coap_port``) and CoAP over DTLS (coaps)."""
+
+    plain: bool = True  # false: no plain CoAP listener at all (production: DTLS only)
+    secure: bool = False  # the coaps listener (DTLS 1.2 PSK)
+    coaps_host: str = ""  # "" = [server] coap_host
+    coaps_port: int = 5684
+    public_coaps_uri: str = ""  # pull URIs for DTLS devices, e.g. "coaps://192.0.2.1:5684"; "" = derive
+    max_handshakes: int = Field(default=256, ge=1)  # unfinished DTLS handshakes held at once
+    handshake_timeout_s: float = Field(default=10.0, gt=0)  # an unfinished handshake is dropped after this
+    max_sessions: int = Field(default=100_000, ge=1)  # established sessions (least recently used closed first)
+
+
 class StoreSettings(_Section):
     backend: Literal["sqlite", "postgres"] = "sqlite"
     path: str = ""  # sqlite: the file ("" = <data_dir>/tinymlaas.sqlite3)
@@ -120,6 +133,7 @@ class MqttSettings(_Section):
 
 class Settings(_Section):
     server: ServerSettings = ServerSettings()
+    coap: CoapSettings = CoapSettings()
     store: StoreSettings = StoreSettings()
     logging: LoggingSettings = LoggingSettings()
     ota: OtaSettings = OtaSettings()

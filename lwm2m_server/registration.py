@@ -47,6 +47,7 @@ class Registration:
     registered_at: float = field(default_factory=time.time)
     updated_at: float = 0.0  # last Register or Update: the lifetime counts from here
     last_seen: float = 0.0  # last uplink of any kind (Register, Update, notification)
+    security: str = "none"  # how it registered: "psk" (over DTLS) or "none" (plain CoAP)
 
     def __post_init__(self) -> None:
         if not self.updated_at:
@@ -93,6 +94,7 @@ class Registration:
             self.registered_at,
             self.updated_at,
             self.last_seen,
+            self.security,
         )
 
     @classmethod
@@ -114,6 +116,7 @@ class Registration:
             registered_at=float(row["registered_at"]),
             updated_at=float(row["updated_at"]),
             last_seen=float(row["last_seen"]),
+            security=str(row.get("security") or "none"),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -134,6 +137,7 @@ class Registration:
             "registered_at": self.registered_at,
             "updated_at": self.updated_at,
             "last_seen": self.last_seen,
+            "security": self.security,
         }
 
 
@@ -154,4 +158,5 @@ REGISTRATION_COLUMNS = (
     "registered_at",
     "updated_at",
     "last_seen",
+    "security",
 )

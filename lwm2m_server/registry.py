@@ -125,7 +125,9 @@ class Registry:
         return self._timers.deadline("expiry", endpoint)
 
     # -- operations (called by the /rd resource) --------------------------------------------------------------
-    async def register(self, req: RegistrationRequest, host: str, port: int) -> Registration:
+    async def register(
+        self, req: RegistrationRequest, host: str, port: int, *, security: str = "none"
+    ) -> Registration:
         now = self._clock()
         old = self._by_ep.get(req.endpoint)
         if old is not None:
@@ -145,6 +147,7 @@ class Registry:
             instances=intern_set(frozenset(req.instances)),
             sms=req.sms,
             registered_at=now,
+            security=security,
         )
         self._index(reg)
         await self.store.save_registration(reg)
@@ -156,17 +159,23 @@ class Registry:
             lifetime=reg.lifetime,
             lwm2m_version=reg.lwm2m_version,
             binding=reg.binding,
+            security=security,
             replaced=old is not None,
         )
         self._notify(reg, "registered")
         return reg
 
-    async def update(self, reg_id: str, upd: UpdateRequest, host: str, port: int) -> Registration | None:
+    async def update(
+        self, reg_id: str, upd: UpdateRequest, host: str, port: int, *, security: str | None = None
+    ) -> Registration | None:
+        """``security``: the transport this Update came over; a change counts as a move (new session)."""
         reg = self.by_id(reg_id)
         if reg is None:
             return None
         now = self._clock()
-        moved = (host, port) != reg.address
+        moved = (host, port) != reg.address or (security is not None and security != reg.security)
+        if security is not None:
+            reg.security = security
         if moved and self._ep_by_addr.get(reg.address) == reg.endpoint:
             del self._ep_by_addr[reg.address]
         reg.host, reg.port = intern(host), port

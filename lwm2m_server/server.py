@@ -1,8 +1,9 @@
 """The :class:`LwM2MServer` facade: one object wiring store, registry, queue mode, device client, inventory and
 the CoAP endpoint, used by every surface (REST API, CLI, OTA, rollouts, tests).
 
-One aiocoap server context = one UDP socket, used for the devices' requests *and* for the server's requests to
-the devices (so NAT bindings created by the device's uplink also carry our downlink).
+One aiocoap server context holds the plain CoAP socket and (``[coap] secure``) the coaps one; each is used for
+the devices' requests *and* for the server's requests to them (so NAT bindings created by the device's uplink
+also carry our downlink, and a DTLS-registered device is reached over its own DTLS session).
 """
 
 from __future__ import annotations
@@ -16,11 +17,13 @@ import aiocoap
 import aiocoap.resource as resource
 
 from lwm2m_server.coap.device_client import DeviceClient
+from lwm2m_server.coap.dtls import DtlsLimits, DtlsStats, SecureSessions, add_secure_transport
 from lwm2m_server.coap.fastpath import FastHandler, FastPath, RegistrationFastHandler
 from lwm2m_server.coap.rd import RegistrationInterface, add_rd_resources
 from lwm2m_server.coap.send import SendResource
 from lwm2m_server.coap.udp import create_context
 from lwm2m_server.config import Settings
+from lwm2m_server.credentials import CredentialService
 from lwm2m_server.events import Event, EventBus
 from lwm2m_server.inventory import DeviceProfile, Inventory
 from lwm2m_server.logging import get_logger
@@ -59,7 +62,12 @@ class LwM2MServer:
         retention = RetentionPolicy(st.event_retention_days * DAY_S, st.event_max_rows, st.event_prune_interval_s)
         self.store: Store = store or store_for(settings, retention)
         self.registry = Registry(self.store, self.events, grace_s=s.registration_grace_s)
-        self.client = DeviceClient(self.registry, self.events, model=model, default_timeout=s.request_timeout_s)
+        self.audit = self.store.audit
+        self.credentials = CredentialService(self.store.credentials, self.audit, s.data_dir)
+        self.sessions = SecureSessions()
+        self.dtls_stats = DtlsStats()
+        self.client = DeviceClient(self.registry, self.events, model=model, default_timeout=s.request_timeout_s,
+                                   sessions=self.sessions)
         self.queue = QueueManager(
             self.registry,
             self.store.queue,
@@ -76,7 +84,7 @@ class LwM2MServer:
         )
         self.site = resource.Site()
         self.counters: Counter[str] = Counter()
-        self.rd = RegistrationInterface(self.registry, self._count, self.client.stats.count_in)
+        self.rd = RegistrationInterface(self.registry, self._count, self.client.stats.count_in, self.credentials)
         add_rd_resources(self.site, self.rd)
         self.fast_path = FastPath({"rd": RegistrationFastHandler(self.rd)}) if s.coap_fast_path else None
         self.send = SendService(self.store.send_values, self.events)  # pruned with the store's retention
@@ -85,7 +93,8 @@ class LwM2MServer:
         )
         self.site.add_resource((".well-known", "core"), resource.WKCResource(self.site.get_resources_as_linkheader))
         self.coap_context: aiocoap.Context | None = None
-        self.coap_port: int = 0
+        self.coap_port: int = 0  # the plain listener's bound port (0: plain CoAP is off)
+        self.coaps_port: int = 0  # the coaps listener's bound port (0: off)
         self.started_at: float | None = None
         self._persist = frozenset(persist_events) if persist_events is not None else None
         self.events.add_sink(self._log_event)
@@ -126,19 +135,37 @@ class LwM2MServer:
 
     # -- lifecycle --------------------------------------------------------------------------------------------
     async def start(self) -> None:
-        s = self.settings.server
+        s, c = self.settings.server, self.settings.coap
+        if not c.plain and not c.secure:
+            raise ValueError("[coap] plain and secure are both off: no listener for devices")
         await self.store.open()
+        await self.credentials.open()
         await self.registry.start()
         if self.inventory is not None:
             await self.inventory.start()
         await self.queue.start()
-        # Our own socket, without SO_REUSEPORT: a busy port is an error, never two servers sharing one.
-        self.coap_context = await create_context(self.site, s.coap_host, s.coap_port, loggername="coap-server",
-                                                 rcvbuf=RCVBUF_BYTES, fast=self.fast_path)
-        self.client.context = self.coap_context
-        self.coap_port = self._bound_port(self.coap_context)
+        # Our own sockets, without SO_REUSEPORT: a busy port is an error, never two servers sharing one.
+        if c.plain:
+            ctx = await create_context(self.site, s.coap_host, s.coap_port, loggername="coap-server",
+                                       rcvbuf=RCVBUF_BYTES, fast=self.fast_path)
+            self.coap_port = self._bound_port(ctx)
+        else:
+            ctx = aiocoap.Context(serversite=self.site, loggername="coap-server")
+        self.coap_context = ctx
+        try:
+            if c.secure:
+                limits = DtlsLimits(c.max_handshakes, c.handshake_timeout_s, c.max_sessions)
+                self.coaps_port = await add_secure_transport(
+                    ctx, c.coaps_host or s.coap_host, c.coaps_port, self.credentials.psk_for,
+                    sessions=self.sessions, limits=limits, stats=self.dtls_stats)
+        except Exception:
+            await ctx.shutdown()
+            self.coap_context = None
+            raise
+        self.client.context = ctx
         self.started_at = time.time()
-        log.info("coap_listening", host=s.coap_host, port=self.coap_port, registrations=len(self.registry))
+        log.info("coap_listening", host=s.coap_host, port=self.coap_port, coaps_port=self.coaps_port,
+                 registrations=len(self.registry))
 
     @staticmethod
     def _bound_port(ctx: aiocoap.Context) -> int:

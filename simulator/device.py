@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from dataclasses import replace
 from urllib.parse import urlsplit
 
 from aiocoap import POST, Code, Context, Message
@@ -21,6 +22,7 @@ from lwm2m_server.protocol.codecs.senml import TimedValue
 from lwm2m_server.protocol.model import ObjectRegistry
 from lwm2m_server.protocol.paths import LwM2MPath
 from lwm2m_server.protocol.send import SEND_PATH, encode_send
+from simulator.dtls import SecureLink, create_dtls_context
 from simulator.firmware import Firmware
 from simulator.initial import build_store
 from simulator.link import Link
@@ -51,7 +53,7 @@ class SimulatedDevice:
         self.registration_location: tuple[str, ...] | None = None
         self.server_uri = ""
         self.context: Context | None = None
-        self.link: Link | None = None
+        self.link: Link | SecureLink | None = None
         self.objects: ObjectStore | None = None
         self.site: DeviceSite | None = None
         self.firmware: Firmware | None = None
@@ -80,6 +82,11 @@ class SimulatedDevice:
         return self.link.port
 
     @property
+    def secure(self) -> bool:
+        """Registers over DTLS (a coaps:// server)."""
+        return self.server_uri.startswith("coaps://")
+
+    @property
     def asleep(self) -> bool:
         return self.link is not None and self.link.asleep
 
@@ -87,9 +94,30 @@ class SimulatedDevice:
         """Bind 127.0.0.1:0, register (retrying until the server answers) and keep the registration alive."""
         if self._task is not None:
             raise RuntimeError("device already started")
+        self._prepare(server_uri)
+        await self._open()
+        self._task = asyncio.get_running_loop().create_task(self._run(), name=f"sim-{self.endpoint}")
+        if wait_registered:
+            await self.registered.wait()
+
+    async def register_once(self, server_uri: str) -> None:
+        """Open the socket and send one Register, no retries: raises :class:`RegistrationFailed` with the
+        server's code, or the transport's error (e.g. a DTLS handshake that fails). Then ``stop()`` it."""
+        if self._task is not None or self.context is not None:
+            raise RuntimeError("device already started")
+        self._prepare(server_uri)
+        await self._open()
+        await self.register()
+
+    def _prepare(self, server_uri: str) -> None:
         split = urlsplit(server_uri)
-        if split.scheme != "coap" or not split.hostname:
-            raise ValueError(f"server URI must be coap://host:port, got {server_uri!r}")
+        if split.scheme not in ("coap", "coaps") or not split.hostname:
+            raise ValueError(f"server URI must be coap://host:port or coaps://host:port, got {server_uri!r}")
+        if split.scheme == "coaps":
+            if not (self.config.psk_identity and self.config.psk_key):
+                raise ValueError(f"{self.endpoint}: a coaps:// server needs a PSK identity and key")
+            if 1 not in self.config.protocols:  # a DTLS device pulls over coaps: list CoAPS in /5/0/8
+                self.config = replace(self.config, protocols=(*self.config.protocols, 1))
         self.server_uri = server_uri.rstrip("/")
         if self.objects is None:
             self.objects = build_store(self.config, self.server_uri, self.model)
@@ -98,10 +126,6 @@ class SimulatedDevice:
             self.objects.on_execute(1, 8, lambda _p, _a: self.trigger_update())
             self.objects.on_execute(3, 4, lambda _p, _a: self._schedule_reboot())
         self._stopping = False
-        await self._open()
-        self._task = asyncio.get_running_loop().create_task(self._run(), name=f"sim-{self.endpoint}")
-        if wait_registered:
-            await self.registered.wait()
 
     async def stop(self, *, deregister: bool = True) -> None:
         """De-register (best effort, bounded) and close the socket."""
@@ -110,9 +134,13 @@ class SimulatedDevice:
             if task is not asyncio.current_task():
                 task.cancel()
         if self._task is not None:
-            self._task.cancel()
+            # Python 3.11's wait_for swallows a cancel that lands as its inner wait completes (an Update
+            # triggered just then): cancel again until the task has really ended.
+            while not self._task.done():
+                self._task.cancel()
+                await asyncio.wait({self._task}, timeout=1.0)
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
+                self._task.result()
             self._task = None
         if self.firmware is not None:
             await self.firmware.stop()
@@ -165,9 +193,15 @@ class SimulatedDevice:
         self.site = DeviceSite(
             self.objects, lwm2m_version=self.config.lwm2m_version, firmware=self.firmware, on_request=self._touch
         )
-        self.context = await create_context(self.site, "127.0.0.1", 0)
         faults = self.config.faults
-        self.link = Link(self.context, loss_pct=faults.loss_pct, delay_ms=faults.delay_ms, seed=self.seed)
+        if self.secure:
+            self.link = SecureLink(loss_pct=faults.loss_pct, delay_ms=faults.delay_ms)
+            self.context = await create_dtls_context(
+                self.site, self.server_uri, self.config.psk_identity, self.config.psk_key
+            )
+        else:
+            self.context = await create_context(self.site, "127.0.0.1", 0)
+            self.link = Link(self.context, loss_pct=faults.loss_pct, delay_ms=faults.delay_ms, seed=self.seed)
         self.site.observations.asleep = lambda: self.asleep
 
     async def _close(self) -> None:
@@ -188,6 +222,8 @@ class SimulatedDevice:
         self._touch()
         response = await response_within(self.context.request(request), UPLINK_TIMEOUT_S)
         self._touch()
+        if isinstance(self.link, SecureLink):
+            self.link.session = response.remote  # aiocoap's DTLS pool is weak: hold the session
         return response
 
     async def register(self) -> None:
@@ -241,8 +277,6 @@ class SimulatedDevice:
         return int(self.objects.get(LwM2MPath(1, 0, 1)))
 
     def config_with_lifetime(self) -> DeviceConfig:
-        from dataclasses import replace
-
         return replace(self.config, lifetime=self.lifetime)
 
     # ---- the loop ------------------------------------------------------------------------------

@@ -270,7 +270,8 @@ class Firmware:
             self._fail(UpdateResult.INVALID_URI, f"invalid URI {uri!r}")
             return
         supported = {PROTOCOL_SCHEMES[p] for p in self.config.protocols if p in PROTOCOL_SCHEMES}
-        if split.scheme != "coap" or split.scheme not in supported or self.config.delivery == "push":
+        reachable = "coaps" if self.device.secure else "coap"  # a DTLS device has no plain CoAP stack
+        if split.scheme != reachable or split.scheme not in supported or self.config.delivery == "push":
             self._fail(UpdateResult.UNSUPPORTED_PROTOCOL, f"scheme {split.scheme!r}")
             return
         if self.config.pull_drop_query:

@@ -113,6 +113,9 @@ class DeviceConfig:
     """Push: answer the first block with 2.31 Continue carrying this smaller SZX."""
     pull_drop_query: bool = True
     """Zephyr-style: drop the query of the Package URI."""
+    psk_identity: str = ""
+    """DTLS PSK identity (with ``psk_key``): needed to register with a ``coaps://`` server."""
+    psk_key: bytes = b""
     request_timeout_s: float = 10.0
     """Pull: per-block timeout before the download is given up (Update Result 4)."""
     block_ack_timeout_s: float = 1.0

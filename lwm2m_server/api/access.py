@@ -57,6 +57,14 @@ def rd_request_counts(server: Any) -> dict[str, int]:
     return {str(k): int(v) for k, v in server.counters.items()}
 
 
+def dtls_stats(server: Any) -> tuple[dict[str, int], int, int]:
+    """The coaps listener's (handshake outcome counts, handshakes in progress, established sessions)."""
+    stats = getattr(server, "dtls_stats", None)
+    if stats is None:
+        return {}, 0, 0
+    return stats.snapshot(), int(stats.pending), int(stats.sessions)
+
+
 def coap_request_counts(server: Any) -> dict[tuple[str, str, str], int]:
     """CoAP requests by (direction, method, code): ``out`` = server→device, ``in`` = handled by ``/rd``."""
     return server.client.stats.snapshot()  # type: ignore[no-any-return]

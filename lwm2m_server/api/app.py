@@ -19,7 +19,7 @@ devices, ota, models,  BY_METHOD                  GET/HEAD: viewer; POST/PUT/DEL
 rollouts, audit, fleet,
 mgmt, objects,
 operations
-tokens                 ADMIN                      admin for every method
+tokens, credentials    ADMIN                      admin for every method
 =====================  =========================  ======================================================
 
 Routers from other branches get one line each, e.g. ``("lwm2m_server.api.credentials", ADMIN)``,
@@ -75,6 +75,7 @@ ROUTERS: tuple[tuple[str, Access], ...] = (
     ("lwm2m_server.api.rollouts", BY_METHOD),
     ("lwm2m_server.api.audit", BY_METHOD),  # reads: the dashboard's audit views work for viewers
     ("lwm2m_server.api.tokens", ADMIN),
+    ("lwm2m_server.api.credentials", ADMIN),
     ("lwm2m_server.api.fleet_metrics", BY_METHOD),
     ("lwm2m_server.api.management", BY_METHOD),
     ("lwm2m_server.api.objects", BY_METHOD),

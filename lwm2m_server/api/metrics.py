@@ -57,6 +57,15 @@ class _DeviceCollector(Collector):
         for (direction, method, code), n in sorted(access.coap_request_counts(self._server).items()):
             coap.add_metric([direction, method, code], n)
         yield coap
+        counts, pending, sessions = access.dtls_stats(self._server)
+        dtls = CounterMetricFamily(
+            "tinymlaas_dtls_events", "coaps listener: handshake_ok/failed/expired/dropped (cap), refused_datagram "
+            "(not a ClientHello from an unknown peer), session_evicted", labels=["outcome"])
+        for outcome, n in sorted(counts.items()):
+            dtls.add_metric([outcome], n)
+        yield dtls
+        yield GaugeMetricFamily("tinymlaas_dtls_handshakes_pending", "DTLS handshakes in progress", value=pending)
+        yield GaugeMetricFamily("tinymlaas_dtls_sessions", "Established DTLS sessions", value=sessions)
 
 
 class ApiMetrics:

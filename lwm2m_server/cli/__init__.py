@@ -12,6 +12,7 @@ import sys
 from lwm2m_server.cli import codec as _codec  # noqa: F401
 from lwm2m_server.cli import compile as _compile  # noqa: F401
 from lwm2m_server.cli import composite as _composite  # noqa: F401
+from lwm2m_server.cli import credentials as _credentials  # noqa: F401
 from lwm2m_server.cli import demo as _demo  # noqa: F401
 from lwm2m_server.cli import devices as _devices  # noqa: F401
 from lwm2m_server.cli import info as _info  # noqa: F401

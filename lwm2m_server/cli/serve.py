@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import structlog
 import typer
@@ -21,6 +21,10 @@ def serve(
     no_http: Annotated[bool, typer.Option("--no-http", help="CoAP only, no HTTP API")] = False,
     store_backend: Annotated[str | None, typer.Option("--store", help="store backend: sqlite or postgres")] = None,
     store_dsn: Annotated[str | None, typer.Option("--store-dsn", help="PostgreSQL DSN (with --store postgres)")] = None,
+    secure: Annotated[bool | None, typer.Option("--secure/--no-secure",
+                                                help="the coaps (DTLS PSK) listener ([coap] secure)")] = None,
+    coaps_port: Annotated[int | None, typer.Option("--coaps-port", help="UDP port for coaps (0 = any free)")] = None,
+    no_plain: Annotated[bool, typer.Option("--no-plain", help="no plain CoAP listener (DTLS only)")] = False,
 ) -> None:
     """Run the LwM2M server (CoAP /rd + device management) and the REST API until Ctrl-C / SIGTERM."""
     import asyncio
@@ -29,8 +33,9 @@ def serve(
     from lwm2m_server.logging import configure_logging
 
     server_flags = {"coap_port": coap_port, "http_port": http_port, "data_dir": data_dir, "coap_host": coap_host}
-    overrides: dict[str, dict[str, object]] = {"server": dict(server_flags),
-                                               "store": {"backend": store_backend, "dsn": store_dsn}}
+    coap_flags: dict[str, Any] = {"secure": secure, "coaps_port": coaps_port, "plain": False if no_plain else None}
+    overrides: dict[str, dict[str, Any]] = {"server": dict(server_flags), "coap": coap_flags,
+                                            "store": {"backend": store_backend, "dsn": store_dsn}}
     try:
         settings = load_settings(config, overrides=overrides)
     except ConfigError as exc:
@@ -69,7 +74,8 @@ async def _serve(settings: object, *, http: bool) -> None:
         print(f"ADMIN_TOKEN {application.initial_admin_token}", flush=True)
     try:
         # One line a supervisor (or a test) can wait for: the ports actually bound.
-        print(f"READY coap={application.coap_port} http={application.http_port}", flush=True)
+        print(f"READY coap={application.coap_port} http={application.http_port} "
+              f"coaps={application.server.coaps_port}", flush=True)
         await stop.wait()
     finally:
         await application.stop()

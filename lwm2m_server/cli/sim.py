@@ -54,10 +54,15 @@ def sim(
     prefix: Annotated[str | None, typer.Option("--prefix", help="endpoint name prefix")] = None,
     duration: Annotated[float | None, typer.Option("--duration", help="stop after this many seconds")] = None,
     log_level: Annotated[str, typer.Option("--log-level", help="debug|info|warning|error")] = "warning",
+    psk_csv: Annotated[Path | None, typer.Option(
+        "--psk-csv", help="endpoint,identity,key_hex per device (the file `credentials import` takes); "
+        "needed for a coaps:// server")] = None,
 ) -> None:
     """Run a simulated fleet until Ctrl-C (or --duration), then de-register every device."""
-    if not server.startswith("coap://"):
-        raise CliError(f"--server must be a coap:// URI, got {server!r}")
+    if not server.startswith(("coap://", "coaps://")):
+        raise CliError(f"--server must be a coap:// or coaps:// URI, got {server!r}")
+    if server.startswith("coaps://") and psk_csv is None:
+        raise CliError("a coaps:// server needs --psk-csv with each device's identity and key")
     if fleet is None:
         from lwm2m_server.resources import DEFAULT_FLEET
 
@@ -77,7 +82,28 @@ def sim(
         the_fleet = Fleet.from_toml(fleet, server, devices, server_public_key=key, endpoint_prefix=prefix)
     except FleetFileError as exc:
         raise CliError(str(exc)) from exc
+    if psk_csv is not None:
+        _apply_psk(the_fleet, psk_csv)
     asyncio.run(_run(the_fleet, duration))
+
+
+def _apply_psk(fleet: Any, csv_file: Path) -> None:
+    """Give every device its identity and key from the CSV; every device must have a line."""
+    from dataclasses import replace
+
+    from lwm2m_server.protocol.security import CredentialError
+    from simulator.dtls import load_psk_csv
+
+    try:
+        creds = load_psk_csv(csv_file)
+    except (OSError, UnicodeDecodeError, CredentialError) as exc:
+        raise CliError(f"--psk-csv {csv_file}: {exc}") from exc
+    missing = [d.endpoint for d in fleet.devices if d.endpoint not in creds]
+    if missing:
+        raise CliError(f"--psk-csv {csv_file}: no line for {len(missing)} devices, e.g. {missing[0]!r}")
+    for device in fleet.devices:
+        identity, key = creds[device.endpoint]
+        device.config = replace(device.config, psk_identity=identity, psk_key=key)
 
 
 async def _run(fleet: Any, duration: float | None) -> None:

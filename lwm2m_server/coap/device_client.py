@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import aiocoap
 import aiocoap.error
 
 from lwm2m_server.coap.composite_observation import CompositeObservation
+from lwm2m_server.coap.dtls import SecureSessions
 from lwm2m_server.coap.errors import BadResponse, DeviceError, DeviceNotRegistered, DeviceTimeout
 from lwm2m_server.coap.exchange import RawResponse, RequestSpec, send
 from lwm2m_server.coap.observation import Observation, SharedObservation
@@ -77,8 +79,12 @@ class DeviceClient(ObserveOperations):
         *,
         model: ObjectRegistry | None = None,
         default_timeout: float = 30.0,
+        sessions: SecureSessions | None = None,
     ) -> None:
+        """``sessions``: the coaps listener's established sessions; devices registered over DTLS are reached
+        through them (None: plain CoAP only)."""
         self.registry = registry
+        self.sessions = sessions
         self.events = events
         self.queue = queue
         self.model = model or ObjectRegistry.default()
@@ -109,12 +115,21 @@ class DeviceClient(ObserveOperations):
         if self._remotes is None or self._remotes[0] is not ctx:
             self._remotes = (ctx, RemoteCache(ctx))
         return self._remotes[1]
+    def _remote(self, reg: Registration) -> Any:
+        """A device registered over coaps is reached over its own DTLS session; any other at its plain address,
+        resolved once per address (:mod:`lwm2m_server.coap.remotes`)."""
+        if reg.security != "none":
+            session = self.sessions.get(reg.host, reg.port) if self.sessions is not None else None
+            if session is None:
+                raise DeviceError("network", "no DTLS session with the device (it must send an Update first)",
+                                  endpoint=reg.endpoint)
+            return session
+        return self._remote_cache(self._ctx()).remote(reg.host, reg.port)
 
     async def send_now(self, reg: Registration, spec: RequestSpec, timeout: float) -> RawResponse:
         """Send immediately, bypassing queue mode (the queue's sender); every outcome is counted."""
         try:
-            ctx = self._ctx()
-            resp = await send(ctx, reg, spec, timeout, remote=self._remote_cache(ctx).remote(reg.host, reg.port))
+            resp = await send(self._ctx(), reg, spec, timeout, remote=self._remote(reg))
         except DeviceError as exc:
             self.stats.count_out(spec.method, exc.coap_code)
             raise

@@ -1,7 +1,8 @@
 """One server→device CoAP exchange: a persistable request description, its response, and the send itself.
 
 Requests go out of the server's own aiocoap context, i.e. from the same UDP socket the device registered with,
-so NAT bindings hold. A request is addressed by the registration's current ``host:port`` and root path.
+so NAT bindings hold. A request is addressed by the registration's current ``host:port`` and root path; a device
+that registered over DTLS by its session's remote instead (the caller passes it: a DTLS server cannot open one).
 """
 
 from __future__ import annotations
@@ -123,7 +124,9 @@ def uri_path(reg: Registration, path: str) -> tuple[str, ...]:
     return root + tuple(p for p in path.split("/") if p)
 
 
-def build_message(reg: Registration, spec: RequestSpec, *, observe: int | None = None) -> aiocoap.Message:
+def build_message(
+    reg: Registration, spec: RequestSpec, *, observe: int | None = None, remote: Any = None
+) -> aiocoap.Message:
     try:
         code = METHODS[spec.method.upper()]
     except KeyError:
@@ -142,7 +145,7 @@ def build_message(reg: Registration, spec: RequestSpec, *, observe: int | None =
         msg.opt.size1 = spec.size1
     if observe is not None:
         msg.opt.observe = observe
-    msg.remote = UndecidedRemote("coap", hostportjoin(reg.host, reg.port))
+    msg.remote = remote if remote is not None else UndecidedRemote("coap", hostportjoin(reg.host, reg.port))
     return msg
 
 
@@ -177,10 +180,8 @@ async def send(
     ctx: aiocoap.Context, reg: Registration, spec: RequestSpec, timeout: float, *, remote: Any = None
 ) -> RawResponse:
     """Send and await the response; raises :class:`DeviceTimeout` / :class:`DeviceError` on transport failure.
-    ``remote``: the device's already resolved address (:mod:`lwm2m_server.coap.remotes`), if known."""
-    msg = build_message(reg, spec)
-    if remote is not None:
-        msg.remote = remote
+    ``remote``: the device's already resolved address or DTLS session (see ``DeviceClient._remote``), if known."""
+    msg = build_message(reg, spec, remote=remote)
     request = ctx.request(msg, handle_blockwise=spec.block1 is None)
     try:
         response = await asyncio.wait_for(request.response, timeout)

@@ -154,7 +154,7 @@ class RegistrationFastHandler:
         elif msg.code == m.POST:
             reply = await self.rd.update(path[1], query, msg.payload, host, port)
         else:
-            reply = await self.rd.deregister(path[1])
+            reply = await self.rd.deregister(path[1], host, port)
         self.rd.count_code(_METHOD[msg.code], reply.code)
         opts = tuple((m.LOCATION_PATH, seg.encode()) for seg in reply.location)
         return FastAnswer(m.code_number(reply.code), opts, reply.payload)

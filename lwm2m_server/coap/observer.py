@@ -20,7 +20,6 @@ from lwm2m_server.coap.composite_observation import CompositeObservation
 from lwm2m_server.coap.errors import BadResponse, DeviceError, DeviceTimeout
 from lwm2m_server.coap.exchange import RawResponse, RequestSpec, abandon, build_message
 from lwm2m_server.coap.observation import NotifyCallback, Observation, SharedObservation
-from lwm2m_server.coap.remotes import RemoteCache
 from lwm2m_server.coap.stats import CoapStats
 from lwm2m_server.events import EventBus
 from lwm2m_server.logging import get_logger
@@ -59,14 +58,12 @@ class ObserveOperations:
     def _reg(self, endpoint: str) -> Registration:
         raise NotImplementedError
 
-    def _remote_cache(self, ctx: aiocoap.Context) -> RemoteCache:
+    def _remote(self, reg: Registration) -> Any:
+        """Where a request to the device goes: its DTLS session or its resolved plain address."""
         raise NotImplementedError
 
     def _observe_message(self, reg: Registration, spec: RequestSpec) -> tuple[aiocoap.Context, aiocoap.Message]:
-        ctx = self._ctx()
-        sent = build_message(reg, spec, observe=0)
-        sent.remote = self._remote_cache(ctx).remote(reg.host, reg.port)  # resolved once per device address
-        return ctx, sent
+        return self._ctx(), build_message(reg, spec, observe=0, remote=self._remote(reg))
 
     @staticmethod
     def _check(reg: Registration, resp: RawResponse, what: str, expected: tuple[str, ...] = ()) -> None:

@@ -4,6 +4,7 @@
 * Register → 2.01 + Location-Path ``rd/<id>``; non-CON, missing ``ep``, malformed query or payload → 4.00;
   unsupported ``lwm2m`` → 4.12 (the protocol core's ``RegistrationError.coap_code``).
 * Update → 2.04, De-register → 2.02; unknown id → 4.04; other methods → 4.05.
+* Security: 4.03 when the DTLS identity and the endpoint don't match (the interface's ``RegistrationGuard``).
 
 The logic is :class:`~lwm2m_server.coap.registration_interface.RegistrationInterface`, shared with the datagram
 fast path (:mod:`lwm2m_server.coap.fastpath`), which takes the plain CON requests before aiocoap sees them; these
@@ -18,6 +19,7 @@ import aiocoap.resource as resource
 from aiocoap.numbers.codes import Code
 from aiocoap.numbers.types import Type
 
+from lwm2m_server.coap.dtls import peer_identity
 from lwm2m_server.coap.exchange import code_str
 from lwm2m_server.coap.registration_interface import CodeCounter, RegistrationInterface, Reply
 from lwm2m_server.protocol.coapmsg import code_number
@@ -26,6 +28,7 @@ __all__ = ["CodeCounter", "RegistrationInterface", "add_rd_resources", "error_re
 
 _CODES = {
     "4.00": Code.BAD_REQUEST,
+    "4.03": Code.FORBIDDEN,
     "4.04": Code.NOT_FOUND,
     "4.12": Code.PRECONDITION_FAILED,
     "4.13": Code.REQUEST_ENTITY_TOO_LARGE,
@@ -59,6 +62,11 @@ def to_message(reply: Reply) -> aiocoap.Message:
     return msg
 
 
+def identity_of(request: aiocoap.Message) -> str | None:
+    """The PSK identity of the DTLS session ``request`` came over (None: plain CoAP)."""
+    return peer_identity(request.remote)
+
+
 class _CountingResource(resource.Resource):
     """Counts every request it answers by method and response code (errors raised by aiocoap included)."""
 
@@ -88,7 +96,8 @@ class RegisterResource(_CountingResource):
         if request.mtype is not Type.CON:
             return to_message(self.rd.reject_non_confirmable())
         host, port = peer_address(request)
-        return to_message(await self.rd.register(request.opt.uri_query, request.payload, host, port))
+        reply = await self.rd.register(request.opt.uri_query, request.payload, host, port, identity_of(request))
+        return to_message(reply)
 
 
 class RegistrationEntryResource(_CountingResource, resource.PathCapable):
@@ -104,11 +113,13 @@ class RegistrationEntryResource(_CountingResource, resource.PathCapable):
 
     async def render_post(self, request: aiocoap.Message) -> aiocoap.Message:
         host, port = peer_address(request)
-        reply = await self.rd.update(self._reg_id(request), request.opt.uri_query, request.payload, host, port)
+        reply = await self.rd.update(self._reg_id(request), request.opt.uri_query, request.payload, host, port,
+                                     identity_of(request))
         return to_message(reply)
 
     async def render_delete(self, request: aiocoap.Message) -> aiocoap.Message:
-        return to_message(await self.rd.deregister(self._reg_id(request)))
+        host, port = peer_address(request)
+        return to_message(await self.rd.deregister(self._reg_id(request), host, port, identity_of(request)))
 
 
 def add_rd_resources(site: resource.Site, rd: RegistrationInterface) -> None:

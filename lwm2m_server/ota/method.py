@@ -92,8 +92,10 @@ def local_address_towards(device_host: str) -> str:
         return str(s.getsockname()[0])
 
 
-def base_coap_uri(public_coap_uri: str, bound_host: str, bound_port: int, device_host: str | None) -> str:
-    """``public_coap_uri`` if configured, else ``coap://<address>:<port>`` derived from the bound socket.
+def base_coap_uri(
+    public_coap_uri: str, bound_host: str, bound_port: int, device_host: str | None, *, scheme: str = "coap"
+) -> str:
+    """``public_coap_uri`` if configured, else ``<scheme>://<address>:<port>`` derived from the bound socket.
 
     A wildcard bind ("::", "0.0.0.0", "") is replaced by the local address that routes to the device.
     """
@@ -110,4 +112,4 @@ def base_coap_uri(public_coap_uri: str, bound_host: str, bound_port: int, device
             host = "127.0.0.1"
     if host.startswith("::ffff:"):
         host = host[len("::ffff:") :]
-    return f"coap://{_host_literal(host)}:{bound_port}"
+    return f"{scheme}://{_host_literal(host)}:{bound_port}"

@@ -237,7 +237,10 @@ class OtaService:
 
     def _base_uri(self, endpoint: str) -> str:
         reg = self.server.registry.get(endpoint)
-        s = self.settings.server
+        s, c = self.settings.server, self.settings.coap
+        if reg is not None and reg.security != "none":  # a DTLS device pulls over coaps, on its own session
+            return base_coap_uri(c.public_coaps_uri, c.coaps_host or s.coap_host, self.server.coaps_port, reg.host,
+                                 scheme="coaps")
         return base_coap_uri(s.public_coap_uri, s.coap_host, self.server.coap_port, reg.host if reg else None)
 
     def _served(self, sha: str, endpoint: str) -> tuple[int, int] | None:

@@ -20,6 +20,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from lwm2m_server.store.repositories import (
     AuditRepository,
+    CredentialRepository,
     EventRepository,
     FleetStats,
     LeaseRepository,
@@ -58,6 +59,8 @@ class Store(RegistrationRepository, ProfileRepository, EventRepository, Protocol
     def stats(self) -> FleetStats: ...
     @property
     def leases(self) -> LeaseRepository: ...
+    @property
+    def credentials(self) -> CredentialRepository: ...
 
     async def open(self) -> None:
         """Connect and apply the pending schema migrations."""

@@ -52,6 +52,19 @@ class SentValue:
     value: Any  # JSON-encodable
 
 
+@dataclass(frozen=True)
+class CredentialRow:
+    """A device's DTLS credential; ``key_enc`` is the key sealed by the credential service, never the key."""
+
+    endpoint: str
+    identity: str
+    key_enc: str
+    security_mode: str
+    created_at: float
+    rotated_at: float | None
+    revoked_at: float | None
+
+
 @dataclass(frozen=True, slots=True)
 class Lease:
     name: str
@@ -204,3 +217,15 @@ class FleetStats(Protocol):
     async def ota_phases(self) -> list[tuple[str, int]]: ...
     async def rollout_states(self) -> list[tuple[str, int]]: ...
     async def rollout_devices(self) -> list[tuple[str, str, int]]: ...
+
+
+class CredentialRepository(Protocol):
+    """Device credentials; revoked rows stay (``revoked_at``) as history until the endpoint is added again."""
+
+    async def put(self, row: CredentialRow) -> None:
+        """Insert or replace the endpoint's row (a new or re-added credential)."""
+        ...
+    async def put_many(self, rows: Sequence[CredentialRow]) -> None: ...
+    async def rotate(self, endpoint: str, key_enc: str) -> float: ...
+    async def revoke(self, endpoint: str) -> float: ...
+    async def all(self) -> list[CredentialRow]: ...

@@ -20,9 +20,9 @@ from lwm2m_server.logging import get_logger
 log = get_logger(__name__)
 
 REG_COLUMNS = ("endpoint, reg_id, host, port, lifetime, lwm2m_version, binding, queue_mode, root_path, "
-               "content_formats, objects, instances, sms, registered_at, updated_at, last_seen")
+               "content_formats, objects, instances, sms, registered_at, updated_at, last_seen, security")
 INSERT_REGISTRATION = (f"INSERT INTO registrations ({REG_COLUMNS}) VALUES "
-                       "($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16)")
+                       "($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17)")
 # INSERT OR REPLACE of SQLite: a row with the same endpoint *or* reg_id is replaced
 DELETE_REPLACED = "DELETE FROM registrations WHERE endpoint = ANY($1::text[]) OR reg_id = ANY($2::text[])"
 UPSERT_PROFILE = ("INSERT INTO profiles (endpoint, profile, updated_at) VALUES ($1,$2,$3) ON CONFLICT (endpoint) "

@@ -102,10 +102,21 @@ V3_LEASES = """
 CREATE TABLE leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_at REAL NOT NULL);
 """
 
+# Device credentials (DTLS PSK, keys sealed by the credential service's key file) and each registration's
+# security mode.
+V4_CREDENTIALS = """
+ALTER TABLE registrations ADD COLUMN security TEXT NOT NULL DEFAULT 'none';
+CREATE TABLE device_credentials (
+    endpoint TEXT PRIMARY KEY, identity TEXT NOT NULL, key_enc TEXT NOT NULL, security_mode TEXT NOT NULL,
+    created_at REAL NOT NULL, rotated_at REAL, revoked_at REAL);
+CREATE INDEX device_credentials_identity ON device_credentials (identity);
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "baseline: the tables of every service", V1_BASELINE),
     Migration(2, "ota_job_history gets an id; events by time", V2_HISTORY_ID),
     Migration(3, "leases (one holder per name across nodes)", V3_LEASES),
+    Migration(4, "device credentials; registrations carry their security mode", V4_CREDENTIALS),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -1,8 +1,8 @@
 """Every route of the app x (no token, bad token, each role), generated from the app's route table.
 
 The route table is the app's OpenAPI document (every router documents its routes). The expected role is
-written here independently of ``api/app.py``'s table: ``/healthz`` open, ``/api/tokens``
-admin, otherwise GET/HEAD viewer and anything else operator. A route added later is in the matrix
+written here independently of ``api/app.py``'s table: ``/healthz`` open, ``/api/tokens`` and
+``/api/credentials`` admin, otherwise GET/HEAD viewer and anything else operator. A route added later is in the matrix
 automatically, so an unguarded or mis-guarded router fails here.
 """
 
@@ -21,7 +21,7 @@ from tests.integration.api.conftest import Stack, running_stack
 from tests.support.auth import bearer
 
 OPEN_PATHS = {"/healthz"}
-ADMIN_PREFIXES = ("/api/tokens",)
+ADMIN_PREFIXES = ("/api/tokens", "/api/credentials")
 PARAMS = {"endpoint": "nobody", "ep": "nobody", "path": "3/0/0", "rollout_id": "nope", "action": "start",
           "name": "nope", "token_id": "nope"}  # fmt: skip
 ROLES = (Role.VIEWER, Role.OPERATOR, Role.ADMIN)
