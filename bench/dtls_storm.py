@@ -9,7 +9,11 @@ tinydtls client context per device (its own identity, key and socket), same wind
 costs about as much CPU as the server side, so on 2 cores the DTLS figure is the pair's throughput, not the
 server's ceiling.
 
-    python bench/dtls_storm.py [--devices 300] [--window 32]
+    python bench/dtls_storm.py [--devices 150] [--window 8]
+
+Known: with --devices 300 this two-process run sees some DTLS registrations time out (counted as failed);
+300 sequential DTLS registrations in one process all succeed. Not yet explained (suspect: tinydtls reseeding its
+PRNG from the clock on every context, so contexts created in one second share randoms).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+TIMEOUT_S = 15.0  # per registration (a DTLS handshake whose flight is lost for good is counted as failed)
 sys.path.insert(0, str(ROOT))
 
 
@@ -46,14 +51,23 @@ async def serve(data_dir: str, csv_path: str) -> None:
     await server.stop()
 
 
-async def _bounded(window: int, jobs: list) -> list[float]:  # type: ignore[type-arg]
+FAILED: dict[str, int] = {}
+
+
+async def _bounded(window: int, jobs: list, kind: str) -> list[float]:  # type: ignore[type-arg]
+    """Run ``jobs`` with at most ``window`` in flight; latencies of the ones that succeeded (failures counted)."""
     sem = asyncio.Semaphore(window)
     latencies: list[float] = []
 
     async def one(job) -> None:  # type: ignore[no-untyped-def]
         async with sem:
             t0 = time.perf_counter()
-            await job()
+            try:
+                await job()
+            except (TimeoutError, OSError, AssertionError) as exc:
+                FAILED[kind] = FAILED.get(kind, 0) + 1
+                print(f"{kind} registration failed: {type(exc).__name__}", file=sys.stderr)
+                return
             latencies.append(time.perf_counter() - t0)
 
     await asyncio.gather(*(one(j) for j in jobs))
@@ -69,28 +83,28 @@ def _register_msg(uri: str, endpoint: str):  # type: ignore[no-untyped-def]
     return msg
 
 
-async def plain_storm(port: int, n: int, window: int) -> tuple[float, list[float]]:
+async def plain_storm(port: int, n: int, window: int, prefix: str = "plain") -> tuple[float, list[float]]:
     import aiocoap
 
     from simulator.udp import create_context
 
     uri = f"coap://127.0.0.1:{port}"
-    contexts = []
+    # like devices: each its own context and socket (aiocoap's NSTART is per peer); created before the clock runs
+    contexts = [await create_context(None, "127.0.0.1", 0) for _ in range(n)]
 
     def job(i: int):  # type: ignore[no-untyped-def]
-        async def run() -> None:  # like a device: its own context and socket (aiocoap's NSTART is per peer)
-            ctx = await create_context(None, "127.0.0.1", 0)
-            contexts.append(ctx)
-            resp = await asyncio.wait_for(ctx.request(_register_msg(uri, f"plain-{i}")).response, 30)
+        async def run() -> None:
+            ctx = contexts[i]
+            resp = await asyncio.wait_for(ctx.request(_register_msg(uri, f"{prefix}-{i}")).response, TIMEOUT_S)
             assert resp.code == aiocoap.CREATED, resp.code
         return run
 
     t0 = time.perf_counter()
-    lat = await _bounded(window, [job(i) for i in range(n)])
+    lat = await _bounded(window, [job(i) for i in range(n)], "plain")
     elapsed = time.perf_counter() - t0
     for ctx in contexts:
         await ctx.shutdown()
-    return n / elapsed, lat
+    return len(lat) / elapsed, lat
 
 
 async def dtls_storm(port: int, creds: list[tuple[str, str, bytes]], window: int) -> tuple[float, list[float]]:
@@ -99,22 +113,23 @@ async def dtls_storm(port: int, creds: list[tuple[str, str, bytes]], window: int
     from simulator.dtls import create_dtls_context
 
     uri = f"coaps://127.0.0.1:{port}"
-    contexts = []
+    contexts = [await create_dtls_context(None, uri, ident, key) for _ep, ident, key in creds]  # sockets: lazy
+    sessions: list[object] = []
 
-    def job(ep: str, ident: str, key: bytes):  # type: ignore[no-untyped-def]
+    def job(i: int, ep: str):  # type: ignore[no-untyped-def]
         async def run() -> None:
-            ctx = await create_dtls_context(None, uri, ident, key)
-            contexts.append(ctx)
-            resp = await asyncio.wait_for(ctx.request(_register_msg(uri, ep)).response, 30)
+            ctx = contexts[i]
+            resp = await asyncio.wait_for(ctx.request(_register_msg(uri, ep)).response, TIMEOUT_S)
             assert resp.code == aiocoap.CREATED, resp.code
+            sessions.append(resp.remote)  # aiocoap's client pool is weak: a dropped session frees its port
         return run
 
     t0 = time.perf_counter()
-    lat = await _bounded(window, [job(*c) for c in creds])
+    lat = await _bounded(window, [job(i, c[0]) for i, c in enumerate(creds)], "dtls")
     elapsed = time.perf_counter() - t0
     for ctx in contexts:
         await ctx.shutdown()
-    return len(creds) / elapsed, lat
+    return len(lat) / elapsed, lat
 
 
 def pct(values: list[float], q: float) -> float:
@@ -136,6 +151,7 @@ async def main(args: argparse.Namespace) -> None:
                 raise SystemExit("server did not start")
             line = proc.stdout.readline()
         _, coap_port, coaps_port = line.split()
+        await plain_storm(int(coap_port), min(100, args.devices), args.window, prefix="warm")  # not measured
         plain_rate, plain_lat = await plain_storm(int(coap_port), args.devices, args.window)
         dtls_rate, dtls_lat = await dtls_storm(int(coaps_port), creds, args.window)
         proc.stdin.close()
@@ -146,8 +162,10 @@ async def main(args: argparse.Namespace) -> None:
           f"{pct(plain_lat, .99):6.1f} ms   (baseline, same run)")
     print(f"DTLS PSK registrations/s:   {dtls_rate:8.1f}  p50 {pct(dtls_lat, .5):6.1f} ms  p99 "
           f"{pct(dtls_lat, .99):6.1f} ms   (handshake + Register each)")
-    print(f"DTLS handshakes/s:          {dtls_rate * handshakes / args.devices:8.1f}  ({handshakes} completed)")
+    print(f"DTLS handshakes/s:          {dtls_rate * handshakes / max(1, len(dtls_lat)):8.1f}  "
+          f"({handshakes} completed)")
     print(f"ratio DTLS/plain:           {dtls_rate / plain_rate:8.3f}")
+    print(f"failed (>{TIMEOUT_S:g} s):            plain {FAILED.get('plain', 0)}, DTLS {FAILED.get('dtls', 0)}")
 
 
 if __name__ == "__main__":
@@ -155,6 +173,6 @@ if __name__ == "__main__":
         asyncio.run(serve(sys.argv[2], sys.argv[3]))
         raise SystemExit(0)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--devices", type=int, default=300)
-    parser.add_argument("--window", type=int, default=32)
+    parser.add_argument("--devices", type=int, default=150)
+    parser.add_argument("--window", type=int, default=8)
     asyncio.run(main(parser.parse_args()))

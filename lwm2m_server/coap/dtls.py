@@ -10,8 +10,9 @@ What this adds to aiocoap's ``tinydtls_server`` (experimental upstream):
 * bounded handshake state: a datagram from an unknown address creates state only if it is a DTLS ClientHello;
   at most ``max_handshakes`` unfinished handshakes exist at a time and each ages out after ``handshake_timeout_s``;
   established sessions are capped at ``max_sessions`` (least recently used one closed first);
-* counters for ``/metrics``: handshakes done, failed (wrong key, unknown identity, garbled), dropped (cap),
-  expired, and datagrams refused before any state.
+* counters for ``/metrics``: handshakes done, failed (records tinydtls refused mid-handshake: unknown identity,
+  garbled; a fatal alert), dropped (cap), expired (never finished: e.g. a wrong key, whose Finished tinydtls
+  silently discards), and datagrams refused before any state.
 
 Raw public keys (TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8) are not offered: DTLSSocket's wrapper only registers
 tinydtls' ``get_psk_info`` callback (no ``get_ecdsa_key``/``verify_ecdsa_key``), so the server cannot present or
@@ -29,7 +30,7 @@ from typing import Any
 
 from aiocoap import Context, interfaces
 from aiocoap.transports import simplesocketserver
-from aiocoap.transports.tinydtls import DTLS_EVENT_CONNECTED, LEVEL_NOALERT, FatalDTLSError
+from aiocoap.transports.tinydtls import DTLS_EVENT_CONNECTED, LEVEL_NOALERT
 from aiocoap.transports.tinydtls_server import (
     GoingThroughMessageDecryption,
     MessageInterfaceTinyDTLSServer,
@@ -146,12 +147,17 @@ class SecureAddress(_AddressDTLS):  # type: ignore[misc]
 class _Decrypting(GoingThroughMessageDecryption):  # type: ignore[misc]
     def _received_datagram(self, address: SecureAddress, data: bytes) -> None:
         address._retransmission_task.cancel()
-        ret = address._dtls_socket.handleMessage(address._dtls_session, data)
+        try:
+            ret = address._dtls_socket.handleMessage(address._dtls_session, data)
+        except Exception:  # raised inside a tinydtls callback (e.g. a second identity on one peer state)
+            address._protocol.forget(address, "handshake_failed")
+            return
         if address.closed:
             return
-        if ret < 0 and not address.established:  # wrong key, unknown identity, garbled handshake
-            address._inject_error(FatalDTLSError(ret))
-            return
+        if ret < 0 and not address.established:
+            # Unknown identity, garbled or truncated handshake: counted. The state is kept (a retransmitted
+            # flight can also be refused, and dropping the peer then would strand a good client); it ages out.
+            address._protocol.stats.count("handshake_failed")
         address._retransmission_task = asyncio.create_task(
             address._run_retransmissions(), name="DTLS server handshake retransmissions"
         )
@@ -183,6 +189,12 @@ class SecureServerSocket(_DatagramServerSocketSimpleDTLS):  # type: ignore[misc]
             self._connections[sockaddr] = address
             self._pending[sockaddr] = address
             self.stats.pending = len(self._pending)
+        elif address.established and is_client_hello(data):
+            # A new handshake from the address of an established session: the peer restarted (or a NAT gave
+            # its port to another device). The old session cannot be resumed by it: start afresh.
+            self.forget(address, "session_replaced")
+            self.datagram_received(data, sockaddr)
+            return
         else:
             self._connections.move_to_end(sockaddr)
         address.last_seen = now
