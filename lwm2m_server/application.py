@@ -12,6 +12,8 @@ import contextlib
 from typing import Any
 
 from lwm2m_server.auth.tokens import TokenService
+from lwm2m_server.cluster.identity import resolve_node_id
+from lwm2m_server.cluster.membership import ClusterMembership
 from lwm2m_server.compiling import Compiling
 from lwm2m_server.config import Settings
 from lwm2m_server.logging import get_logger
@@ -41,9 +43,13 @@ class Application:
         self.tokens = TokenService(store.tokens)
         self.rollouts = RolloutService(RolloutRepository(store.rollouts, self.audit, store.flush), self.deployer,
                                        self._publish)
+        cl = settings.cluster
+        self.cluster = ClusterMembership(store.nodes, store.leases, resolve_node_id(settings),
+                                         heartbeat_s=cl.heartbeat_s, node_timeout_s=cl.node_timeout_s,
+                                         info=self._node_info)
         self.services = Services(server=self.server, tokens=self.tokens, audit=self.audit, catalog=self.catalog,
                                  compiling=self.compiling, ota=self.ota, rollouts=self.rollouts,
-                                 deployer=self.deployer)
+                                 deployer=self.deployer, cluster=self.cluster)
         self._http = http
         self.api: Any = None
         self.mqtt: Any = None
@@ -53,6 +59,11 @@ class Application:
 
     async def _publish(self, event_type: str, data: dict[str, Any]) -> None:
         self.server.events.emit(event_type, None, **data)
+
+    def _node_info(self) -> dict[str, Any]:
+        """What ``GET /api/cluster`` shows of this node besides its heartbeat."""
+        return {"coap_port": self.coap_port, "http_port": self.http_port,
+                "registered": len(self.server.registry)}
 
     @property
     def coap_port(self) -> int:
@@ -66,6 +77,7 @@ class Application:
         # The package signing key exists from the first start; devices are given its public half.
         self.public_key = await asyncio.to_thread(server_public_key, self.settings.server.data_dir)
         await self.server.start()
+        await self.cluster.start()
         # The first start (no token ever made) creates an admin token; only its hash is stored.
         self.initial_admin_token = await self.tokens.ensure_initial_admin()
         if self.initial_admin_token is not None:
@@ -127,6 +139,7 @@ class Application:
                 await t
         self._tasks.clear()
         await self.rollouts.stop()
+        await self.cluster.stop()
         await self.deployer.stop()
         await self.ota.stop()
         await self.server.stop()

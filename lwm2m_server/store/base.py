@@ -23,6 +23,7 @@ from lwm2m_server.store.repositories import (
     EventRepository,
     FleetStats,
     LeaseRepository,
+    NodeRepository,
     OtaJobRepository,
     PackageRepository,
     ProfileRepository,
@@ -58,6 +59,8 @@ class Store(RegistrationRepository, ProfileRepository, EventRepository, Protocol
     def stats(self) -> FleetStats: ...
     @property
     def leases(self) -> LeaseRepository: ...
+    @property
+    def nodes(self) -> NodeRepository: ...
 
     async def open(self) -> None:
         """Connect and apply the pending schema migrations."""

@@ -59,6 +59,16 @@ class Lease:
     expires_at: float
 
 
+@dataclass(frozen=True, slots=True)
+class NodeRow:
+    """A server node sharing the store: when it started, its last heartbeat, and what it serves (ports...)."""
+
+    node_id: str
+    started_at: float
+    last_seen: float
+    info: dict[str, Any]
+
+
 # -- the protocols ------------------------------------------------------------------------------------------
 class RegistrationRepository(Protocol):
     """Write-behind: ``save``/``delete`` queue the write (see :mod:`lwm2m_server.store.base`)."""
@@ -195,6 +205,24 @@ class LeaseRepository(Protocol):
 
     async def leases(self) -> list[Lease]:
         """Every lease, expired ones included, by name."""
+        ...
+
+
+class NodeRepository(Protocol):
+    """The nodes sharing the store (heartbeats) and which node owns each registration."""
+
+    async def heartbeat(self, node: NodeRow) -> None:
+        """Insert or refresh the node's row."""
+        ...
+
+    async def remove(self, node_id: str) -> None: ...
+    async def nodes(self) -> list[NodeRow]: ...
+    async def device_counts(self) -> dict[str | None, int]:
+        """Registrations per owning node (None: rows written before nodes existed)."""
+        ...
+
+    async def owner(self, endpoint: str) -> str | None:
+        """The node that holds ``endpoint``'s registration (None: unknown device or no owner recorded)."""
         ...
 
 

@@ -1,0 +1,63 @@
+"""The nodes repository and registration ownership, on both backends (``conftest.make_store``); the cross-node
+ownership rules (reload own rows only, delete only while owning) are PostgreSQL's: a SQLite file has one node."""
+
+from __future__ import annotations
+
+import pytest
+
+from lwm2m_server.registration import Registration
+from lwm2m_server.store.repositories import NodeRow
+from tests.unit.store.conftest import StoreFactory
+
+
+def _reg(ep: str, reg_id: str) -> Registration:
+    return Registration(ep, reg_id, "127.0.0.1", 5683, 300, "1.1", "U", False)
+
+
+async def test_heartbeat_upserts_and_counts_devices_per_owner(make_store: StoreFactory) -> None:
+    a = await make_store(node_id="node-a")
+    await a.nodes.heartbeat(NodeRow("node-a", 10.0, 11.0, {"coap_port": 5683}))
+    await a.nodes.heartbeat(NodeRow("node-b", 10.0, 12.0, {}))
+    await a.nodes.heartbeat(NodeRow("node-a", 10.0, 15.5, {"coap_port": 5684}))  # the next beat
+    assert await a.nodes.nodes() == [NodeRow("node-a", 10.0, 15.5, {"coap_port": 5684}),
+                                     NodeRow("node-b", 10.0, 12.0, {})]
+    for i in range(3):
+        await a.save_registration(_reg(f"d{i}", f"r{i}"))
+    assert await a.nodes.device_counts() == {"node-a": 3}
+    assert await a.nodes.owner("d1") == "node-a"
+    assert await a.nodes.owner("nobody") is None
+    await a.nodes.remove("node-b")
+    assert [n.node_id for n in await a.nodes.nodes()] == ["node-a"]
+
+
+async def test_store_without_node_id_leaves_owner_empty(make_store: StoreFactory) -> None:
+    store = await make_store()
+    await store.save_registration(_reg("d", "r"))
+    assert await store.nodes.device_counts() == {None: 1}
+    assert [r.endpoint for r in await store.load_registrations()] == ["d"]
+
+
+@pytest.fixture
+def pg_only(request: pytest.FixtureRequest) -> None:
+    if "postgres" not in request.node.callspec.id:
+        pytest.skip("cross-node ownership: PostgreSQL only (a SQLite store has exactly one node)")
+
+
+async def test_ownership_moves_and_only_the_owner_deletes(make_store: StoreFactory, pg_only: None) -> None:
+    a = await make_store(node_id="node-a")
+    b = await make_store(node_id="node-b")
+    await a.save_registration(_reg("dev", "r1"))
+    await a.save_registration(_reg("stays", "r2"))
+    await a.flush()
+    assert await b.nodes.owner("dev") == "node-a"
+    await b.save_registration(_reg("dev", "r9"))  # the device registered again, through b
+    await b.flush()
+    assert await a.nodes.owner("dev") == "node-b"
+    await a.delete_registration("dev")  # a's stale copy expires: the row is b's now, it stays
+    await a.flush()
+    assert await a.nodes.owner("dev") == "node-b"
+    assert {r.endpoint for r in await a.load_registrations()} == {"stays"}  # a reloads only its own
+    assert {r.endpoint: r.reg_id for r in await b.load_registrations()} == {"dev": "r9"}
+    await b.delete_registration("dev")  # the owner de-registers it: gone
+    await b.flush()
+    assert await a.nodes.device_counts() == {"node-a": 1}
