@@ -21,10 +21,17 @@ log = get_logger(__name__)
 
 REG_COLUMNS = ("endpoint, reg_id, host, port, lifetime, lwm2m_version, binding, queue_mode, root_path, "
                "content_formats, objects, instances, sms, registered_at, updated_at, last_seen, node_id")
-INSERT_REGISTRATION = (f"INSERT INTO registrations ({REG_COLUMNS}) VALUES "
-                       "($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17)")
-# INSERT OR REPLACE of SQLite: a row with the same endpoint *or* reg_id is replaced
-DELETE_REPLACED = "DELETE FROM registrations WHERE endpoint = ANY($1::text[]) OR reg_id = ANY($2::text[])"
+_UPDATED = ", ".join(f"{c} = excluded.{c}" for c in REG_COLUMNS.split(", ")[1:])
+# SQLite's INSERT OR REPLACE, made safe for several nodes writing at once: one atomic upsert per endpoint, and
+# a write never replaces a *newer* registration (a node's stale copy of a device that has since registered
+# through another node loses; Updates keep registered_at, so the owner's own writes always apply).
+UPSERT_REGISTRATION = (f"INSERT INTO registrations ({REG_COLUMNS}) VALUES "
+                       "($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17) "
+                       f"ON CONFLICT (endpoint) DO UPDATE SET {_UPDATED} "
+                       "WHERE excluded.registered_at >= registrations.registered_at")
+# a reused reg_id replaces its old holder (another endpoint), as INSERT OR REPLACE does
+DELETE_REUSED_IDS = ("DELETE FROM registrations r USING unnest($1::text[], $2::text[]) AS n(endpoint, reg_id) "
+                     "WHERE r.reg_id = n.reg_id AND r.endpoint <> n.endpoint")
 # A de-registration or expiry removes the row only while this node owns it: once the device has registered
 # through another node, the row is that node's (a stale in-memory copy here must not delete it).
 DELETE_OWNED = ("DELETE FROM registrations WHERE endpoint = ANY($1::text[]) "
@@ -165,9 +172,8 @@ class PgBatchWriter:
         if deletes:
             await conn.execute(DELETE_OWNED, deletes, self.node_id)
         if upserts:
-            await conn.execute(DELETE_REPLACED, [row[0] for row in upserts], [row[1] for row in upserts])
-        if upserts:
-            await conn.executemany(INSERT_REGISTRATION, upserts)
+            await conn.execute(DELETE_REUSED_IDS, [row[0] for row in upserts], [row[1] for row in upserts])
+            await conn.executemany(UPSERT_REGISTRATION, upserts)
         if batch.profiles:
             await conn.executemany(UPSERT_PROFILE, list(batch.profiles.values()))
         if batch.events:

@@ -10,8 +10,9 @@ from lwm2m_server.store.repositories import NodeRow
 from tests.unit.store.conftest import StoreFactory
 
 
-def _reg(ep: str, reg_id: str) -> Registration:
-    return Registration(ep, reg_id, "127.0.0.1", 5683, 300, "1.1", "U", False)
+def _reg(ep: str, reg_id: str, at: float = 1000.0) -> Registration:
+    return Registration(ep, reg_id, "127.0.0.1", 5683, 300, "1.1", "U", False, registered_at=at, updated_at=at,
+                        last_seen=at)
 
 
 async def test_heartbeat_upserts_and_counts_devices_per_owner(make_store: StoreFactory) -> None:
@@ -50,14 +51,23 @@ async def test_ownership_moves_and_only_the_owner_deletes(make_store: StoreFacto
     await a.save_registration(_reg("stays", "r2"))
     await a.flush()
     assert await b.nodes.owner("dev") == "node-a"
-    await b.save_registration(_reg("dev", "r9"))  # the device registered again, through b
+    await b.save_registration(_reg("dev", "r9", at=1001.0))  # the device registered again, through b
     await b.flush()
+    assert await a.nodes.owner("dev") == "node-b"
+    await a.save_registration(_reg("dev", "r1"))  # a's stale copy written again (in-flight batch): ignored
+    await a.flush()
     assert await a.nodes.owner("dev") == "node-b"
     await a.delete_registration("dev")  # a's stale copy expires: the row is b's now, it stays
     await a.flush()
     assert await a.nodes.owner("dev") == "node-b"
     assert {r.endpoint for r in await a.load_registrations()} == {"stays"}  # a reloads only its own
     assert {r.endpoint: r.reg_id for r in await b.load_registrations()} == {"dev": "r9"}
+    await b.save_registration(_reg("dev", "r9", at=1001.0))  # an Update through the owner: applies
+    await a.save_registration(_reg("other", "r9", at=1002.0))  # a reused reg_id replaces its old holder
+    await a.flush()
+    await b.flush()
+    assert await a.nodes.owner("dev") is None and await a.nodes.owner("other") == "node-a"
+    await b.save_registration(_reg("dev", "r7", at=1003.0))
     await b.delete_registration("dev")  # the owner de-registers it: gone
     await b.flush()
-    assert await a.nodes.device_counts() == {"node-a": 1}
+    assert await a.nodes.device_counts() == {"node-a": 2}
