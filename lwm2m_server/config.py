@@ -122,6 +122,7 @@ class ClusterSettings(_Section):
     node_id: str = Field(default="", max_length=64, pattern=r"^[A-Za-z0-9_.:-]*$")  # "" = <host>-<random>, kept
     heartbeat_s: float = Field(default=5.0, gt=0)  # how often a node refreshes its row in `nodes`
     node_timeout_s: float = Field(default=15.0, gt=0)  # a node not seen for this long is reported dead
+    forward_timeout_s: float = Field(default=35.0, gt=0)  # a request forwarded to the owning node: then 504
 
 
 class Settings(_Section):

@@ -16,6 +16,7 @@ from lwm2m_server.models_catalog import ModelCatalog
 from lwm2m_server.store.audit import AuditLog
 
 if TYPE_CHECKING:
+    from lwm2m_server.cluster.forwarding import DeviceForwarder
     from lwm2m_server.cluster.membership import ClusterMembership
     from lwm2m_server.ota.service import OtaService
     from lwm2m_server.rollouts.deployer import FleetDeployer
@@ -34,6 +35,7 @@ class Services:
     rollouts: RolloutService | None = None
     deployer: FleetDeployer | None = None
     cluster: ClusterMembership | None = None
+    forwarder: DeviceForwarder | None = None  # several nodes: reads for devices other nodes hold
 
     @classmethod
     def for_server(

@@ -9,7 +9,7 @@ it says it is write-behind, and a read sees every write queued before it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -224,6 +224,17 @@ class NodeRepository(Protocol):
     async def owner(self, endpoint: str) -> str | None:
         """The node that holds ``endpoint``'s registration (None: unknown device or no owner recorded)."""
         ...
+
+
+class Notifier(Protocol):
+    """Messages between the nodes sharing a store (PostgreSQL LISTEN/NOTIFY); at-most-once, small payloads."""
+
+    async def listen(self, channel: str, callback: Callable[[str], None]) -> None: ...
+    async def notify(self, channel: str, payload: str) -> None:
+        """Send; ValueError when ``payload`` is over the channel's size limit."""
+        ...
+
+    async def close(self) -> None: ...
 
 
 class FleetStats(Protocol):
