@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import os
+import socket
 from typing import Any
 
 from lwm2m_server.auth.tokens import TokenService
@@ -73,7 +75,8 @@ class Application:
 
     def _node_info(self) -> dict[str, Any]:
         """What ``GET /api/cluster`` shows of this node besides its heartbeat."""
-        return {"coap_port": self.coap_port, "http_port": self.http_port,
+        return {"coap_port": self.coap_port, "http_port": self.http_port, "host": socket.gethostname(),
+                "pid": os.getpid(),
                 "registered": len(self.server.registry)}
 
     @property

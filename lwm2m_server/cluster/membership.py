@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import socket
 import time
 from collections.abc import Callable
 from typing import Any
@@ -17,6 +19,10 @@ from lwm2m_server.logging import get_logger
 from lwm2m_server.store.repositories import LeaseRepository, NodeRepository, NodeRow
 
 log = get_logger(__name__)
+
+
+class NodeIdInUse(OSError):
+    """Another live node already runs under this node id (an OSError: ``serve`` reports it like a busy port)."""
 
 
 class ClusterMembership:
@@ -42,6 +48,7 @@ class ClusterMembership:
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
+        await self._check_unique()
         self._started_at = self._clock()
         await self.beat()
         self._task = asyncio.create_task(self._run(), name="cluster-heartbeat")
@@ -55,6 +62,22 @@ class ClusterMembership:
             self._task = None
             with contextlib.suppress(Exception):  # the store may already be failing: the row then times out
                 await self._nodes.remove(self.node_id)
+
+    async def _check_unique(self) -> None:
+        """Refuse a node id that a live process on this host is using (two nodes sharing one data dir)."""
+        for row in await self._nodes.nodes():
+            pid, host = row.info.get("pid"), row.info.get("host")
+            if (row.node_id != self.node_id or self._clock() - row.last_seen >= self.node_timeout_s
+                    or host != socket.gethostname() or not isinstance(pid, int) or pid == os.getpid()):
+                continue
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                continue  # that process is gone (killed and restarted within the node timeout)
+            except PermissionError:
+                pass
+            raise NodeIdInUse(f"node id {self.node_id!r} is in use by process {pid} on this host; give each node "
+                              "its own data dir or [cluster] node_id (TINYMLAAS_CLUSTER__NODE_ID)")
 
     async def beat(self) -> None:
         await self._nodes.heartbeat(NodeRow(self.node_id, self._started_at, self._clock(), self._info()))

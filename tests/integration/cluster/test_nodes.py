@@ -118,3 +118,23 @@ async def test_two_nodes_heartbeat_ownership_and_death(tmp_path: Path) -> None:
         await a.kill()
         await b.kill()
         await drop_pg_database(dsn)
+
+
+async def test_second_process_on_the_same_node_id_is_refused(tmp_path: Path) -> None:
+    dsn = await make_pg_database()
+    a = await start_node(tmp_path / "a", dsn)
+    try:
+        twin = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", "from lwm2m_server.cli import main; main()", "serve", "--store", "postgres",
+            "--store-dsn", dsn, "--coap-host", "127.0.0.1", "--coap-port", "0", "--http-port", "0",
+            "--data-dir", str(a.data_dir), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, err = await asyncio.wait_for(twin.communicate(), 60)
+        assert twin.returncode == 1 and b"READY" not in out
+        assert f"node id {a.node_id!r} is in use by process {a.proc.pid}".encode() in err, err[-500:]
+        assert a.proc.returncode is None  # the first node keeps running
+        view = await _view(a, a.token or "")
+        assert [n["node_id"] for n in view["nodes"]] == [a.node_id]
+    finally:
+        await a.kill()
+        await drop_pg_database(dsn)
