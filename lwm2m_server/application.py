@@ -51,7 +51,7 @@ class Application:
         cl = settings.cluster
         self.cluster = ClusterMembership(store.nodes, store.leases, resolve_node_id(settings),
                                          heartbeat_s=cl.heartbeat_s, node_timeout_s=cl.node_timeout_s,
-                                         info=self._node_info)
+                                         grace_s=settings.server.registration_grace_s, info=self._node_info)
         notifier = notifier_for(settings)
         self.forwarder: DeviceForwarder | None = None
         if notifier is not None:  # several nodes: reads for devices another node holds go there

@@ -34,6 +34,7 @@ class ClusterMembership:
         *,
         heartbeat_s: float = 5.0,
         node_timeout_s: float = 15.0,
+        grace_s: float = 0.0,
         info: Callable[[], dict[str, Any]] = dict,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -42,6 +43,7 @@ class ClusterMembership:
         self.node_id = node_id
         self.heartbeat_s = heartbeat_s
         self.node_timeout_s = node_timeout_s
+        self.grace_s = grace_s  # registrations of dead nodes are swept once expired by this margin too
         self._info = info
         self._clock = clock
         self._started_at = 0.0
@@ -87,6 +89,10 @@ class ClusterMembership:
             await asyncio.sleep(self.heartbeat_s)
             try:
                 await self.beat()
+                now = self._clock()
+                swept = await self._nodes.sweep_expired(now - self.node_timeout_s, now, self.grace_s)
+                if swept:
+                    log.info("cluster_swept_dead_node_registrations", count=swept)
             except Exception as exc:  # a store hiccup must not end the heartbeat for good
                 log.warning("cluster_heartbeat_failed", node_id=self.node_id, error=repr(exc))
 

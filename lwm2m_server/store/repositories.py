@@ -221,6 +221,11 @@ class NodeRepository(Protocol):
         """Registrations per owning node (None: rows written before nodes existed)."""
         ...
 
+    async def sweep_expired(self, alive_since: float, now: float, grace_s: float = 0.0) -> int:
+        """Delete expired registrations whose node has no heartbeat since ``alive_since`` (a node that died
+        and never came back expires nobody's rows); returns how many."""
+        ...
+
     async def owner(self, endpoint: str) -> str | None:
         """The node that holds ``endpoint``'s registration (None: unknown device or no owner recorded)."""
         ...

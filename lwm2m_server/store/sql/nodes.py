@@ -32,6 +32,16 @@ class SqlNodeRepository:
         rows = await self._sql.fetchall("SELECT node_id, COUNT(*) AS n FROM registrations GROUP BY node_id")
         return {r["node_id"]: int(r["n"]) for r in rows}
 
+    async def sweep_expired(self, alive_since: float, now: float, grace_s: float = 0.0) -> int:
+        rows = await self._sql.fetchall(
+            "SELECT endpoint FROM registrations WHERE node_id IS NOT NULL AND updated_at + lifetime + ? < ? "
+            "AND node_id NOT IN (SELECT node_id FROM nodes WHERE last_seen >= ?)", (grace_s, now, alive_since))
+        if rows:
+            await self._sql.execute(
+                "DELETE FROM registrations WHERE node_id IS NOT NULL AND updated_at + lifetime + ? < ? "
+                "AND node_id NOT IN (SELECT node_id FROM nodes WHERE last_seen >= ?)", (grace_s, now, alive_since))
+        return len(rows)
+
     async def owner(self, endpoint: str) -> str | None:
         rows = await self._sql.fetchall("SELECT node_id FROM registrations WHERE endpoint = ?", (endpoint,))
         return rows[0]["node_id"] if rows else None

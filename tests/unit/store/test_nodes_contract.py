@@ -71,3 +71,18 @@ async def test_ownership_moves_and_only_the_owner_deletes(make_store: StoreFacto
     await b.delete_registration("dev")  # the owner de-registers it: gone
     await b.flush()
     assert await a.nodes.device_counts() == {"node-a": 2}
+
+
+async def test_sweep_deletes_only_expired_rows_of_dead_nodes(make_store: StoreFactory) -> None:
+    store = await make_store(node_id="live")
+    await store.nodes.heartbeat(NodeRow("live", 0.0, 2000.0, {}))
+    await store.nodes.heartbeat(NodeRow("dead", 0.0, 1000.0, {}))
+    await store.save_registration(_reg("mine-expired", "r1"))  # expires at 1300 (lifetime 300)
+    for name, owner in (("dead-expired", "dead"), ("dead-fresh", "dead"), ("gone-expired", "never-a-node")):
+        other = await make_store(node_id=owner)
+        await other.save_registration(_reg(name, f"id-{name}", at=1000.0 if "expired" in name else 1950.0))
+        await other.flush()
+    assert await store.nodes.sweep_expired(alive_since=1990.0, now=2001.0, grace_s=10.0) == 2
+    counts = await store.nodes.device_counts()
+    assert counts == {"live": 1, "dead": 1}  # the live node expires its own rows itself
+    assert await store.nodes.sweep_expired(alive_since=1990.0, now=2001.0, grace_s=10.0) == 0
