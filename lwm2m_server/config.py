@@ -131,6 +131,13 @@ class MqttSettings(_Section):
     allow_commands: bool = False  # accept rollout commands over MQTT (anyone who may publish there commands)
 
 
+class ClusterSettings(_Section):
+    node_id: str = Field(default="", max_length=64, pattern=r"^[A-Za-z0-9_.:-]*$")  # "" = <host>-<random>, kept
+    heartbeat_s: float = Field(default=5.0, gt=0)  # how often a node refreshes its row in `nodes`
+    node_timeout_s: float = Field(default=15.0, gt=0)  # a node not seen for this long is reported dead
+    forward_timeout_s: float = Field(default=35.0, gt=0)  # a request forwarded to the owning node: then 504
+
+
 class Settings(_Section):
     server: ServerSettings = ServerSettings()
     coap: CoapSettings = CoapSettings()
@@ -141,6 +148,7 @@ class Settings(_Section):
     rollouts: RolloutSettings = RolloutSettings()
     mqtt: MqttSettings = MqttSettings()
     api: ApiSettings = ApiSettings()
+    cluster: ClusterSettings = ClusterSettings()
 
     @property
     def store_path(self) -> Path:

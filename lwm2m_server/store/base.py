@@ -24,6 +24,7 @@ from lwm2m_server.store.repositories import (
     EventRepository,
     FleetStats,
     LeaseRepository,
+    NodeRepository,
     OtaJobRepository,
     PackageRepository,
     ProfileRepository,
@@ -61,6 +62,8 @@ class Store(RegistrationRepository, ProfileRepository, EventRepository, Protocol
     def leases(self) -> LeaseRepository: ...
     @property
     def credentials(self) -> CredentialRepository: ...
+    @property
+    def nodes(self) -> NodeRepository: ...
 
     async def open(self) -> None:
         """Connect and apply the pending schema migrations."""

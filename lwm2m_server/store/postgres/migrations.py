@@ -96,11 +96,19 @@ CREATE TABLE device_credentials (
 CREATE INDEX device_credentials_identity ON device_credentials (identity);
 """
 
+V5_NODES = """
+CREATE TABLE nodes (node_id TEXT PRIMARY KEY, started_at DOUBLE PRECISION NOT NULL,
+    last_seen DOUBLE PRECISION NOT NULL, info TEXT NOT NULL DEFAULT '{}');
+ALTER TABLE registrations ADD COLUMN node_id TEXT;
+CREATE INDEX registrations_node ON registrations (node_id);
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "baseline: the tables of every service", V1_BASELINE),
     Migration(2, "ota_job_history gets an id; events by time", V2_HISTORY_ID),
     Migration(3, "leases (one holder per name across nodes)", V3_LEASES),
     Migration(4, "device credentials; registrations carry their security mode", V4_CREDENTIALS),
+    Migration(5, "nodes with heartbeat; each registration's owning node", V5_NODES),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -27,6 +27,7 @@ from lwm2m_server.store.sql.audit import SqlAuditLog
 from lwm2m_server.store.sql.credentials import SqlCredentialRepository
 from lwm2m_server.store.sql.engine import Params
 from lwm2m_server.store.sql.leases import SqlLeaseRepository
+from lwm2m_server.store.sql.nodes import SqlNodeRepository
 from lwm2m_server.store.sql.ota import SqlOtaJobRepository, SqlPackageRepository
 from lwm2m_server.store.sql.queue import SqlQueueRepository
 from lwm2m_server.store.sql.rollouts import SqlRolloutTables
@@ -59,9 +60,12 @@ class SqliteStore:
         batch_window_ms: float = 5.0,
         synchronous: str = "NORMAL",
         retention: RetentionPolicy | None = None,
+        node_id: str | None = None,
     ) -> None:
-        """``retention``: prune the event log by age/row count on a timer (None: keep every event)."""
+        """``retention``: prune the event log by age/row count on a timer (None: keep every event).
+        ``node_id``: stamped on every registration row as its owner (one node: a SQLite file is not shared)."""
         self.path = Path(path)
+        self.node_id = node_id
         self.batch_max = batch_max
         self.batch_window_ms = batch_window_ms
         self.synchronous = synchronous.upper()
@@ -82,6 +86,7 @@ class SqliteStore:
         self.stats = SqlFleetStats(self)
         self.leases = SqlLeaseRepository(self)
         self.credentials = SqlCredentialRepository(self)
+        self.nodes = SqlNodeRepository(self)
 
     @property
     def writer(self) -> BatchWriter:
@@ -133,7 +138,7 @@ class SqliteStore:
 
     # -- registrations ----------------------------------------------------------------------------------------
     async def save_registration(self, reg: Registration) -> None:
-        self.writer.put_registration(reg.endpoint, reg.to_row())
+        self.writer.put_registration(reg.endpoint, (*reg.to_row(), self.node_id))
 
     async def delete_registration(self, endpoint: str) -> None:
         self.writer.put_registration(endpoint, None)
