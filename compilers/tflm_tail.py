@@ -144,16 +144,12 @@ KERNEL_DATA: dict[str, int] = {
     "DEQUANTIZE": 32,  # DequantizeOpData
     "STRIDED_SLICE": 84,
     "GATHER": 16,
-    "BATCH_MATMUL": 40,  # OpData; Prepare adds one more 8-byte buffer (KERNEL_PREPARE)
+    "BATCH_MATMUL": 0,  # pointer-sized OpData and Prepare's buffers: _batch_matmul below
     "UNIDIRECTIONAL_SEQUENCE_LSTM": 688,  # OpDataLSTM (gate parameters for the 4 gates), float32 and int8
 }
 # Further persistent buffers a kernel's Prepare takes, keyed by (op, input dtype); "*" = any dtype.
 KERNEL_PREPARE: dict[tuple[str, str], list[int]] = {
     ("SOFTMAX", "int16"): [1026, 1026],  # exp and 1/(1+x) lookup tables, kInt16LUTArraySize int16 each
-    # Seen when both BATCH_MATMUL inputs are graph inputs, not when one comes from another op (16 B over
-    # there, bench/arena.py): kept everywhere so the plan never undershoots.
-    ("BATCH_MATMUL", "*"): [8],
-    ("BATCH_MATMUL", "int8"): [8, 28],  # + quantized multipliers
 }
 # Extra temp bytes some Prepare functions hold beyond their input/output TfLiteTensors, measured
 # (smallest accepted arena minus this model) on one-op graphs; keyed by (op, input dtype).
@@ -212,8 +208,30 @@ def _channels(sg: SubgraphInfo, op: OperatorInfo) -> int:
     return 0
 
 
-def kernel_allocations(sg: SubgraphInfo, op: OperatorInfo) -> list[int]:
+def _int_array(rank: int) -> int:
+    return 4 + 4 * rank  # TfLiteIntArrayGetSizeInBytes
+
+
+def _batch_matmul(sg: SubgraphInfo, op: OperatorInfo, abi: Abi) -> list[int]:
+    """kernels/batch_matmul.cc: Init takes OpDataBatchMatmul (3 pointers + 3 bools); Prepare takes the
+    int8/int16 QuantizationOpDataBatchMatmul (7 int32), a transposed copy of LHS when adj_x and of RHS
+    unless adj_y (TfLiteEvalTensor + dims + data each: AllocInitTransposeTensorFromTfLiteTensor), then
+    ReshapeOutputTensor copies the output dims into the arena (CreateWritableTensorDimsWithCopy). The
+    last one is what an earlier fixed "8-byte buffer" stood for: it is 4 + 4 x output rank."""
+    sizes = [align_up(3 * abi.pointer + 3, abi.pointer)]
+    lhs, rhs = (sg.tensors[i] for i in op.inputs[:2])
+    if lhs.dtype in ("int8", "int16"):
+        sizes.append(28)
+    for tensor, transposed in ((lhs, op.adjoint[0]), (rhs, not op.adjoint[1])):
+        if transposed:
+            sizes += [abi.eval_tensor, _int_array(len(tensor.shape)), tensor.nbytes]
+    return [*sizes, _int_array(len(sg.tensors[op.outputs[0]].shape))]
+
+
+def kernel_allocations(sg: SubgraphInfo, op: OperatorInfo, abi: Abi = HOST_ABI) -> list[int]:
     """Requested persistent buffers of one kernel (Init then Prepare)."""
+    if op.opcode == "BATCH_MATMUL" and len(op.inputs) >= 2 and op.outputs:
+        return _batch_matmul(sg, op, abi)
     base = KERNEL_DATA.get(op.opcode, DEFAULT_KERNEL_BYTES)
     sizes = [base] if base else []
     channels = _channels(sg, op)
@@ -273,14 +291,14 @@ def model_tail(
                 unmodeled.add(op.opcode)
     for sg in model.subgraphs:  # Init: OpData
         for op in sg.operators:
-            sizes = kernel_allocations(sg, op)
+            sizes = kernel_allocations(sg, op, abi)
             if sizes:
                 sim.alloc(sizes[0], 16)
     prepare_peak = 0
     requests = 0
     for s, sg in enumerate(model.subgraphs):  # Prepare: per-channel arrays, temp tensors
         for op in sg.operators:
-            for size in kernel_allocations(sg, op)[1:]:
+            for size in kernel_allocations(sg, op, abi)[1:]:
                 sim.alloc(size, 16)
             resizable = abi.scratch_request * (requests + MAX_SCRATCH_PER_OP)
             peak = sim.offset + align_up(resizable, abi.align) + _prepare_temps(sg, op, abi)
