@@ -99,11 +99,18 @@ def test_batch_matmul_and_gather_kernel_buffers_follow_the_kernel_source(
     from compilers.tflite_schema import parse_model
     from compilers.tflm_tail import MCU32_ABI, kernel_allocations
 
-    for name, bmm in (("batch_matmul-float32", (32, [16])), ("batch_matmul-int8", (32, [28, 16]))):
+    lhs_t, rhs_t = [24, 16, 192], [24, 16, 128]  # TfLiteEvalTensor, rank-3 dims, data of the transposed copies
+    cases = {
+        "batch_matmul-float32": ((False, True), (32, [16])),  # x @ x^T: adj_y, no transposed copy
+        "batch_matmul-int8": ((False, True), (32, [28, 16])),
+        "batch_matmul-adjx-float32": ((True, False), (32, [*lhs_t, *rhs_t, 16])),  # both operands copied
+        "batch_matmul-adjx-int8": ((True, False), (32, [28, 24, 16, 48, 24, 16, 32, 16])),
+    }
+    for name, (adjoint, bmm) in cases.items():
         model = parse_model(example_models[name])
         sg = model.main
         op = next(o for o in sg.operators if o.opcode == "BATCH_MATMUL")
-        assert op.adjoint == (False, True)  # x @ x^T: the converter sets adj_y, so no RHS transpose buffer
+        assert op.adjoint == adjoint
         assert kernel_allocations(sg, op) == bmm
         assert kernel_allocations(sg, op, MCU32_ABI)[0] == 16
         sizes = [s for o in sg.operators for s in (kernel_allocations(sg, o)[0], *kernel_allocations(sg, o)[1]) if s]
