@@ -34,7 +34,8 @@ GreedyMemoryPlanner buffer   ints only                                40        
 
 The fixed allocator/interpreter objects (488 B measured on the host) are mostly pointers and vtable
 pointers: charged as half, 248 B (8-aligned), on 32-bit. Kernel OpData and builtin option structs are
-mostly int32 fields and keep their host sizes (an upper bound where they hold pointers), and 16-byte
+mostly int32 fields and keep their host sizes (an upper bound where they hold pointers; BATCH_MATMUL's
+OpData, three pointers, and its transposed-operand TfLiteEvalTensors are sized per ABI), and 16-byte
 persistent-buffer alignment does not depend on the pointer size. No 32-bit runtime runs here, so the
 32-bit figure is a derivation, not a measurement; the host figure (pointer_size=8) is the one tests
 compare with the Python runtime.
