@@ -165,6 +165,7 @@ async def main(args: argparse.Namespace) -> None:
     from aiocoap import resource
 
     from lwm2m_server.config import Settings
+    from lwm2m_server.gc_policy import start_gc_policy
     from lwm2m_server.logging import configure_logging
     from lwm2m_server.ota.service import OtaService
     from lwm2m_server.server import LwM2MServer
@@ -180,6 +181,7 @@ async def main(args: argparse.Namespace) -> None:
     ota = OtaService(server)
     await server.start()
     await ota.start()
+    gc_policy, gc_task = start_gc_policy(settings.server)  # as `tinymlaas serve` does after start-up
     blob1, public_key = _package(tmp, "1")
     blob2, _ = _package(tmp, "2")
     info1 = await ota.add_package(blob1, "model")
@@ -255,6 +257,8 @@ async def main(args: argparse.Namespace) -> None:
             if p.is_alive():
                 p.terminate()
         await bare_ctx.shutdown()
+        gc_task.cancel()
+        gc_policy.restore()
         await ota.stop()
         await server.stop()
 

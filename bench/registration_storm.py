@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import json
 import os
 import random
@@ -104,6 +103,7 @@ async def serve(mode: str, data_dir: str, inventory: bool, dsn: str = "") -> Non
         return
     sys.path.insert(0, str(ROOT))
     from lwm2m_server.config import load_settings
+    from lwm2m_server.gc_policy import start_gc_policy
     from lwm2m_server.logging import configure_logging
     from lwm2m_server.server import LwM2MServer
 
@@ -114,7 +114,7 @@ async def serve(mode: str, data_dir: str, inventory: bool, dsn: str = "") -> Non
     settings = load_settings(None, overrides=overrides)
     server = LwM2MServer(settings, inventory=inventory)
     await server.start()
-    gc.freeze()  # as `tinymlaas serve` does after start-up
+    gc_policy, gc_task = start_gc_policy(settings.server)  # as `tinymlaas serve` does after start-up
     print(f"READY {server.coap_port}", flush=True)
     await stop.wait()
     await server.store.flush()
@@ -124,6 +124,8 @@ async def serve(mode: str, data_dir: str, inventory: bool, dsn: str = "") -> Non
         "batches": getattr(writer, "batches_committed", 0),
         "writes": getattr(writer, "writes_committed", 0),
     }
+    gc_task.cancel()
+    gc_policy.restore()
     await server.stop()
     print("STATS " + json.dumps(stats), flush=True)
 

@@ -21,6 +21,8 @@ def serve(
     no_http: Annotated[bool, typer.Option("--no-http", help="CoAP only, no HTTP API")] = False,
     store_backend: Annotated[str | None, typer.Option("--store", help="store backend: sqlite or postgres")] = None,
     store_dsn: Annotated[str | None, typer.Option("--store-dsn", help="PostgreSQL DSN (with --store postgres)")] = None,
+    gc_full_interval: Annotated[float | None, typer.Option(
+        "--gc-full-interval", help="seconds between full GC collections (0 = CPython's automatic ones)")] = None,
 ) -> None:
     """Run the LwM2M server (CoAP /rd + device management) and the REST API until Ctrl-C / SIGTERM."""
     import asyncio
@@ -28,7 +30,8 @@ def serve(
     from lwm2m_server.config import ConfigError, load_settings
     from lwm2m_server.logging import configure_logging
 
-    server_flags = {"coap_port": coap_port, "http_port": http_port, "data_dir": data_dir, "coap_host": coap_host}
+    server_flags = {"coap_port": coap_port, "http_port": http_port, "data_dir": data_dir, "coap_host": coap_host,
+                    "gc_full_interval_s": gc_full_interval}
     overrides: dict[str, dict[str, object]] = {"server": dict(server_flags),
                                                "store": {"backend": store_backend, "dsn": store_dsn}}
     try:
@@ -46,11 +49,11 @@ def serve(
 
 async def _serve(settings: object, *, http: bool) -> None:
     import asyncio
-    import gc
     import signal
 
     from lwm2m_server.application import Application
     from lwm2m_server.config import Settings
+    from lwm2m_server.gc_policy import start_gc_policy
 
     assert isinstance(settings, Settings)
     application = Application(settings, http=http)  # server + OTA + rollouts (+ HTTP API, MQTT bridge)
@@ -59,7 +62,8 @@ async def _serve(settings: object, *, http: bool) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await application.start()
-    gc.freeze()  # start-up objects (modules, models, reloaded registrations) leave the collector's generations
+    # Start-up objects are frozen out of the collector; full collections on a timer, not mid-storm.
+    gc_policy, gc_task = start_gc_policy(settings.server)
     if application.initial_admin_token is not None:
         # Once, on the first start (like the package key): the server keeps only the token's hash.
         # The secret goes to stdout only (one hand-off line, like READY); the log says that it happened.
@@ -72,4 +76,6 @@ async def _serve(settings: object, *, http: bool) -> None:
         print(f"READY coap={application.coap_port} http={application.http_port}", flush=True)
         await stop.wait()
     finally:
+        gc_task.cancel()
+        gc_policy.restore()
         await application.stop()
