@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import time
+from typing import Any
 
 import structlog
 
@@ -28,6 +29,23 @@ log = structlog.get_logger("tinymlaas.gc")
 
 NEVER = 1 << 30
 """A generation-2 threshold no run reaches: the count grows by one per generation-1 collection."""
+
+
+class GenerationPauses:
+    """Count, total and longest pause of one generation's collections."""
+
+    __slots__ = ("count", "max_ms", "total_ms")
+
+    def __init__(self) -> None:
+        self.count, self.total_ms, self.max_ms = 0, 0.0, 0.0
+
+    def add(self, pause_ms: float) -> None:
+        self.count += 1
+        self.total_ms += pause_ms
+        self.max_ms = max(self.max_ms, pause_ms)
+
+    def to_json(self) -> dict[str, float]:
+        return {"count": self.count, "total_ms": round(self.total_ms, 1), "max_ms": round(self.max_ms, 1)}
 
 
 class GcPolicy:
@@ -41,7 +59,9 @@ class GcPolicy:
         self.threshold0 = threshold0
         self.full_interval_s = full_interval_s
         self.full_collections = 0
+        self.pauses = [GenerationPauses() for _ in range(3)]  # every collection while applied, by generation
         self._saved: tuple[int, int, int] | None = None
+        self._started = 0.0
 
     @classmethod
     def from_settings(cls, server: ServerSettings) -> GcPolicy:
@@ -55,13 +75,27 @@ class GcPolicy:
         gc.freeze()
         _, t1, t2 = self._saved
         gc.set_threshold(self.threshold0, t1, NEVER if self.full_interval_s > 0 else t2)
+        if self._track not in gc.callbacks:
+            gc.callbacks.append(self._track)
 
     def restore(self) -> None:
         """The thresholds as they were, and the frozen objects back in the oldest generation."""
+        if self._track in gc.callbacks:
+            gc.callbacks.remove(self._track)
         if self._saved is not None:
             gc.set_threshold(*self._saved)
             gc.unfreeze()
             self._saved = None
+
+    def _track(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.pauses[int(info["generation"])].add((time.perf_counter() - self._started) * 1000)
+
+    def stats(self) -> dict[str, Any]:
+        """Collections and their pauses (ms) by generation since :meth:`apply` (what the benches print)."""
+        return {f"gen{g}": p.to_json() for g, p in enumerate(self.pauses)}
 
     def collect_full(self) -> float:
         """One full collection now; returns its pause in ms (logged)."""

@@ -72,3 +72,19 @@ def test_defaults_and_bad_values() -> None:
         load_settings(overrides={"server": {"gc_threshold0": 0}})
     with pytest.raises(ValueError, match="gc_threshold0"):
         GcPolicy(threshold0=0, full_interval_s=1.0)
+
+
+def test_pauses_are_counted_by_generation_while_applied() -> None:
+    policy = GcPolicy(threshold0=50_000, full_interval_s=60.0)
+    policy.apply()
+    try:
+        gc.collect(0)
+        gc.collect(1)
+        policy.collect_full()
+        stats = policy.stats()
+    finally:
+        policy.restore()
+    assert [stats[g]["count"] for g in ("gen0", "gen1", "gen2")] == [1, 1, 1]
+    assert stats["gen2"]["max_ms"] >= 0.0 and policy.full_collections == 1
+    gc.collect(0)  # restored: no longer tracked
+    assert policy.stats()["gen0"]["count"] == 1
