@@ -65,7 +65,7 @@ async def test_timer_collects_cyclic_garbage() -> None:
 
 def test_defaults_and_bad_values() -> None:
     server = load_settings().server
-    assert server.gc_threshold0 == 50_000 and server.gc_full_interval_s == 600.0
+    assert server.gc_threshold0 == 700 and server.gc_full_interval_s == 600.0
     with pytest.raises(ConfigError, match="gc_full_interval_s"):
         load_settings(overrides={"server": {"gc_full_interval_s": -1}})
     with pytest.raises(ConfigError, match="gc_threshold0"):
