@@ -9,11 +9,12 @@ transaction survives the server process being killed (and, with the default ``sy
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import asyncpg
@@ -209,6 +210,12 @@ class PostgresStore:
     # -- SQL access for the repositories (code under lwm2m_server/store/ only) ------------------------------
     async def execute(self, sql: str, params: Params = ()) -> None:
         await self.writer.put_sql(to_dollar(sql), _args(params))
+
+    async def execute_together(self, statements: Sequence[tuple[str, Params]]) -> None:
+        futures = [self.writer.put_sql(to_dollar(sql), _args(params)) for sql, params in statements]  # one commit
+        for outcome in await asyncio.gather(*futures, return_exceptions=True):
+            if isinstance(outcome, BaseException):
+                raise outcome
 
     async def fetchall(self, sql: str, params: Params = ()) -> list[dict[str, Any]]:
         await self.writer.flush()

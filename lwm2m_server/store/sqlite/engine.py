@@ -12,9 +12,11 @@ batched writer through :meth:`SqliteStore.execute`/:meth:`SqliteStore.fetchall`,
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -220,6 +222,12 @@ class SqliteStore:
 
     async def execute(self, sql: str, params: Params = ()) -> None:
         await self.writer.put_sql(sql, params)
+
+    async def execute_together(self, statements: Sequence[tuple[str, Params]]) -> None:
+        futures = [self.writer.put_sql(sql, params) for sql, params in statements]  # one commit
+        for outcome in await asyncio.gather(*futures, return_exceptions=True):
+            if isinstance(outcome, BaseException):
+                raise outcome
 
     async def fetchall(self, sql: str, params: Params = ()) -> list[dict[str, Any]]:
         await self.writer.flush()
