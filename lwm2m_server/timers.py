@@ -18,6 +18,17 @@ from lwm2m_server.logging import get_logger
 
 log = get_logger(__name__)
 
+
+async def wait_event(event: asyncio.Event, timeout: float) -> bool:
+    """Wait until ``event`` is set or ``timeout`` seconds pass; True if it was set.
+
+    Not ``asyncio.wait_for``: on Python 3.11 it can swallow a cancellation that arrives as the inner wait
+    completes, and a background loop built on it then never ends (a server stop that hangs forever)."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(timeout):
+            await event.wait()
+    return event.is_set()
+
 TimerKey = tuple[str, Hashable]
 
 
@@ -94,5 +105,4 @@ class TimerHeap:
             self.fire_due()
             self._wake.clear()
             delay = max(0.0, self._heap[0][0] - self._clock()) if self._heap else 3600.0
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), min(delay, 3600.0))
+            await wait_event(self._wake, min(delay, 3600.0))

@@ -11,7 +11,6 @@ does the reading and the waiting.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Callable
 from typing import Any
@@ -25,6 +24,7 @@ from lwm2m_server.ota.object5 import FW, RESULT, STATE, fw_int, values_from_noti
 from lwm2m_server.protocol.fwtracker import FirmwareUpdateTracker, Step
 from lwm2m_server.protocol.paths import LwM2MPath
 from lwm2m_server.queue import QueueManager
+from lwm2m_server.timers import wait_event
 
 log = get_logger(__name__)
 
@@ -101,8 +101,7 @@ class Follower:
     async def poller(self) -> None:
         """Re-read /5/0 every poll interval (and when poked); one read in flight at a time."""
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._poke.wait(), self.settings.poll_interval_s)
+            await wait_event(self._poke, self.settings.poll_interval_s)
             self._poke.clear()
             try:
                 await self.read_fw()
@@ -144,8 +143,7 @@ class Follower:
                 raise JobFailed(Cause.TIMEOUT, None, f"no progress for {timeout:g}s while {phase}")
             silent = self.tracker.silent_for(time.monotonic())
             self._changed.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), max(0.05, min(timeout - silent, 1.0)))
+            await wait_event(self._changed, max(0.05, min(timeout - silent, 1.0)))
 
     def _raise_for_failure(self) -> None:
         cause = self.tracker.cause

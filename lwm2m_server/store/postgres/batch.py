@@ -16,6 +16,7 @@ from typing import Any
 import asyncpg
 
 from lwm2m_server.logging import get_logger
+from lwm2m_server.timers import wait_event
 
 log = get_logger(__name__)
 
@@ -117,8 +118,7 @@ class PgBatchWriter:
         while True:
             await self._kick.wait()
             if self._open.size < self.batch_max and self.window > 0:
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._full.wait(), self.window)
+                await wait_event(self._full, self.window)
             batch, self._open = self._open, self._new()
             self._kick.clear()
             self._full.clear()

@@ -17,6 +17,7 @@ import aiosqlite
 
 from lwm2m_server.logging import get_logger
 from lwm2m_server.store.sql.engine import Params
+from lwm2m_server.timers import wait_event
 
 log = get_logger(__name__)
 
@@ -122,8 +123,7 @@ class BatchWriter:
         while True:
             await self._kick.wait()
             if self._open.size < self.batch_max and self.window > 0:
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._full.wait(), self.window)
+                await wait_event(self._full, self.window)
             batch, self._open = self._open, self._new_batch()
             self._kick.clear()
             self._full.clear()

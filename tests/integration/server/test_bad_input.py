@@ -19,8 +19,18 @@ LINKS = b"</1/0>,</3/0>"
 
 
 async def _expect(peer: wire.UdpPeer, datagram: bytes, code: str) -> wire.Parsed:
+    """Send ``datagram`` and check the answer to it: late answers to earlier (fuzzed) datagrams are skipped (by
+    token, or by message id for a token-less request), so a slow machine cannot pair this request with another
+    datagram's reply."""
     peer.send(datagram)
+    req = wire.parse(datagram)
+
+    def answers(resp: wire.Parsed) -> bool:
+        return resp.token == req.token if req.token else resp.mid == req.mid
+
     resp = await peer.recv()
+    while not answers(resp):
+        resp = await peer.recv()
     assert resp.code_str == code, (datagram[:40], resp)
     return resp
 
