@@ -16,6 +16,7 @@ from typing import Any
 import aiocoap
 import aiocoap.resource as resource
 
+from lwm2m_server.bootstrap_configs import BootstrapConfigs
 from lwm2m_server.coap.device_client import DeviceClient
 from lwm2m_server.coap.dtls import DtlsLimits, DtlsStats, SecureSessions, add_secure_transport
 from lwm2m_server.coap.fastpath import FastHandler, FastPath, RegistrationFastHandler
@@ -64,6 +65,7 @@ class LwM2MServer:
         self.registry = Registry(self.store, self.events, grace_s=s.registration_grace_s)
         self.audit = self.store.audit
         self.credentials = CredentialService(self.store.credentials, self.audit, s.data_dir)
+        self.bootstrap_configs = BootstrapConfigs(self.store.bootstrap, self.audit)
         self.sessions = SecureSessions()
         self.dtls_stats = DtlsStats()
         self.client = DeviceClient(self.registry, self.events, model=model, default_timeout=s.request_timeout_s,

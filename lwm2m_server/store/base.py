@@ -20,6 +20,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from lwm2m_server.store.repositories import (
     AuditRepository,
+    BootstrapRepository,
     CredentialRepository,
     EventRepository,
     FleetStats,
@@ -61,6 +62,8 @@ class Store(RegistrationRepository, ProfileRepository, EventRepository, Protocol
     def leases(self) -> LeaseRepository: ...
     @property
     def credentials(self) -> CredentialRepository: ...
+    @property
+    def bootstrap(self) -> BootstrapRepository: ...
 
     async def open(self) -> None:
         """Connect and apply the pending schema migrations."""
