@@ -248,6 +248,9 @@ class CredentialService:
         return info, secret
 
     async def revoke(self, endpoint: str, *, actor: str = "system") -> CredentialInfo:
+        """Revoke ``endpoint``'s credential; ``bootstrap:<ep>`` revokes that endpoint's factory bootstrap PSK."""
+        if endpoint.startswith(BOOTSTRAP_ROW_PREFIX):
+            return await self._revoke_bootstrap(endpoint, actor)
         active = self._by_endpoint.get(endpoint)
         if active is None:
             raise KeyError(endpoint)
@@ -256,6 +259,20 @@ class CredentialService:
         await self.audit.record("credentials.revoke", endpoint=endpoint, actor=actor,
                                 detail={"identity": active.identity})
         info = await self.get(endpoint)
+        assert info is not None
+        return info
+
+    async def _revoke_bootstrap(self, row_key: str, actor: str) -> CredentialInfo:
+        endpoint = row_key.removeprefix(BOOTSTRAP_ROW_PREFIX)
+        found = [ident for ident, a in self._bootstrap.items() if a.endpoint == endpoint]
+        if not found:
+            raise KeyError(row_key)
+        await self.table.revoke(row_key)
+        for ident in found:
+            del self._bootstrap[ident]
+        await self.audit.record("credentials.revoke_bootstrap", endpoint=endpoint, actor=actor,
+                                detail={"identity": found[0].decode()})
+        info = await self.get(row_key)
         assert info is not None
         return info
 
