@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
+from lwm2m_server.credentials import CredentialService
 from tests.integration.api.conftest import Stack, running_stack
 from tests.support.auth import token_env
 
@@ -109,6 +110,10 @@ async def test_bootstrap_psk_import_list_revoke(stack: Stack, tmp_path: Path) ->
     creds = stack.server.credentials
     assert creds.psk_for(b"fbid-1") == bytes.fromhex(KEY) and creds.endpoint_for("fbid-1") is None
     assert creds.bootstrap_endpoint_for("fbid-2") == "fb-2" and not creds.is_secured("fb-1")
+    reloaded = CredentialService(stack.server.store.credentials, stack.server.audit,
+                                 stack.server.settings.server.data_dir)
+    await reloaded.open()  # a restart finds the bootstrap PSKs again, still apart from server credentials
+    assert reloaded.bootstrap_endpoint_for("fbid-1") == "fb-1" and reloaded.endpoint_for("fbid-1") is None
     listed = {c["endpoint"]: c for c in (await stack.http.get("/api/credentials")).json()}
     assert listed["bootstrap:fb-1"]["security_mode"] == "bootstrap" and KEY not in json.dumps(listed)
     clash = await stack.http.post("/api/credentials/import",

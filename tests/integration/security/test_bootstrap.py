@@ -159,3 +159,22 @@ async def test_wrong_factory_key_fails_handshake(server: LwM2MServer) -> None:
         await bootstrap("k-1", coaps_uri(server), identity="factory-k-1", key=b"\x00" * 16, timeout=5)
     assert not server.credentials.is_secured("k-1")
     assert not await server.audit.entries(action_prefix="bootstrap.start")
+
+
+async def test_device_refusing_a_step_ends_the_sequence_audited(server: LwM2MServer) -> None:
+    """A client that answers 4.04 to everything (no objects): the sequence stops at the first Delete, and
+    ``bootstrap.finished`` records the failure; the server keeps serving."""
+    await server.bootstrap_configs.put({"endpoint": "mute-1", "server_uri": plain_uri(server),
+                                        "security_mode": "nosec"})
+    ctx = await create_context(None, "127.0.0.1", 0)
+    try:
+        req = Message(code=POST, uri=plain_uri(server))
+        req.opt.uri_path, req.opt.uri_query = ("bs",), ("ep=mute-1",)
+        assert str((await response_within(ctx.request(req), 10)).code) == "2.04 Changed"
+        await asyncio.sleep(0.05)
+        await asyncio.wait_for(server.bootstrap.drain(), 10)
+    finally:
+        await ctx.shutdown()
+    finished = await server.audit.entries(action_prefix="bootstrap.finished")
+    assert finished[0]["detail"] == {"ok": False, "error": "DELETE /0 answered 4.04"}
+    await test_nosec_bootstrap_over_plain_coap(server)  # the next device is served as usual

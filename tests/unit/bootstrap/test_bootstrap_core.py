@@ -144,3 +144,13 @@ def test_valid_configs_parse(endpoint: str, lifetime: int, ssid: int, binding: s
     server = TlvCodec().decode(LwM2MPath.parse("/1/0"), plan(config, PskMaterial("i", KEY), MODEL)[3].payload, MODEL)
     assert server == {LwM2MPath.parse("/1/0/0"): ssid, LwM2MPath.parse("/1/0/1"): lifetime,
                       LwM2MPath.parse("/1/0/7"): binding}
+
+
+@given(st.lists(st.text(max_size=30), max_size=6))
+def test_bootstrap_request_parser_never_crashes(query: list[str]) -> None:
+    try:
+        endpoint = parse_bootstrap_request(query)
+    except BootstrapError as exc:
+        assert exc.coap_code == "4.00"
+        return
+    assert f"ep={endpoint}" in query
