@@ -23,6 +23,7 @@ from lwm2m_server.store.postgres.batch import PgBatchWriter
 from lwm2m_server.store.postgres.migrations import migrate
 from lwm2m_server.store.retention import EventPruner, RetentionPolicy, prune_events
 from lwm2m_server.store.sql.audit import SqlAuditLog
+from lwm2m_server.store.sql.bootstrap import SqlBootstrapRepository
 from lwm2m_server.store.sql.credentials import SqlCredentialRepository
 from lwm2m_server.store.sql.engine import Params
 from lwm2m_server.store.sql.leases import SqlLeaseRepository
@@ -87,6 +88,7 @@ class PostgresStore(SoftStateTables):
         self.leases = SqlLeaseRepository(self)
         self.credentials = SqlCredentialRepository(self)
         self.nodes = SqlNodeRepository(self)
+        self.bootstrap = SqlBootstrapRepository(self)
 
     @property
     def pool(self) -> asyncpg.Pool:

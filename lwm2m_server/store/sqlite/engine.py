@@ -23,6 +23,7 @@ import aiosqlite
 from lwm2m_server.logging import get_logger
 from lwm2m_server.store.retention import EventPruner, RetentionPolicy, prune_events
 from lwm2m_server.store.sql.audit import SqlAuditLog
+from lwm2m_server.store.sql.bootstrap import SqlBootstrapRepository
 from lwm2m_server.store.sql.credentials import SqlCredentialRepository
 from lwm2m_server.store.sql.engine import Params
 from lwm2m_server.store.sql.leases import SqlLeaseRepository
@@ -75,6 +76,7 @@ class SqliteStore(SoftStateTables):
         self.leases = SqlLeaseRepository(self)
         self.credentials = SqlCredentialRepository(self)
         self.nodes = SqlNodeRepository(self)
+        self.bootstrap = SqlBootstrapRepository(self)
 
     @property
     def writer(self) -> BatchWriter:
