@@ -33,6 +33,11 @@ from lwm2m_server.store.repositories import CredentialRepository, CredentialRow
 log = get_logger(__name__)
 
 KEY_FILE = "credentials.key"
+BOOTSTRAP_MODE = "bootstrap"
+BOOTSTRAP_ROW_PREFIX = "bootstrap:"
+"""A factory bootstrap PSK is its own credential row: ``security_mode`` "bootstrap", stored under the endpoint
+column ``bootstrap:<endpoint>`` (so the same endpoint also holds its server credential). Its identity opens a DTLS
+session for ``/bs`` only: the registration guard never accepts it (it binds no endpoint for Register)."""
 MAX_IMPORT_ROWS = 100_000
 
 
@@ -115,11 +120,17 @@ class CredentialService:
         self.box = KeyBox(data_dir / KEY_FILE)
         self._by_identity: dict[bytes, _Active] = {}
         self._by_endpoint: dict[str, _Active] = {}
+        self._bootstrap: dict[bytes, _Active] = {}  # factory bootstrap PSKs by identity
 
     async def open(self) -> None:
         for row in await self.table.all():
             if row.revoked_at is None:
-                self._cache(_Active(row.endpoint, row.identity, self.box.open(row.key_enc)))
+                active = _Active(row.endpoint, row.identity, self.box.open(row.key_enc))
+                if row.security_mode == BOOTSTRAP_MODE:
+                    self._bootstrap[row.identity.encode()] = _Active(
+                        row.endpoint.removeprefix(BOOTSTRAP_ROW_PREFIX), row.identity, active.key)
+                else:
+                    self._cache(active)
 
     def _cache(self, active: _Active) -> None:
         old = self._by_endpoint.pop(active.endpoint, None)
@@ -135,8 +146,16 @@ class CredentialService:
 
     # -- what the transport and the registration interface ask ----------------------------------------------
     def psk_for(self, identity: bytes) -> bytes | None:
-        active = self._by_identity.get(identity)
+        active = self._by_identity.get(identity) or self._bootstrap.get(identity)
         return active.key if active is not None else None
+
+    def has_bootstrap(self, endpoint: str) -> bool:
+        return any(a.endpoint == endpoint for a in self._bootstrap.values())
+
+    def bootstrap_endpoint_for(self, identity: str) -> str | None:
+        """The endpoint a factory bootstrap identity belongs to (None: not a bootstrap identity)."""
+        active = self._bootstrap.get(identity.encode())
+        return active.endpoint if active is not None else None
 
     def endpoint_for(self, identity: str) -> str | None:
         active = self._by_identity.get(identity.encode())
@@ -181,6 +200,26 @@ class CredentialService:
         holder = self._by_identity.get(identity.encode())
         if holder is not None and holder.endpoint != endpoint:
             raise CredentialError(f"PSK identity {identity!r} is already bound to another endpoint")
+        if identity.encode() in self._bootstrap:
+            raise CredentialError(f"PSK identity {identity!r} is a bootstrap identity")
+
+    async def add_bootstrap(self, endpoint: str, identity: str, key: bytes, *, actor: str = "system") -> None:
+        """Store (or replace) ``endpoint``'s factory bootstrap PSK; its identity may not be any other's."""
+        _check_endpoint(endpoint)
+        check_identity(identity)
+        check_key(key)
+        raw = identity.encode()
+        holder = self._bootstrap.get(raw)
+        if raw in self._by_identity or (holder is not None and holder.endpoint != endpoint):
+            raise CredentialError(f"PSK identity {identity!r} is already in use")
+        for ident, old in list(self._bootstrap.items()):
+            if old.endpoint == endpoint:
+                del self._bootstrap[ident]
+        await self.table.put(CredentialRow(BOOTSTRAP_ROW_PREFIX + endpoint, identity, self.box.seal(key),
+                                           BOOTSTRAP_MODE, time.time(), None, None))
+        self._bootstrap[raw] = _Active(endpoint, identity, key)
+        await self.audit.record("credentials.add_bootstrap", endpoint=endpoint, actor=actor,
+                                detail={"identity": identity, "key_fingerprint": fingerprint(key)})
 
     async def add(self, endpoint: str, identity: str, key: bytes | None = None, *, actor: str = "system",
                   replace: bool = False) -> tuple[CredentialInfo, bytes]:
@@ -209,6 +248,9 @@ class CredentialService:
         return info, secret
 
     async def revoke(self, endpoint: str, *, actor: str = "system") -> CredentialInfo:
+        """Revoke ``endpoint``'s credential; ``bootstrap:<ep>`` revokes that endpoint's factory bootstrap PSK."""
+        if endpoint.startswith(BOOTSTRAP_ROW_PREFIX):
+            return await self._revoke_bootstrap(endpoint, actor)
         active = self._by_endpoint.get(endpoint)
         if active is None:
             raise KeyError(endpoint)
@@ -220,9 +262,32 @@ class CredentialService:
         assert info is not None
         return info
 
-    async def import_csv(self, text: str, *, actor: str = "system") -> int:
-        """All rows or none: any bad line, or an endpoint/identity already active, refuses the whole file."""
+    async def _revoke_bootstrap(self, row_key: str, actor: str) -> CredentialInfo:
+        endpoint = row_key.removeprefix(BOOTSTRAP_ROW_PREFIX)
+        found = [ident for ident, a in self._bootstrap.items() if a.endpoint == endpoint]
+        if not found:
+            raise KeyError(row_key)
+        await self.table.revoke(row_key)
+        for ident in found:
+            del self._bootstrap[ident]
+        await self.audit.record("credentials.revoke_bootstrap", endpoint=endpoint, actor=actor,
+                                detail={"identity": found[0].decode()})
+        info = await self.get(row_key)
+        assert info is not None
+        return info
+
+    async def import_csv(self, text: str, *, actor: str = "system", bootstrap: bool = False) -> int:
+        """All rows or none: any bad line, or an endpoint/identity already active, refuses the whole file.
+        ``bootstrap``: the rows are factory bootstrap PSKs (see :data:`BOOTSTRAP_ROW_PREFIX`)."""
         rows = parse_csv(text)
+        if bootstrap:
+            for ep, ident, _key in rows:  # all or none: check every identity before storing any
+                holder = self._bootstrap.get(ident.encode())
+                if ident.encode() in self._by_identity or (holder is not None and holder.endpoint != ep):
+                    raise CredentialError(f"PSK identity {ident!r} is already in use")
+            for ep, ident, key in rows:
+                await self.add_bootstrap(ep, ident, key, actor=actor)
+            return len(rows)
         for ep, ident, _key in rows:
             self._check_new(ep, ident, replace=False)
         now = time.time()

@@ -16,6 +16,8 @@ from typing import Any
 import aiocoap
 import aiocoap.resource as resource
 
+from lwm2m_server.bootstrap_configs import BootstrapConfigs
+from lwm2m_server.coap.bootstrap import BootstrapResource, add_bootstrap_resource
 from lwm2m_server.coap.device_client import DeviceClient
 from lwm2m_server.coap.dtls import DtlsLimits, DtlsStats, SecureSessions, add_secure_transport
 from lwm2m_server.coap.fastpath import FastHandler, FastPath, RegistrationFastHandler
@@ -86,6 +88,9 @@ class LwM2MServer:
         self.counters: Counter[str] = Counter()
         self.rd = RegistrationInterface(self.registry, self._count, self.client.stats.count_in, self.credentials)
         add_rd_resources(self.site, self.rd)
+        self.bootstrap_configs = BootstrapConfigs(self.store.bootstrap, self.audit, self.credentials, self.client.model)
+        self.bootstrap = BootstrapResource(self.bootstrap_configs, self.client)
+        add_bootstrap_resource(self.site, self.bootstrap)
         self.fast_path = FastPath({"rd": RegistrationFastHandler(self.rd)}) if s.coap_fast_path else None
         self.send = SendService(self.store.send_values, self.events)  # pruned with the store's retention
         self.site.add_resource(
@@ -178,6 +183,7 @@ class LwM2MServer:
 
     async def stop(self) -> None:
         self.client.cancel_all()
+        self.bootstrap.cancel_all()
         await self.registry.stop()
         await self.queue.stop()
         if self.coap_context is not None:

@@ -110,8 +110,11 @@ class Fleet:
         stagger_s: float = 0.005,
         seed: int = 1,
         model: ObjectRegistry | None = None,
+        bootstrap_uri: str | None = None,
     ) -> None:
         self.server_uri = server_uri
+        self.bootstrap_uri = bootstrap_uri
+        """Start every device from this bootstrap server (its PSK: the factory bootstrap key), not ``server_uri``."""
         self.stagger_s = stagger_s
         model = model or ObjectRegistry.default()
         self.devices = [SimulatedDevice(c, model=model, seed=seed + i) for i, c in enumerate(configs)]
@@ -126,6 +129,7 @@ class Fleet:
         *,
         server_public_key: bytes | None = None,
         endpoint_prefix: str | None = None,
+        bootstrap_uri: str | None = None,
     ) -> Fleet:
         specs, options = load_fleet_file(path)
         prefix = endpoint_prefix or str(options.get("endpoint_prefix", "sim"))
@@ -148,15 +152,20 @@ class Fleet:
             for i in chosen:
                 configs[i] = replace(configs[i], faults=_merge_faults(configs[i].faults, fleet_faults))
         stagger = float(options.get("stagger_ms", 5.0)) / 1000.0
-        return cls(configs, server_uri, stagger_s=stagger, seed=seed)
+        return cls(configs, server_uri, stagger_s=stagger, seed=seed, bootstrap_uri=bootstrap_uri)
 
     async def start(self, *, wait_registered: float | None = 30.0) -> None:
         """Start every device (staggered); optionally wait until all registered (or the timeout passes)."""
+        from simulator.bootstrap import BootstrapFailed, start_bootstrapped
+
         for device in self.devices:
             try:
-                await device.start(self.server_uri, wait_registered=False)
-            except OSError as exc:  # e.g. out of file descriptors: report, keep the others running
-                self.failed.append((device.endpoint, str(exc)))
+                if self.bootstrap_uri is not None:
+                    await start_bootstrapped(device, self.bootstrap_uri, wait_registered=False)
+                else:
+                    await device.start(self.server_uri, wait_registered=False)
+            except (OSError, BootstrapFailed, TimeoutError) as exc:  # report, keep the others running
+                self.failed.append((device.endpoint, str(exc) or type(exc).__name__))
             if self.stagger_s > 0:
                 await asyncio.sleep(self.stagger_s)
         if wait_registered:

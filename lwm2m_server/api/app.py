@@ -19,7 +19,8 @@ devices, ota, models,  BY_METHOD                  GET/HEAD: viewer; POST/PUT/DEL
 rollouts, audit, fleet,
 mgmt, objects, cluster,
 operations
-tokens, credentials    ADMIN                      admin for every method
+tokens, credentials,   ADMIN                      admin for every method
+bootstrap
 =====================  =========================  ======================================================
 
 Routers from other branches get one line each, e.g. ``("lwm2m_server.api.credentials", ADMIN)``,
@@ -76,6 +77,7 @@ ROUTERS: tuple[tuple[str, Access], ...] = (
     ("lwm2m_server.api.audit", BY_METHOD),  # reads: the dashboard's audit views work for viewers
     ("lwm2m_server.api.tokens", ADMIN),
     ("lwm2m_server.api.credentials", ADMIN),
+    ("lwm2m_server.api.bootstrap", ADMIN),
     ("lwm2m_server.api.fleet_metrics", BY_METHOD),
     ("lwm2m_server.api.management", BY_METHOD),
     ("lwm2m_server.api.objects", BY_METHOD),

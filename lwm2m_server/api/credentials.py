@@ -44,6 +44,7 @@ class KeyChange(BaseModel):
 
 class CsvImport(BaseModel):
     csv: str = Field(max_length=MAX_IMPORT_ROWS * 200, description="endpoint,identity,key_hex lines")
+    bootstrap: bool = Field(default=False, description="factory bootstrap PSKs (for /bs over coaps only)")
 
 
 class Imported(BaseModel):
@@ -88,7 +89,8 @@ async def add_credential(request: Request, body: CredentialCreate) -> dict[str, 
              summary="Import a factory batch (CSV endpoint,identity,key_hex; all rows or none)")
 async def import_credentials(request: Request, body: CsvImport) -> dict[str, int]:
     try:
-        return {"imported": await _service(request).import_csv(body.csv, actor=get_actor(request))}
+        return {"imported": await _service(request).import_csv(body.csv, actor=get_actor(request),
+                                                               bootstrap=body.bootstrap)}
     except CredentialError as exc:
         raise ApiError(400, "bad_request", str(exc)) from None
 

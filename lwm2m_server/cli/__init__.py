@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 
 # Command modules register themselves on import (one line per module).
+from lwm2m_server.cli import bootstrap as _bootstrap  # noqa: F401
 from lwm2m_server.cli import cluster as _cluster  # noqa: F401
 from lwm2m_server.cli import codec as _codec  # noqa: F401
 from lwm2m_server.cli import compile as _compile  # noqa: F401

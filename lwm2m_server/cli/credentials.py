@@ -90,6 +90,7 @@ def revoke(
 @cred_app.command("import")
 def import_(
     csv_file: Annotated[Path, typer.Argument(help="CSV: endpoint,identity,key_hex per line (a factory batch)")],
+    bootstrap: Annotated[bool, typer.Option("--bootstrap", help="factory bootstrap PSKs (used for /bs only)")] = False,
     as_json: JsonOpt = False,
     server: ServerOpt = DEFAULT_SERVER,
     token: TokenOpt = None,
@@ -99,7 +100,7 @@ def import_(
         text = csv_file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise CliError(f"cannot read {csv_file}: {exc}") from exc
-    out = request(server, "POST", "/api/credentials/import", token=token, json={"csv": text})
+    out = request(server, "POST", "/api/credentials/import", token=token, json={"csv": text, "bootstrap": bootstrap})
     if as_json:
         echo_json(out)
     else:

@@ -56,13 +56,21 @@ def sim(
     log_level: Annotated[str, typer.Option("--log-level", help="debug|info|warning|error")] = "warning",
     psk_csv: Annotated[Path | None, typer.Option(
         "--psk-csv", help="endpoint,identity,key_hex per device (the file `credentials import` takes); "
-        "needed for a coaps:// server")] = None,
+        "needed for a coaps:// server (with --bootstrap coaps://: the factory bootstrap keys)")] = None,
+    bootstrap: Annotated[str | None, typer.Option(
+        "--bootstrap", help="start every device from this bootstrap server (coap:// or coaps://) instead of "
+        "--server: it writes each device's server URI and credentials")] = None,
 ) -> None:
     """Run a simulated fleet until Ctrl-C (or --duration), then de-register every device."""
     if not server.startswith(("coap://", "coaps://")):
         raise CliError(f"--server must be a coap:// or coaps:// URI, got {server!r}")
-    if server.startswith("coaps://") and psk_csv is None:
-        raise CliError("a coaps:// server needs --psk-csv with each device's identity and key")
+    if bootstrap is not None and not bootstrap.startswith(("coap://", "coaps://")):
+        raise CliError(f"--bootstrap must be a coap:// or coaps:// URI, got {bootstrap!r}")
+    first = bootstrap or server
+    if first.startswith("coaps://") and psk_csv is None:
+        what = "factory bootstrap" if bootstrap else "each device's"
+        raise CliError(f"a coaps:// {'bootstrap ' if bootstrap else ''}server needs --psk-csv with {what} "
+                       "identity and key")
     if fleet is None:
         from lwm2m_server.resources import DEFAULT_FLEET
 
@@ -79,7 +87,8 @@ def sim(
         raise CliError(str(exc)) from exc
 
     try:
-        the_fleet = Fleet.from_toml(fleet, server, devices, server_public_key=key, endpoint_prefix=prefix)
+        the_fleet = Fleet.from_toml(fleet, server, devices, server_public_key=key, endpoint_prefix=prefix,
+                                    bootstrap_uri=bootstrap)
     except FleetFileError as exc:
         raise CliError(str(exc)) from exc
     if psk_csv is not None:
@@ -116,7 +125,8 @@ async def _run(fleet: Any, duration: float | None) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     started = time.monotonic()
-    console.print(f"starting {len(fleet.devices)} devices against {fleet.server_uri} ...")
+    target = f"bootstrap {fleet.bootstrap_uri}" if fleet.bootstrap_uri else fleet.server_uri
+    console.print(f"starting {len(fleet.devices)} devices against {target} ...")
     starter = asyncio.create_task(fleet.start(wait_registered=60.0))
     waiter = asyncio.create_task(stop.wait())
     await asyncio.wait({starter, waiter}, return_when=asyncio.FIRST_COMPLETED)

@@ -19,7 +19,7 @@ import aiocoap.error
 from lwm2m_server.coap.composite_observation import CompositeObservation
 from lwm2m_server.coap.dtls import SecureSessions
 from lwm2m_server.coap.errors import BadResponse, DeviceError, DeviceNotRegistered, DeviceTimeout
-from lwm2m_server.coap.exchange import RawResponse, RequestSpec, send
+from lwm2m_server.coap.exchange import RawResponse, RequestSpec, send, send_to_remote
 from lwm2m_server.coap.observation import Observation, SharedObservation
 from lwm2m_server.coap.observer import ObserveOperations
 from lwm2m_server.coap.remotes import RemoteCache
@@ -130,6 +130,19 @@ class DeviceClient(ObserveOperations):
         """Send immediately, bypassing queue mode (the queue's sender); every outcome is counted."""
         try:
             resp = await send(self._ctx(), reg, spec, timeout, remote=self._remote(reg))
+        except DeviceError as exc:
+            self.stats.count_out(spec.method, exc.coap_code)
+            raise
+        self.stats.count_out(spec.method, resp.code)
+        return resp
+
+    async def send_unregistered(self, remote: Any, spec: RequestSpec, endpoint: str,
+                                timeout: float | None = None) -> RawResponse:
+        """A request to a device before it registers (bootstrap), over the remote (address or DTLS session) its
+        own request came from; counted like every other request."""
+        t = timeout if timeout is not None else self.default_timeout
+        try:
+            resp = await send_to_remote(self._ctx(), remote, spec, t, endpoint)
         except DeviceError as exc:
             self.stats.count_out(spec.method, exc.coap_code)
             raise

@@ -181,7 +181,22 @@ async def send(
 ) -> RawResponse:
     """Send and await the response; raises :class:`DeviceTimeout` / :class:`DeviceError` on transport failure.
     ``remote``: the device's already resolved address or DTLS session (see ``DeviceClient._remote``), if known."""
-    msg = build_message(reg, spec, remote=remote)
+    return await _exchange(ctx, build_message(reg, spec, remote=remote), spec, timeout, reg.endpoint)
+
+
+async def send_to_remote(ctx: aiocoap.Context, remote: Any, spec: RequestSpec, timeout: float,
+                         endpoint: str) -> RawResponse:
+    """Send to a device that is not registered (bootstrap) over the remote its own request came from (its plain
+    address or its DTLS session), at the device's root path."""
+    msg = build_message(_UNREGISTERED, spec, remote=remote)
+    return await _exchange(ctx, msg, spec, timeout, endpoint)
+
+
+_UNREGISTERED = Registration("", "", "", 0, 0, "1.1", "U", False)
+
+
+async def _exchange(ctx: aiocoap.Context, msg: aiocoap.Message, spec: RequestSpec, timeout: float,
+                    endpoint: str) -> RawResponse:
     request = ctx.request(msg, handle_blockwise=spec.block1 is None)
     try:
         response = await asyncio.wait_for(request.response, timeout)
@@ -190,7 +205,7 @@ async def send(
         raise
     except (TimeoutError, aiocoap.error.TimeoutError) as exc:
         abandon(ctx, msg)
-        raise DeviceTimeout(f"{spec.method} {spec.path}: no response in {timeout:g}s", endpoint=reg.endpoint) from exc
+        raise DeviceTimeout(f"{spec.method} {spec.path}: no response in {timeout:g}s", endpoint=endpoint) from exc
     except aiocoap.error.Error as exc:
-        raise DeviceError("network", f"{spec.method} {spec.path}: {exc}", endpoint=reg.endpoint) from exc
+        raise DeviceError("network", f"{spec.method} {spec.path}: {exc}", endpoint=endpoint) from exc
     return RawResponse.from_message(response)

@@ -20,6 +20,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from lwm2m_server.store.repositories import (
     AuditRepository,
+    BootstrapRepository,
     CredentialRepository,
     EventRepository,
     FleetStats,
@@ -64,6 +65,8 @@ class Store(RegistrationRepository, ProfileRepository, EventRepository, Protocol
     def credentials(self) -> CredentialRepository: ...
     @property
     def nodes(self) -> NodeRepository: ...
+    @property
+    def bootstrap(self) -> BootstrapRepository: ...
 
     async def open(self) -> None:
         """Connect and apply the pending schema migrations."""

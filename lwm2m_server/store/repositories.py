@@ -65,6 +65,20 @@ class CredentialRow:
     revoked_at: float | None
 
 
+@dataclass(frozen=True)
+class BootstrapRow:
+    """An endpoint's bootstrap config (what :mod:`lwm2m_server.protocol.bootstrap` provisions on it)."""
+
+    endpoint: str
+    server_uri: str
+    security_mode: str
+    lifetime: int
+    binding: str
+    ssid: int
+    delete_first: bool
+    created_at: float
+
+
 @dataclass(frozen=True, slots=True)
 class Lease:
     name: str
@@ -273,3 +287,16 @@ class CredentialRepository(Protocol):
     async def rotate(self, endpoint: str, key_enc: str) -> float: ...
     async def revoke(self, endpoint: str) -> float: ...
     async def all(self) -> list[CredentialRow]: ...
+
+
+class BootstrapRepository(Protocol):
+    """Per-endpoint bootstrap configs."""
+
+    async def put(self, row: BootstrapRow) -> None:
+        """Insert or replace the endpoint's config."""
+        ...
+    async def get(self, endpoint: str) -> BootstrapRow | None: ...
+    async def remove(self, endpoint: str) -> bool:
+        """Delete the endpoint's config; False when there was none."""
+        ...
+    async def all(self) -> list[BootstrapRow]: ...

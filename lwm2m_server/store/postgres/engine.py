@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import json
 import re
-import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -25,6 +23,7 @@ from lwm2m_server.store.postgres.batch import PgBatchWriter
 from lwm2m_server.store.postgres.migrations import migrate
 from lwm2m_server.store.retention import EventPruner, RetentionPolicy, prune_events
 from lwm2m_server.store.sql.audit import SqlAuditLog
+from lwm2m_server.store.sql.bootstrap import SqlBootstrapRepository
 from lwm2m_server.store.sql.credentials import SqlCredentialRepository
 from lwm2m_server.store.sql.engine import Params
 from lwm2m_server.store.sql.leases import SqlLeaseRepository
@@ -33,9 +32,9 @@ from lwm2m_server.store.sql.ota import SqlOtaJobRepository, SqlPackageRepository
 from lwm2m_server.store.sql.queue import SqlQueueRepository
 from lwm2m_server.store.sql.rollouts import SqlRolloutTables
 from lwm2m_server.store.sql.send_values import SqlSendValues
+from lwm2m_server.store.sql.soft_state import SoftStateTables, registrations_from_rows
 from lwm2m_server.store.sql.stats import SqlFleetStats
 from lwm2m_server.store.sql.tokens import SqlTokenRepository
-from lwm2m_server.store.sqlite.engine import dumps
 
 log = get_logger(__name__)
 
@@ -55,7 +54,7 @@ def _args(params: Params) -> list[Any]:
     return list(params)
 
 
-class PostgresStore:
+class PostgresStore(SoftStateTables):
     def __init__(
         self,
         dsn: str,
@@ -89,6 +88,7 @@ class PostgresStore:
         self.leases = SqlLeaseRepository(self)
         self.credentials = SqlCredentialRepository(self)
         self.nodes = SqlNodeRepository(self)
+        self.bootstrap = SqlBootstrapRepository(self)
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -138,68 +138,13 @@ class PostgresStore:
         await self._pool.close()
         self._pool = None
 
-    # -- registrations ----------------------------------------------------------------------------------------
-    async def save_registration(self, reg: Registration) -> None:
-        self.writer.put_registration(reg.endpoint, (*reg.to_row(), self.node_id))
-
-    async def delete_registration(self, endpoint: str) -> None:
-        self.writer.put_registration(endpoint, None)
-
     async def load_registrations(self) -> list[Registration]:
-        out = []
         if self.node_id is None:
-            rows = await self.fetchall("SELECT * FROM registrations ORDER BY registered_at")
-        else:  # another node's devices are that node's to serve and expire
-            rows = await self.fetchall("SELECT * FROM registrations WHERE node_id IS NULL OR node_id = ? "
-                                       "ORDER BY registered_at", (self.node_id,))
-        for row in rows:
-            try:
-                out.append(Registration.from_row(row))
-            except (ValueError, KeyError, TypeError) as exc:
-                log.warning("store_bad_registration_row", endpoint=row.get("endpoint"), error=str(exc))
-        return out
-
-    # -- profiles ---------------------------------------------------------------------------------------------
-    async def save_profile(self, endpoint: str, profile: dict[str, Any]) -> None:
-        self.writer.put_profile(endpoint, (endpoint, dumps(profile), time.time()))
-
-    async def load_profile(self, endpoint: str) -> dict[str, Any] | None:
-        rows = await self.fetchall("SELECT profile FROM profiles WHERE endpoint = ?", (endpoint,))
-        return json.loads(rows[0]["profile"]) if rows else None
-
-    async def load_profiles(self) -> dict[str, dict[str, Any]]:
-        rows = await self.fetchall("SELECT endpoint, profile FROM profiles")
-        return {r["endpoint"]: json.loads(r["profile"]) for r in rows}
-
-    # -- event log --------------------------------------------------------------------------------------------
-    async def append_event(
-        self, type: str, endpoint: str | None, data: dict[str, Any], ts: float | None = None
-    ) -> None:
-        self.writer.put_event((ts if ts is not None else time.time(), type, endpoint, dumps(data)))
-
-    def append_event_nowait(
-        self, type: str, endpoint: str | None, data: dict[str, Any], ts: float | None = None
-    ) -> None:
-        if self._writer is None:
-            return
-        self._writer.put_event((ts if ts is not None else time.time(), type, endpoint, dumps(data)))
-
-    async def events(
-        self, *, endpoint: str | None = None, type: str | None = None, since: float | None = None, limit: int = 100
-    ) -> list[dict[str, Any]]:
-        where: list[str] = []
-        params: list[Any] = []
-        for column, value in (("endpoint = ?", endpoint), ("type = ?", type), ("ts >= ?", since)):
-            if value is not None:
-                where.append(column)
-                params.append(value)
-        sql = "SELECT id, ts, type, endpoint, data FROM events"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY id DESC LIMIT ?"
-        params.append(max(0, int(limit)))
-        rows = await self.fetchall(sql, params)
-        return [{**r, "data": json.loads(r["data"])} for r in reversed(rows)]
+            return await super().load_registrations()
+        # another node's devices are that node's to serve and expire
+        rows = await self.fetchall("SELECT * FROM registrations WHERE node_id IS NULL OR node_id = ? "
+                                   "ORDER BY registered_at", (self.node_id,))
+        return registrations_from_rows(rows)
 
     async def prune_events(self, policy: RetentionPolicy | None = None, *, now: float | None = None) -> int:
         chosen = policy or self.retention

@@ -13,9 +13,7 @@ batched writer through :meth:`SqliteStore.execute`/:meth:`SqliteStore.fetchall`,
 from __future__ import annotations
 
 import asyncio
-import json
 import sqlite3
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -23,9 +21,9 @@ from typing import Any
 import aiosqlite
 
 from lwm2m_server.logging import get_logger
-from lwm2m_server.registration import Registration
 from lwm2m_server.store.retention import EventPruner, RetentionPolicy, prune_events
 from lwm2m_server.store.sql.audit import SqlAuditLog
+from lwm2m_server.store.sql.bootstrap import SqlBootstrapRepository
 from lwm2m_server.store.sql.credentials import SqlCredentialRepository
 from lwm2m_server.store.sql.engine import Params
 from lwm2m_server.store.sql.leases import SqlLeaseRepository
@@ -34,6 +32,7 @@ from lwm2m_server.store.sql.ota import SqlOtaJobRepository, SqlPackageRepository
 from lwm2m_server.store.sql.queue import SqlQueueRepository
 from lwm2m_server.store.sql.rollouts import SqlRolloutTables
 from lwm2m_server.store.sql.send_values import SqlSendValues
+from lwm2m_server.store.sql.soft_state import SoftStateTables
 from lwm2m_server.store.sql.stats import SqlFleetStats
 from lwm2m_server.store.sql.tokens import SqlTokenRepository
 from lwm2m_server.store.sqlite.batch import BatchWriter
@@ -41,19 +40,7 @@ from lwm2m_server.store.sqlite.migrations import migrate
 
 log = get_logger(__name__)
 
-def _json_default(value: Any) -> Any:
-    if isinstance(value, bytes):
-        return value.hex()
-    if isinstance(value, (set, frozenset)):
-        return sorted(value)
-    return str(value)
-
-
-def dumps(value: Any) -> str:
-    return json.dumps(value, default=_json_default, separators=(",", ":"))
-
-
-class SqliteStore:
+class SqliteStore(SoftStateTables):
     def __init__(
         self,
         path: str | Path,
@@ -89,6 +76,7 @@ class SqliteStore:
         self.leases = SqlLeaseRepository(self)
         self.credentials = SqlCredentialRepository(self)
         self.nodes = SqlNodeRepository(self)
+        self.bootstrap = SqlBootstrapRepository(self)
 
     @property
     def writer(self) -> BatchWriter:
@@ -137,76 +125,6 @@ class SqliteStore:
             self._writer = None
         await self._conn.close()
         self._conn = None
-
-    # -- registrations ----------------------------------------------------------------------------------------
-    async def save_registration(self, reg: Registration) -> None:
-        self.writer.put_registration(reg.endpoint, (*reg.to_row(), self.node_id))
-
-    async def delete_registration(self, endpoint: str) -> None:
-        self.writer.put_registration(endpoint, None)
-
-    async def load_registrations(self) -> list[Registration]:
-        rows = await self.fetchall("SELECT * FROM registrations ORDER BY registered_at")
-        out = []
-        for row in rows:
-            try:
-                out.append(Registration.from_row(row))
-            except (ValueError, KeyError, TypeError) as exc:
-                log.warning("store_bad_registration_row", endpoint=row.get("endpoint"), error=str(exc))
-        return out
-
-    # -- profiles ---------------------------------------------------------------------------------------------
-    async def save_profile(self, endpoint: str, profile: dict[str, Any]) -> None:
-        self.writer.put_profile(endpoint, (endpoint, dumps(profile), time.time()))
-
-    async def load_profile(self, endpoint: str) -> dict[str, Any] | None:
-        rows = await self.fetchall("SELECT profile FROM profiles WHERE endpoint = ?", (endpoint,))
-        return json.loads(rows[0]["profile"]) if rows else None
-
-    async def load_profiles(self) -> dict[str, dict[str, Any]]:
-        rows = await self.fetchall("SELECT endpoint, profile FROM profiles")
-        return {r["endpoint"]: json.loads(r["profile"]) for r in rows}
-
-    # -- event log --------------------------------------------------------------------------------------------
-    async def append_event(
-        self, type: str, endpoint: str | None, data: dict[str, Any], ts: float | None = None
-    ) -> None:
-        self.writer.put_event((ts if ts is not None else time.time(), type, endpoint, dumps(data)))
-
-    def append_event_nowait(
-        self, type: str, endpoint: str | None, data: dict[str, Any], ts: float | None = None
-    ) -> None:
-        if self._writer is None:  # closed: events emitted during shutdown are not logged
-            return
-        self._writer.put_event((ts if ts is not None else time.time(), type, endpoint, dumps(data)))
-
-    async def events(
-        self,
-        *,
-        endpoint: str | None = None,
-        type: str | None = None,
-        since: float | None = None,
-        limit: int = 100,
-    ) -> list[dict[str, Any]]:
-        """The newest ``limit`` matching events, oldest first."""
-        where: list[str] = []
-        params: list[Any] = []
-        if endpoint is not None:
-            where.append("endpoint = ?")
-            params.append(endpoint)
-        if type is not None:
-            where.append("type = ?")
-            params.append(type)
-        if since is not None:
-            where.append("ts >= ?")
-            params.append(since)
-        sql = "SELECT id, ts, type, endpoint, data FROM events"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY id DESC LIMIT ?"
-        params.append(max(0, int(limit)))
-        rows = await self.fetchall(sql, params)
-        return [{**r, "data": json.loads(r["data"])} for r in reversed(rows)]
 
     async def prune_events(self, policy: RetentionPolicy | None = None, *, now: float | None = None) -> int:
         """Apply ``policy`` (default: the store's retention) now; returns the number of events deleted."""

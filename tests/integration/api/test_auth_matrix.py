@@ -21,7 +21,7 @@ from tests.integration.api.conftest import Stack, running_stack
 from tests.support.auth import bearer
 
 OPEN_PATHS = {"/healthz"}
-ADMIN_PREFIXES = ("/api/tokens", "/api/credentials")
+ADMIN_PREFIXES = ("/api/tokens", "/api/credentials", "/api/bootstrap")
 PARAMS = {"endpoint": "nobody", "ep": "nobody", "path": "3/0/0", "rollout_id": "nope", "action": "start",
           "name": "nope", "token_id": "nope"}  # fmt: skip
 ROLES = (Role.VIEWER, Role.OPERATOR, Role.ADMIN)

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
+from lwm2m_server.credentials import CredentialService
 from tests.integration.api.conftest import Stack, running_stack
 from tests.support.auth import token_env
 
@@ -97,3 +98,31 @@ async def test_cli_import_is_all_or_nothing_and_list(stack: Stack, tmp_path: Pat
     assert code == 0 and "revoked" in out
     code, _out, err = await cli(stack, "credentials", "rotate", "nobody")
     assert code != 0 and ("404" in err or "no active credential" in err)
+
+
+async def test_bootstrap_psk_import_list_revoke(stack: Stack, tmp_path: Path) -> None:
+    """Factory bootstrap PSKs: imported with --bootstrap, listed as ``bootstrap:<ep>``, usable for the DTLS
+    handshake but bound to no endpoint for Register, revocable; an identity already in use is refused (400)."""
+    csv = tmp_path / "factory-bs.csv"
+    csv.write_text(f"fb-1,fbid-1,{KEY}\nfb-2,fbid-2,{KEY}\n")
+    rc, out, err = await cli(stack, "credentials", "import", "--bootstrap", str(csv))
+    assert rc == 0 and "imported 2" in out, err
+    creds = stack.server.credentials
+    assert creds.psk_for(b"fbid-1") == bytes.fromhex(KEY) and creds.endpoint_for("fbid-1") is None
+    assert creds.bootstrap_endpoint_for("fbid-2") == "fb-2" and not creds.is_secured("fb-1")
+    reloaded = CredentialService(stack.server.store.credentials, stack.server.audit,
+                                 stack.server.settings.server.data_dir)
+    await reloaded.open()  # a restart finds the bootstrap PSKs again, still apart from server credentials
+    assert reloaded.bootstrap_endpoint_for("fbid-1") == "fb-1" and reloaded.endpoint_for("fbid-1") is None
+    listed = {c["endpoint"]: c for c in (await stack.http.get("/api/credentials")).json()}
+    assert listed["bootstrap:fb-1"]["security_mode"] == "bootstrap" and KEY not in json.dumps(listed)
+    clash = await stack.http.post("/api/credentials/import",
+                                  json={"csv": f"fb-3,fbid-1,{KEY}\n", "bootstrap": True})
+    assert clash.status_code == 400 and "already in use" in clash.json()["message"]
+    assert creds.bootstrap_endpoint_for("fbid-1") == "fb-1"
+    revoked = await stack.http.delete("/api/credentials/bootstrap:fb-1")
+    assert revoked.status_code == 200 and revoked.json()["active"] is False
+    assert creds.psk_for(b"fbid-1") is None and creds.bootstrap_endpoint_for("fbid-1") is None
+    assert (await stack.http.delete("/api/credentials/bootstrap:fb-1")).status_code == 404
+    actions = [e["action"] for e in await stack.server.audit.entries(action_prefix="credentials.")]
+    assert "credentials.add_bootstrap" in actions and "credentials.revoke_bootstrap" in actions

@@ -14,7 +14,7 @@ from lwm2m_server.ota.record import JobRecord
 from lwm2m_server.registration import Registration
 from lwm2m_server.rollouts.model import Build, Incompatible, RolloutSpec
 from lwm2m_server.rollouts.states import DeviceState, RolloutState
-from lwm2m_server.store.repositories import QueuedRow, SentValue, TokenRow
+from lwm2m_server.store.repositories import BootstrapRow, QueuedRow, SentValue, TokenRow
 from lwm2m_server.store.retention import DAY_S, RetentionPolicy
 from tests.unit.store.conftest import StoreFactory
 
@@ -218,3 +218,22 @@ async def test_leases_race_has_exactly_one_winner(make_store: StoreFactory) -> N
         won = await asyncio.gather(*(s.leases.acquire("rollout:x", f"node-{i}-{round_}", 30.0, now=now)
                                      for i, s in enumerate([first, second, first, second])))
         assert sum(won) == 1, won
+
+
+async def test_bootstrap_configs(make_store: StoreFactory) -> None:
+    store = await make_store()
+    table = store.bootstrap
+    first = BootstrapRow("bs-1", "coaps://h:5684", "psk", 300, "U", 1, True, 1.5)
+    await table.put(first)
+    await table.put(BootstrapRow("bs-2", "coap://h", "nosec", 2**31 - 1, "UQ", 65534, False, 2.0))
+    assert await table.get("bs-1") == first
+    replaced = BootstrapRow("bs-1", "coaps://other:5684", "psk", 60, "UQ", 2, False, 3.0)
+    await table.put(replaced)
+    rows = await table.all()
+    assert [r.endpoint for r in rows] == ["bs-1", "bs-2"] and rows[0] == replaced
+    assert rows[1].delete_first is False and rows[1].lifetime == 2**31 - 1
+    assert await table.remove("bs-1") is True and await table.remove("bs-1") is False
+    assert await table.get("bs-1") is None
+    await store.close()
+    again = await make_store()
+    assert [r.endpoint for r in await again.bootstrap.all()] == ["bs-2"]
