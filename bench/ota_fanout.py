@@ -165,6 +165,7 @@ async def main(args: argparse.Namespace) -> None:
     from aiocoap import resource
 
     from lwm2m_server.config import Settings
+    from lwm2m_server.gc_policy import start_gc_policy
     from lwm2m_server.logging import configure_logging
     from lwm2m_server.ota.service import OtaService
     from lwm2m_server.server import LwM2MServer
@@ -180,6 +181,7 @@ async def main(args: argparse.Namespace) -> None:
     ota = OtaService(server)
     await server.start()
     await ota.start()
+    gc_policy, gc_task = start_gc_policy(settings.server)  # as `tinymlaas serve` does after start-up
     blob1, public_key = _package(tmp, "1")
     blob2, _ = _package(tmp, "2")
     info1 = await ota.add_package(blob1, "model")
@@ -229,6 +231,8 @@ async def main(args: argparse.Namespace) -> None:
 
         for method, info in (("push", info1), ("pull", info2)):
             dev_cpu0, srv_cpu0 = await _device_cpu(cmds, out), time.process_time()
+            writer = getattr(server.store, "writer", None)
+            commits0, writes0 = getattr(writer, "batches_committed", 0), getattr(writer, "writes_committed", 0)
             profiler = cProfile.Profile() if args.profile and method == args.profile_method else None
             if profiler is not None:
                 profiler.enable()
@@ -242,6 +246,10 @@ async def main(args: argparse.Namespace) -> None:
                   f"{bps / 1e6:6.2f} MB/s  ratio vs ceiling {bps / ceiling_bps:5.2f}  {outcome}",
                   flush=True)  # fmt: skip
             print(_cpu_line(elapsed, time.process_time() - srv_cpu0, await _device_cpu(cmds, out) - dev_cpu0))
+            commits = getattr(writer, "batches_committed", 0) - commits0
+            writes = getattr(writer, "writes_committed", 0) - writes0
+            print(f"         store: {writes} writes in {commits} commits ({writes / max(1, commits):.1f} writes/commit,"
+                  f" {commits / max(1, ok):.1f} commits/device)")  # fmt: skip
         if args.profile:
             stats = pstats.Stats(args.profile)
             stats.sort_stats("tottime").print_stats(25)
@@ -255,6 +263,8 @@ async def main(args: argparse.Namespace) -> None:
             if p.is_alive():
                 p.terminate()
         await bare_ctx.shutdown()
+        gc_task.cancel()
+        gc_policy.restore()
         await ota.stop()
         await server.stop()
 

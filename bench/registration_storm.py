@@ -8,7 +8,9 @@ Three server processes are measured one after the other, each driven by a separa
 * ``pg``    — (``--modes full,pg,...``) the same full server on the PostgreSQL store (``--pg``: the server,
   127.0.0.1:5432 by default; the bench makes and drops its own database);
 * ``bare``  — a bare aiocoap resource answering the same POST with 2.01 + Location-Path (aiocoap's ceiling);
-* ``echo``  — a raw asyncio UDP echo (the event loop + socket ceiling).
+* ``echo``  — a raw asyncio UDP echo (the event loop + socket ceiling);
+* ``cpython-gc`` — (``--modes full,cpython-gc``) the full server with CPython's GC thresholds instead of the
+  ``[server]`` GC policy: collections and pauses by generation of both are printed.
 
 The client process hand-builds CoAP CON ``POST /rd?ep=...`` datagrams for N distinct endpoints from 64 UDP
 sockets, keeps a bounded window of requests in flight, retransmits after 2 s, and records per-request latency.
@@ -26,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import json
 import os
 import random
@@ -104,6 +105,7 @@ async def serve(mode: str, data_dir: str, inventory: bool, dsn: str = "") -> Non
         return
     sys.path.insert(0, str(ROOT))
     from lwm2m_server.config import load_settings
+    from lwm2m_server.gc_policy import start_gc_policy
     from lwm2m_server.logging import configure_logging
     from lwm2m_server.server import LwM2MServer
 
@@ -111,10 +113,12 @@ async def serve(mode: str, data_dir: str, inventory: bool, dsn: str = "") -> Non
     overrides: dict[str, dict[str, Any]] = {"server": {"coap_host": "127.0.0.1", "coap_port": 0, "data_dir": data_dir}}
     if mode == "pg":  # the same full server on the PostgreSQL store
         overrides["store"] = {"backend": "postgres", "dsn": dsn}
+    if mode == "cpython-gc":  # the same full server with CPython's GC thresholds (the baseline of the GC policy)
+        overrides["server"].update(gc_threshold0=700, gc_full_interval_s=0.0)
     settings = load_settings(None, overrides=overrides)
     server = LwM2MServer(settings, inventory=inventory)
     await server.start()
-    gc.freeze()  # as `tinymlaas serve` does after start-up
+    gc_policy, gc_task = start_gc_policy(settings.server)  # as `tinymlaas serve` does after start-up
     print(f"READY {server.coap_port}", flush=True)
     await stop.wait()
     await server.store.flush()
@@ -123,7 +127,10 @@ async def serve(mode: str, data_dir: str, inventory: bool, dsn: str = "") -> Non
         "registered": len(server.registry),
         "batches": getattr(writer, "batches_committed", 0),
         "writes": getattr(writer, "writes_committed", 0),
+        "gc": gc_policy.stats(),
     }
+    gc_task.cancel()
+    gc_policy.restore()
     await server.stop()
     print("STATS " + json.dumps(stats), flush=True)
 
@@ -355,6 +362,19 @@ def main() -> None:
             f"{mode:<11} {r['ok']:>7} {r['failed']:>5} {r['rate']:>9.0f} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} "
             f"{r['rss_after_mb']:>8.1f} {r['rss_per_device_b']:>7.0f}"
         )
+    for mode, r in results.items():
+        if "gc" in r.get("server", {}):
+            g = r["server"]["gc"]
+            print(f"{mode:<11} GC: " + ", ".join(
+                f"{gen} {v['count']} collections max {v['max_ms']:.1f} ms total {v['total_ms']:.0f} ms"
+                for gen, v in g.items()))  # fmt: skip
+    if "full" in results and "cpython-gc" in results and "server" in results["full"]:
+        f, c = results["full"]["server"]["gc"], results["cpython-gc"]["server"]["gc"]
+        longest = max(v["max_ms"] for v in f.values())
+        base = max(v["max_ms"] for v in c.values())
+        print(f"GC policy: longest pause {longest:.1f} ms vs {base:.1f} ms with CPython's thresholds "
+              f"(ratio {longest / max(base, 1e-9):.2f}); reg/s ratio "
+              f"{results['full']['rate'] / results['cpython-gc']['rate']:.2f}")
     if "pg" in results:
         p = results["pg"]
         if "server" in p:

@@ -84,7 +84,8 @@ delivery = "push"
 """
 
 
-def start_server(data_dir: Path) -> tuple[subprocess.Popen[str], int, int]:
+def start_server(data_dir: Path) -> tuple[subprocess.Popen[str], int, int, str]:
+    """The server on a fresh data dir, its ports and the admin token its first start prints (ADMIN_TOKEN line)."""
     env = dict(os.environ, TINYMLAAS_LOGGING__LEVEL="warning", TINYMLAAS_LOGGING__FORMAT="json",
                TINYMLAAS_OTA__POLL_INTERVAL_S="3", TINYMLAAS_OTA__TIMEOUT_S="600")
     proc = subprocess.Popen(
@@ -93,12 +94,18 @@ def start_server(data_dir: Path) -> tuple[subprocess.Popen[str], int, int]:
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env, cwd=ROOT,
     )
     assert proc.stdout is not None
+    token = ""
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         line = proc.stdout.readline()
+        if line.startswith("ADMIN_TOKEN "):
+            token = line.split()[1]
         m = re.match(r"READY coap=(\d+) http=(\d+)", line)
         if m:
-            return proc, int(m.group(1)), int(m.group(2))
+            if not token:
+                proc.kill()
+                raise RuntimeError("server printed no ADMIN_TOKEN line (the data dir must be fresh)")
+            return proc, int(m.group(1)), int(m.group(2)), token
     proc.kill()
     raise RuntimeError("server did not start")
 
@@ -174,14 +181,15 @@ async def main_async(args: argparse.Namespace) -> None:
     key_hex = bytes(keys.public_key_bytes(keys.load_or_create_signing_key(data_dir))).hex()
     fleet_file = data_dir / "fleet.toml"
     fleet_file.write_text(FLEET_TOML)
-    server, coap, http = start_server(data_dir)
+    server, coap, http, token = start_server(data_dir)
     fleets: list[Any] = []
     try:
         half = 0 if args.no_baseline else args.devices // 2
         procs_a = 0 if args.no_baseline else max(1, args.procs // 2)
         fleets = start_fleets(coap, half, procs_a, fleet_file, key_hex, "a") if half else []
         fleets += start_fleets(coap, args.devices - half, max(1, args.procs - procs_a), fleet_file, key_hex, "b")
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{http}", timeout=60) as client:
+        headers = {"Authorization": f"Bearer {token}"}
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{http}", headers=headers, timeout=60) as client:
             t0 = time.monotonic()
             a = await wait_registered(client, "a", half, 300) if half else []
             b = await wait_registered(client, "b", args.devices - half, 300)

@@ -74,6 +74,7 @@ class OperatorInfo:
     outputs: tuple[int, ...]
     intermediates: tuple[int, ...]
     subgraph_calls: tuple[int, ...]  # IF / WHILE / CALL_ONCE subgraph indices, in TFLM's order
+    adjoint: tuple[bool, bool] = (False, False)  # BATCH_MATMUL adj_x, adj_y (BatchMatMulOptions)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +121,15 @@ def _subgraph_calls(op: Any, name: str) -> tuple[int, ...]:
         c.Init(table.Bytes, table.Pos)
         return (int(c.InitSubgraphIndex()),)
     return ()
+
+
+def _adjoint(op: Any, name: str) -> tuple[bool, bool]:
+    table = op.BuiltinOptions() if name == "BATCH_MATMUL" else None
+    if table is None:
+        return (False, False)
+    opts = fb.BatchMatMulOptions()
+    opts.Init(table.Bytes, table.Pos)
+    return (bool(opts.AdjX()), bool(opts.AdjY()))
 
 
 def _tensor(model: Any, t: Any, index: int) -> TensorInfo:
@@ -182,6 +192,7 @@ def parse_model(data: bytes) -> ModelInfo:
                         outputs=_ints(op.OutputsLength, op.Outputs),
                         intermediates=_ints(op.IntermediatesLength, op.Intermediates),
                         subgraph_calls=_subgraph_calls(op, opcode),
+                        adjoint=_adjoint(op, opcode),
                     )
                 )
             subgraphs.append(

@@ -34,7 +34,8 @@ GreedyMemoryPlanner buffer   ints only                                40        
 
 The fixed allocator/interpreter objects (488 B measured on the host) are mostly pointers and vtable
 pointers: charged as half, 248 B (8-aligned), on 32-bit. Kernel OpData and builtin option structs are
-mostly int32 fields and keep their host sizes (an upper bound where they hold pointers), and 16-byte
+mostly int32 fields and keep their host sizes (an upper bound where they hold pointers; BATCH_MATMUL's
+OpData, three pointers, and its transposed-operand TfLiteEvalTensors are sized per ABI), and 16-byte
 persistent-buffer alignment does not depend on the pointer size. No 32-bit runtime runs here, so the
 32-bit figure is a derivation, not a measurement; the host figure (pointer_size=8) is the one tests
 compare with the Python runtime.
@@ -143,17 +144,17 @@ KERNEL_DATA: dict[str, int] = {
     "QUANTIZE": 32,  # OpDataQuantizeReference (a double: sizeof rounds to 32)
     "DEQUANTIZE": 32,  # DequantizeOpData
     "STRIDED_SLICE": 84,
-    "GATHER": 16,
-    "BATCH_MATMUL": 40,  # OpData; Prepare adds one more 8-byte buffer (KERNEL_PREPARE)
+    "GATHER": 0,  # no Init (registered with init=nullptr): its Prepare copies the output dims
+    "BATCH_MATMUL": 0,  # pointer-sized OpData and Prepare's buffers: _batch_matmul below
     "UNIDIRECTIONAL_SEQUENCE_LSTM": 688,  # OpDataLSTM (gate parameters for the 4 gates), float32 and int8
 }
+# Ops whose Prepare always relocates the output dims into the arena (CreateWritableTensorDimsWithCopy:
+# TfLiteIntArray of the output rank, 16-aligned like any persistent buffer). RESHAPE does it only for a
+# -1 or scalar shape, not seen in the models measured here, so it is not listed.
+WRITABLE_OUTPUT_DIMS = frozenset({"GATHER"})
 # Further persistent buffers a kernel's Prepare takes, keyed by (op, input dtype); "*" = any dtype.
 KERNEL_PREPARE: dict[tuple[str, str], list[int]] = {
     ("SOFTMAX", "int16"): [1026, 1026],  # exp and 1/(1+x) lookup tables, kInt16LUTArraySize int16 each
-    # Seen when both BATCH_MATMUL inputs are graph inputs, not when one comes from another op (16 B over
-    # there, bench/arena.py): kept everywhere so the plan never undershoots.
-    ("BATCH_MATMUL", "*"): [8],
-    ("BATCH_MATMUL", "int8"): [8, 28],  # + quantized multipliers
 }
 # Extra temp bytes some Prepare functions hold beyond their input/output TfLiteTensors, measured
 # (smallest accepted arena minus this model) on one-op graphs; keyed by (op, input dtype).
@@ -212,16 +213,41 @@ def _channels(sg: SubgraphInfo, op: OperatorInfo) -> int:
     return 0
 
 
-def kernel_allocations(sg: SubgraphInfo, op: OperatorInfo) -> list[int]:
-    """Requested persistent buffers of one kernel (Init then Prepare)."""
-    base = KERNEL_DATA.get(op.opcode, DEFAULT_KERNEL_BYTES)
-    sizes = [base] if base else []
+def _int_array(rank: int) -> int:
+    return 4 + 4 * rank  # TfLiteIntArrayGetSizeInBytes
+
+
+def _batch_matmul(sg: SubgraphInfo, op: OperatorInfo, abi: Abi) -> tuple[int, list[int]]:
+    """kernels/batch_matmul.cc: Init takes OpDataBatchMatmul (3 pointers + 3 bools); Prepare takes the
+    int8/int16 QuantizationOpDataBatchMatmul (7 int32), a transposed copy of LHS when adj_x and of RHS
+    unless adj_y (TfLiteEvalTensor + dims + data each: AllocInitTransposeTensorFromTfLiteTensor), then
+    ReshapeOutputTensor copies the output dims into the arena (CreateWritableTensorDimsWithCopy). That
+    copy is what an earlier fixed 8-byte buffer stood for: it is 4 + 4 x output rank, on every model."""
+    prepare = []
+    lhs, rhs = (sg.tensors[i] for i in op.inputs[:2])
+    if lhs.dtype in ("int8", "int16"):
+        prepare.append(28)
+    for tensor, transposed in ((lhs, op.adjoint[0]), (rhs, not op.adjoint[1])):
+        if transposed:
+            prepare += [abi.eval_tensor, _int_array(len(tensor.shape)), tensor.nbytes]
+    prepare.append(_int_array(len(sg.tensors[op.outputs[0]].shape)))
+    return align_up(3 * abi.pointer + 3, abi.pointer), prepare
+
+
+def kernel_allocations(sg: SubgraphInfo, op: OperatorInfo, abi: Abi = HOST_ABI) -> tuple[int, list[int]]:
+    """Requested persistent buffers of one kernel: (Init's OpData or 0, Prepare's buffers in order)."""
+    if op.opcode == "BATCH_MATMUL" and len(op.inputs) >= 2 and op.outputs:
+        return _batch_matmul(sg, op, abi)
+    init = KERNEL_DATA.get(op.opcode, DEFAULT_KERNEL_BYTES)
+    prepare: list[int] = []
     channels = _channels(sg, op)
     if channels:
-        sizes += [4 * channels, 4 * channels]  # per-channel output multiplier and shift
+        prepare += [4 * channels, 4 * channels]  # per-channel output multiplier and shift
     dtype = sg.tensors[op.inputs[0]].dtype if op.inputs and op.inputs[0] >= 0 else ""
-    sizes += KERNEL_PREPARE.get((op.opcode, dtype), KERNEL_PREPARE.get((op.opcode, "*"), []))
-    return sizes
+    prepare += KERNEL_PREPARE.get((op.opcode, dtype), KERNEL_PREPARE.get((op.opcode, "*"), []))
+    if op.opcode in WRITABLE_OUTPUT_DIMS and op.outputs:
+        prepare.append(_int_array(len(sg.tensors[op.outputs[0]].shape)))
+    return init, prepare
 
 
 def _quant_bytes(t: TensorInfo, abi: Abi = HOST_ABI) -> int:
@@ -273,14 +299,12 @@ def model_tail(
                 unmodeled.add(op.opcode)
     for sg in model.subgraphs:  # Init: OpData
         for op in sg.operators:
-            sizes = kernel_allocations(sg, op)
-            if sizes:
-                sim.alloc(sizes[0], 16)
+            sim.alloc(kernel_allocations(sg, op, abi)[0], 16)
     prepare_peak = 0
     requests = 0
     for s, sg in enumerate(model.subgraphs):  # Prepare: per-channel arrays, temp tensors
         for op in sg.operators:
-            for size in kernel_allocations(sg, op)[1:]:
+            for size in kernel_allocations(sg, op, abi)[1]:
                 sim.alloc(size, 16)
             resizable = abi.scratch_request * (requests + MAX_SCRATCH_PER_OP)
             peak = sim.offset + align_up(resizable, abi.align) + _prepare_temps(sg, op, abi)

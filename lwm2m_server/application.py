@@ -9,9 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import os
+import socket
 from typing import Any
 
 from lwm2m_server.auth.tokens import TokenService
+from lwm2m_server.cluster.forwarding import DeviceForwarder
+from lwm2m_server.cluster.identity import resolve_node_id
+from lwm2m_server.cluster.membership import ClusterMembership
 from lwm2m_server.compiling import Compiling
 from lwm2m_server.config import Settings
 from lwm2m_server.logging import get_logger
@@ -24,6 +30,7 @@ from lwm2m_server.rollouts.repository import RolloutRepository
 from lwm2m_server.rollouts.service import RolloutService
 from lwm2m_server.server import LwM2MServer
 from lwm2m_server.services import Services
+from lwm2m_server.store.factory import notifier_for
 
 log = get_logger(__name__)
 
@@ -41,9 +48,21 @@ class Application:
         self.tokens = TokenService(store.tokens)
         self.rollouts = RolloutService(RolloutRepository(store.rollouts, self.audit, store.flush), self.deployer,
                                        self._publish)
+        cl = settings.cluster
+        self.cluster = ClusterMembership(store.nodes, store.leases, resolve_node_id(settings),
+                                         heartbeat_s=cl.heartbeat_s, node_timeout_s=cl.node_timeout_s,
+                                         grace_s=settings.server.registration_grace_s, info=self._node_info)
+        notifier = notifier_for(settings)
+        self.forwarder: DeviceForwarder | None = None
+        if notifier is not None:  # several nodes: reads for devices another node holds go there
+            from lwm2m_server.api.operations import forwarded_read
+
+            self.forwarder = DeviceForwarder(notifier, store.nodes, self.cluster.node_id,
+                                             functools.partial(forwarded_read, self.server),
+                                             timeout_s=cl.forward_timeout_s, node_timeout_s=cl.node_timeout_s)
         self.services = Services(server=self.server, tokens=self.tokens, audit=self.audit, catalog=self.catalog,
                                  compiling=self.compiling, ota=self.ota, rollouts=self.rollouts,
-                                 deployer=self.deployer)
+                                 deployer=self.deployer, cluster=self.cluster, forwarder=self.forwarder)
         self._http = http
         self.api: Any = None
         self.mqtt: Any = None
@@ -53,6 +72,12 @@ class Application:
 
     async def _publish(self, event_type: str, data: dict[str, Any]) -> None:
         self.server.events.emit(event_type, None, **data)
+
+    def _node_info(self) -> dict[str, Any]:
+        """What ``GET /api/cluster`` shows of this node besides its heartbeat."""
+        return {"coap_port": self.coap_port, "http_port": self.http_port, "host": socket.gethostname(),
+                "pid": os.getpid(),
+                "registered": len(self.server.registry)}
 
     @property
     def coap_port(self) -> int:
@@ -66,6 +91,9 @@ class Application:
         # The package signing key exists from the first start; devices are given its public half.
         self.public_key = await asyncio.to_thread(server_public_key, self.settings.server.data_dir)
         await self.server.start()
+        await self.cluster.start()
+        if self.forwarder is not None:
+            await self.forwarder.start()
         # The first start (no token ever made) creates an admin token; only its hash is stored.
         self.initial_admin_token = await self.tokens.ensure_initial_admin()
         if self.initial_admin_token is not None:
@@ -127,6 +155,9 @@ class Application:
                 await t
         self._tasks.clear()
         await self.rollouts.stop()
+        await self.cluster.stop()
+        if self.forwarder is not None:
+            await self.forwarder.stop()
         await self.deployer.stop()
         await self.ota.stop()
         await self.server.stop()

@@ -48,6 +48,8 @@ class ServerSettings(_Section):
     request_timeout_s: float = 30.0
     coap_fast_path: bool = True
     inventory_concurrency: int = Field(default=64, ge=1)
+    gc_threshold0: int = Field(default=700, ge=1)  # generation-0 threshold (CPython's default; measured best)
+    gc_full_interval_s: float = Field(default=600.0, ge=0)  # full collections on a timer; 0 = CPython's automatic
 
 
 class CoapSettings(_Section):
@@ -131,6 +133,13 @@ class MqttSettings(_Section):
     allow_commands: bool = False  # accept rollout commands over MQTT (anyone who may publish there commands)
 
 
+class ClusterSettings(_Section):
+    node_id: str = Field(default="", max_length=64, pattern=r"^[A-Za-z0-9_.:-]*$")  # "" = <host>-<random>, kept
+    heartbeat_s: float = Field(default=5.0, gt=0)  # how often a node refreshes its row in `nodes`
+    node_timeout_s: float = Field(default=15.0, gt=0)  # a node not seen for this long is reported dead
+    forward_timeout_s: float = Field(default=35.0, gt=0)  # a request forwarded to the owning node: then 504
+
+
 class Settings(_Section):
     server: ServerSettings = ServerSettings()
     coap: CoapSettings = CoapSettings()
@@ -141,6 +150,7 @@ class Settings(_Section):
     rollouts: RolloutSettings = RolloutSettings()
     mqtt: MqttSettings = MqttSettings()
     api: ApiSettings = ApiSettings()
+    cluster: ClusterSettings = ClusterSettings()
 
     @property
     def store_path(self) -> Path:

@@ -60,6 +60,7 @@ async def run_demo(opts: DemoOptions, ui: DemoUI) -> dict[str, Any]:
 
 async def _run(opts: DemoOptions, ui: DemoUI, data_dir: Path) -> dict[str, Any]:
     from lwm2m_server.application import Application
+    from lwm2m_server.gc_policy import start_gc_policy
     from lwm2m_server.ota.builds import make_compile_service, server_public_key
     from simulator.fleet import Fleet
 
@@ -75,6 +76,7 @@ async def _run(opts: DemoOptions, ui: DemoUI, data_dir: Path) -> dict[str, Any]:
     app = Application(settings, http=True, compile_service=compile_service)
     ui.stage(f"starting the server (data dir {data_dir})")
     await app.start()
+    gc_policy, gc_task = start_gc_policy(settings.server)  # as `tinymlaas serve` does after start-up
     fleet: Any = None
     try:
         ui.stage(f"server up: CoAP udp/{app.coap_port}, HTTP http://127.0.0.1:{app.http_port}")
@@ -121,6 +123,8 @@ async def _run(opts: DemoOptions, ui: DemoUI, data_dir: Path) -> dict[str, Any]:
             await asyncio.Event().wait()
         return summary
     finally:
+        gc_task.cancel()
+        gc_policy.restore()
         if fleet is not None:
             await fleet.stop()
         await app.stop()

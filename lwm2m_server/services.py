@@ -16,6 +16,8 @@ from lwm2m_server.models_catalog import ModelCatalog
 from lwm2m_server.store.audit import AuditLog
 
 if TYPE_CHECKING:
+    from lwm2m_server.cluster.forwarding import DeviceForwarder
+    from lwm2m_server.cluster.membership import ClusterMembership
     from lwm2m_server.ota.service import OtaService
     from lwm2m_server.rollouts.deployer import FleetDeployer
     from lwm2m_server.rollouts.service import RolloutService
@@ -32,6 +34,8 @@ class Services:
     ota: OtaService | None = None
     rollouts: RolloutService | None = None
     deployer: FleetDeployer | None = None
+    cluster: ClusterMembership | None = None
+    forwarder: DeviceForwarder | None = None  # several nodes: reads for devices other nodes hold
 
     @classmethod
     def for_server(

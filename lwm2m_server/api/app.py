@@ -17,7 +17,7 @@ metrics                METRICS                    any valid token; none when ``[
 events                 EVENTS                     viewer; also ``?access_token=`` (EventSource)
 devices, ota, models,  BY_METHOD                  GET/HEAD: viewer; POST/PUT/DELETE...: operator
 rollouts, audit, fleet,
-mgmt, objects,
+mgmt, objects, cluster,
 operations
 tokens, credentials,   ADMIN                      admin for every method
 bootstrap
@@ -81,6 +81,7 @@ ROUTERS: tuple[tuple[str, Access], ...] = (
     ("lwm2m_server.api.fleet_metrics", BY_METHOD),
     ("lwm2m_server.api.management", BY_METHOD),
     ("lwm2m_server.api.objects", BY_METHOD),
+    ("lwm2m_server.api.cluster", BY_METHOD),  # GET only: viewer
     ("lwm2m_server.web.pages", OPEN),  # the dashboard's page shells and /static: no fleet data, no /api routes
     ("lwm2m_server.api.operations", BY_METHOD),
 )

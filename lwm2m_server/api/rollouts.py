@@ -17,6 +17,7 @@ from lwm2m_server.api.errors import ERROR_RESPONSES, ApiError, ErrorBody, bad_re
 from lwm2m_server.models_catalog import UnknownModel
 from lwm2m_server.rollouts.filters import FILTER_DOC, parse_filter
 from lwm2m_server.rollouts.model import RolloutSpec
+from lwm2m_server.rollouts.prebuilt import package_sha
 from lwm2m_server.rollouts.service import EmptyTarget, InvalidAction, RolloutNotFound, RolloutService
 from lwm2m_server.services import Services
 
@@ -71,7 +72,12 @@ async def create_rollout(
 ) -> dict[str, Any]:
     spec, start = _spec(body)
     model = spec.model
-    if not model.startswith("package:"):
+    sha = package_sha(model)
+    if sha is not None:
+        info = await services.ota.packages.get(sha) if services.ota is not None else None
+        if info is None or info.kind != "model":
+            raise bad_request(f"model: no model package {sha!r} (upload it: POST /api/packages?kind=model)")
+    else:
         try:
             await services.catalog.resolve_async(model)
         except UnknownModel as exc:

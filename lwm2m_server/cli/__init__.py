@@ -10,6 +10,7 @@ import sys
 
 # Command modules register themselves on import (one line per module).
 from lwm2m_server.cli import bootstrap as _bootstrap  # noqa: F401
+from lwm2m_server.cli import cluster as _cluster  # noqa: F401
 from lwm2m_server.cli import codec as _codec  # noqa: F401
 from lwm2m_server.cli import compile as _compile  # noqa: F401
 from lwm2m_server.cli import composite as _composite  # noqa: F401

@@ -25,6 +25,8 @@ def serve(
                                                 help="the coaps (DTLS PSK) listener ([coap] secure)")] = None,
     coaps_port: Annotated[int | None, typer.Option("--coaps-port", help="UDP port for coaps (0 = any free)")] = None,
     no_plain: Annotated[bool, typer.Option("--no-plain", help="no plain CoAP listener (DTLS only)")] = False,
+    gc_full_interval: Annotated[float | None, typer.Option(
+        "--gc-full-interval", help="seconds between full GC collections (0 = CPython's automatic ones)")] = None,
 ) -> None:
     """Run the LwM2M server (CoAP /rd + device management) and the REST API until Ctrl-C / SIGTERM."""
     import asyncio
@@ -32,7 +34,8 @@ def serve(
     from lwm2m_server.config import ConfigError, load_settings
     from lwm2m_server.logging import configure_logging
 
-    server_flags = {"coap_port": coap_port, "http_port": http_port, "data_dir": data_dir, "coap_host": coap_host}
+    server_flags = {"coap_port": coap_port, "http_port": http_port, "data_dir": data_dir, "coap_host": coap_host,
+                    "gc_full_interval_s": gc_full_interval}
     coap_flags: dict[str, Any] = {"secure": secure, "coaps_port": coaps_port, "plain": False if no_plain else None}
     overrides: dict[str, dict[str, Any]] = {"server": dict(server_flags), "coap": coap_flags,
                                             "store": {"backend": store_backend, "dsn": store_dsn}}
@@ -51,11 +54,11 @@ def serve(
 
 async def _serve(settings: object, *, http: bool) -> None:
     import asyncio
-    import gc
     import signal
 
     from lwm2m_server.application import Application
     from lwm2m_server.config import Settings
+    from lwm2m_server.gc_policy import start_gc_policy
 
     assert isinstance(settings, Settings)
     application = Application(settings, http=http)  # server + OTA + rollouts (+ HTTP API, MQTT bridge)
@@ -64,7 +67,8 @@ async def _serve(settings: object, *, http: bool) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await application.start()
-    gc.freeze()  # start-up objects (modules, models, reloaded registrations) leave the collector's generations
+    # Start-up objects are frozen out of the collector; full collections on a timer, not mid-storm.
+    gc_policy, gc_task = start_gc_policy(settings.server)
     if application.initial_admin_token is not None:
         # Once, on the first start (like the package key): the server keeps only the token's hash.
         # The secret goes to stdout only (one hand-off line, like READY); the log says that it happened.
@@ -78,4 +82,6 @@ async def _serve(settings: object, *, http: bool) -> None:
               f"coaps={application.server.coaps_port}", flush=True)
         await stop.wait()
     finally:
+        gc_task.cancel()
+        gc_policy.restore()
         await application.stop()

@@ -17,6 +17,7 @@ from lwm2m_server.ota import builds
 from lwm2m_server.ota.job_state import Cause, JobPhase
 from lwm2m_server.protocol.paths import LwM2MPath
 from lwm2m_server.rollouts.model import Build, Incompatible, Outcome, PhaseCallback
+from lwm2m_server.rollouts.prebuilt import package_sha, prebuilt_build
 
 log = get_logger(__name__)
 
@@ -106,6 +107,12 @@ class FleetDeployer:
             return Incompatible(class_key, "hardware unknown: the device has no /32001 TinyML Hardware object")
         from compilers.target import Target
         tgt = Target.from_dict(target)
+        sha = package_sha(model)
+        if sha is not None:  # an uploaded, signed package: no compile, the same fit rules
+            info = await self.ota.packages.get(sha)
+            if info is None or info.kind != "model":
+                return Incompatible(class_key, f"no model package {sha}")
+            return prebuilt_build(info, class_key, tgt, self.server.settings.compile)
         source = await self.catalog.resolve_async(model)  # zoo name, or an upload with its data
         report = await self.compile_service.plan(source, tgt)
         art = report.chosen_artifact

@@ -25,6 +25,7 @@ from lwm2m_server.store.repositories import (
     EventRepository,
     FleetStats,
     LeaseRepository,
+    NodeRepository,
     OtaJobRepository,
     PackageRepository,
     ProfileRepository,
@@ -64,6 +65,8 @@ class Store(RegistrationRepository, ProfileRepository, EventRepository, Protocol
     def credentials(self) -> CredentialRepository: ...
     @property
     def bootstrap(self) -> BootstrapRepository: ...
+    @property
+    def nodes(self) -> NodeRepository: ...
 
     async def open(self) -> None:
         """Connect and apply the pending schema migrations."""

@@ -9,7 +9,7 @@ it says it is write-behind, and a read sees every write queued before it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -84,6 +84,16 @@ class Lease:
     name: str
     holder: str
     expires_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class NodeRow:
+    """A server node sharing the store: when it started, its last heartbeat, and what it serves (ports...)."""
+
+    node_id: str
+    started_at: float
+    last_seen: float
+    info: dict[str, Any]
 
 
 # -- the protocols ------------------------------------------------------------------------------------------
@@ -223,6 +233,40 @@ class LeaseRepository(Protocol):
     async def leases(self) -> list[Lease]:
         """Every lease, expired ones included, by name."""
         ...
+
+
+class NodeRepository(Protocol):
+    """The nodes sharing the store (heartbeats) and which node owns each registration."""
+
+    async def heartbeat(self, node: NodeRow) -> None:
+        """Insert or refresh the node's row."""
+        ...
+
+    async def remove(self, node_id: str) -> None: ...
+    async def nodes(self) -> list[NodeRow]: ...
+    async def device_counts(self) -> dict[str | None, int]:
+        """Registrations per owning node (None: rows written before nodes existed)."""
+        ...
+
+    async def sweep_expired(self, alive_since: float, now: float, grace_s: float = 0.0) -> int:
+        """Delete expired registrations whose node has no heartbeat since ``alive_since`` (a node that died
+        and never came back expires nobody's rows); returns how many."""
+        ...
+
+    async def owner(self, endpoint: str) -> str | None:
+        """The node that holds ``endpoint``'s registration (None: unknown device or no owner recorded)."""
+        ...
+
+
+class Notifier(Protocol):
+    """Messages between the nodes sharing a store (PostgreSQL LISTEN/NOTIFY); at-most-once, small payloads."""
+
+    async def listen(self, channel: str, callback: Callable[[str], None]) -> None: ...
+    async def notify(self, channel: str, payload: str) -> None:
+        """Send; ValueError when ``payload`` is over the channel's size limit."""
+        ...
+
+    async def close(self) -> None: ...
 
 
 class FleetStats(Protocol):

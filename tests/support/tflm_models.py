@@ -4,7 +4,8 @@ The tflite-micro repository's own ``.tflite`` files cannot be downloaded on this
 beyond package registries), so each example is rebuilt with the same architecture and quantization
 scheme: hello_world (sine MLP: float32, int8, 16x8), micro_speech (conv + dense on a 49x40
 spectrogram, int8 and 16x8), an LSTM (UNIDIRECTIONAL_SEQUENCE_LSTM, float32 and int8 with int16
-internals: int16 cell state), batch matmul (attention-like x @ x^T, float32 and int8), int16 and int32 I/O, and a
+internals: int16 cell state), batch matmul (attention-like x @ x^T, and x^T @ q whose operands the kernel
+transposes into the arena; float32 and int8), int16 and int32 I/O, and a
 hybrid (dynamic-range) model. A 16x8 LSTM is not built: this TF converter refuses it ("Quantization
 to 16x8-bit not yet supported for op: 'UNIDIRECTIONAL_SEQUENCE_LSTM'"); tflite-micro makes its own with
 its in-repo quantization tools. Weights are random (seeded): arena planning does not depend on them.
@@ -60,6 +61,15 @@ def _matmul(tf: Any) -> Any:
     return tf.keras.Model(inp, layers.Dense(3)(x))
 
 
+def _matmul_adj_x(tf: Any) -> Any:
+    """x^T @ q: adj_x set and adj_y clear, so the kernel keeps transposed copies of both operands."""
+    layers = tf.keras.layers
+    inp = tf.keras.Input((8, 6), batch_size=1)
+    q = layers.Dense(4)(inp)
+    scores = layers.Lambda(lambda t: tf.matmul(t[0], t[1], transpose_a=True))([inp, q])
+    return tf.keras.Model(inp, layers.Dense(3)(layers.Flatten()(scores)))
+
+
 def _wide(tf: Any) -> Any:
     layers = tf.keras.layers
     inp = tf.keras.Input((32,), batch_size=1)
@@ -87,6 +97,8 @@ MODELS: dict[str, tuple[Callable[[Any], Any], str]] = {
     "lstm-int8": (_lstm, "int8"),
     "batch_matmul-float32": (_matmul, "float32"),
     "batch_matmul-int8": (_matmul, "int8"),
+    "batch_matmul-adjx-float32": (_matmul_adj_x, "float32"),
+    "batch_matmul-adjx-int8": (_matmul_adj_x, "int8"),
     "embedding-io32-float32": (_embedding, "float32"),
 }
 

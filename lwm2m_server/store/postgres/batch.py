@@ -20,11 +20,22 @@ from lwm2m_server.logging import get_logger
 log = get_logger(__name__)
 
 REG_COLUMNS = ("endpoint, reg_id, host, port, lifetime, lwm2m_version, binding, queue_mode, root_path, "
-               "content_formats, objects, instances, sms, registered_at, updated_at, last_seen, security")
-INSERT_REGISTRATION = (f"INSERT INTO registrations ({REG_COLUMNS}) VALUES "
-                       "($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17)")
-# INSERT OR REPLACE of SQLite: a row with the same endpoint *or* reg_id is replaced
-DELETE_REPLACED = "DELETE FROM registrations WHERE endpoint = ANY($1::text[]) OR reg_id = ANY($2::text[])"
+               "content_formats, objects, instances, sms, registered_at, updated_at, last_seen, security, node_id")
+_UPDATED = ", ".join(f"{c} = excluded.{c}" for c in REG_COLUMNS.split(", ")[1:])
+# SQLite's INSERT OR REPLACE, made safe for several nodes writing at once: one atomic upsert per endpoint, and
+# a write never replaces a *newer* registration (a node's stale copy of a device that has since registered
+# through another node loses; Updates keep registered_at, so the owner's own writes always apply).
+UPSERT_REGISTRATION = (f"INSERT INTO registrations ({REG_COLUMNS}) VALUES "
+                       "($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18) "
+                       f"ON CONFLICT (endpoint) DO UPDATE SET {_UPDATED} "
+                       "WHERE excluded.registered_at >= registrations.registered_at")
+# a reused reg_id replaces its old holder (another endpoint), as INSERT OR REPLACE does
+DELETE_REUSED_IDS = ("DELETE FROM registrations r USING unnest($1::text[], $2::text[]) AS n(endpoint, reg_id) "
+                     "WHERE r.reg_id = n.reg_id AND r.endpoint <> n.endpoint")
+# A de-registration or expiry removes the row only while this node owns it: once the device has registered
+# through another node, the row is that node's (a stale in-memory copy here must not delete it).
+DELETE_OWNED = ("DELETE FROM registrations WHERE endpoint = ANY($1::text[]) "
+                "AND ($2::text IS NULL OR node_id IS NULL OR node_id = $2::text)")
 UPSERT_PROFILE = ("INSERT INTO profiles (endpoint, profile, updated_at) VALUES ($1,$2,$3) ON CONFLICT (endpoint) "
                   "DO UPDATE SET profile = excluded.profile, updated_at = excluded.updated_at")
 INSERT_EVENT = "INSERT INTO events (ts, type, endpoint, data) VALUES ($1,$2,$3,$4)"
@@ -41,8 +52,10 @@ class _Batch:
 
 
 class PgBatchWriter:
-    def __init__(self, pool: asyncpg.Pool, batch_max: int = 512, batch_window_s: float = 0.005) -> None:
+    def __init__(self, pool: asyncpg.Pool, batch_max: int = 512, batch_window_s: float = 0.005,
+                 node_id: str | None = None) -> None:
         self._pool = pool
+        self.node_id = node_id
         self.batch_max = max(1, batch_max)
         self.window = max(0.0, batch_window_s)
         self._open = self._new()
@@ -153,13 +166,14 @@ class PgBatchWriter:
                 if not fut.done():
                     fut.set_result(None)
 
-    @staticmethod
-    async def _apply_owned(conn: Any, batch: _Batch) -> None:
+    async def _apply_owned(self, conn: Any, batch: _Batch) -> None:
         upserts = [row for row in batch.regs.values() if row is not None]
-        if batch.regs:
-            await conn.execute(DELETE_REPLACED, list(batch.regs), [row[1] for row in upserts])
+        deletes = [ep for ep, row in batch.regs.items() if row is None]
+        if deletes:
+            await conn.execute(DELETE_OWNED, deletes, self.node_id)
         if upserts:
-            await conn.executemany(INSERT_REGISTRATION, upserts)
+            await conn.execute(DELETE_REUSED_IDS, [row[0] for row in upserts], [row[1] for row in upserts])
+            await conn.executemany(UPSERT_REGISTRATION, upserts)
         if batch.profiles:
             await conn.executemany(UPSERT_PROFILE, list(batch.profiles.values()))
         if batch.events:

@@ -9,11 +9,12 @@ transaction survives the server process being killed (and, with the default ``sy
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import asyncpg
@@ -28,6 +29,7 @@ from lwm2m_server.store.sql.bootstrap import SqlBootstrapRepository
 from lwm2m_server.store.sql.credentials import SqlCredentialRepository
 from lwm2m_server.store.sql.engine import Params
 from lwm2m_server.store.sql.leases import SqlLeaseRepository
+from lwm2m_server.store.sql.nodes import SqlNodeRepository
 from lwm2m_server.store.sql.ota import SqlOtaJobRepository, SqlPackageRepository
 from lwm2m_server.store.sql.queue import SqlQueueRepository
 from lwm2m_server.store.sql.rollouts import SqlRolloutTables
@@ -63,8 +65,12 @@ class PostgresStore:
         batch_window_ms: float = 5.0,
         retention: RetentionPolicy | None = None,
         pool_max: int = 8,
+        node_id: str | None = None,
     ) -> None:
+        """``node_id``: this node; registrations it writes are stamped as its own, it reloads only its own (and
+        unowned) ones on start, and it deletes a registration only while it owns it (see the batch writer)."""
         self.dsn = dsn
+        self.node_id = node_id
         self.batch_max = batch_max
         self.batch_window_ms = batch_window_ms
         self.retention = retention
@@ -84,6 +90,7 @@ class PostgresStore:
         self.leases = SqlLeaseRepository(self)
         self.credentials = SqlCredentialRepository(self)
         self.bootstrap = SqlBootstrapRepository(self)
+        self.nodes = SqlNodeRepository(self)
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -112,7 +119,7 @@ class PostgresStore:
             await pool.close()
             raise
         self._pool = pool
-        self._writer = PgBatchWriter(pool, self.batch_max, self.batch_window_ms / 1000.0)
+        self._writer = PgBatchWriter(pool, self.batch_max, self.batch_window_ms / 1000.0, self.node_id)
         self._writer.start()
         if self.retention is not None and self.retention.enabled:
             self._pruner = EventPruner(self.fetchall, self.execute, self.retention)
@@ -135,14 +142,19 @@ class PostgresStore:
 
     # -- registrations ----------------------------------------------------------------------------------------
     async def save_registration(self, reg: Registration) -> None:
-        self.writer.put_registration(reg.endpoint, reg.to_row())
+        self.writer.put_registration(reg.endpoint, (*reg.to_row(), self.node_id))
 
     async def delete_registration(self, endpoint: str) -> None:
         self.writer.put_registration(endpoint, None)
 
     async def load_registrations(self) -> list[Registration]:
         out = []
-        for row in await self.fetchall("SELECT * FROM registrations ORDER BY registered_at"):
+        if self.node_id is None:
+            rows = await self.fetchall("SELECT * FROM registrations ORDER BY registered_at")
+        else:  # another node's devices are that node's to serve and expire
+            rows = await self.fetchall("SELECT * FROM registrations WHERE node_id IS NULL OR node_id = ? "
+                                       "ORDER BY registered_at", (self.node_id,))
+        for row in rows:
             try:
                 out.append(Registration.from_row(row))
             except (ValueError, KeyError, TypeError) as exc:
@@ -200,6 +212,12 @@ class PostgresStore:
     # -- SQL access for the repositories (code under lwm2m_server/store/ only) ------------------------------
     async def execute(self, sql: str, params: Params = ()) -> None:
         await self.writer.put_sql(to_dollar(sql), _args(params))
+
+    async def execute_together(self, statements: Sequence[tuple[str, Params]]) -> None:
+        futures = [self.writer.put_sql(to_dollar(sql), _args(params)) for sql, params in statements]  # one commit
+        for outcome in await asyncio.gather(*futures, return_exceptions=True):
+            if isinstance(outcome, BaseException):
+                raise outcome
 
     async def fetchall(self, sql: str, params: Params = ()) -> list[dict[str, Any]]:
         await self.writer.flush()

@@ -97,10 +97,17 @@ CREATE INDEX device_credentials_identity ON device_credentials (identity);
 """
 
 # Per-endpoint bootstrap configs (the bootstrap server's /bs provisions them).
-V5_BOOTSTRAP = """
+V6_BOOTSTRAP = """
 CREATE TABLE bootstrap_configs (
     endpoint TEXT PRIMARY KEY, server_uri TEXT NOT NULL, security_mode TEXT NOT NULL, lifetime BIGINT NOT NULL,
     binding TEXT NOT NULL, ssid INTEGER NOT NULL, delete_first BOOLEAN NOT NULL, created_at DOUBLE PRECISION NOT NULL);
+"""
+
+V5_NODES = """
+CREATE TABLE nodes (node_id TEXT PRIMARY KEY, started_at DOUBLE PRECISION NOT NULL,
+    last_seen DOUBLE PRECISION NOT NULL, info TEXT NOT NULL DEFAULT '{}');
+ALTER TABLE registrations ADD COLUMN node_id TEXT;
+CREATE INDEX registrations_node ON registrations (node_id);
 """
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -108,7 +115,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(2, "ota_job_history gets an id; events by time", V2_HISTORY_ID),
     Migration(3, "leases (one holder per name across nodes)", V3_LEASES),
     Migration(4, "device credentials; registrations carry their security mode", V4_CREDENTIALS),
-    Migration(5, "per-endpoint bootstrap configs", V5_BOOTSTRAP),
+    Migration(5, "nodes with heartbeat; each registration's owning node", V5_NODES),
+    Migration(6, "per-endpoint bootstrap configs", V6_BOOTSTRAP),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from lwm2m_server.ota.package_info import PackageInfo
 from lwm2m_server.ota.record import JobRecord
-from lwm2m_server.store.sql.engine import Sql
+from lwm2m_server.store.sql.engine import Params, Sql
 
 UPSERT_JOB = (
     "INSERT INTO ota_jobs (id, endpoint, package_sha256, kind, requested_method, method, phase, attempt, cause,"
@@ -27,10 +27,13 @@ class SqlOtaJobRepository:
         self._sql = sql
 
     async def save(self, record: JobRecord, history: tuple[str, str, str] | None = None) -> None:
-        await self._sql.execute(UPSERT_JOB, record.to_row())
+        # The job row and its history row are queued together: one commit per transition, shared by every job
+        # (and other write) of the same batch window; still committed before save returns.
+        statements: list[tuple[str, Params]] = [(UPSERT_JOB, record.to_row())]
         if history is not None:
             before, after, note = history
-            await self._sql.execute(INSERT_HISTORY, (record.id, time.time(), before, after, record.attempt, note))
+            statements.append((INSERT_HISTORY, (record.id, time.time(), before, after, record.attempt, note)))
+        await self._sql.execute_together(statements)
 
     async def get(self, job_id: str) -> JobRecord | None:
         rows = await self._sql.fetchall("SELECT * FROM ota_jobs WHERE id = ?", (job_id,))

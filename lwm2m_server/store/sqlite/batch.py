@@ -23,7 +23,7 @@ log = get_logger(__name__)
 UPSERT_REGISTRATION = (
     "INSERT OR REPLACE INTO registrations (endpoint, reg_id, host, port, lifetime, lwm2m_version, binding, "
     "queue_mode, root_path, content_formats, objects, instances, sms, registered_at, updated_at, last_seen, "
-    "security) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+    "security, node_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 )
 DELETE_REGISTRATION = "DELETE FROM registrations WHERE endpoint = ?"
 UPSERT_PROFILE = "INSERT OR REPLACE INTO profiles (endpoint, profile, updated_at) VALUES (?,?,?)"

@@ -12,9 +12,11 @@ batched writer through :meth:`SqliteStore.execute`/:meth:`SqliteStore.fetchall`,
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,7 @@ from lwm2m_server.store.sql.bootstrap import SqlBootstrapRepository
 from lwm2m_server.store.sql.credentials import SqlCredentialRepository
 from lwm2m_server.store.sql.engine import Params
 from lwm2m_server.store.sql.leases import SqlLeaseRepository
+from lwm2m_server.store.sql.nodes import SqlNodeRepository
 from lwm2m_server.store.sql.ota import SqlOtaJobRepository, SqlPackageRepository
 from lwm2m_server.store.sql.queue import SqlQueueRepository
 from lwm2m_server.store.sql.rollouts import SqlRolloutTables
@@ -60,9 +63,12 @@ class SqliteStore:
         batch_window_ms: float = 5.0,
         synchronous: str = "NORMAL",
         retention: RetentionPolicy | None = None,
+        node_id: str | None = None,
     ) -> None:
-        """``retention``: prune the event log by age/row count on a timer (None: keep every event)."""
+        """``retention``: prune the event log by age/row count on a timer (None: keep every event).
+        ``node_id``: stamped on every registration row as its owner (one node: a SQLite file is not shared)."""
         self.path = Path(path)
+        self.node_id = node_id
         self.batch_max = batch_max
         self.batch_window_ms = batch_window_ms
         self.synchronous = synchronous.upper()
@@ -84,6 +90,7 @@ class SqliteStore:
         self.leases = SqlLeaseRepository(self)
         self.credentials = SqlCredentialRepository(self)
         self.bootstrap = SqlBootstrapRepository(self)
+        self.nodes = SqlNodeRepository(self)
 
     @property
     def writer(self) -> BatchWriter:
@@ -135,7 +142,7 @@ class SqliteStore:
 
     # -- registrations ----------------------------------------------------------------------------------------
     async def save_registration(self, reg: Registration) -> None:
-        self.writer.put_registration(reg.endpoint, reg.to_row())
+        self.writer.put_registration(reg.endpoint, (*reg.to_row(), self.node_id))
 
     async def delete_registration(self, endpoint: str) -> None:
         self.writer.put_registration(endpoint, None)
@@ -217,6 +224,12 @@ class SqliteStore:
 
     async def execute(self, sql: str, params: Params = ()) -> None:
         await self.writer.put_sql(sql, params)
+
+    async def execute_together(self, statements: Sequence[tuple[str, Params]]) -> None:
+        futures = [self.writer.put_sql(sql, params) for sql, params in statements]  # one commit
+        for outcome in await asyncio.gather(*futures, return_exceptions=True):
+            if isinstance(outcome, BaseException):
+                raise outcome
 
     async def fetchall(self, sql: str, params: Params = ()) -> list[dict[str, Any]]:
         await self.writer.flush()

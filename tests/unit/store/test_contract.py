@@ -108,6 +108,21 @@ async def test_ota_jobs_and_history(make_store: StoreFactory) -> None:
     assert await jobs.count_retried() == 1
 
 
+async def test_concurrent_job_transitions_share_one_commit(make_store: StoreFactory) -> None:
+    """A job row and its history row are committed together, and concurrent jobs share the commit: 40 jobs'
+    transitions queued within one batch window take one transaction (two, if row and history went apart)."""
+    store = await make_store(batch_window_ms=200.0)
+    writer = store.writer  # type: ignore[attr-defined]
+    await store.flush()
+    before = writer.batches_committed
+    records = [JobRecord(endpoint=f"d{i}", package_sha256="ab" * 32, kind="model", id=f"j{i}") for i in range(40)]
+    await asyncio.gather(*(store.ota_jobs.save(r, ("queued", "queued", "created")) for r in records))
+    assert writer.batches_committed - before == 1
+    for r in records[:3]:
+        assert await store.ota_jobs.get(r.id) == r
+        assert [h["note"] for h in await store.ota_jobs.history(r.id)] == ["created"]
+
+
 async def test_packages_are_insert_once(make_store: StoreFactory) -> None:
     store = await make_store()
     info = PackageInfo("ab" * 32, "model", 10, "m", "1", "cd" * 32, "int8", 2048, 5.0)

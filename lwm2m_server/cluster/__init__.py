@@ -1,0 +1,1 @@
+"""Several server nodes on one PostgreSQL store: node identity, heartbeats and the cluster view."""

@@ -1,0 +1,76 @@
+"""Real ``tinymlaas serve`` processes on one PostgreSQL database (a cluster on loopback), for the cluster tests."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+FAST_CLUSTER_ENV = {
+    "TINYMLAAS_LOGGING__LEVEL": "warning",
+    "TINYMLAAS_STORE__BATCH_WINDOW_MS": "5",
+    "TINYMLAAS_CLUSTER__HEARTBEAT_S": "0.3",
+    "TINYMLAAS_CLUSTER__NODE_TIMEOUT_S": "1.5",
+}
+
+
+@dataclass
+class Node:
+    proc: asyncio.subprocess.Process
+    coap_port: int
+    http_port: int
+    token: str | None  # the ADMIN_TOKEN line: only the first node on a fresh database prints one
+    data_dir: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    @property
+    def node_id(self) -> str:
+        return (self.data_dir / "node_id").read_text().strip()
+
+    async def kill(self) -> None:
+        if self.proc.returncode is None:
+            self.proc.send_signal(signal.SIGKILL)
+            await self.proc.wait()
+
+    async def stop(self) -> None:
+        if self.proc.returncode is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(self.proc.wait(), 20)
+            except TimeoutError:
+                await self.kill()
+
+
+async def start_node(data_dir: Path, dsn: str, env: dict[str, str] | None = None) -> Node:
+    full_env = {**os.environ, **FAST_CLUSTER_ENV, **(env or {})}
+    log = (data_dir.parent / f"{data_dir.name}.log").open("wb")  # the node's log, beside its data dir
+    try:
+        proc = await _spawn(data_dir, dsn, full_env, log)
+    finally:
+        log.close()  # the child has its own descriptor
+    assert proc.stdout is not None
+    token = None
+    while True:
+        line = (await asyncio.wait_for(proc.stdout.readline(), 60)).decode()
+        assert line, "server exited before READY"
+        if line.startswith("ADMIN_TOKEN "):
+            token = line.split()[1]
+        if line.startswith("READY"):
+            fields = dict(f.split("=") for f in line.split()[1:])
+            return Node(proc, int(fields["coap"]), int(fields["http"]), token, data_dir)
+
+
+async def _spawn(data_dir: Path, dsn: str, env: dict[str, str], log: IO[bytes]) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-c", "from lwm2m_server.cli import main; main()", "serve", "--store", "postgres",
+        "--store-dsn", dsn, "--coap-host", "127.0.0.1", "--coap-port", "0", "--http-port", "0",
+        "--data-dir", str(data_dir), stdout=asyncio.subprocess.PIPE, stderr=log,
+        env=env,
+    )  # fmt: skip
