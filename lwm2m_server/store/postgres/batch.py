@@ -8,15 +8,12 @@ statement fails only its own caller.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
 
 from lwm2m_server.logging import get_logger
-from lwm2m_server.timers import wait_event
+from lwm2m_server.store.sql.write_behind import WriteBatch, WriteBehindQueue
 
 log = get_logger(__name__)
 
@@ -42,100 +39,17 @@ UPSERT_PROFILE = ("INSERT INTO profiles (endpoint, profile, updated_at) VALUES (
 INSERT_EVENT = "INSERT INTO events (ts, type, endpoint, data) VALUES ($1,$2,$3,$4)"
 
 
-@dataclass
-class _Batch:
-    done: asyncio.Future[None]
-    regs: dict[str, tuple[Any, ...] | None] = field(default_factory=dict)
-    profiles: dict[str, tuple[Any, ...]] = field(default_factory=dict)
-    events: list[tuple[Any, ...]] = field(default_factory=list)
-    generic: list[tuple[str, list[Any], asyncio.Future[None]]] = field(default_factory=list)
-    size: int = 0
+class PgBatchWriter(WriteBehindQueue):
+    backend = "postgres"
+    task_name = "pg-store-writer"
 
-
-class PgBatchWriter:
     def __init__(self, pool: asyncpg.Pool, batch_max: int = 512, batch_window_s: float = 0.005,
                  node_id: str | None = None) -> None:
+        super().__init__(batch_max, batch_window_s)
         self._pool = pool
         self.node_id = node_id
-        self.batch_max = max(1, batch_max)
-        self.window = max(0.0, batch_window_s)
-        self._open = self._new()
-        self._inflight: asyncio.Future[None] | None = None
-        self._kick = asyncio.Event()
-        self._full = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self.batches_committed = 0
-        self.writes_committed = 0
 
-    @staticmethod
-    def _new() -> _Batch:
-        return _Batch(asyncio.get_running_loop().create_future())
-
-    def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="pg-store-writer")
-
-    async def close(self) -> None:
-        if self._task is None:
-            return
-        await self.flush()
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
-        self._task = None
-
-    def _added(self) -> None:
-        self._open.size += 1
-        self._kick.set()
-        if self._open.size >= self.batch_max:
-            self._full.set()
-
-    def put_registration(self, endpoint: str, row: tuple[Any, ...] | None) -> None:
-        self._open.regs[endpoint] = row
-        self._added()
-
-    def put_profile(self, endpoint: str, row: tuple[Any, ...]) -> None:
-        self._open.profiles[endpoint] = row
-        self._added()
-
-    def put_event(self, row: tuple[Any, ...]) -> None:
-        self._open.events.append(row)
-        self._added()
-
-    def put_sql(self, sql: str, args: list[Any]) -> asyncio.Future[None]:
-        """``sql`` in asyncpg's ``$n`` style; the future resolves once committed (or with the statement's error)."""
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._open.generic.append((sql, args, fut))
-        self._added()
-        return fut
-
-    async def flush(self) -> None:
-        if self._open.size:
-            await asyncio.shield(self._open.done)
-        elif self._inflight is not None:
-            await asyncio.shield(self._inflight)
-
-    async def _run(self) -> None:
-        while True:
-            await self._kick.wait()
-            if self._open.size < self.batch_max and self.window > 0:
-                await wait_event(self._full, self.window)
-            batch, self._open = self._open, self._new()
-            self._kick.clear()
-            self._full.clear()
-            self._inflight = batch.done
-            try:
-                if batch.size:
-                    await self._commit(batch)
-                    self.batches_committed += 1
-                    self.writes_committed += batch.size
-            except Exception:
-                log.exception("store_batch_failed", backend="postgres", writes=batch.size)
-            finally:
-                self._inflight = None
-                if not batch.done.done():
-                    batch.done.set_result(None)
-
-    async def _commit(self, batch: _Batch) -> None:
+    async def _commit(self, batch: WriteBatch) -> None:
         async with self._pool.acquire() as conn:
             try:
                 async with conn.transaction():
@@ -152,7 +66,7 @@ class PgBatchWriter:
             if not fut.done():
                 fut.set_result(None)
 
-    async def _commit_individually(self, conn: Any, batch: _Batch) -> None:
+    async def _commit_individually(self, conn: Any, batch: WriteBatch) -> None:
         async with conn.transaction():
             await self._apply_owned(conn, batch)
         for sql, args, fut in batch.generic:
@@ -166,7 +80,7 @@ class PgBatchWriter:
                 if not fut.done():
                     fut.set_result(None)
 
-    async def _apply_owned(self, conn: Any, batch: _Batch) -> None:
+    async def _apply_owned(self, conn: Any, batch: WriteBatch) -> None:
         upserts = [row for row in batch.regs.values() if row is not None]
         deletes = [ep for ep, row in batch.regs.items() if row is None]
         if deletes:
