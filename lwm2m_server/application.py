@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import os
 import socket
 from typing import Any
 
 from lwm2m_server.auth.tokens import TokenService
+from lwm2m_server.cluster import remote_ota
 from lwm2m_server.cluster.forwarding import DeviceForwarder
 from lwm2m_server.cluster.identity import resolve_node_id
 from lwm2m_server.cluster.membership import ClusterMembership
+from lwm2m_server.cluster.remote_ota import RemoteOta
 from lwm2m_server.compiling import Compiling
 from lwm2m_server.config import Settings
 from lwm2m_server.logging import get_logger
@@ -25,6 +26,7 @@ from lwm2m_server.models_catalog import ModelCatalog
 from lwm2m_server.ota.builds import server_public_key
 from lwm2m_server.ota.service import OtaService
 from lwm2m_server.rollouts.deployer import FleetDeployer
+from lwm2m_server.rollouts.leadership import RolloutLeadership
 from lwm2m_server.rollouts.model import RolloutSpec
 from lwm2m_server.rollouts.repository import RolloutRepository
 from lwm2m_server.rollouts.service import RolloutService
@@ -43,23 +45,24 @@ class Application:
         self.compiling = Compiling(settings, compile_service)
         self.catalog = ModelCatalog(settings.server.data_dir)
         self.ota = OtaService(self.server, compiling=self.compiling, catalog=self.catalog)
-        self.deployer = FleetDeployer(self.server, self.ota, self.compiling, self.catalog)
         self.audit = store.audit
         self.tokens = TokenService(store.tokens)
-        self.rollouts = RolloutService(RolloutRepository(store.rollouts, self.audit, store.flush), self.deployer,
-                                       self._publish)
         cl = settings.cluster
         self.cluster = ClusterMembership(store.nodes, store.leases, resolve_node_id(settings),
                                          heartbeat_s=cl.heartbeat_s, node_timeout_s=cl.node_timeout_s,
                                          grace_s=settings.server.registration_grace_s, info=self._node_info)
         notifier = notifier_for(settings)
         self.forwarder: DeviceForwarder | None = None
-        if notifier is not None:  # several nodes: reads for devices another node holds go there
-            from lwm2m_server.api.operations import forwarded_read
-
-            self.forwarder = DeviceForwarder(notifier, store.nodes, self.cluster.node_id,
-                                             functools.partial(forwarded_read, self.server),
+        remote: RemoteOta | None = None
+        leadership: RolloutLeadership | None = None
+        if notifier is not None:  # several nodes: requests for devices another node holds go there
+            self.forwarder = DeviceForwarder(notifier, store.nodes, self.cluster.node_id, self._forwarded,
                                              timeout_s=cl.forward_timeout_s, node_timeout_s=cl.node_timeout_s)
+            remote = RemoteOta(self.forwarder, store.ota_jobs)
+            leadership = RolloutLeadership(store.leases, self.cluster.node_id, cl.lease_ttl_s)
+        self.deployer = FleetDeployer(self.server, self.ota, self.compiling, self.catalog, remote)
+        self.rollouts = RolloutService(RolloutRepository(store.rollouts, self.audit, store.flush), self.deployer,
+                                       self._publish, leadership)
         self.services = Services(server=self.server, tokens=self.tokens, audit=self.audit, catalog=self.catalog,
                                  compiling=self.compiling, ota=self.ota, rollouts=self.rollouts,
                                  deployer=self.deployer, cluster=self.cluster, forwarder=self.forwarder)
@@ -69,6 +72,15 @@ class Application:
         self._tasks: list[asyncio.Task[None]] = []
         self.public_key = b""
         self.initial_admin_token: str | None = None  # set on the first start only: print it, it is not stored
+
+    async def _forwarded(self, request: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """A request another node forwarded here: OTA ops for its rollouts, else a device read."""
+        reply = await remote_ota.serve(self.ota, request)
+        if reply is not None:
+            return reply
+        from lwm2m_server.api.operations import forwarded_read
+
+        return await forwarded_read(self.server, request)
 
     async def _publish(self, event_type: str, data: dict[str, Any]) -> None:
         self.server.events.emit(event_type, None, **data)

@@ -138,6 +138,7 @@ class ClusterSettings(_Section):
     heartbeat_s: float = Field(default=5.0, gt=0)  # how often a node refreshes its row in `nodes`
     node_timeout_s: float = Field(default=15.0, gt=0)  # a node not seen for this long is reported dead
     forward_timeout_s: float = Field(default=35.0, gt=0)  # a request forwarded to the owning node: then 504
+    lease_ttl_s: float = Field(default=10.0, gt=0)  # a rollout's leader lease; renewed every ttl/3, taken over after
 
 
 class Settings(_Section):

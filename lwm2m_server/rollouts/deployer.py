@@ -2,6 +2,10 @@
 
 A compile class is the :class:`compilers.target.Target` a device's profile maps to; its key is the target's
 stable hash. One compile and one signed package serve every device of the class.
+
+With a :class:`~lwm2m_server.cluster.remote_ota.RemoteOta` (several nodes), the targets are every node's
+registered devices (the shared store), a device another node holds is updated by that node, and every job is
+followed through its stored record, since the job may live (or be adopted) on any node.
 """
 
 from __future__ import annotations
@@ -9,15 +13,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from dataclasses import is_dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lwm2m_server.events import Event
 from lwm2m_server.logging import get_logger
 from lwm2m_server.ota import builds
 from lwm2m_server.ota.job_state import Cause, JobPhase
+from lwm2m_server.ota.record import JobRecord
 from lwm2m_server.protocol.paths import LwM2MPath
 from lwm2m_server.rollouts.model import Build, Incompatible, Outcome, PhaseCallback
 from lwm2m_server.rollouts.prebuilt import package_sha, prebuilt_build
+
+if TYPE_CHECKING:
+    from lwm2m_server.cluster.remote_ota import RemoteOta
 
 log = get_logger(__name__)
 
@@ -54,12 +62,14 @@ def class_of(attributes: dict[str, Any]) -> tuple[str, dict[str, Any] | None]:
 
 
 class FleetDeployer:
-    def __init__(self, server: Any, ota: Any, compiling: Any, catalog: Any) -> None:
-        """``compiling``: the shared :class:`~lwm2m_server.compiling.Compiling`; ``catalog``: the ModelCatalog."""
+    def __init__(self, server: Any, ota: Any, compiling: Any, catalog: Any, remote: RemoteOta | None = None) -> None:
+        """``compiling``: the shared :class:`~lwm2m_server.compiling.Compiling`; ``catalog``: the ModelCatalog;
+        ``remote``: set in cluster mode."""
         self.server = server
         self.ota = ota
         self.compiling = compiling
         self.catalog = catalog
+        self.remote = remote
         self._installed: dict[str, str] = {}
         self._watch: asyncio.Task[None] | None = None
 
@@ -91,10 +101,14 @@ class FleetDeployer:
 
     # --- Deployer protocol -------------------------------------------------------------------------------
     async def registered_endpoints(self) -> list[str]:
+        if self.remote is not None:
+            return [reg.endpoint for reg in await self.server.store.fleet_registrations()]
         return [reg.endpoint for reg in self.server.registry.all()]
 
     async def device_attributes(self, endpoint: str) -> dict[str, Any] | None:
         reg = self.server.registry.get(endpoint)
+        if reg is None and self.remote is not None:
+            reg = await self.server.store.fleet_registration(endpoint)
         if reg is None:
             return None
         return device_attributes(reg, await self.server.profile(endpoint))
@@ -138,11 +152,29 @@ class FleetDeployer:
 
     async def start(self, endpoint: str, build: Build, *, method: str | None, timeout_s: float | None,
                     max_retries: int | None) -> str:
+        owner = await self.remote.owner_elsewhere(endpoint) if self.remote is not None else None
+        if self.remote is not None and owner is not None:
+            return await self.remote.start(owner, endpoint, build.package_sha, method=method, timeout_s=timeout_s,
+                                           max_retries=max_retries)
         job_id: str = await self.ota.start_update(endpoint, build.package_sha, method=method, timeout_s=timeout_s,
                                                   max_retries=max_retries)
         return job_id
 
     async def wait(self, job_id: str, on_phase: PhaseCallback) -> Outcome:
+        if self.remote is not None:
+            reported: str | None = None
+
+            async def phase_of(record: JobRecord) -> None:
+                nonlocal reported
+                phase = "installing" if record.phase in _INSTALLING else "delivering"
+                if phase != reported:
+                    reported = phase
+                    await on_phase(phase)
+
+            return await self._outcome(await self.remote.wait(job_id, phase_of))
+        return await self._outcome(await self._wait_local(job_id, on_phase))
+
+    async def _wait_local(self, job_id: str, on_phase: PhaseCallback) -> JobRecord:
         reported: str | None = None
         waiter = asyncio.ensure_future(self.ota.wait(job_id))
         try:
@@ -158,7 +190,10 @@ class FleetDeployer:
         finally:
             if not waiter.done():
                 waiter.cancel()
-        record = waiter.result()
+        done: JobRecord = waiter.result()
+        return done
+
+    async def _outcome(self, record: JobRecord) -> Outcome:
         if record.phase is JobPhase.SUCCEEDED:
             package = await self.ota.packages.get(record.package_sha256)
             if package is not None:
@@ -171,6 +206,12 @@ class FleetDeployer:
         return Outcome("failed", record.summary)
 
     async def cancel(self, job_id: str) -> None:
+        if self.remote is not None:
+            record = await self.ota.get_job(job_id)
+            owner = await self.remote.owner_elsewhere(record.endpoint) if record is not None else None
+            if owner is not None:
+                await self.remote.cancel(owner, job_id)
+                return
         await self.ota.cancel(job_id)
 
 

@@ -1,4 +1,10 @@
-"""RolloutService: what REST, CLI and MQTT call. Creates rollouts, applies operator actions, resumes on start."""
+"""RolloutService: what REST, CLI and MQTT call. Creates rollouts, applies operator actions, resumes on start.
+
+With a :class:`~lwm2m_server.rollouts.leadership.RolloutLeadership` (several nodes on one store), a node runs a
+rollout only while it holds the rollout's lease: any node records operator actions, the leader's runner notices
+them when its lease renewal wakes it, and a scan takes over running rollouts whose leader stopped renewing.
+Without one (a single node on SQLite: nothing to elect), every running rollout runs here, as always.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +18,7 @@ from lwm2m_server.logging import get_logger
 from lwm2m_server.rollouts.classes import UNKNOWN, class_name
 from lwm2m_server.rollouts.engine import RolloutRunner
 from lwm2m_server.rollouts.filters import parse_filter
+from lwm2m_server.rollouts.leadership import RolloutLeadership
 from lwm2m_server.rollouts.model import Deployer, RolloutSpec
 from lwm2m_server.rollouts.repository import RolloutRepository, RolloutRow
 from lwm2m_server.rollouts.states import DeviceState, InvalidAction, RolloutState, check_action
@@ -31,12 +38,15 @@ class EmptyTarget(ValueError):
 
 
 class RolloutService:
-    def __init__(self, repo: RolloutRepository, deployer: Deployer, publish: Publish | None = None) -> None:
+    def __init__(self, repo: RolloutRepository, deployer: Deployer, publish: Publish | None = None,
+                 leadership: RolloutLeadership | None = None) -> None:
         self.repo = repo
         self.deployer = deployer
         self._publish = publish
+        self.leadership = leadership
         self._runners: dict[str, tuple[RolloutRunner, asyncio.Task[None]]] = {}
         self._lock = asyncio.Lock()
+        self._scan: asyncio.Task[None] | None = None
 
     async def _notify(self, event_type: str, data: dict[str, Any]) -> None:
         if self._publish is not None:
@@ -46,11 +56,63 @@ class RolloutService:
     async def start(self) -> None:
         """Open tables and resume every rollout that was running when the server stopped."""
         await self.repo.open()
+        if self.leadership is None:
+            for rollout in await self.repo.list_rollouts(RolloutState.RUNNING):
+                await self.repo.audit("rollout.resumed_after_restart", rollout_id=rollout.id)
+                self._spawn(rollout.id)
+            return
+        await self.claim_running(after_restart=True)
+        self._scan = asyncio.create_task(self._scan_loop(self.leadership), name="rollout-lease-scan")
+
+    def running_here(self, rollout_id: str) -> bool:
+        entry = self._runners.get(rollout_id)
+        return entry is not None and not entry[1].done()
+
+    async def claim_running(self, *, after_restart: bool = False) -> list[str]:
+        """Take the lease of every running rollout without a live leader and run it here; the ids taken."""
+        taken = []
         for rollout in await self.repo.list_rollouts(RolloutState.RUNNING):
-            await self.repo.audit("rollout.resumed_after_restart", rollout_id=rollout.id)
-            self._spawn(rollout.id)
+            if not self.running_here(rollout.id) and await self._claim(rollout.id, after_restart=after_restart):
+                taken.append(rollout.id)
+        return taken
+
+    async def _claim(self, rollout_id: str, *, after_restart: bool = False) -> bool:
+        assert self.leadership is not None
+        claim = await self.leadership.acquire(rollout_id)
+        if not claim.won:
+            return False
+        if claim.previous is not None or not after_restart:
+            await self.repo.audit("rollout.taken_over", rollout_id=rollout_id, actor=self.leadership.node_id,
+                                  detail={"from": claim.previous, "to": self.leadership.node_id})
+            log.info("rollout.taken_over", rollout=rollout_id, previous=claim.previous)
+        else:
+            await self.repo.audit("rollout.resumed_after_restart", rollout_id=rollout_id)
+        self._spawn(rollout_id)
+        return True
+
+    async def _scan_loop(self, leadership: RolloutLeadership) -> None:
+        while True:
+            await asyncio.sleep(leadership.interval_s)
+            try:
+                await self.claim_running()
+            except Exception as exc:  # a store hiccup must not end the scan for good
+                log.warning("rollout.lease_scan_failed", error=repr(exc))
+
+    async def _start_here(self, rollout_id: str) -> None:
+        """After start/resume/retry: run it here, unless another node leads it (its runner notices the state)."""
+        if self.leadership is None or self.running_here(rollout_id):
+            self._spawn(rollout_id)
+            return
+        claim = await self.leadership.acquire(rollout_id)
+        if claim.won:
+            self._spawn(rollout_id)
 
     async def stop(self) -> None:
+        if self._scan is not None:
+            self._scan.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._scan
+            self._scan = None
         tasks = [t for _, t in self._runners.values()]
         for t in tasks:
             t.cancel()
@@ -70,6 +132,12 @@ class RolloutService:
         self._runners[rollout_id] = (runner, task)
 
     async def _run(self, runner: RolloutRunner) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        keeper = None
+        if self.leadership is not None:
+            keeper = asyncio.create_task(self._keep_lease(self.leadership, runner, task),
+                                         name=f"rollout-lease-{runner.rollout_id}")
         try:
             await runner.run()
         except asyncio.CancelledError:
@@ -78,6 +146,34 @@ class RolloutService:
             log.error("rollout.crashed", rollout=runner.rollout_id, error=repr(exc))
             await self.repo.set_state(runner.rollout_id, RolloutState.FAILED, f"internal error: {exc}")
             await self.repo.audit("rollout.failed", rollout_id=runner.rollout_id, detail={"error": repr(exc)})
+        finally:
+            if keeper is not None and self.leadership is not None:
+                keeper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await keeper
+                with contextlib.suppress(Exception):  # else it simply expires
+                    await self.leadership.release(runner.rollout_id)
+
+    async def _keep_lease(self, leadership: RolloutLeadership, runner: RolloutRunner,
+                          task: asyncio.Task[None]) -> None:
+        """Renew the lease every ttl/3 and wake the runner (it re-reads the state other nodes may have changed);
+        stop the runner, leaving the stored state alone, once the lease is no longer ours."""
+        loop = asyncio.get_running_loop()
+        renewed = loop.time()
+        while True:
+            await asyncio.sleep(leadership.interval_s)
+            try:
+                held = await leadership.renew(runner.rollout_id)
+            except Exception as exc:  # the store is failing: keep going only while the lease cannot have expired
+                log.warning("rollout.lease_renew_failed", rollout=runner.rollout_id, error=repr(exc))
+                held = loop.time() - renewed < leadership.ttl_s - leadership.interval_s
+            else:
+                renewed = loop.time() if held else renewed
+            if not held:
+                log.warning("rollout.lease_lost", rollout=runner.rollout_id, node=leadership.node_id)
+                task.cancel()
+                return
+            runner.wake.set()
 
     async def wait_idle(self, rollout_id: str) -> None:
         """Wait until the rollout's runner has exited (completed, paused, cancelled or failed)."""
@@ -143,7 +239,7 @@ class RolloutService:
             if action in ("start", "resume"):
                 await self.repo.set_state(rollout_id, RolloutState.RUNNING)
                 await self.repo.flush()
-                self._spawn(rollout_id)
+                await self._start_here(rollout_id)
             elif action == "pause":
                 await self.repo.set_state(rollout_id, RolloutState.PAUSED, "paused by operator")
                 await self.repo.flush()
@@ -165,7 +261,7 @@ class RolloutService:
                     await self.repo.set_wave(rollout_id, min(min(d.wave for d in failed), rollout.current_wave))
                 await self.repo.set_state(rollout_id, RolloutState.RUNNING)
                 await self.repo.flush()
-                self._spawn(rollout_id)
+                await self._start_here(rollout_id)
             got = await self.repo.get(rollout_id)
             assert got is not None
             await self._notify("rollout.progress", {"rollout_id": rollout_id, "state": got.state.value,

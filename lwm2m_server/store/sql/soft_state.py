@@ -69,6 +69,15 @@ class SoftStateTables:
     async def load_registrations(self) -> list[Registration]:
         return registrations_from_rows(await self.fetchall("SELECT * FROM registrations ORDER BY registered_at"))
 
+    async def fleet_registrations(self) -> list[Registration]:
+        # every node's devices (PostgreSQL's load_registrations returns only this node's)
+        return registrations_from_rows(await self.fetchall("SELECT * FROM registrations ORDER BY registered_at"))
+
+    async def fleet_registration(self, endpoint: str) -> Registration | None:
+        found = registrations_from_rows(await self.fetchall("SELECT * FROM registrations WHERE endpoint = ?",
+                                                            (endpoint,)))
+        return found[0] if found else None
+
     # -- profiles ---------------------------------------------------------------------------------------------
     async def save_profile(self, endpoint: str, profile: dict[str, Any]) -> None:
         self._soft_writer.put_profile(endpoint, (endpoint, dumps(profile), time.time()))
