@@ -1,0 +1,223 @@
+"""Rollouts on three real ``serve`` nodes sharing one PostgreSQL database: exactly one node (the holder of the
+lease ``rollout:<id>``) runs a rollout, targets are every node's devices, devices held by other nodes are updated
+by their node (forwarded ``ota_start``), an operator pause recorded on a non-leader stops the leader's runner,
+and SIGKILL of the leader hands the rollout to another node within the lease ttl plus a scan, every device
+confirmed exactly once (one OTA job row and one install per device).
+
+The nodes share one data dir (through symlinks, each with its own ``[cluster] node_id``): packages and the
+signing key are per data dir on this branch, and a cluster's nodes must use the same ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from compilers import keys, package
+from compilers.arena import plan_arena
+from lwm2m_server.ota import builds
+from lwm2m_server.store.postgres import PostgresStore
+from tests.integration.rollouts.conftest import Fleet
+from tests.support.fleet import M4F, wait_for
+from tests.support.nodes import Node, start_node
+from tests.support.postgres import drop_pg_database, make_pg_database
+from tests.support.shared import KWS
+
+TTL = 2.0
+ENV = {
+    "TINYMLAAS_CLUSTER__LEASE_TTL_S": str(TTL),
+    "TINYMLAAS_SERVER__REQUEST_TIMEOUT_S": "5",
+    "TINYMLAAS_OTA__POLL_INTERVAL_S": "0.3",
+    "TINYMLAAS_OTA__RETRY_BACKOFF_S": "0.2",
+    "TINYMLAAS_OTA__TIMEOUT_S": "30",
+}
+IN_FLIGHT = {"compiling", "delivering", "installing"}
+
+
+class Cluster:
+    def __init__(self, tmp_path: Path, dsn: str) -> None:
+        self.tmp_path = tmp_path
+        self.dsn = dsn
+        self.shared = tmp_path / "shared"
+        self.shared.mkdir()
+        self.nodes: dict[str, Node] = {}
+        self.fleet: Fleet | None = None
+        self.http = httpx.AsyncClient(timeout=30)
+
+    async def start(self, *names: str) -> None:
+        for name in names:  # one at a time: the first makes the signing key and the admin token
+            link = self.tmp_path / name
+            link.symlink_to(self.shared)
+            self.nodes[name] = await start_node(link, self.dsn, {**ENV, "TINYMLAAS_CLUSTER__NODE_ID": f"node-{name}"})
+        token = self.nodes[names[0]].token
+        assert token is not None
+        self.http.headers["Authorization"] = f"Bearer {token}"
+        self.fleet = Fleet(builds.server_public_key(self.shared))
+
+    def url(self, name: str) -> str:
+        return self.nodes[name].url
+
+    async def device(self, name: str, endpoint: str) -> None:
+        assert self.fleet is not None
+        await self.fleet.add(f"coap://127.0.0.1:{self.nodes[name].coap_port}", endpoint, M4F)
+
+        async def has_profile() -> bool:
+            r = await self.http.get(f"{self.url(name)}/api/devices/{endpoint}")
+            return r.status_code == 200 and r.json()["profile"] is not None
+
+        await wait_for(has_profile, 15.0, f"profile of {endpoint}")
+
+    async def upload_package(self, name: str) -> tuple[str, str]:
+        tflite = KWS.read_bytes()
+        blob = package.build_package(name="kws", version="7", variant="int8",
+                                     arena_bytes=plan_arena(tflite).total_bytes, payload=tflite,
+                                     signing_key=keys.load_or_create_signing_key(self.shared))  # fmt: skip
+        r = await self.http.post(f"{self.url(name)}/api/packages", params={"kind": "model"}, content=blob,
+                                 headers={"Content-Type": "application/octet-stream"})  # fmt: skip
+        assert r.status_code in (200, 201), r.text
+        return str(r.json()["sha256"]), hashlib.sha256(tflite).hexdigest()
+
+    async def rollout(self, name: str, rollout_id: str) -> dict[str, Any]:
+        r = await self.http.get(f"{self.url(name)}/api/rollouts/{rollout_id}", params={"limit": 1000})
+        assert r.status_code == 200, r.text
+        return dict(r.json())
+
+    async def holder(self, name: str, rollout_id: str) -> str | None:
+        view = (await self.http.get(f"{self.url(name)}/api/cluster")).json()
+        held = [x["holder"] for x in view["leases"] if x["name"] == f"rollout:{rollout_id}" and x["valid"]]
+        return held[0] if held else None
+
+    async def wait_state(self, name: str, rollout_id: str, states: set[str], timeout: float) -> dict[str, Any]:
+        last: dict[str, Any] = {}
+
+        async def reached() -> bool:
+            nonlocal last
+            last = await self.rollout(name, rollout_id)
+            return last["state"] in states and not IN_FLIGHT & set(last["counts"])
+
+        try:
+            await wait_for(reached, timeout, f"rollout in {states}", step=0.2)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; last: {last.get('state')} {last.get('counts')}") from None
+        return last
+
+    async def audit(self, name: str, rollout_id: str) -> list[dict[str, Any]]:
+        r = await self.http.get(f"{self.url(name)}/api/audit", params={"rollout": rollout_id})
+        assert r.status_code == 200, r.text
+        return list(r.json())
+
+    async def job_rows(self, endpoints: list[str]) -> dict[str, int]:
+        store = PostgresStore(self.dsn)
+        await store.open()
+        try:
+            return {ep: len(await store.ota_jobs.for_endpoint(ep)) for ep in endpoints}
+        finally:
+            await store.close()
+
+    def assert_once(self, endpoints: list[str], payload_sha: str) -> None:
+        assert self.fleet is not None
+        for ep in endpoints:
+            counter = self.fleet.counters[ep]
+            assert counter.installs == 1 and counter.sha == payload_sha, (ep, counter.installs, counter.sha)
+
+    async def close(self) -> None:
+        if self.fleet is not None:
+            await self.fleet.stop()
+        await self.http.aclose()
+        for node in self.nodes.values():
+            await node.kill()
+
+
+@pytest.fixture
+async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
+    dsn = await make_pg_database()
+    c = Cluster(tmp_path, dsn)
+    try:
+        yield c
+    finally:
+        await c.close()
+        await drop_pg_database(dsn)
+
+
+@pytest.mark.slow
+async def test_one_leader_fleet_wide_targets_pause_on_another_node_and_late_joiner(cluster: Cluster) -> None:
+    await cluster.start("a", "b", "c")
+    endpoints = [f"{n}-{i}" for n in "abc" for i in range(2)]
+    for ep in endpoints:
+        await cluster.device(ep[0], ep)
+    sha, payload_sha = await cluster.upload_package("a")
+    created = await cluster.http.post(f"{cluster.url('b')}/api/rollouts", json={
+        "model": f"package:{sha}", "start": True, "max_concurrency": 1, "dynamic": True})
+    assert created.status_code == 201, created.text
+    rid = created.json()["id"]
+    assert created.json()["total"] == 6  # every node's devices, not only b's
+    assert {await cluster.holder(n, rid) for n in "abc"} == {"node-b"}
+
+    async def confirmed(n: int) -> bool:
+        return (await cluster.rollout("c", rid))["counts"].get("confirmed", 0) >= n
+
+    await wait_for(lambda: confirmed(1), 60, "a first device confirmed", step=0.1)
+    assert await cluster.holder("a", rid) == "node-b"
+    paused = await cluster.http.post(f"{cluster.url('a')}/api/rollouts/{rid}/pause")  # a is not the leader
+    assert paused.status_code == 200 and paused.json()["state"] == "paused", paused.text
+    at_pause = await cluster.wait_state("a", rid, {"paused"}, TTL + 30)
+    assert at_pause["counts"].get("pending", 0) > 0  # b's runner stopped starting devices
+    await asyncio.sleep(TTL)
+    assert (await cluster.rollout("b", rid))["counts"] == at_pause["counts"]
+    assert await cluster.holder("b", rid) is None  # b's runner exited and released the lease
+
+    resumed = await cluster.http.post(f"{cluster.url('c')}/api/rollouts/{rid}/resume")
+    assert resumed.status_code == 200, resumed.text
+    assert await cluster.holder("a", rid) == "node-c"  # c took the free lease on resume
+    await cluster.device("a", "a-late")  # registers through a non-leader: joins the running rollout
+    done = await cluster.wait_state("b", rid, {"completed", "paused", "failed"}, 120)
+    assert done["state"] == "completed" and done["counts"] == {"confirmed": 7}, done["counts"]
+    cluster.assert_once([*endpoints, "a-late"], payload_sha)
+    assert set((await cluster.job_rows([*endpoints, "a-late"])).values()) == {1}
+    actions = [e["action"] for e in await cluster.audit("a", rid)]
+    assert "device.joined" in actions and "rollout.taken_over" not in actions  # no leader ever died
+
+
+@pytest.mark.slow
+async def test_sigkill_of_the_leader_hands_the_rollout_over(cluster: Cluster) -> None:
+    await cluster.start("a", "b", "c")
+    # The leader c holds no devices: a SIGKILLed node's own OTA jobs are adopted by another branch's work.
+    endpoints = [f"{n}-{i}" for n in "ab" for i in range(3)]
+    for ep in endpoints:
+        await cluster.device(ep[0], ep)
+    sha, payload_sha = await cluster.upload_package("a")
+    created = await cluster.http.post(f"{cluster.url('c')}/api/rollouts", json={
+        "model": f"package:{sha}", "start": True, "max_concurrency": 1})
+    assert created.status_code == 201, created.text
+    rid = created.json()["id"]
+    assert await cluster.holder("a", rid) == "node-c"
+
+    async def confirmed(n: int) -> bool:
+        return (await cluster.rollout("a", rid))["counts"].get("confirmed", 0) >= n
+
+    await wait_for(lambda: confirmed(2), 90, "two devices confirmed", step=0.1)
+    await cluster.nodes["c"].kill()
+    killed = time.monotonic()
+    new_holder: str | None = None
+
+    async def taken_over() -> bool:
+        nonlocal new_holder
+        new_holder = await cluster.holder("a", rid)
+        return new_holder in ("node-a", "node-b")
+
+    await wait_for(taken_over, TTL + 10, "another node to take the lease", step=0.05)
+    elapsed = time.monotonic() - killed
+    assert elapsed < TTL + TTL / 3 + 1.0, elapsed  # expiry (<= ttl) + one scan (ttl/3) + slack
+    done = await cluster.wait_state("a", rid, {"completed", "paused", "failed"}, 120)
+    assert done["state"] == "completed" and done["counts"] == {"confirmed": 6}, done
+    cluster.assert_once(endpoints, payload_sha)
+    assert set((await cluster.job_rows(endpoints)).values()) == {1}
+    taken = [e["detail"] for e in await cluster.audit("b", rid) if e["action"] == "rollout.taken_over"]
+    assert taken == [{"from": "node-c", "to": new_holder}], taken
