@@ -24,6 +24,7 @@ from compilers import keys, package
 from compilers.arena import plan_arena
 from lwm2m_server.ota import builds
 from lwm2m_server.store.postgres import PostgresStore
+from simulator.profiles import FaultConfig
 from tests.integration.rollouts.conftest import Fleet
 from tests.support.fleet import M4F, wait_for
 from tests.support.nodes import Node, start_node
@@ -64,9 +65,9 @@ class Cluster:
     def url(self, name: str) -> str:
         return self.nodes[name].url
 
-    async def device(self, name: str, endpoint: str) -> None:
+    async def device(self, name: str, endpoint: str, **config: Any) -> None:
         assert self.fleet is not None
-        await self.fleet.add(f"coap://127.0.0.1:{self.nodes[name].coap_port}", endpoint, M4F)
+        await self.fleet.add(f"coap://127.0.0.1:{self.nodes[name].coap_port}", endpoint, M4F, **config)
 
         async def has_profile() -> bool:
             r = await self.http.get(f"{self.url(name)}/api/devices/{endpoint}")
@@ -113,13 +114,17 @@ class Cluster:
         assert r.status_code == 200, r.text
         return list(r.json())
 
-    async def job_rows(self, endpoints: list[str]) -> dict[str, int]:
+    async def jobs(self, endpoints: list[str]) -> dict[str, list[str]]:
+        """Each device's OTA job rows (their phases), read through the store's repository."""
         store = PostgresStore(self.dsn)
         await store.open()
         try:
-            return {ep: len(await store.ota_jobs.for_endpoint(ep)) for ep in endpoints}
+            return {ep: [j.phase.value for j in await store.ota_jobs.for_endpoint(ep)] for ep in endpoints}
         finally:
             await store.close()
+
+    async def job_rows(self, endpoints: list[str]) -> dict[str, int]:
+        return {ep: len(phases) for ep, phases in (await self.jobs(endpoints)).items()}
 
     def assert_once(self, endpoints: list[str], payload_sha: str) -> None:
         assert self.fleet is not None
@@ -221,3 +226,34 @@ async def test_sigkill_of_the_leader_hands_the_rollout_over(cluster: Cluster) ->
     assert set((await cluster.job_rows(endpoints)).values()) == {1}
     taken = [e["detail"] for e in await cluster.audit("b", rid) if e["action"] == "rollout.taken_over"]
     assert taken == [{"from": "node-c", "to": new_holder}], taken
+
+
+async def test_cancel_on_the_leader_cancels_the_jobs_another_node_runs(cluster: Cluster) -> None:
+    await cluster.start("a", "b")
+    endpoints = ["a-slow-0", "a-slow-1"]
+    for ep in endpoints:  # a slow link: the downloads are still running when the operator cancels
+        await cluster.device("a", ep, faults=FaultConfig(delay_ms=40))
+    sha, _ = await cluster.upload_package("a")
+    created = await cluster.http.post(f"{cluster.url('b')}/api/rollouts", json={
+        "model": f"package:{sha}", "start": True, "method": "pull"})
+    assert created.status_code == 201, created.text
+    rid = created.json()["id"]
+
+    async def delivering() -> bool:
+        return (await cluster.rollout("b", rid))["counts"].get("delivering", 0) == 2
+
+    await wait_for(delivering, 30, "both jobs delivering (started by a for leader b)", step=0.05)
+    cancelled = await cluster.http.post(f"{cluster.url('b')}/api/rollouts/{rid}/cancel")  # b forwards to a
+    assert cancelled.status_code == 200, cancelled.text
+    done = await cluster.wait_state("b", rid, {"cancelled"}, 30)
+    assert done["counts"] == {"cancelled": 2}, done
+    jobs = await cluster.jobs(endpoints)
+
+    async def jobs_cancelled() -> bool:
+        nonlocal jobs
+        jobs = await cluster.jobs(endpoints)
+        return all(phases == ["cancelled"] for phases in jobs.values())
+
+    await wait_for(jobs_cancelled, 15, "a's jobs cancelled")
+    assert cluster.fleet is not None
+    assert all(cluster.fleet.counters[ep].installs == 0 for ep in endpoints)
