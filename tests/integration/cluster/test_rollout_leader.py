@@ -25,7 +25,7 @@ from compilers.arena import plan_arena
 from lwm2m_server.ota import builds
 from lwm2m_server.store.postgres import PostgresStore
 from simulator.profiles import FaultConfig
-from tests.integration.rollouts.conftest import Fleet
+from tests.integration.rollouts.conftest import Fleet, InstallCounter
 from tests.support.fleet import M4F, wait_for
 from tests.support.nodes import Node, start_node
 from tests.support.postgres import drop_pg_database, make_pg_database
@@ -74,6 +74,14 @@ class Cluster:
             return r.status_code == 200 and r.json()["profile"] is not None
 
         await wait_for(has_profile, 15.0, f"profile of {endpoint}")
+
+    async def move(self, endpoint: str, name: str) -> InstallCounter:
+        """The device comes back (a reboot) and registers through node ``name``; returns its old install counter."""
+        assert self.fleet is not None
+        old = self.fleet.counters[endpoint]
+        await self.fleet.devices[endpoint].stop(deregister=False)
+        await self.device(name, endpoint)
+        return old
 
     async def upload_package(self, name: str) -> tuple[str, str]:
         tflite = KWS.read_bytes()
@@ -193,10 +201,14 @@ async def test_one_leader_fleet_wide_targets_pause_on_another_node_and_late_join
 @pytest.mark.slow
 async def test_sigkill_of_the_leader_hands_the_rollout_over(cluster: Cluster) -> None:
     await cluster.start("a", "b", "c")
-    # The leader c holds no devices: a SIGKILLed node's own OTA jobs are adopted by another branch's work.
+    # The leader c holds only devices that come last (devices start in endpoint order, one at a time), so none of
+    # them has a job when c dies: adopting a dead node's running OTA jobs is another branch's work.
     endpoints = [f"{n}-{i}" for n in "ab" for i in range(3)]
+    late = ["z-c-0", "z-c-1"]
     for ep in endpoints:
         await cluster.device(ep[0], ep)
+    for ep in late:
+        await cluster.device("c", ep)
     sha, payload_sha = await cluster.upload_package("a")
     created = await cluster.http.post(f"{cluster.url('c')}/api/rollouts", json={
         "model": f"package:{sha}", "start": True, "max_concurrency": 1})
@@ -210,6 +222,9 @@ async def test_sigkill_of_the_leader_hands_the_rollout_over(cluster: Cluster) ->
     await wait_for(lambda: confirmed(2), 90, "two devices confirmed", step=0.1)
     await cluster.nodes["c"].kill()
     killed = time.monotonic()
+    states = {d["endpoint"]: d["state"] for d in (await cluster.rollout("a", rid))["devices"]}
+    assert {states[ep] for ep in late} == {"pending"}, states
+    before = [await cluster.move(ep, "a") for ep in late]  # c's devices re-register through a live node
     new_holder: str | None = None
 
     async def taken_over() -> bool:
@@ -221,9 +236,10 @@ async def test_sigkill_of_the_leader_hands_the_rollout_over(cluster: Cluster) ->
     elapsed = time.monotonic() - killed
     assert elapsed < TTL + TTL / 3 + 1.0, elapsed  # expiry (<= ttl) + one scan (ttl/3) + slack
     done = await cluster.wait_state("a", rid, {"completed", "paused", "failed"}, 120)
-    assert done["state"] == "completed" and done["counts"] == {"confirmed": 6}, done
-    cluster.assert_once(endpoints, payload_sha)
-    assert set((await cluster.job_rows(endpoints)).values()) == {1}
+    assert done["state"] == "completed" and done["counts"] == {"confirmed": 8}, done
+    cluster.assert_once([*endpoints, *late], payload_sha)
+    assert all(counter.installs == 0 for counter in before)
+    assert set((await cluster.job_rows([*endpoints, *late])).values()) == {1}
     taken = [e["detail"] for e in await cluster.audit("b", rid) if e["action"] == "rollout.taken_over"]
     assert taken == [{"from": "node-c", "to": new_holder}], taken
 
