@@ -75,7 +75,7 @@ class Application:
 
     async def _forwarded(self, request: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         """A request another node forwarded here: OTA ops for its rollouts, else a device read."""
-        reply = await remote_ota.serve(self.ota, request)
+        reply = await remote_ota.serve(self.ota, self.deployer.installed_sha, request)
         if reply is not None:
             return reply
         from lwm2m_server.api.operations import forwarded_read

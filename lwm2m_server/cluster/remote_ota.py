@@ -1,7 +1,8 @@
 """OTA for a device another node holds: what a rollout leader uses when the device's CoAP session is elsewhere.
 
-The leader asks the owning node over the :class:`~lwm2m_server.cluster.forwarding.DeviceForwarder` to start
-(``ota_start``) or cancel (``ota_cancel``) the job there, on its own session with the device, and then follows
+The leader asks the owning node over the :class:`~lwm2m_server.cluster.forwarding.DeviceForwarder` what the
+device runs (``ota_installed``, so a device already on the build is skipped), to start (``ota_start``) or cancel
+(``ota_cancel``) the job there, on its own session with the device, and then follows
 the job through its row in the shared store: the job's node writes every transition there, whichever node
 carries the job on (after its node dies, the node the device re-registers through adopts it).
 """
@@ -21,7 +22,9 @@ from lwm2m_server.store.repositories import OtaJobRepository
 
 log = get_logger(__name__)
 
-OPS = frozenset({"ota_start", "ota_cancel"})
+OPS = frozenset({"ota_start", "ota_cancel", "ota_installed"})
+Installed = Callable[[str], Awaitable[str | None]]
+"""The sha256 a device this node holds reports running (the deployer's view of its /32002/0 notifications)."""
 
 
 class RemoteOtaError(RuntimeError):
@@ -49,6 +52,11 @@ class RemoteOta:
         log.info("cluster_remote_ota_started", endpoint=endpoint, owner=owner, job=body["job_id"])
         return str(body["job_id"])
 
+    async def installed(self, owner: str, endpoint: str) -> str | None:
+        status, body = await self._forwarder.forward(owner, {"op": "ota_installed", "endpoint": endpoint})
+        sha = body.get("sha")
+        return sha if status == 200 and isinstance(sha, str) and sha else None
+
     async def cancel(self, owner: str, job_id: str) -> bool:
         status, body = await self._forwarder.forward(owner, {"op": "ota_cancel", "job_id": job_id})
         return status == 200 and bool(body.get("cancelled"))
@@ -69,12 +77,14 @@ class RemoteOta:
             await asyncio.sleep(self.poll_s)
 
 
-async def serve(ota: OtaService, request: dict[str, Any]) -> Reply | None:
+async def serve(ota: OtaService, installed: Installed, request: dict[str, Any]) -> Reply | None:
     """Carry out a forwarded OTA op here; None when the op is not an OTA one (the caller dispatches it on)."""
     op = request.get("op")
     if op not in OPS:
         return None
     try:
+        if op == "ota_installed":
+            return 200, {"sha": await installed(str(request["endpoint"]))}
         if op == "ota_start":
             timeout, retries = request.get("timeout_s"), request.get("max_retries")
             job_id = await ota.start_update(

@@ -15,6 +15,7 @@ import contextlib
 from dataclasses import is_dataclass
 from typing import TYPE_CHECKING, Any
 
+from lwm2m_server.cluster.forwarding import OwnerUnreachable
 from lwm2m_server.events import Event
 from lwm2m_server.logging import get_logger
 from lwm2m_server.ota import builds
@@ -144,6 +145,11 @@ class FleetDeployer:
         (its initial read after every Register, so this survives a server restart)."""
         if endpoint in self._installed:
             return self._installed[endpoint]
+        owner = await self.remote.owner_elsewhere(endpoint) if self.remote is not None else None
+        if self.remote is not None and owner is not None:  # the node that holds the device knows
+            with contextlib.suppress(OwnerUnreachable):  # then starting the job fails and says why
+                return await self.remote.installed(owner, endpoint)
+            return None
         for obs in self.server.client.observations(endpoint):
             value = obs.value.get(SHA_KEY) if obs.path == MODEL_PATH else None
             if isinstance(value, str) and value:

@@ -197,6 +197,13 @@ async def test_one_leader_fleet_wide_targets_pause_on_another_node_and_late_join
     actions = [e["action"] for e in await cluster.audit("a", rid)]
     assert "device.joined" in actions and "rollout.taken_over" not in actions  # no leader ever died
 
+    again = await cluster.http.post(f"{cluster.url('a')}/api/rollouts", json={"model": f"package:{sha}",
+                                                                             "start": True})
+    assert again.status_code == 201, again.text  # led by a: it asks each device's node what the device runs
+    second = await cluster.wait_state("c", again.json()["id"], {"completed", "paused", "failed"}, 60)
+    assert second["state"] == "completed" and second["counts"] == {"skipped": 7}, second["counts"]
+    assert set((await cluster.job_rows([*endpoints, "a-late"])).values()) == {1}
+
 
 @pytest.mark.slow
 async def test_sigkill_of_the_leader_hands_the_rollout_over(cluster: Cluster) -> None:
