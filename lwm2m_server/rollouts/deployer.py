@@ -19,7 +19,7 @@ from lwm2m_server.cluster.forwarding import OwnerUnreachable
 from lwm2m_server.events import Event
 from lwm2m_server.logging import get_logger
 from lwm2m_server.ota import builds
-from lwm2m_server.ota.job_state import Cause, JobPhase
+from lwm2m_server.ota.job_state import ACTIVE, Cause, JobPhase
 from lwm2m_server.ota.record import JobRecord
 from lwm2m_server.protocol.paths import LwM2MPath
 from lwm2m_server.rollouts.model import Build, Incompatible, Outcome, PhaseCallback
@@ -158,6 +158,12 @@ class FleetDeployer:
 
     async def start(self, endpoint: str, build: Build, *, method: str | None, timeout_s: float | None,
                     max_retries: int | None) -> str:
+        # A job for this package already running on the device (an operator's, or one a leader started just before
+        # it died, unrecorded): follow it instead of a second update that would only be refused.
+        latest = await self.ota.jobs_for(endpoint, limit=1)
+        if latest and latest[0].package_sha256 == build.package_sha and latest[0].phase in ACTIVE:
+            log.info("rollout.follows_running_job", endpoint=endpoint, job=latest[0].id)
+            return str(latest[0].id)
         owner = await self.remote.owner_elsewhere(endpoint) if self.remote is not None else None
         if self.remote is not None and owner is not None:
             return await self.remote.start(owner, endpoint, build.package_sha, method=method, timeout_s=timeout_s,

@@ -46,6 +46,12 @@ class RolloutLeadership:
                 return lease.holder
         return None
 
+    async def led_elsewhere(self) -> set[str]:
+        """Rollout ids whose lease another node holds and has not let expire (a scan leaves them alone)."""
+        now = self._clock()
+        return {lease.name.removeprefix("rollout:") for lease in await self._leases.leases()
+                if lease.name.startswith("rollout:") and lease.holder != self.node_id and lease.expires_at > now}
+
     async def acquire(self, rollout_id: str) -> Claim:
         """Take the lease if it is free, expired or already ours."""
         name = lease_name(rollout_id)

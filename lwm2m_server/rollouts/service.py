@@ -70,9 +70,12 @@ class RolloutService:
 
     async def claim_running(self, *, after_restart: bool = False) -> list[str]:
         """Take the lease of every running rollout without a live leader and run it here; the ids taken."""
+        assert self.leadership is not None
         taken = []
-        for rollout in await self.repo.list_rollouts(RolloutState.RUNNING):
-            if not self.running_here(rollout.id) and await self._claim(rollout.id, after_restart=after_restart):
+        running = [r for r in await self.repo.list_rollouts(RolloutState.RUNNING) if not self.running_here(r.id)]
+        led = await self.leadership.led_elsewhere() if running else set()
+        for rollout in running:
+            if rollout.id not in led and await self._claim(rollout.id, after_restart=after_restart):
                 taken.append(rollout.id)
         return taken
 

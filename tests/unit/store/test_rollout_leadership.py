@@ -51,3 +51,16 @@ async def test_leases_of_different_rollouts_are_independent(make_store: StoreFac
     assert (await a.acquire("r1")).won and (await b.acquire("r2")).won
     assert not (await a.acquire("r2")).won and not (await b.acquire("r1")).won
     assert {x.name: x.holder for x in await store.leases.leases()} == {"rollout:r1": "node-a", "rollout:r2": "node-b"}
+
+
+async def test_led_elsewhere_lists_valid_foreign_leases_only(make_store: StoreFactory) -> None:
+    store = await make_store()
+    clock = FakeClock()
+    a = RolloutLeadership(store.leases, "node-a", 10.0, clock)
+    b = RolloutLeadership(store.leases, "node-b", 10.0, clock)
+    await a.acquire("r1")
+    await b.acquire("r2")
+    await store.leases.acquire("other:thing", "node-b", 10.0, now=clock())  # not a rollout's lease
+    assert await a.led_elsewhere() == {"r2"} and await b.led_elsewhere() == {"r1"}
+    clock.now += 11.0
+    assert await a.led_elsewhere() == set()  # expired: a scan may take it
