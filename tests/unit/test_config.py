@@ -84,3 +84,10 @@ def test_security_settings_defaults_and_env() -> None:
     assert "hunter2" not in repr(s) and "hunter2" not in str(s.mqtt)
     with pytest.raises(ConfigError, match=r"api\.refusal_window_s"):
         load_settings(environ={"TINYMLAAS_API__REFUSAL_WINDOW_S": "0"})
+
+
+def test_rollout_lease_ttl_default_env_and_bad_value() -> None:
+    assert load_settings(environ={}).cluster.lease_ttl_s == 10.0
+    assert load_settings(environ={"TINYMLAAS_CLUSTER__LEASE_TTL_S": "2.5"}).cluster.lease_ttl_s == 2.5
+    with pytest.raises(ConfigError, match=r"cluster\.lease_ttl_s"):
+        load_settings(environ={"TINYMLAAS_CLUSTER__LEASE_TTL_S": "0"})
