@@ -12,16 +12,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from dataclasses import is_dataclass
+import time
+from dataclasses import dataclass, is_dataclass
 from typing import TYPE_CHECKING, Any
 
 from lwm2m_server.cluster.forwarding import OwnerUnreachable
 from lwm2m_server.events import Event
+from lwm2m_server.inventory import DeviceProfile
 from lwm2m_server.logging import get_logger
 from lwm2m_server.ota import builds
 from lwm2m_server.ota.job_state import ACTIVE, Cause, JobPhase
 from lwm2m_server.ota.record import JobRecord
 from lwm2m_server.protocol.paths import LwM2MPath
+from lwm2m_server.registration import Registration
 from lwm2m_server.rollouts.model import Build, Incompatible, Outcome, PhaseCallback
 from lwm2m_server.rollouts.prebuilt import package_sha, prebuilt_build
 
@@ -34,6 +37,7 @@ SHA_PATH = "/32002/0/2"
 MODEL_PATH = LwM2MPath(32002, 0)
 SHA_KEY = LwM2MPath(32002, 0, 2)
 _INSTALLING = {JobPhase.UPDATING, JobPhase.CONFIRMING}
+FLEET_SNAPSHOT_S = 5.0  # how long one bulk read of the fleet serves device_attributes (cluster mode)
 
 
 def device_attributes(reg: Any, profile: Any) -> dict[str, Any]:
@@ -71,6 +75,7 @@ class FleetDeployer:
         self.compiling = compiling
         self.catalog = catalog
         self.remote = remote
+        self._fleet: _FleetSnapshot | None = None
         self._installed: dict[str, str] = {}
         self._watch: asyncio.Task[None] | None = None
 
@@ -103,12 +108,20 @@ class FleetDeployer:
     # --- Deployer protocol -------------------------------------------------------------------------------
     async def registered_endpoints(self) -> list[str]:
         if self.remote is not None:
-            return [reg.endpoint for reg in await self.server.store.fleet_registrations()]
+            # Two bulk reads, kept briefly: targeting then asks device_attributes for each of these devices.
+            regs = await self.server.store.fleet_registrations()
+            self._fleet = _FleetSnapshot(time.monotonic(), {r.endpoint: r for r in regs},
+                                         await self.server.store.load_profiles())
+            return [reg.endpoint for reg in regs]
         return [reg.endpoint for reg in self.server.registry.all()]
 
     async def device_attributes(self, endpoint: str) -> dict[str, Any] | None:
         reg = self.server.registry.get(endpoint)
         if reg is None and self.remote is not None:
+            snap = self._fleet
+            if snap is not None and time.monotonic() - snap.taken < FLEET_SNAPSHOT_S and endpoint in snap.regs:
+                data = snap.profiles.get(endpoint)
+                return device_attributes(snap.regs[endpoint], DeviceProfile.from_dict(data) if data else None)
             reg = await self.server.store.fleet_registration(endpoint)
         if reg is None:
             return None
@@ -225,6 +238,15 @@ class FleetDeployer:
                 await self.remote.cancel(owner, job_id)
                 return
         await self.ota.cancel(job_id)
+
+
+@dataclass(frozen=True)
+class _FleetSnapshot:
+    """Every node's registrations and profiles, read in bulk for one targeting pass (cluster mode)."""
+
+    taken: float
+    regs: dict[str, Registration]
+    profiles: dict[str, dict[str, Any]]
 
 
 class _Profile:
