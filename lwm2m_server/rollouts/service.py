@@ -75,8 +75,11 @@ class RolloutService:
         running = [r for r in await self.repo.list_rollouts(RolloutState.RUNNING) if not self.running_here(r.id)]
         led = await self.leadership.led_elsewhere() if running else set()
         for rollout in running:
-            if rollout.id not in led and await self._claim(rollout.id, after_restart=after_restart):
-                taken.append(rollout.id)
+            if rollout.id in led:
+                continue
+            async with self._lock:  # not between an operator's resume here and its own claim
+                if not self.running_here(rollout.id) and await self._claim(rollout.id, after_restart=after_restart):
+                    taken.append(rollout.id)
         return taken
 
     async def _claim(self, rollout_id: str, *, after_restart: bool = False) -> bool:
