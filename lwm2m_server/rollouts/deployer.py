@@ -155,14 +155,15 @@ class FleetDeployer:
 
     async def installed_sha(self, endpoint: str) -> str | None:
         """From the latest /32002/0 notification, else the value the inventory's observation of it holds
-        (its initial read after every Register, so this survives a server restart)."""
-        if endpoint in self._installed:
-            return self._installed[endpoint]
+        (its initial read after every Register, so this survives a server restart); for a device another node
+        holds, that node's answer (this node's view of it may be stale)."""
         owner = await self.remote.owner_elsewhere(endpoint) if self.remote is not None else None
-        if self.remote is not None and owner is not None:  # the node that holds the device knows
+        if self.remote is not None and owner is not None:
             with contextlib.suppress(OwnerUnreachable):  # then starting the job fails and says why
                 return await self.remote.installed(owner, endpoint)
             return None
+        if endpoint in self._installed:
+            return self._installed[endpoint]
         for obs in self.server.client.observations(endpoint):
             value = obs.value.get(SHA_KEY) if obs.path == MODEL_PATH else None
             if isinstance(value, str) and value:
