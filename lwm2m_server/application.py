@@ -120,7 +120,12 @@ class Application:
             from lwm2m_server.mqtt_bridge import MqttBridge
 
             events: Any = self.server.events.subscribe()
-            self.mqtt = MqttBridge(self.settings.mqtt, events, self.mqtt_command)  # commands only if allowed
+            if self.forwarder is None:
+                self.mqtt = MqttBridge(self.settings.mqtt, events, self.mqtt_command)  # commands only if allowed
+            else:  # one of several nodes: its own client id, and each command reaches one node only
+                self.mqtt = MqttBridge(self.settings.mqtt, events, self.mqtt_command,
+                                       client_id=f"tinymlaas-server-{self.cluster.node_id}",
+                                       share_group=f"{self.settings.mqtt.topic_prefix}-servers")
             self._tasks.append(asyncio.create_task(self.mqtt.run(), name="mqtt-bridge"))
         if self._http:
             from lwm2m_server.api.app import create_app

@@ -11,6 +11,10 @@ broker could otherwise start a fleet rollout); without it the bridge only publis
 
 The broker is optional to the server's work: events wait in a bounded buffer (oldest dropped first, and
 counted) while the broker is away, and the bridge reconnects with capped exponential back-off.
+
+Several nodes on one broker (a cluster) each connect under their own client id and subscribe to the commands
+through one shared subscription (``$share/<group>/...``): the broker hands each command to one node only, so
+a ``create`` makes one rollout, not one per node.
 """
 
 from __future__ import annotations
@@ -122,8 +126,10 @@ class MqttBridge:
         *,
         client_id: str = "tinymlaas-server",
         max_backoff_s: float = 10.0,
+        share_group: str | None = None,
     ) -> None:
         self.settings = settings
+        self._share_group = share_group
         self._events = events
         self._commands = commands if settings.allow_commands else None
         self._client_id = client_id
@@ -184,7 +190,8 @@ class MqttBridge:
             log.info("mqtt.connected", host=self.settings.host, port=self.settings.port)
             prefix = self.settings.topic_prefix
             if self._commands is not None:
-                await client.subscribe(f"{prefix}/commands/rollouts/#", qos=1)
+                share = f"$share/{self._share_group}/" if self._share_group else ""
+                await client.subscribe(f"{share}{prefix}/commands/rollouts/#", qos=1)
             # The message loop runs even without commands: it is what notices a lost connection.
             tasks = [asyncio.create_task(self._publisher(client)), asyncio.create_task(self._command_loop(client))]
             try:
