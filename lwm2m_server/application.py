@@ -15,6 +15,7 @@ import socket
 from typing import Any
 
 from lwm2m_server.auth.tokens import TokenService
+from lwm2m_server.cluster.events import EventRelay
 from lwm2m_server.cluster.forwarding import DeviceForwarder
 from lwm2m_server.cluster.identity import resolve_node_id
 from lwm2m_server.cluster.membership import ClusterMembership
@@ -60,6 +61,10 @@ class Application:
             self.forwarder = DeviceForwarder(notifier, store.nodes, self.cluster.node_id,
                                              functools.partial(forwarded_read, self.server),
                                              timeout_s=cl.forward_timeout_s, node_timeout_s=cl.node_timeout_s)
+        relay_notifier = notifier_for(settings) if cl.relay_events else None  # its own connection
+        self.relay = None if relay_notifier is None else EventRelay(
+            self.server.events, relay_notifier, self.cluster.node_id, batch_ms=cl.relay_batch_ms,
+            buffer=cl.relay_buffer)
         self.services = Services(server=self.server, tokens=self.tokens, audit=self.audit, catalog=self.catalog,
                                  compiling=self.compiling, ota=self.ota, rollouts=self.rollouts,
                                  deployer=self.deployer, cluster=self.cluster, forwarder=self.forwarder)
@@ -94,6 +99,8 @@ class Application:
         await self.cluster.start()
         if self.forwarder is not None:
             await self.forwarder.start()
+        if self.relay is not None:
+            await self.relay.start()
         # The first start (no token ever made) creates an admin token; only its hash is stored.
         self.initial_admin_token = await self.tokens.ensure_initial_admin()
         if self.initial_admin_token is not None:
@@ -107,7 +114,7 @@ class Application:
         if self.settings.mqtt.enabled:
             from lwm2m_server.mqtt_bridge import MqttBridge
 
-            events: Any = self.server.events.subscribe()
+            events: Any = self.server.events.subscribe(remote=self.settings.cluster.relay_mqtt)
             self.mqtt = MqttBridge(self.settings.mqtt, events, self.mqtt_command)  # commands only if allowed
             self._tasks.append(asyncio.create_task(self.mqtt.run(), name="mqtt-bridge"))
         if self._http:
@@ -158,6 +165,8 @@ class Application:
         await self.cluster.stop()
         if self.forwarder is not None:
             await self.forwarder.stop()
+        if self.relay is not None:
+            await self.relay.stop()
         await self.deployer.stop()
         await self.ota.stop()
         await self.server.stop()

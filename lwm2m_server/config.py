@@ -138,6 +138,10 @@ class ClusterSettings(_Section):
     heartbeat_s: float = Field(default=5.0, gt=0)  # how often a node refreshes its row in `nodes`
     node_timeout_s: float = Field(default=15.0, gt=0)  # a node not seen for this long is reported dead
     forward_timeout_s: float = Field(default=35.0, gt=0)  # a request forwarded to the owning node: then 504
+    relay_events: bool = True  # every node's SSE stream (and MQTT bridge) sees the events of all nodes
+    relay_batch_ms: float = Field(default=50.0, ge=0, le=10_000)  # events gathered this long per NOTIFY batch
+    relay_buffer: int = Field(default=10_000, ge=1)  # events waiting to be relayed; past it the oldest are dropped
+    relay_mqtt: bool = True  # the MQTT bridge also publishes other nodes' events (off: nodes share one broker)
 
 
 class Settings(_Section):
