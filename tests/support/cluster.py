@@ -184,8 +184,8 @@ async def running_cluster(workdir: Path, nodes: int = 3, env: dict[str, str] | N
     proxy: subprocess.Popen[bytes] | None = None
     cluster: Cluster | None = None
     try:
-        for i in range(nodes):
-            started.append(await start_node(workdir / f"node{i}", dsn, env))
+        started.append(await start_node(workdir / "node0", dsn, env))  # the first makes the schema and token
+        started.extend(await asyncio.gather(*(start_node(workdir / f"node{i}", dsn, env) for i in range(1, nodes))))
         token = started[0].token
         assert token is not None, "the first node on a fresh database prints the admin token"
         listen = free_udp_port()
