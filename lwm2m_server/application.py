@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import os
 import socket
@@ -82,7 +83,8 @@ class Application:
         """What ``GET /api/cluster`` shows of this node besides its heartbeat."""
         return {"coap_port": self.coap_port, "http_port": self.http_port, "host": socket.gethostname(),
                 "pid": os.getpid(),
-                "registered": len(self.server.registry)}
+                "registered": len(self.server.registry),
+                **({"event_relay": dataclasses.asdict(self.relay.stats)} if self.relay is not None else {})}
 
     @property
     def coap_port(self) -> int:

@@ -1,6 +1,7 @@
 """Events across nodes. Three real nodes behind nginx: an SSE client on node C sees a device registering on node
 A (marked with A's node id), a notification from a device on B and B's OTA job events, each once (no relay
-loops), while A's own stream shows its local event unmarked. Then the relay itself on the real PostgreSQL
+loops), while A's own stream shows its local event unmarked; every node's MQTT bridge publishes A's event (B and
+C marked with A's id) unless ``relay_mqtt`` is off. Then the relay itself on the real PostgreSQL
 notifier: a burst is packed several events per NOTIFY, an event over the payload limit is sent truncated
 (counted), a full buffer drops its oldest events (counted), and relayed events reach only remote subscribers,
 never the bus's sinks (the event log) or local services."""
@@ -8,9 +9,12 @@ never the bus's sinks (the event log) or local services."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 from pathlib import Path
+from typing import Any
 
+import aiomqtt
 import pytest
 
 from lwm2m_server.cluster.events import EventRelay
@@ -20,6 +24,7 @@ from lwm2m_server.store.postgres.notify import PgNotifier
 from simulator.device import SimulatedDevice
 from simulator.profiles import DeviceConfig
 from tests.integration.api.sse import SseReader, sse
+from tests.support.broker import MOSQUITTO, Mosquitto
 from tests.support.cluster import running_cluster
 from tests.support.postgres import drop_pg_database, make_pg_database
 
@@ -71,6 +76,39 @@ async def test_sse_on_one_node_sees_events_of_the_others(tmp_path: Path) -> None
             again = [f for f in at_c.drain() if f.event == "registered" and f.data["endpoint"] == "ev-a"]
             assert again == []  # C saw A's registration exactly once
             assert not any(f.data.get("node") == a.node_id for f in at_a.drain())  # A never hears itself
+
+
+@pytest.mark.skipif(MOSQUITTO is None, reason="mosquitto not installed (apt-get install mosquitto)")
+@pytest.mark.parametrize("relay_mqtt", [True, False])
+async def test_mqtt_bridges_see_other_nodes_events(tmp_path: Path, relay_mqtt: bool) -> None:
+    (tmp_path / "mqtt").mkdir()
+    broker = Mosquitto(tmp_path / "mqtt")
+    broker.start()
+    env = {"TINYMLAAS_MQTT__ENABLED": "true", "TINYMLAAS_MQTT__PORT": str(broker.port),
+           "TINYMLAAS_CLUSTER__RELAY_MQTT": str(relay_mqtt).lower()}
+    try:
+        async with running_cluster(tmp_path, env=env) as cluster, \
+                aiomqtt.Client("127.0.0.1", broker.port, identifier="cluster-test") as sub:
+            await sub.subscribe("tinymlaas/devices/ev-m/registered", qos=1)
+            a = cluster.nodes[0]
+            device = SimulatedDevice(DeviceConfig(endpoint="ev-m"))
+            cluster.devices.append(device)
+            await asyncio.sleep(1.0)  # every node's bridge is connected
+            await device.start(f"coap://127.0.0.1:{a.coap_port}")
+            got: list[dict[str, Any]] = []
+
+            async def take() -> None:
+                async for message in sub.messages:
+                    assert isinstance(message.payload, bytes)
+                    got.append(json.loads(message.payload))
+
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(take(), 3.0)
+        # every node publishes to the one broker: A its own event, B and C the relayed one (when relay_mqtt)
+        origins = sorted(str(m.get("node")) for m in got)
+        assert origins == (sorted([a.node_id, a.node_id, "None"]) if relay_mqtt else ["None"]), got
+    finally:
+        broker.stop()
 
 
 async def test_relay_packs_truncates_drops_and_keeps_remote_events_from_sinks() -> None:
