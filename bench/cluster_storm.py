@@ -11,10 +11,10 @@ event relay). Printed per configuration: reg/s and its ratio to the baseline, p5
 growth per registered device per node, and CPU ms per registration in the nodes, nginx and the database's
 backends (where the time goes). ``pg x3 -relay`` is the three-node run without the cross-node event relay
 (its cost); ``sqlite direct`` is the baseline node without nginx (nginx's cost). ``--profile`` adds a py-spy
-profile of the one PostgreSQL node (``pip install py-spy``).
+profile of the first node of one configuration (``pip install py-spy``).
 
     python bench/cluster_storm.py [--devices 3000] [--window 64] [--configs sqlite,direct,pg1,pg2,pg3,pg3-norelay]
-                                  [--profile]
+                                  [--profile [CONFIG]]
 
 On a 2-core machine more nodes cannot add throughput (nodes, nginx, PostgreSQL and the client share the cores):
 the point is the shape and the cost per registration.
@@ -120,7 +120,7 @@ async def run_config(key: str, args: argparse.Namespace, workdir: Path) -> dict[
         dbname = dsn.rsplit("/", 1)[1] if dsn else ""
         rss0 = {x.proc.pid: psutil.Process(x.proc.pid).memory_info().rss for x in nodes}
         cpu0 = (_cpu_s(node_pids), _cpu_s(nginx_pids), _cpu_s(_db_backends(dbname)) if dbname else {})
-        if args.profile and key == "pg1" and shutil.which("py-spy"):
+        if args.profile == key and shutil.which("py-spy"):
             prof = subprocess.Popen(["py-spy", "record", "-p", str(nodes[0].proc.pid), "-r", "200", "-f", "raw",
                                      "-o", args.profile_out, "-d", "600"],
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -171,6 +171,32 @@ async def main_async(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     return results
 
 
+AREAS = {  # inclusive share of samples whose stack passes through these files
+    "event relay (cluster/events.py)": ("lwm2m_server/cluster/events.py", "lwm2m_server/store/postgres/notify.py"),
+    "store (store/)": ("lwm2m_server/store/",),
+    "inventory reads (inventory.py)": ("lwm2m_server/inventory.py",),
+    "CoAP fast path + aiocoap": ("lwm2m_server/coap/", "aiocoap/"),
+    "event bus sinks/subscribers (events.py)": ("lwm2m_server/events.py",),
+    "HTTP API (api/, uvicorn)": ("lwm2m_server/api/", "uvicorn/"),
+}
+
+
+def inclusive_shares(path: str) -> list[tuple[float, str]]:
+    """Share of (non-idle) samples with a frame in each area (areas overlap: a store write under the CoAP path
+    counts for both)."""
+    hits = dict.fromkeys(AREAS, 0)
+    total = 0
+    for line in Path(path).read_text().splitlines():
+        stack, _, n = line.rpartition(" ")
+        if not n.isdigit() or stack.split(";")[-1].startswith("select (selectors.py"):
+            continue
+        total += int(n)
+        for area, needles in AREAS.items():
+            if any(needle in stack for needle in needles):
+                hits[area] += int(n)
+    return [(100.0 * hits[a] / max(1, total), a) for a in AREAS]
+
+
 def report(results: dict[str, dict[str, Any]], args: argparse.Namespace) -> None:
     print(f"cluster storm: {args.devices} devices, window {args.window}, {SOCKETS} client sockets, "
           f"{os.cpu_count()} CPUs; baseline = one node on SQLite behind the same nginx, measured in this run")
@@ -204,9 +230,12 @@ def report(results: dict[str, dict[str, Any]], args: argparse.Namespace) -> None
     if "pg1" in results and base:
         print(f"PostgreSQL store vs SQLite (pg x1 / sqlite x1): {results['pg1']['rate'] / base['rate']:.2f}")
     if args.profile and Path(args.profile_out).exists():
-        print("\npg x1 node profile (py-spy, self time, top functions):")
+        print(f"\n{CONFIGS[args.profile][0]} first node's profile (py-spy, self time, top functions):")
         for share, fn in summarize_profile(args.profile_out):
             print(f"  {share:5.1f}%  {fn}")
+        print("inclusive time by area:")
+        for share, area in inclusive_shares(args.profile_out):
+            print(f"  {share:5.1f}%  {area}")
 
 
 def main() -> None:
@@ -214,12 +243,17 @@ def main() -> None:
     ap.add_argument("--devices", type=int, default=3000)
     ap.add_argument("--window", type=int, default=64, help="requests in flight")
     ap.add_argument("--configs", default=",".join(CONFIGS), help=f"comma-separated, of: {', '.join(CONFIGS)}")
-    ap.add_argument("--profile", action="store_true", help="py-spy the pg x1 node, print top self-time functions")
+    ap.add_argument("--profile", nargs="?", const="pg1", default="", metavar="CONFIG",
+                    help="py-spy the first node of CONFIG (default pg1), print its top self-time functions")
     ap.add_argument("--profile-out", default=str(Path(tempfile.gettempdir()) / "cluster-storm-profile.txt"))
     ap.add_argument("--json", action="store_true", help="also print the raw results as JSON")
     args = ap.parse_args()
     if args.devices < 1 or args.devices > 100_000:
         raise SystemExit("--devices must be between 1 and 100000")
+    if args.profile:
+        if args.profile not in CONFIGS:
+            raise SystemExit(f"--profile: unknown config {args.profile!r}; choose from {', '.join(CONFIGS)}")
+        Path(args.profile_out).unlink(missing_ok=True)  # never report an older run's profile
     results = asyncio.run(main_async(args))
     report(results, args)
     if args.json:

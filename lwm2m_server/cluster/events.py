@@ -102,7 +102,8 @@ class EventRelay:
 
     async def _flush(self) -> None:
         while self._pending:
-            batch = [self._encode(self._pending.popleft()) for _ in range(min(len(self._pending), 1000))]
+            # a few hundred at a time: encoding stays a short step of the event loop
+            batch = [self._encode(self._pending.popleft()) for _ in range(min(len(self._pending), 200))]
             for payload, count in self._pack(batch):
                 try:
                     await self._notifier.notify(CHANNEL, payload)
