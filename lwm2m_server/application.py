@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import socket
 from typing import Any
 
 from lwm2m_server.auth.tokens import TokenService
 from lwm2m_server.cluster import remote_ota
+from lwm2m_server.cluster.events import EventRelay
 from lwm2m_server.cluster.forwarding import DeviceForwarder
 from lwm2m_server.cluster.identity import resolve_node_id
 from lwm2m_server.cluster.membership import ClusterMembership
@@ -63,6 +65,10 @@ class Application:
         self.deployer = FleetDeployer(self.server, self.ota, self.compiling, self.catalog, remote)
         self.rollouts = RolloutService(RolloutRepository(store.rollouts, self.audit, store.flush), self.deployer,
                                        self._publish, leadership)
+        relay_notifier = notifier_for(settings) if cl.relay_events else None  # its own connection
+        self.relay = None if relay_notifier is None else EventRelay(
+            self.server.events, relay_notifier, self.cluster.node_id, batch_ms=cl.relay_batch_ms,
+            buffer=cl.relay_buffer)
         self.services = Services(server=self.server, tokens=self.tokens, audit=self.audit, catalog=self.catalog,
                                  compiling=self.compiling, ota=self.ota, rollouts=self.rollouts,
                                  deployer=self.deployer, cluster=self.cluster, forwarder=self.forwarder)
@@ -89,7 +95,8 @@ class Application:
         """What ``GET /api/cluster`` shows of this node besides its heartbeat."""
         return {"coap_port": self.coap_port, "http_port": self.http_port, "host": socket.gethostname(),
                 "pid": os.getpid(),
-                "registered": len(self.server.registry)}
+                "registered": len(self.server.registry),
+                **({"event_relay": dataclasses.asdict(self.relay.stats)} if self.relay is not None else {})}
 
     @property
     def coap_port(self) -> int:
@@ -106,6 +113,8 @@ class Application:
         await self.cluster.start()
         if self.forwarder is not None:
             await self.forwarder.start()
+        if self.relay is not None:
+            await self.relay.start()
         # The first start (no token ever made) creates an admin token; only its hash is stored.
         self.initial_admin_token = await self.tokens.ensure_initial_admin()
         if self.initial_admin_token is not None:
@@ -119,7 +128,7 @@ class Application:
         if self.settings.mqtt.enabled:
             from lwm2m_server.mqtt_bridge import MqttBridge
 
-            events: Any = self.server.events.subscribe()
+            events: Any = self.server.events.subscribe(remote=self.settings.cluster.relay_mqtt)
             if self.forwarder is None:
                 self.mqtt = MqttBridge(self.settings.mqtt, events, self.mqtt_command)  # commands only if allowed
             else:  # one of several nodes: its own client id, and each command reaches one node only
@@ -175,6 +184,8 @@ class Application:
         await self.cluster.stop()
         if self.forwarder is not None:
             await self.forwarder.stop()
+        if self.relay is not None:
+            await self.relay.stop()
         await self.deployer.stop()
         await self.ota.stop()
         await self.server.stop()

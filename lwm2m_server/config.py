@@ -139,6 +139,10 @@ class ClusterSettings(_Section):
     node_timeout_s: float = Field(default=15.0, gt=0)  # a node not seen for this long is reported dead
     forward_timeout_s: float = Field(default=35.0, gt=0)  # a request forwarded to the owning node: then 504
     lease_ttl_s: float = Field(default=10.0, gt=0)  # a rollout's leader lease; renewed every ttl/3, taken over after
+    relay_events: bool = True  # every node's SSE stream (and MQTT bridge) sees the events of all nodes
+    relay_batch_ms: float = Field(default=50.0, ge=0, le=10_000)  # events gathered this long per NOTIFY batch
+    relay_buffer: int = Field(default=10_000, ge=1)  # events waiting to be relayed; past it the oldest are dropped
+    relay_mqtt: bool = False  # the MQTT bridge also publishes other nodes' events (on: each node has its own broker)
 
 
 class Settings(_Section):

@@ -4,6 +4,10 @@ Publishing never blocks and never awaits: each subscriber owns a bounded queue, 
 loses its *oldest* events (counted in ``dropped``) rather than slowing the CoAP path down. Synchronous
 sinks (``add_sink``) see every event, in order, without loss; the server uses one to append to the
 persistent event log.
+
+Several nodes: events relayed from another node (``lwm2m_server.cluster.events``) carry that node's id in
+``node`` and reach only subscriptions made with ``remote=True`` (the SSE stream, the MQTT bridge), never the
+sinks or this node's own services (an OTA job here must not act on a registration at another node).
 """
 
 from __future__ import annotations
@@ -27,16 +31,23 @@ class Event:
     endpoint: str | None
     data: dict[str, Any] = field(default_factory=dict)
     ts: float = field(default_factory=time.time)
+    node: str | None = None
+    """The node the event happened on, when that is another node (a relayed event); None = here."""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"type": self.type, "endpoint": self.endpoint, "data": self.data, "ts": self.ts}
+        out: dict[str, Any] = {"type": self.type, "endpoint": self.endpoint, "data": self.data, "ts": self.ts}
+        if self.node is not None:
+            out["node"] = self.node
+        return out
 
 
 class Subscription:
     """A bounded queue of events; iterate it with ``async for`` and ``close()`` it when done."""
 
-    def __init__(self, bus: EventBus, maxsize: int, types: frozenset[str] | None, endpoint: str | None) -> None:
+    def __init__(self, bus: EventBus, maxsize: int, types: frozenset[str] | None, endpoint: str | None,
+                 remote: bool = False) -> None:
         self._bus = bus
+        self.remote = remote
         self._queue: asyncio.Queue[Event | None] = asyncio.Queue(maxsize)
         self._types = types
         self._endpoint = endpoint
@@ -98,9 +109,11 @@ class EventBus:
         types: set[str] | frozenset[str] | None = None,
         endpoint: str | None = None,
         maxsize: int | None = None,
+        remote: bool = False,
     ) -> Subscription:
-        """Subscribe from now on, optionally filtered by event type(s) and endpoint."""
-        sub = Subscription(self, maxsize or self.queue_size, frozenset(types) if types else None, endpoint)
+        """Subscribe from now on, optionally filtered by event type(s) and endpoint; ``remote``: also the events
+        relayed from other nodes."""
+        sub = Subscription(self, maxsize or self.queue_size, frozenset(types) if types else None, endpoint, remote)
         self._subscribers.add(sub)
         return sub
 
@@ -116,6 +129,12 @@ class EventBus:
                 log.exception("event_sink_failed", type=event.type)
         for sub in list(self._subscribers):
             sub._offer(event)
+
+    def publish_remote(self, event: Event) -> None:
+        """An event relayed from another node: only to ``remote`` subscriptions (no sinks, no local services)."""
+        for sub in list(self._subscribers):
+            if sub.remote:
+                sub._offer(event)
 
     def emit(self, type: str, endpoint: str | None = None, **data: Any) -> Event:
         event = Event(type, endpoint, data)

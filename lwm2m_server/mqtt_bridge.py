@@ -31,6 +31,7 @@ from typing import Any, Protocol
 import aiomqtt
 
 from lwm2m_server.config import MqttSettings
+from lwm2m_server.events import Event
 from lwm2m_server.logging import get_logger
 
 log = get_logger(__name__)
@@ -152,7 +153,8 @@ class MqttBridge:
         async for event in self._events:
             topic = topic_for(self.settings.topic_prefix, event)
             if topic is not None:
-                self.enqueue(topic, {"type": event.type, "endpoint": event.endpoint, **dict(event.data)})
+                origin: dict[str, str] = {"node": event.node} if isinstance(event, Event) and event.node else {}
+                self.enqueue(topic, {"type": event.type, "endpoint": event.endpoint, **dict(event.data), **origin})
 
     # --- connection loop ------------------------------------------------------------------------------
     async def run(self) -> None:

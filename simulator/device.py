@@ -35,7 +35,6 @@ from simulator.values import LwM2MError
 
 log = get_logger(__name__)
 
-UPLINK_TIMEOUT_S = 15.0
 RETRY_MAX_S = 30.0
 SENML_CBOR = 112
 
@@ -220,7 +219,7 @@ class SimulatedDevice:
         assert self.context is not None and self.link is not None
         self.link.asleep = False
         self._touch()
-        response = await response_within(self.context.request(request), UPLINK_TIMEOUT_S)
+        response = await response_within(self.context.request(request), self.config.uplink_timeout_s)
         self._touch()
         if isinstance(self.link, SecureLink):
             self.link.session = response.remote  # aiocoap's DTLS pool is weak: hold the session

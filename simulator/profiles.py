@@ -118,6 +118,8 @@ class DeviceConfig:
     psk_key: bytes = b""
     request_timeout_s: float = 10.0
     """Pull: per-block timeout before the download is given up (Update Result 4)."""
+    uplink_timeout_s: float = 15.0
+    """How long a Register/Update/Send waits for the server's answer before it counts as failed (then retried)."""
     block_ack_timeout_s: float = 1.0
     """Pull: CoAP ACK_TIMEOUT for block requests (RFC 7252 default 2 s); retransmissions double it."""
 

@@ -1,6 +1,7 @@
 """``GET /api/events``: the server's event bus as Server-Sent Events.
 
-Each event is ``event: <type>`` plus ``data: {"type", "endpoint", "data", "ts"}``. A comment line
+Each event is ``event: <type>`` plus ``data: {"type", "endpoint", "data", "ts"}`` (and ``"node"``, the node id,
+on an event that happened on another node of a cluster). A comment line
 (``: keep-alive``) goes out when nothing happened for ``keepalive`` seconds, so proxies and clients can
 tell a quiet stream from a dead one. A slow client loses its oldest events (the bus's bounded queue),
 never slows the server; the number lost so far is sent as a ``: dropped N`` comment. Revoking the token a
@@ -84,7 +85,7 @@ async def events(
 ) -> StreamingResponse:
     interval = keepalive if keepalive is not None else getattr(request.app.state, "sse_keepalive_s",
                                                                 DEFAULT_KEEPALIVE_S)
-    sub = server.events.subscribe(types=set(type) if type else None, endpoint=endpoint)
+    sub = server.events.subscribe(types=set(type) if type else None, endpoint=endpoint, remote=True)
     return StreamingResponse(
         _stream(request, sub, interval),
         media_type="text/event-stream",

@@ -48,11 +48,14 @@ class Node:
                 await self.kill()
 
 
-async def start_node(data_dir: Path, dsn: str, env: dict[str, str] | None = None) -> Node:
+async def start_node(data_dir: Path, dsn: str, env: dict[str, str] | None = None, *, coap_port: int = 0,
+                     http_port: int = 0) -> Node:
+    """Start a node; a restart passes the data dir (same node id) and ports it had (nginx's upstream is fixed).
+    ``dsn`` "" = the SQLite store in the data dir (a single node, e.g. a benchmark's baseline)."""
     full_env = {**os.environ, **FAST_CLUSTER_ENV, **(env or {})}
-    log = (data_dir.parent / f"{data_dir.name}.log").open("wb")  # the node's log, beside its data dir
+    log = (data_dir.parent / f"{data_dir.name}.log").open("ab")  # the node's log, beside its data dir
     try:
-        proc = await _spawn(data_dir, dsn, full_env, log)
+        proc = await _spawn(data_dir, dsn, full_env, log, coap_port, http_port)
     finally:
         log.close()  # the child has its own descriptor
     assert proc.stdout is not None
@@ -67,10 +70,12 @@ async def start_node(data_dir: Path, dsn: str, env: dict[str, str] | None = None
             return Node(proc, int(fields["coap"]), int(fields["http"]), token, data_dir)
 
 
-async def _spawn(data_dir: Path, dsn: str, env: dict[str, str], log: IO[bytes]) -> asyncio.subprocess.Process:
+async def _spawn(data_dir: Path, dsn: str, env: dict[str, str], log: IO[bytes], coap_port: int, http_port: int
+                 ) -> asyncio.subprocess.Process:  # fmt: skip
     return await asyncio.create_subprocess_exec(
-        sys.executable, "-c", "from lwm2m_server.cli import main; main()", "serve", "--store", "postgres",
-        "--store-dsn", dsn, "--coap-host", "127.0.0.1", "--coap-port", "0", "--http-port", "0",
+        sys.executable, "-c", "from lwm2m_server.cli import main; main()", "serve",
+        *(["--store", "postgres", "--store-dsn", dsn] if dsn else ["--store", "sqlite"]),
+        "--coap-host", "127.0.0.1", "--coap-port", str(coap_port), "--http-port", str(http_port),
         "--data-dir", str(data_dir), stdout=asyncio.subprocess.PIPE, stderr=log,
         env=env,
     )  # fmt: skip

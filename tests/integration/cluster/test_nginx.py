@@ -9,66 +9,31 @@ Skipped, saying why, when nginx or its stream module is missing (``.ci/run`` ins
 from __future__ import annotations
 
 import asyncio
-import re
-import shutil
-import socket
-import subprocess
 from pathlib import Path
 
 import httpx
-import pytest
 
-from lwm2m_server import resources
 from tests.integration.server import wire
+from tests.support.cluster import free_udp_port, nginx_binary, start_nginx, stop_nginx
 from tests.support.nodes import start_node
 from tests.support.postgres import drop_pg_database, make_pg_database
 
-SAMPLE = resources.DEFAULT_CONFIG.parent / "nginx-lwm2m.conf"
-STREAM_MODULE = Path("/usr/lib/nginx/modules/ngx_stream_module.so")
 N = 24
 
 
-def _nginx() -> str:
-    binary = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
-    if binary is None or not STREAM_MODULE.exists():
-        pytest.skip("nginx with the stream module is not installed (apt install nginx-light libnginx-mod-stream)")
-    return binary
-
-
-def _free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _render(ports: list[int], listen: int) -> str:
-    text = SAMPLE.read_text()
-    text, n = re.subn(r"(?m)^(\s*)server 127\.0\.0\.1:\d+;\n(?:\s*server 127\.0\.0\.1:\d+;\n)*",
-                      lambda m: "".join(f"{m.group(1)}server 127.0.0.1:{p};\n" for p in ports), text)
-    assert n == 1, "the sample's upstream block changed shape"
-    text, n = re.subn(r"hash \$remote_addr consistent;", 'hash "$remote_addr:$remote_port" consistent;', text)
-    assert n == 1
-    text, n = re.subn(r"listen 5683 udp", f"listen 127.0.0.1:{listen} udp", text)
-    assert n == 1
-    return text
-
-
 async def test_nginx_spreads_devices_and_carries_server_requests_back(tmp_path: Path) -> None:
-    binary = _nginx()
+    nginx_binary()
     dsn = await make_pg_database()
     a = await start_node(tmp_path / "a", dsn)
     b = await start_node(tmp_path / "b", dsn)
-    listen = _free_udp_port()
-    conf = tmp_path / "nginx.conf"
-    conf.write_text(_render([a.coap_port, b.coap_port], listen))
-    nginx = subprocess.Popen([binary, "-p", str(tmp_path), "-c", str(conf), "-g",
-                              f"daemon off; pid {tmp_path / 'nginx.pid'}; error_log {tmp_path / 'nginx.log'};"])
+    listen = free_udp_port()
+    nginx = start_nginx(tmp_path / "nginx", [a.coap_port, b.coap_port], listen)
     peers: list[wire.UdpPeer] = []
     try:
         assert a.token is not None
         headers = {"Authorization": f"Bearer {a.token}"}
         await asyncio.sleep(0.5)
-        assert nginx.poll() is None, (tmp_path / "nginx.log").read_text()
+        assert nginx.poll() is None, (tmp_path / "nginx" / "nginx.log").read_text()
         locations = []
         for i in range(N):
             peer = await wire.UdpPeer.open(listen)
@@ -100,8 +65,7 @@ async def test_nginx_spreads_devices_and_carries_server_requests_back(tmp_path: 
     finally:
         for peer in peers:
             peer.close()
-        nginx.terminate()
-        nginx.wait(10)
+        stop_nginx(nginx)
         await a.kill()
         await b.kill()
         await drop_pg_database(dsn)
