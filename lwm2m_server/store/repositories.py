@@ -157,8 +157,21 @@ class OtaJobRepository(Protocol):
 
 
 class PackageRepository(Protocol):
-    async def add(self, info: PackageInfo) -> None:
-        """Insert the metadata row; the same sha256 again is a no-op (packages are immutable)."""
+    async def add(self, info: PackageInfo, data: bytes | None = None) -> None:
+        """Insert the metadata row (and the bytes, in the same commit, when given); the same sha256 again is a
+        no-op (packages are immutable)."""
+        ...
+
+    async def put_data(self, sha256: str, data: bytes) -> None:
+        """Store a package's bytes (a no-op when they are stored already)."""
+        ...
+
+    async def data(self, sha256: str) -> bytes | None:
+        """The package's bytes, None when the store has none (a row from before bytes were stored)."""
+        ...
+
+    async def without_data(self) -> list[str]:
+        """The sha256 of every package whose bytes the store lacks."""
         ...
 
     async def get(self, sha256: str) -> PackageInfo | None: ...

@@ -110,6 +110,11 @@ CREATE TABLE bootstrap_configs (
     binding TEXT NOT NULL, ssid INTEGER NOT NULL, delete_first BOOLEAN NOT NULL, created_at DOUBLE PRECISION NOT NULL);
 """
 
+# Package bytes in the store, so every node sharing it can serve /fw/<sha> and push any package.
+V7_PACKAGE_BLOBS = """
+CREATE TABLE ota_package_blobs (sha256 TEXT PRIMARY KEY, data BYTEA NOT NULL);
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "baseline: the tables of every service", V1_BASELINE),
     Migration(2, "ota_job_history gets an id; events by time", V2_HISTORY_ID),
@@ -117,6 +122,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "device credentials; registrations carry their security mode", V4_CREDENTIALS),
     Migration(5, "nodes with heartbeat; each registration's owning node", V5_NODES),
     Migration(6, "per-endpoint bootstrap configs", V6_BOOTSTRAP),
+    Migration(7, "package bytes in the store (shared by every node)", V7_PACKAGE_BLOBS),
 )
 LATEST = MIGRATIONS[-1].version
 

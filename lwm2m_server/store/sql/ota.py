@@ -1,4 +1,5 @@
-"""``ota_jobs`` + ``ota_job_history`` (one job per row, its transitions) and ``ota_packages`` (metadata rows)."""
+"""``ota_jobs`` + ``ota_job_history`` (one job per row, its transitions), ``ota_packages`` (metadata rows) and
+``ota_package_blobs`` (their bytes, shared by every node)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ UPSERT_JOB = (
     " cause=excluded.cause, result=excluded.result, detail=excluded.detail, progress=excluded.progress,"
     " updated_at=excluded.updated_at"
 )
+INSERT_BLOB = "INSERT INTO ota_package_blobs (sha256, data) VALUES (?, ?) ON CONFLICT(sha256) DO NOTHING"
 INSERT_HISTORY = (
     "INSERT INTO ota_job_history (job_id, ts, from_phase, to_phase, attempt, note) VALUES (?,?,?,?,?,?)"
 )
@@ -70,13 +72,29 @@ class SqlPackageRepository:
     def __init__(self, sql: Sql) -> None:
         self._sql = sql
 
-    async def add(self, info: PackageInfo) -> None:
-        await self._sql.execute(
+    async def add(self, info: PackageInfo, data: bytes | None = None) -> None:
+        statements: list[tuple[str, Params]] = [(
             "INSERT INTO ota_packages (sha256, kind, size, name, version, payload_sha256, variant, arena_bytes,"
             " created_at) VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT(sha256) DO NOTHING",
             (info.sha256, info.kind, info.size, info.name, info.version, info.payload_sha256, info.variant,
              info.arena_bytes, info.created_at),
-        )
+        )]
+        if data is not None:
+            statements.append((INSERT_BLOB, (info.sha256, data)))
+        await self._sql.execute_together(statements)
+
+    async def put_data(self, sha256: str, data: bytes) -> None:
+        await self._sql.execute(INSERT_BLOB, (sha256, data))
+
+    async def data(self, sha256: str) -> bytes | None:
+        rows = await self._sql.fetchall("SELECT data FROM ota_package_blobs WHERE sha256 = ?", (sha256,))
+        return bytes(rows[0]["data"]) if rows else None
+
+    async def without_data(self) -> list[str]:
+        rows = await self._sql.fetchall(
+            "SELECT sha256 FROM ota_packages WHERE sha256 NOT IN (SELECT sha256 FROM ota_package_blobs)"
+            " ORDER BY created_at")
+        return [str(r["sha256"]) for r in rows]
 
     async def get(self, sha256: str) -> PackageInfo | None:
         rows = await self._sql.fetchall("SELECT * FROM ota_packages WHERE sha256 = ?", (sha256,))

@@ -131,6 +131,13 @@ async def test_packages_are_insert_once(make_store: StoreFactory) -> None:
     assert await store.packages.get("ab" * 32) == info
     assert await store.packages.get("00" * 32) is None
     assert await store.packages.all() == [info]
+    assert await store.packages.data("ab" * 32) is None and await store.packages.without_data() == ["ab" * 32]
+    await store.packages.put_data("ab" * 32, b"\x00bytes\xff")
+    await store.packages.put_data("ab" * 32, b"other")  # immutable: ignored
+    assert await store.packages.data("ab" * 32) == b"\x00bytes\xff"
+    with_bytes = PackageInfo("12" * 32, "firmware", 3, "", "", "12" * 32, created_at=6.0)
+    await store.packages.add(with_bytes, b"abc")  # row and bytes in one commit
+    assert await store.packages.data("12" * 32) == b"abc" and await store.packages.without_data() == []
 
 
 async def test_rollout_tables(make_store: StoreFactory) -> None:
