@@ -18,6 +18,7 @@ from lwm2m_server.auth.tokens import TokenService
 from lwm2m_server.cluster.forwarding import DeviceForwarder
 from lwm2m_server.cluster.identity import resolve_node_id
 from lwm2m_server.cluster.membership import ClusterMembership
+from lwm2m_server.cluster.secrets import SecretsMismatch, check_shared_secrets
 from lwm2m_server.compiling import Compiling
 from lwm2m_server.config import Settings
 from lwm2m_server.logging import get_logger
@@ -89,9 +90,17 @@ class Application:
 
     async def start(self) -> None:
         # The package signing key exists from the first start; devices are given its public half.
-        self.public_key = await asyncio.to_thread(server_public_key, self.settings.server.data_dir)
+        self.public_key = await asyncio.to_thread(server_public_key, self.settings.secrets_dir)
         await self.server.start()
-        await self.cluster.start()
+        await self.cluster.start()  # first: a second process on this node id is refused for that reason
+        if self.settings.store.backend == "postgres":  # a shared store: every node must hold the same secrets
+            try:
+                await check_shared_secrets(self.server.store.key_fingerprints, self.cluster.node_id,
+                                           self.settings.secrets_dir, self.public_key, self.server.credentials.box)
+            except SecretsMismatch:
+                await self.cluster.stop()
+                await self.server.stop()
+                raise
         if self.forwarder is not None:
             await self.forwarder.start()
         # The first start (no token ever made) creates an admin token; only its hash is stored.

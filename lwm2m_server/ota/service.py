@@ -114,7 +114,7 @@ class OtaService:
         if kind not in ("model", "firmware"):
             raise OtaError(f"kind must be model or firmware, not {kind!r}")
         public_key = (
-            await asyncio.to_thread(builds.server_public_key, self.settings.server.data_dir)
+            await asyncio.to_thread(builds.server_public_key, self.settings.secrets_dir)
             if kind == "model"
             else None
         )

@@ -313,3 +313,12 @@ class BootstrapRepository(Protocol):
         """Delete the endpoint's config; False when there was none."""
         ...
     async def all(self) -> list[BootstrapRow]: ...
+
+
+class KeyFingerprintRepository(Protocol):
+    """One fingerprint per named secret (the package signing key, the credentials key) for every node sharing
+    the store: the first node to record one sets it, so a node started with other keys can tell."""
+
+    async def claim(self, name: str, fingerprint: str, node_id: str, now: float) -> tuple[str, str]:
+        """Record ``fingerprint`` for ``name`` unless one is recorded; returns the recorded (fingerprint, node)."""
+        ...

@@ -115,6 +115,12 @@ V7_PACKAGE_BLOBS = """
 CREATE TABLE ota_package_blobs (sha256 TEXT PRIMARY KEY, data BYTEA NOT NULL);
 """
 
+# The fingerprints of the secrets every node sharing the store must hold (first node to start records them).
+V8_KEY_FINGERPRINTS = """
+CREATE TABLE key_fingerprints (name TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, node_id TEXT NOT NULL,
+    recorded_at DOUBLE PRECISION NOT NULL);
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "baseline: the tables of every service", V1_BASELINE),
     Migration(2, "ota_job_history gets an id; events by time", V2_HISTORY_ID),
@@ -123,6 +129,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(5, "nodes with heartbeat; each registration's owning node", V5_NODES),
     Migration(6, "per-endpoint bootstrap configs", V6_BOOTSTRAP),
     Migration(7, "package bytes in the store (shared by every node)", V7_PACKAGE_BLOBS),
+    Migration(8, "fingerprints of the secrets shared by every node", V8_KEY_FINGERPRINTS),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -244,3 +244,11 @@ async def test_bootstrap_configs(make_store: StoreFactory) -> None:
     await store.close()
     again = await make_store()
     assert [r.endpoint for r in await again.bootstrap.all()] == ["bs-2"]
+
+
+async def test_key_fingerprints_first_writer_wins(make_store: StoreFactory) -> None:
+    store = await make_store()
+    assert await store.key_fingerprints.claim("signing", "aa11", "node-a", 1.0) == ("aa11", "node-a")
+    assert await store.key_fingerprints.claim("signing", "bb22", "node-b", 2.0) == ("aa11", "node-a")
+    assert await store.key_fingerprints.claim("signing", "aa11", "node-b", 3.0) == ("aa11", "node-a")
+    assert await store.key_fingerprints.claim("credentials", "cc33", "node-b", 4.0) == ("cc33", "node-b")
