@@ -24,6 +24,7 @@ from lwm2m_server.config import Settings
 from lwm2m_server.logging import get_logger
 from lwm2m_server.models_catalog import ModelCatalog
 from lwm2m_server.ota.builds import server_public_key
+from lwm2m_server.ota.ownership import JobOwnership
 from lwm2m_server.ota.service import OtaService
 from lwm2m_server.rollouts.deployer import FleetDeployer
 from lwm2m_server.rollouts.model import RolloutSpec
@@ -43,14 +44,17 @@ class Application:
         store = self.server.store
         self.compiling = Compiling(settings, compile_service)
         self.catalog = ModelCatalog(settings.server.data_dir)
-        self.ota = OtaService(self.server, compiling=self.compiling, catalog=self.catalog)
+        cl = settings.cluster
+        node_id = resolve_node_id(settings)
+        ownership = (JobOwnership(node_id, store.ota_jobs, store.nodes, cl.node_timeout_s)
+                     if settings.store.backend == "postgres" else None)  # several nodes may share the store
+        self.ota = OtaService(self.server, compiling=self.compiling, catalog=self.catalog, ownership=ownership)
         self.deployer = FleetDeployer(self.server, self.ota, self.compiling, self.catalog)
         self.audit = store.audit
         self.tokens = TokenService(store.tokens)
         self.rollouts = RolloutService(RolloutRepository(store.rollouts, self.audit, store.flush), self.deployer,
                                        self._publish)
-        cl = settings.cluster
-        self.cluster = ClusterMembership(store.nodes, store.leases, resolve_node_id(settings),
+        self.cluster = ClusterMembership(store.nodes, store.leases, node_id,
                                          heartbeat_s=cl.heartbeat_s, node_timeout_s=cl.node_timeout_s,
                                          grace_s=settings.server.registration_grace_s, info=self._node_info)
         notifier = notifier_for(settings)

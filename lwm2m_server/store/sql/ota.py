@@ -11,12 +11,15 @@ from lwm2m_server.ota.package_info import PackageInfo
 from lwm2m_server.ota.record import JobRecord
 from lwm2m_server.store.sql.engine import Params, Sql
 
+# The update applies only while the writer still owns the job: a node that lost it to an adopting node
+# (see adopt) cannot overwrite the new owner's state.
 UPSERT_JOB = (
     "INSERT INTO ota_jobs (id, endpoint, package_sha256, kind, requested_method, method, phase, attempt, cause,"
-    " result, detail, progress, options, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+    " result, detail, progress, options, created_at, updated_at, node_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
     " ON CONFLICT(id) DO UPDATE SET method=excluded.method, phase=excluded.phase, attempt=excluded.attempt,"
     " cause=excluded.cause, result=excluded.result, detail=excluded.detail, progress=excluded.progress,"
-    " updated_at=excluded.updated_at"
+    " updated_at=excluded.updated_at WHERE ota_jobs.node_id = excluded.node_id"
+    " OR (ota_jobs.node_id IS NULL AND excluded.node_id IS NULL)"
 )
 INSERT_BLOB = "INSERT INTO ota_package_blobs (sha256, data) VALUES (?, ?) ON CONFLICT(sha256) DO NOTHING"
 INSERT_HISTORY = (
@@ -62,6 +65,17 @@ class SqlOtaJobRepository:
             "SELECT ts, from_phase, to_phase, attempt, note FROM ota_job_history WHERE job_id = ? ORDER BY id",
             (job_id,),
         )
+
+    async def adopt(self, job_id: str, from_node: str | None, to_node: str) -> bool:
+        # One conditional UPDATE: of nodes racing to adopt the same job, exactly one matches the old owner.
+        if from_node is None:
+            await self._sql.execute("UPDATE ota_jobs SET node_id = ? WHERE id = ? AND node_id IS NULL",
+                                    (to_node, job_id))
+        else:
+            await self._sql.execute("UPDATE ota_jobs SET node_id = ? WHERE id = ? AND node_id = ?",
+                                    (to_node, job_id, from_node))
+        rows = await self._sql.fetchall("SELECT node_id FROM ota_jobs WHERE id = ?", (job_id,))
+        return bool(rows) and rows[0]["node_id"] == to_node
 
     async def count_retried(self) -> int:
         rows = await self._sql.fetchall("SELECT COUNT(*) AS n FROM ota_jobs WHERE attempt > 1")

@@ -138,6 +138,13 @@ CREATE TABLE key_fingerprints (name TEXT PRIMARY KEY, fingerprint TEXT NOT NULL,
     recorded_at REAL NOT NULL);
 """
 
+# The node running each OTA job (several nodes on one store): a node resumes only its own jobs, and adopts
+# another's when the device registers through it.
+V9_JOB_OWNER = """
+ALTER TABLE ota_jobs ADD COLUMN node_id TEXT;
+CREATE INDEX ota_jobs_node ON ota_jobs (node_id);
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "baseline: the tables of every service", V1_BASELINE),
     Migration(2, "ota_job_history gets an id; events by time", V2_HISTORY_ID),
@@ -147,6 +154,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(6, "per-endpoint bootstrap configs", V6_BOOTSTRAP),
     Migration(7, "package bytes in the store (shared by every node)", V7_PACKAGE_BLOBS),
     Migration(8, "fingerprints of the secrets shared by every node", V8_KEY_FINGERPRINTS),
+    Migration(9, "each OTA job's owning node", V9_JOB_OWNER),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -108,6 +108,33 @@ async def test_ota_jobs_and_history(make_store: StoreFactory) -> None:
     assert await jobs.count_retried() == 1
 
 
+async def test_ota_job_adoption_is_one_conditional_update(make_store: StoreFactory) -> None:
+    store = await make_store()
+    jobs = store.ota_jobs
+    job = JobRecord(endpoint="d1", package_sha256="ab" * 32, kind="firmware", id="j", node_id="node-a",
+                    phase=JobPhase.DOWNLOADING)
+    await jobs.save(job, ("queued", "queued", "created"))
+    assert not await jobs.adopt("j", "node-x", "node-b")  # not the owner any more (or never): nothing moves
+    assert (await jobs.get("j")).node_id == "node-a"  # type: ignore[union-attr]
+    results = await asyncio.gather(jobs.adopt("j", "node-a", "node-b"), jobs.adopt("j", "node-a", "node-c"))
+    assert sorted(results) == [False, True]  # two nodes race for a dead node's job: exactly one wins
+    winner = "node-b" if results[0] else "node-c"
+    assert (await jobs.get("j")).node_id == winner  # type: ignore[union-attr]
+    job.phase = JobPhase.FAILED  # the old owner, unaware, writes on: the new owner's row is not overwritten
+    await jobs.save(job)
+    stored = await jobs.get("j")
+    assert stored is not None and (stored.phase, stored.node_id) == (JobPhase.DOWNLOADING, winner)
+    stored.phase = JobPhase.SUCCEEDED  # the owner's own writes apply
+    await jobs.save(stored)
+    assert (await jobs.get("j")).phase is JobPhase.SUCCEEDED  # type: ignore[union-attr]
+    unowned = JobRecord(endpoint="d2", package_sha256="ab" * 32, kind="firmware", id="u")  # one node: no owner
+    await jobs.save(unowned)
+    unowned.attempt = 2
+    await jobs.save(unowned)
+    assert (await jobs.get("u")).attempt == 2  # type: ignore[union-attr]
+    assert await jobs.adopt("u", None, "node-b") and not await jobs.adopt("u", None, "node-c")
+
+
 async def test_concurrent_job_transitions_share_one_commit(make_store: StoreFactory) -> None:
     """A job row and its history row are committed together, and concurrent jobs share the commit: 40 jobs'
     transitions queued within one batch window take one transaction (two, if row and history went apart)."""
