@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import os
 import socket
 from typing import Any
@@ -18,6 +17,7 @@ from lwm2m_server.auth.tokens import TokenService
 from lwm2m_server.cluster.forwarding import DeviceForwarder
 from lwm2m_server.cluster.identity import resolve_node_id
 from lwm2m_server.cluster.membership import ClusterMembership
+from lwm2m_server.cluster.replay import replay
 from lwm2m_server.cluster.secrets import SecretsMismatch, check_shared_secrets
 from lwm2m_server.compiling import Compiling
 from lwm2m_server.config import Settings
@@ -59,21 +59,28 @@ class Application:
                                          grace_s=settings.server.registration_grace_s, info=self._node_info)
         notifier = notifier_for(settings)
         self.forwarder: DeviceForwarder | None = None
-        if notifier is not None:  # several nodes: reads for devices another node holds go there
-            from lwm2m_server.api.operations import forwarded_read
-
-            self.forwarder = DeviceForwarder(notifier, store.nodes, self.cluster.node_id,
-                                             functools.partial(forwarded_read, self.server),
+        if notifier is not None:  # several nodes: REST calls for devices another node holds go there
+            self.forwarder = DeviceForwarder(notifier, store.nodes, self.cluster.node_id, self._forwarded,
                                              timeout_s=cl.forward_timeout_s, node_timeout_s=cl.node_timeout_s)
         self.services = Services(server=self.server, tokens=self.tokens, audit=self.audit, catalog=self.catalog,
                                  compiling=self.compiling, ota=self.ota, rollouts=self.rollouts,
                                  deployer=self.deployer, cluster=self.cluster, forwarder=self.forwarder)
         self._http = http
+        from lwm2m_server.api.app import create_app
+
+        # Built even without --http: it replays the REST calls other nodes forward here.
+        self.asgi_app = create_app(self.server, services=self.services)
         self.api: Any = None
         self.mqtt: Any = None
         self._tasks: list[asyncio.Task[None]] = []
         self.public_key = b""
         self.initial_admin_token: str | None = None  # set on the first start only: print it, it is not stored
+
+    async def _forwarded(self, msg: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """A request another node forwarded here (:mod:`lwm2m_server.cluster.forwarding`)."""
+        if msg.get("op") == "http":
+            return await replay(self.asgi_app, msg)
+        return 400, {"error": "bad_request", "message": f"unknown forwarded operation {msg.get('op')!r}"}
 
     async def _publish(self, event_type: str, data: dict[str, Any]) -> None:
         self.server.events.emit(event_type, None, **data)
@@ -124,12 +131,10 @@ class Application:
             self.mqtt = MqttBridge(self.settings.mqtt, events, self.mqtt_command)  # commands only if allowed
             self._tasks.append(asyncio.create_task(self.mqtt.run(), name="mqtt-bridge"))
         if self._http:
-            from lwm2m_server.api.app import create_app
             from lwm2m_server.api.runner import ApiRunner
 
             http = self.settings.server
-            app = create_app(self.server, services=self.services)
-            self.api = ApiRunner(app, http.http_host, http.http_port)
+            self.api = ApiRunner(self.asgi_app, http.http_host, http.http_port)
             await self.api.start()
         log.info("application_started", coap_port=self.coap_port, http_port=self.http_port,
                  mqtt=self.settings.mqtt.enabled, mqtt_commands=self.settings.mqtt.allow_commands,
