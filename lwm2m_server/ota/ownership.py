@@ -42,6 +42,11 @@ class JobOwnership:
         log.info("ota.job_adopted", job=record.id, endpoint=record.endpoint, from_node=old, node=self.node_id)
         return True
 
+    async def still_mine(self, record: JobRecord) -> bool:
+        """After a save: does this node still own the job (its save applied), or did another node adopt it?"""
+        stored = await self.jobs.get(record.id)
+        return stored is not None and stored.node_id == self.node_id
+
     async def _owner_gone(self, owner: str | None, endpoint: str) -> bool:
         if owner is None:
             return True

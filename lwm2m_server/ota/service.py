@@ -17,7 +17,7 @@ from lwm2m_server.logging import get_logger
 from lwm2m_server.models_catalog import ModelCatalog
 from lwm2m_server.ota import builds
 from lwm2m_server.ota.job import FOLLOW_EVENTS, JobContext, UpdateJob
-from lwm2m_server.ota.job_state import ACTIVE, JobPhase
+from lwm2m_server.ota.job_state import ACTIVE, JobLost, JobPhase
 from lwm2m_server.ota.method import base_coap_uri
 from lwm2m_server.ota.ownership import JobOwnership
 from lwm2m_server.ota.packages import PackageInfo, PackageStore
@@ -256,6 +256,8 @@ class OtaService:
     async def _persist(self, record: JobRecord, before: JobPhase, after: JobPhase, note: str) -> None:
         history = (before.value, after.value, note) if before != after or note == "created" else None
         await self.jobs_repo.save(record, history)
+        if self.ownership is not None and not await self.ownership.still_mine(record):
+            raise JobLost(record.id)  # adopted by another node: this write was not applied, the job stops here
         self.server.events.emit(
             f"ota.{after.value}", record.endpoint, job=record.id, package=record.package_sha256,
             attempt=record.attempt, method=record.method, cause=record.cause.value if record.cause else None,

@@ -22,8 +22,13 @@ UPSERT_JOB = (
     " OR (ota_jobs.node_id IS NULL AND excluded.node_id IS NULL)"
 )
 INSERT_BLOB = "INSERT INTO ota_package_blobs (sha256, data) VALUES (?, ?) ON CONFLICT(sha256) DO NOTHING"
+# Like the job row, a history row is written only by the job's owner (the casts type the parameters for
+# PostgreSQL, which cannot infer them in a SELECT list).
 INSERT_HISTORY = (
-    "INSERT INTO ota_job_history (job_id, ts, from_phase, to_phase, attempt, note) VALUES (?,?,?,?,?,?)"
+    "INSERT INTO ota_job_history (job_id, ts, from_phase, to_phase, attempt, note)"
+    " SELECT CAST(? AS TEXT), CAST(? AS DOUBLE PRECISION), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS INTEGER),"
+    " CAST(? AS TEXT) WHERE EXISTS (SELECT 1 FROM ota_jobs WHERE id = ? AND (node_id = CAST(? AS TEXT)"
+    " OR (node_id IS NULL AND CAST(? AS TEXT) IS NULL)))"
 )
 
 
@@ -37,7 +42,8 @@ class SqlOtaJobRepository:
         statements: list[tuple[str, Params]] = [(UPSERT_JOB, record.to_row())]
         if history is not None:
             before, after, note = history
-            statements.append((INSERT_HISTORY, (record.id, time.time(), before, after, record.attempt, note)))
+            statements.append((INSERT_HISTORY, (record.id, time.time(), before, after, record.attempt, note,
+                                                record.id, record.node_id, record.node_id)))
         await self._sql.execute_together(statements)
 
     async def get(self, job_id: str) -> JobRecord | None:

@@ -121,11 +121,13 @@ async def test_ota_job_adoption_is_one_conditional_update(make_store: StoreFacto
     winner = "node-b" if results[0] else "node-c"
     assert (await jobs.get("j")).node_id == winner  # type: ignore[union-attr]
     job.phase = JobPhase.FAILED  # the old owner, unaware, writes on: the new owner's row is not overwritten
-    await jobs.save(job)
+    await jobs.save(job, ("downloading", "failed", "stale"))
+    assert [h["note"] for h in await jobs.history("j")] == ["created"]  # nor its history
     stored = await jobs.get("j")
     assert stored is not None and (stored.phase, stored.node_id) == (JobPhase.DOWNLOADING, winner)
     stored.phase = JobPhase.SUCCEEDED  # the owner's own writes apply
-    await jobs.save(stored)
+    await jobs.save(stored, ("downloading", "succeeded", "done"))
+    assert [h["note"] for h in await jobs.history("j")] == ["created", "done"]
     assert (await jobs.get("j")).phase is JobPhase.SUCCEEDED  # type: ignore[union-attr]
     unowned = JobRecord(endpoint="d2", package_sha256="ab" * 32, kind="firmware", id="u")  # one node: no owner
     await jobs.save(unowned)
