@@ -84,3 +84,13 @@ def test_security_settings_defaults_and_env() -> None:
     assert "hunter2" not in repr(s) and "hunter2" not in str(s.mqtt)
     with pytest.raises(ConfigError, match=r"api\.refusal_window_s"):
         load_settings(environ={"TINYMLAAS_API__REFUSAL_WINDOW_S": "0"})
+
+
+def test_secrets_dir_defaults_to_the_data_dir_and_is_overridable(tmp_path: Path) -> None:
+    s = load_settings(environ={}, overrides={"server": {"data_dir": tmp_path / "data"}})
+    assert s.secrets_dir == tmp_path / "data"  # the signing key and credentials.key beside the store, as before
+    env = load_settings(environ={"TINYMLAAS_SERVER__SECRETS_DIR": str(tmp_path / "shared")})
+    assert env.secrets_dir == tmp_path / "shared"
+    flag = load_settings(environ={"TINYMLAAS_SERVER__SECRETS_DIR": "/elsewhere"},
+                         overrides={"server": {"secrets_dir": str(tmp_path / "flag")}})
+    assert flag.secrets_dir == tmp_path / "flag"
