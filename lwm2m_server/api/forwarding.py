@@ -7,7 +7,6 @@ does not answer in time, or is dead, is 504 ``owner_unreachable``; a request too
 
 from __future__ import annotations
 
-import base64
 import re
 from typing import Any
 
@@ -16,7 +15,7 @@ from fastapi.responses import JSONResponse, Response
 
 from lwm2m_server.api.errors import ApiError
 from lwm2m_server.cluster.forwarding import OwnerUnreachable
-from lwm2m_server.cluster.replay import FORWARDED_KEY, KEPT_HEADERS
+from lwm2m_server.cluster.replay import FORWARDED_KEY, KEPT_HEADERS, pack, unpack
 from lwm2m_server.services import Services
 
 DEVICE_PATH = re.compile(r"^/api/devices/(?P<endpoint>[^/]+)/(?P<rest>.+)$")
@@ -60,7 +59,7 @@ async def forward_if_elsewhere(request: Request) -> None:
     msg = {
         "op": "http", "endpoint": endpoint, "method": request.method, "path": request.url.path,
         "query": request.url.query, "headers": {k: request.headers[k] for k in KEPT_HEADERS if k in request.headers},
-        "body_b64": base64.b64encode(body).decode("ascii"),
+        "body_z": pack(body),
         "principal": {"token_id": principal.token_id, "name": principal.name, "role": int(principal.role)}
         if principal is not None else {},
     }  # fmt: skip
@@ -71,9 +70,9 @@ async def forward_if_elsewhere(request: Request) -> None:
     except ValueError:
         raise ApiError(413, "too_large", f"the request ({len(body)} bytes of body) is too large to forward to node "
                        f"{owner}, which holds {endpoint!r} (one notification carries about 8000 bytes, the body "
-                       "base64-encoded): send it to that node directly") from None
+                       "compressed and base64-encoded): send it to that node directly") from None
     headers = {NODE_HEADER: owner}
-    if "body_b64" not in reply:  # the forwarder's own answer (the owner failed, or its answer was too large)
+    if "body_z" not in reply:  # the forwarder's own answer (the owner failed, or its answer was too large)
         raise Forwarded(JSONResponse(status_code=status, content=reply, headers=headers))
-    raise Forwarded(Response(content=base64.b64decode(reply["body_b64"]), status_code=status,
+    raise Forwarded(Response(content=unpack(str(reply["body_z"])), status_code=status,
                              headers={**dict(reply.get("headers") or {}), **headers}))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import zlib
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -22,9 +23,18 @@ KEPT_HEADERS = ("content-type", "accept")  # what the owner needs of the caller'
 RETURNED_HEADERS = ("content-type", "etag", "location", "retry-after", "www-authenticate")
 
 
+def pack(data: bytes) -> str:
+    """Bytes for a JSON notification: deflated (JSON bodies shrink several times) and base64-encoded."""
+    return base64.b64encode(zlib.compress(data, 6)).decode("ascii")
+
+
+def unpack(text: str) -> bytes:
+    return zlib.decompress(base64.b64decode(text)) if text else b""
+
+
 async def replay(app: Asgi, msg: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-    """Run one forwarded request (``op: "http"``) through ``app``: (status, {"headers", "body_b64"})."""
-    body = base64.b64decode(str(msg.get("body_b64", "")))
+    """Run one forwarded request (``op: "http"``) through ``app``: (status, {"headers", "body_z"})."""
+    body = unpack(str(msg.get("body_z", "")))
     headers = [(k.encode("latin-1"), str(v).encode("latin-1")) for k, v in dict(msg.get("headers") or {}).items()
                if k in KEPT_HEADERS]
     path = str(msg["path"])
@@ -61,4 +71,4 @@ async def replay(app: Asgi, msg: dict[str, Any]) -> tuple[int, dict[str, Any]]:
             chunks.append(bytes(message.get("body", b"")))
 
     await app(scope, receive, send)
-    return status, {"headers": out_headers, "body_b64": base64.b64encode(b"".join(chunks)).decode("ascii")}
+    return status, {"headers": out_headers, "body_z": pack(b"".join(chunks))}

@@ -65,7 +65,7 @@ async def test_write_execute_observe_and_ota_through_the_other_node(tmp_path: Pa
 
             device_error = await via_b.get("/api/devices/fa-1/3/0/77")  # the device's own 4.04, through a
             assert device_error.status_code == 502 and device_error.json()["error"] == "4.04"
-            too_big = await via_b.put("/api/devices/fa-1/3/0/15", json="x" * 9000)
+            too_big = await via_b.put("/api/devices/fa-1/3/0/15", json=os.urandom(6000).hex())  # incompressible
             assert too_big.status_code == 413 and too_big.json()["error"] == "too_large", too_big.text
             assert a.node_id in too_big.json()["message"]
 
