@@ -21,11 +21,14 @@ from lwm2m_server.cluster.forwarding import DeviceForwarder
 from lwm2m_server.cluster.identity import resolve_node_id
 from lwm2m_server.cluster.membership import ClusterMembership
 from lwm2m_server.cluster.remote_ota import RemoteOta
+from lwm2m_server.cluster.replay import replay
+from lwm2m_server.cluster.secrets import SecretsMismatch, check_shared_secrets
 from lwm2m_server.compiling import Compiling
 from lwm2m_server.config import Settings
 from lwm2m_server.logging import get_logger
 from lwm2m_server.models_catalog import ModelCatalog
 from lwm2m_server.ota.builds import server_public_key
+from lwm2m_server.ota.ownership import JobOwnership
 from lwm2m_server.ota.service import OtaService
 from lwm2m_server.rollouts.deployer import FleetDeployer
 from lwm2m_server.rollouts.leadership import RolloutLeadership
@@ -46,18 +49,21 @@ class Application:
         store = self.server.store
         self.compiling = Compiling(settings, compile_service)
         self.catalog = ModelCatalog(settings.server.data_dir)
-        self.ota = OtaService(self.server, compiling=self.compiling, catalog=self.catalog)
+        cl = settings.cluster
+        node_id = resolve_node_id(settings)
+        ownership = (JobOwnership(node_id, store.ota_jobs, store.nodes, cl.node_timeout_s)
+                     if settings.store.backend == "postgres" else None)  # several nodes may share the store
+        self.ota = OtaService(self.server, compiling=self.compiling, catalog=self.catalog, ownership=ownership)
         self.audit = store.audit
         self.tokens = TokenService(store.tokens)
-        cl = settings.cluster
-        self.cluster = ClusterMembership(store.nodes, store.leases, resolve_node_id(settings),
+        self.cluster = ClusterMembership(store.nodes, store.leases, node_id,
                                          heartbeat_s=cl.heartbeat_s, node_timeout_s=cl.node_timeout_s,
                                          grace_s=settings.server.registration_grace_s, info=self._node_info)
         notifier = notifier_for(settings)
         self.forwarder: DeviceForwarder | None = None
         remote: RemoteOta | None = None
         leadership: RolloutLeadership | None = None
-        if notifier is not None:  # several nodes: requests for devices another node holds go there
+        if notifier is not None:  # several nodes: REST calls and OTA ops for devices other nodes hold go there
             self.forwarder = DeviceForwarder(notifier, store.nodes, self.cluster.node_id, self._forwarded,
                                              timeout_s=cl.forward_timeout_s, node_timeout_s=cl.node_timeout_s)
             remote = RemoteOta(self.forwarder, store.ota_jobs)
@@ -73,20 +79,25 @@ class Application:
                                  compiling=self.compiling, ota=self.ota, rollouts=self.rollouts,
                                  deployer=self.deployer, cluster=self.cluster, forwarder=self.forwarder)
         self._http = http
+        from lwm2m_server.api.app import create_app
+
+        # Built even without --http: it replays the REST calls other nodes forward here.
+        self.asgi_app = create_app(self.server, services=self.services)
         self.api: Any = None
         self.mqtt: Any = None
         self._tasks: list[asyncio.Task[None]] = []
         self.public_key = b""
         self.initial_admin_token: str | None = None  # set on the first start only: print it, it is not stored
 
-    async def _forwarded(self, request: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-        """A request another node forwarded here: OTA ops for its rollouts, else a device read."""
-        reply = await remote_ota.serve(self.ota, self.deployer.installed_sha, request)
+    async def _forwarded(self, msg: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """A request another node forwarded here (:mod:`lwm2m_server.cluster.forwarding`): OTA ops of its
+        rollouts (:mod:`lwm2m_server.cluster.remote_ota`), or a REST call replayed through this node's app."""
+        reply = await remote_ota.serve(self.ota, self.deployer.installed_sha, msg)
         if reply is not None:
             return reply
-        from lwm2m_server.api.operations import forwarded_read
-
-        return await forwarded_read(self.server, request)
+        if msg.get("op") == "http":
+            return await replay(self.asgi_app, msg)
+        return 400, {"error": "bad_request", "message": f"unknown forwarded operation {msg.get('op')!r}"}
 
     async def _publish(self, event_type: str, data: dict[str, Any]) -> None:
         self.server.events.emit(event_type, None, **data)
@@ -108,9 +119,17 @@ class Application:
 
     async def start(self) -> None:
         # The package signing key exists from the first start; devices are given its public half.
-        self.public_key = await asyncio.to_thread(server_public_key, self.settings.server.data_dir)
+        self.public_key = await asyncio.to_thread(server_public_key, self.settings.secrets_dir)
         await self.server.start()
-        await self.cluster.start()
+        await self.cluster.start()  # first: a second process on this node id is refused for that reason
+        if self.settings.store.backend == "postgres":  # a shared store: every node must hold the same secrets
+            try:
+                await check_shared_secrets(self.server.store.key_fingerprints, self.cluster.node_id,
+                                           self.settings.secrets_dir, self.public_key, self.server.credentials.box)
+            except SecretsMismatch:
+                await self.cluster.stop()
+                await self.server.stop()
+                raise
         if self.forwarder is not None:
             await self.forwarder.start()
         if self.relay is not None:
@@ -137,12 +156,10 @@ class Application:
                                        share_group=f"{self.settings.mqtt.topic_prefix}-servers")
             self._tasks.append(asyncio.create_task(self.mqtt.run(), name="mqtt-bridge"))
         if self._http:
-            from lwm2m_server.api.app import create_app
             from lwm2m_server.api.runner import ApiRunner
 
             http = self.settings.server
-            app = create_app(self.server, services=self.services)
-            self.api = ApiRunner(app, http.http_host, http.http_port)
+            self.api = ApiRunner(self.asgi_app, http.http_host, http.http_port)
             await self.api.start()
         log.info("application_started", coap_port=self.coap_port, http_port=self.http_port,
                  mqtt=self.settings.mqtt.enabled, mqtt_commands=self.settings.mqtt.allow_commands,

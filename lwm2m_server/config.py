@@ -41,6 +41,7 @@ class ServerSettings(_Section):
     http_host: str = "127.0.0.1"
     http_port: int = 8080
     data_dir: Path = Path("./data")
+    secrets_dir: str = ""  # package signing key + credentials.key; "" = data_dir. Every node of a cluster: the same
     public_coap_uri: str = ""
     registration_grace_s: float = 15.0
     queue_mode_window_s: float = 93.0
@@ -160,6 +161,11 @@ class Settings(_Section):
     @property
     def store_path(self) -> Path:
         return Path(self.store.path) if self.store.path else self.server.data_dir / "tinymlaas.sqlite3"
+
+    @property
+    def secrets_dir(self) -> Path:
+        """Where the package signing key and the credentials key live (shared by every node of a cluster)."""
+        return Path(self.server.secrets_dir) if self.server.secrets_dir else self.server.data_dir
 
     @property
     def compile_cache_dir(self) -> Path:

@@ -61,7 +61,7 @@ async def run_demo(opts: DemoOptions, ui: DemoUI) -> dict[str, Any]:
 async def _run(opts: DemoOptions, ui: DemoUI, data_dir: Path) -> dict[str, Any]:
     from lwm2m_server.application import Application
     from lwm2m_server.gc_policy import start_gc_policy
-    from lwm2m_server.ota.builds import make_compile_service, server_public_key
+    from lwm2m_server.ota.builds import make_compile_service
     from simulator.fleet import Fleet
 
     started = time.monotonic()
@@ -82,7 +82,7 @@ async def _run(opts: DemoOptions, ui: DemoUI, data_dir: Path) -> dict[str, Any]:
         ui.stage(f"server up: CoAP udp/{app.coap_port}, HTTP http://127.0.0.1:{app.http_port}")
         # Train/load the model while the fleet comes up.
         source_task = asyncio.create_task(compile_service.source(opts.model))
-        key = await asyncio.to_thread(server_public_key, data_dir)
+        key = app.public_key  # from the secrets dir (the data dir unless configured)
         fleet = _fleet(opts, f"coap://127.0.0.1:{app.coap_port}", key, Fleet)
         ui.stage(f"starting {len(fleet.devices)} simulated devices from {opts.fleet_file.name}")
         await fleet.start(wait_registered=60)

@@ -65,7 +65,7 @@ class LwM2MServer:
         self.store: Store = store or store_for(settings, retention)
         self.registry = Registry(self.store, self.events, grace_s=s.registration_grace_s)
         self.audit = self.store.audit
-        self.credentials = CredentialService(self.store.credentials, self.audit, s.data_dir)
+        self.credentials = CredentialService(self.store.credentials, self.audit, settings.secrets_dir)
         self.sessions = SecureSessions()
         self.dtls_stats = DtlsStats()
         self.client = DeviceClient(self.registry, self.events, model=model, default_timeout=s.request_timeout_s,

@@ -35,7 +35,7 @@ class Services:
     rollouts: RolloutService | None = None
     deployer: FleetDeployer | None = None
     cluster: ClusterMembership | None = None
-    forwarder: DeviceForwarder | None = None  # several nodes: reads for devices other nodes hold
+    forwarder: DeviceForwarder | None = None  # several nodes: REST calls for devices other nodes hold
 
     @classmethod
     def for_server(

@@ -71,6 +71,7 @@ class Firmware:
         self._rng = random.Random(device.seed)
         self._tuning = block_tuning(self.config.block_ack_timeout_s)
         self.corrupted = 0  # packages corrupted so far by the corrupt_downloads fault
+        self.installs = 0  # packages installed successfully (a test's "updated exactly once")
         self.store.on_write(*_ids(FW_PACKAGE), self._on_package_write, check=self._check_package_write)
         self.store.on_write(*_ids(FW_PACKAGE_URI), self._on_uri_write, check=self._check_uri_write)
         self.store.on_execute(*_ids(FW_UPDATE), self._on_update)
@@ -353,6 +354,7 @@ class Firmware:
         if outcome.result != UpdateResult.SUCCESS:
             self._fail(outcome.result, outcome.detail)
             return
+        self.installs += 1
         self.store.set(FW_PKG_NAME, outcome.package_name)
         self.store.set(FW_PKG_VERSION, outcome.package_version)
         self.package = bytearray()

@@ -39,6 +39,7 @@ from fastapi import Depends, FastAPI
 from fastapi_offline import FastAPIOffline
 
 from lwm2m_server import __version__
+from lwm2m_server.api import forwarding
 from lwm2m_server.api.auth import (
     ADMIN,
     AUTH_RESPONSES,
@@ -143,6 +144,7 @@ def create_app(
     app.state.audit_log = audit_log
     app.state.refusals = refusals
     install_error_handlers(app)
+    forwarding.install(app)
     routers = list(ROUTERS)
     routers[-1:-1] = list(extra_routers)
     for name, access in routers:
@@ -156,5 +158,6 @@ def create_app(
         dependencies = [Depends(guard(access, auth))]
         if access.query_token and api_settings.query_token:
             dependencies.append(Depends(query_token_param))
+        dependencies.append(Depends(forwarding.forward_if_elsewhere))  # after the guard: the caller is known
         app.include_router(module.router, dependencies=dependencies, responses=AUTH_RESPONSES)
     return app

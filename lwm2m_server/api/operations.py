@@ -11,23 +11,19 @@ import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, Path, Query, Request
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from lwm2m_server.api import access
-from lwm2m_server.api.deps import ServerDep, ServicesDep
+from lwm2m_server.api.deps import ServerDep
 from lwm2m_server.api.devices import EndpointParam
 from lwm2m_server.api.errors import (
     DEVICE_ERROR_RESPONSES,
     ApiError,
     bad_request,
-    device_error_to_api,
     not_found,
 )
 from lwm2m_server.api.observations import setup_reobserve, start_observation, stop_observation
 from lwm2m_server.api.values import BodyError, body_to_content, content_to_json, value_to_json
-from lwm2m_server.cluster.forwarding import OwnerUnreachable
-from lwm2m_server.coap.errors import DeviceError
 from lwm2m_server.protocol.codecs import CONTENT_FORMATS, CodecError, codec_by_name
 from lwm2m_server.protocol.model import Content, ObjectRegistry
 from lwm2m_server.protocol.paths import LwM2MPath
@@ -193,20 +189,10 @@ async def cancel_observe(server: ServerDep, request: Request, endpoint: Endpoint
 # ---- read / write / execute / delete -------------------------------------------------------------------
 @router.get("/api/devices/{endpoint}/{path:path}", response_model=ReadResult, responses=DEVICE_ERROR_RESPONSES,
             summary="Read an object, instance, resource or resource instance")
-async def read(server: ServerDep, services: ServicesDep, endpoint: EndpointParam, path: PathParam,
-               format: FormatParam = None, timeout: TimeoutParam = None) -> Any:
+async def read(server: ServerDep, endpoint: EndpointParam, path: PathParam, format: FormatParam = None,
+               timeout: TimeoutParam = None) -> ReadResult:
     lw_path = parse_path(path)
     fmt = parse_format(format)
-    forwarder = services.forwarder
-    if forwarder is not None and access.registration(server, endpoint) is None:
-        owner = await forwarder.owner_elsewhere(endpoint)
-        if owner is not None:  # another node holds the device's session: it carries the read out
-            try:
-                status, body = await forwarder.forward(owner, {"op": "read", "endpoint": endpoint, "path": path,
-                                                               "format": format, "timeout": timeout})
-            except OwnerUnreachable as exc:
-                raise ApiError(504, "owner_unreachable", str(exc)) from exc
-            return JSONResponse(status_code=status, content=body, headers={"X-TinyMLaaS-Node": owner})
     return await read_local(server, endpoint, lw_path, fmt, timeout)
 
 
@@ -218,22 +204,6 @@ async def read_local(server: Any, endpoint: str, lw_path: LwM2MPath, fmt: int | 
     except CodecError as exc:
         raise device_codec_error(exc) from exc
     return read_result(endpoint, lw_path, content, access.object_model(server))
-
-
-async def forwarded_read(server: Any, msg: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-    """A read another node forwarded here (:mod:`lwm2m_server.cluster.forwarding`): (HTTP status, JSON body)."""
-    try:
-        if msg.get("op") != "read":
-            raise bad_request(f"unknown forwarded operation {msg.get('op')!r}")
-        timeout = msg.get("timeout")
-        result = await read_local(server, str(msg["endpoint"]), parse_path(str(msg["path"])),
-                                  parse_format(msg.get("format")), float(timeout) if timeout else None)
-    except ApiError as exc:
-        return exc.status, {"error": exc.code, "message": exc.message}
-    except DeviceError as exc:
-        api = device_error_to_api(exc)
-        return api.status, {"error": api.code, "message": api.message}
-    return 200, result.model_dump(mode="json")
 
 
 @router.put("/api/devices/{endpoint}/{path:path}", response_model=OperationResult,

@@ -66,7 +66,7 @@ def _render(report: FitReport) -> None:
 
 
 def _write_package(report: FitReport, out: Path, settings: Settings, *, by_hash: bool = False) -> Path:
-    """Write the chosen build as a bare .tflite and as a signed package (key from the data dir); ``by_hash`` adds
+    """Write the chosen build as a bare .tflite and as a signed package (key from the secrets dir); ``by_hash`` adds
     the payload's sha256 prefix to the name (the cache's packages/ holds builds for many targets)."""
     import hashlib
 
@@ -77,7 +77,7 @@ def _write_package(report: FitReport, out: Path, settings: Settings, *, by_hash:
     (out / f"{stem}.tflite").write_bytes(art.data)
     from compilers.packaging import write_signed_package
 
-    return write_signed_package(report, out / f"{stem}.pkg", settings.server.data_dir)
+    return write_signed_package(report, out / f"{stem}.pkg", settings.secrets_dir)
 
 
 def _where(cache_root: Path, compiles: int, hits: int, package: Path | None, out: Path | None,
@@ -88,7 +88,7 @@ def _where(cache_root: Path, compiles: int, hits: int, package: Path | None, out
     if package is not None:
         elsewhere = "" if out is not None else "; --out DIR puts it elsewhere"
         lines.append(f"package: {package.resolve()} ({package.stat().st_size:,} B, signed with the key in "
-                     f"{settings.server.data_dir.resolve()}){elsewhere}")
+                     f"{settings.secrets_dir.resolve()}){elsewhere}")
     return lines
 
 

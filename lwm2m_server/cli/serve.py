@@ -18,6 +18,9 @@ def serve(
     http_port: Annotated[int | None, typer.Option("--http-port", help="TCP port for the HTTP API (0 = any)")] = None,
     data_dir: Annotated[Path | None, typer.Option("--data-dir", help="where the SQLite store and caches live")] = None,
     coap_host: Annotated[str | None, typer.Option("--coap-host", help="address to bind CoAP to")] = None,
+    secrets_dir: Annotated[Path | None, typer.Option(
+        "--secrets-dir", help="where the package signing key and credentials.key live (default: the data dir); "
+        "the same files on every node of a cluster")] = None,
     no_http: Annotated[bool, typer.Option("--no-http", help="CoAP only, no HTTP API")] = False,
     store_backend: Annotated[str | None, typer.Option("--store", help="store backend: sqlite or postgres")] = None,
     store_dsn: Annotated[str | None, typer.Option("--store-dsn", help="PostgreSQL DSN (with --store postgres)")] = None,
@@ -31,10 +34,12 @@ def serve(
     """Run the LwM2M server (CoAP /rd + device management) and the REST API until Ctrl-C / SIGTERM."""
     import asyncio
 
+    from lwm2m_server.cluster.secrets import SecretsMismatch
     from lwm2m_server.config import ConfigError, load_settings
     from lwm2m_server.logging import configure_logging
 
     server_flags = {"coap_port": coap_port, "http_port": http_port, "data_dir": data_dir, "coap_host": coap_host,
+                    "secrets_dir": str(secrets_dir) if secrets_dir is not None else None,
                     "gc_full_interval_s": gc_full_interval}
     coap_flags: dict[str, Any] = {"secure": secure, "coaps_port": coaps_port, "plain": False if no_plain else None}
     overrides: dict[str, dict[str, Any]] = {"server": dict(server_flags), "coap": coap_flags,
@@ -49,6 +54,8 @@ def serve(
     except KeyboardInterrupt:
         pass
     except OSError as exc:
+        raise CliError(f"cannot start: {exc}", code=1) from exc
+    except SecretsMismatch as exc:
         raise CliError(f"cannot start: {exc}", code=1) from exc
 
 

@@ -1,6 +1,7 @@
 """Server→device requests for a device held by another node: the node that received the REST call sends it over
 the store's notifier (PostgreSQL LISTEN/NOTIFY) to the owning node (``registrations.node_id``), which carries it
-out on its own CoAP session with the device and sends the HTTP status and JSON body back.
+out on its own CoAP session with the device and sends the HTTP status and JSON body back. REST calls travel as
+``{"op": "http", ...}`` (see :mod:`lwm2m_server.api.forwarding` and :mod:`lwm2m_server.cluster.replay`).
 
 The asking node waits at most ``timeout_s``; an owner whose heartbeat is older than the node timeout is not asked
 at all. Both end in :class:`OwnerUnreachable` (the API's 504). Channel names are derived from node ids.
@@ -23,7 +24,7 @@ log = get_logger(__name__)
 
 Reply = tuple[int, dict[str, Any]]
 Handler = Callable[[dict[str, Any]], Awaitable[Reply]]
-"""Carries out one forwarded request here (``{"op": "read", "endpoint": ..., ...}``) -> (HTTP status, JSON body)."""
+"""Carries out one forwarded request here (``{"op": "http", "endpoint": ..., ...}``) -> (HTTP status, JSON body)."""
 
 
 class OwnerUnreachable(Exception):

@@ -30,10 +30,11 @@ class NotFitting(BuildError):
         super().__init__(message, 422)
 
 
-def server_public_key(data_dir: Path) -> bytes:
+def server_public_key(secrets_dir: Path) -> bytes:
+    """The signing key's public half (the key lives in ``[server] secrets_dir``, by default the data dir)."""
     from compilers import keys
 
-    return bytes(keys.public_key_bytes(keys.load_or_create_signing_key(Path(data_dir))))
+    return bytes(keys.public_key_bytes(keys.load_or_create_signing_key(Path(secrets_dir))))
 
 
 def make_compile_service(settings: Settings, *, cache_dir: Path | None = None, zoo_epochs: int | None = None) -> Any:
@@ -73,11 +74,11 @@ def target_from_profile(profile: Any) -> Any:
     )
 
 
-def sign_artifact(art: Any, model: str, data_dir: Path, target: dict[str, Any] | None = None) -> tuple[bytes, bytes]:
+def sign_artifact(art: Any, model: str, secrets_dir: Path, target: dict[str, Any] | None = None) -> tuple[bytes, bytes]:
     """Sign a compiled artifact into a package; the manifest records the compile class it was built for."""
     from compilers import keys, package
 
-    key = keys.load_or_create_signing_key(Path(data_dir))
+    key = keys.load_or_create_signing_key(Path(secrets_dir))
     blob = package.build_package(
         name=model,
         version="1",
@@ -109,8 +110,8 @@ async def build_for_device(
     if art is None:
         reasons = "; ".join(f"{v.variant}: {getattr(v, 'reason', '')}" for v in getattr(report, "variants", []))
         raise NotFitting(f"{model} does not fit {endpoint}: {reasons or 'no variant fits'}")
-    data_dir = server.settings.server.data_dir
-    blob, public_key = await asyncio.to_thread(sign_artifact, art, model, data_dir, target.to_dict())
+    secrets_dir = server.settings.secrets_dir
+    blob, public_key = await asyncio.to_thread(sign_artifact, art, model, secrets_dir, target.to_dict())
     info = await packages.add(blob, "model", public_key=public_key)
     log.info("ota.model_built", endpoint=endpoint, model=model, variant=art.variant, sha256=info.sha256)
     return info

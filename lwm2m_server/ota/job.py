@@ -20,7 +20,7 @@ from lwm2m_server.events import Event, EventBus
 from lwm2m_server.logging import get_logger
 from lwm2m_server.ota.calls import DeviceCalls
 from lwm2m_server.ota.follow import FOLLOW_EVENTS, Follower
-from lwm2m_server.ota.job_state import Cause, JobFailed, JobPhase, JobRetry, JobState, failure_cause
+from lwm2m_server.ota.job_state import Cause, JobFailed, JobLost, JobPhase, JobRetry, JobState, failure_cause
 from lwm2m_server.ota.method import MethodError, choose_method
 from lwm2m_server.ota.object5 import DELIVERY, MODEL, MODEL_HEALTH, MODEL_SHA, fw_int, protocols_of
 from lwm2m_server.ota.packages import PackageInfo, PackageStore
@@ -106,6 +106,13 @@ class UpdateJob:
 
     # -- the sequence ------------------------------------------------------------------------------------------
     async def run(self) -> JobRecord:
+        try:
+            return await self._run()
+        except JobLost:  # raised by persist, even from the failure handlers below: the new owner carries on
+            log.info("ota.job_lost", job=self.record.id, endpoint=self.endpoint)
+            return self.record
+
+    async def _run(self) -> JobRecord:
         follow = self.follower.follow_events() if not self.ctx.dispatched else asyncio.sleep(0)
         follower = asyncio.create_task(follow)
         poller: asyncio.Task[None] | None = None
@@ -140,6 +147,8 @@ class UpdateJob:
                 raise
             await self.calls.reset(cancel=True)
             await self._fail(Cause.CANCELLED, None, "cancelled by operator")
+        except JobLost:
+            raise
         except Exception as exc:  # a bug or an unexpected device answer must end the job, not hang it
             log.exception("ota.job_crashed", endpoint=self.endpoint)
             await self._fail(Cause.DEVICE_ERROR, None, f"{type(exc).__name__}: {exc}")

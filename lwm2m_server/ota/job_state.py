@@ -85,6 +85,10 @@ class JobFailed(Exception):
         self.cause, self.result, self.detail = cause, result, detail
 
 
+class JobLost(Exception):
+    """Another node adopted the job (the device registered there): this node stops it without a word more."""
+
+
 class JobRetry(Exception):
     """A retryable failure (Update Result 4/5, a lost push): back off and start the attempt again."""
 

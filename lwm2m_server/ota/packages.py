@@ -1,5 +1,7 @@
-"""Immutable, content-addressed packages: ``<data_dir>/packages/<sha256>`` plus one metadata row (the store's
-``packages`` repository).
+"""Immutable, content-addressed packages: a metadata row and the bytes in the store (the ``packages``
+repository), so every node sharing the store serves and pushes every package; ``<data_dir>/packages/<sha256>``
+is this node's file cache of the bytes (and, for rows written before the store kept bytes, the only copy: those
+are copied into the store on start).
 
 Two kinds: a *model* package (the signed CBOR envelope from :mod:`compilers.package`; its manifest names the
 .tflite payload's sha256, which is what the device reports in /32002/0/2) and a plain *firmware* image (opaque
@@ -68,6 +70,16 @@ class PackageStore:
 
     async def open(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
+        await self._backfill()
+
+    async def _backfill(self) -> None:
+        """Copy into the store the bytes of packages it only has as files here (data dirs from before)."""
+        for sha in await self._store.without_data():
+            blob = await asyncio.to_thread(self._read_file, sha)
+            if blob is None:
+                continue  # another node's file (it backfills its own) or lost: nothing to copy from here
+            await self._store.put_data(sha, blob)
+            log.info("ota.package_backfilled", sha256=sha, size=len(blob))
 
     async def add(
         self,
@@ -93,16 +105,16 @@ class PackageStore:
             raise PackageError(f"unknown package kind {kind!r}")
         info = PackageInfo(sha256=sha, kind=kind, size=len(data), created_at=time.time(), **meta)
         await asyncio.to_thread(self._write_file, sha, data)
-        await self._store.add(info)
+        await self._store.add(info, data)
         self._info[sha] = info
         self._remember(sha, data)
         log.info("ota.package_added", sha256=sha, kind=kind, size=len(data), name=info.name)
         return info
 
-    def _write_file(self, sha: str, data: bytes) -> None:
+    def _write_file(self, sha: str, data: bytes, *, replace: bool = False) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         final = self.dir / sha
-        if final.exists():
+        if final.exists() and not replace:
             return
         tmp = self.dir / f".{sha}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"  # unique: concurrent adds of one sha
         with open(tmp, "wb") as f:
@@ -131,15 +143,23 @@ class PackageStore:
             return blob
         if len(sha) != 64 or not all(c in "0123456789abcdef" for c in sha):
             return None
-        path = self.dir / sha
+        blob = await asyncio.to_thread(self._read_file, sha)
+        if blob is None:  # not cached on this node (added through another one) or damaged: the store's copy
+            blob = await self._store.data(sha)
+            if blob is None or hashlib.sha256(blob).hexdigest() != sha:
+                return None
+            await asyncio.to_thread(self._write_file, sha, blob, replace=True)
+        self._remember(sha, blob)
+        return blob
+
+    def _read_file(self, sha: str) -> bytes | None:
         try:
-            blob = await asyncio.to_thread(path.read_bytes)
+            blob = (self.dir / sha).read_bytes()
         except FileNotFoundError:
             return None
         if hashlib.sha256(blob).hexdigest() != sha:  # a damaged file must never be served as this sha
             log.error("ota.package_corrupt_on_disk", sha256=sha)
             return None
-        self._remember(sha, blob)
         return blob
 
     def _remember(self, sha: str, blob: bytes) -> None:

@@ -29,6 +29,7 @@ class JobRecord:
     id: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
     created_at: float = field(default_factory=time.time)
     updated_at: float = field(default_factory=time.time)
+    node_id: str | None = None  # the node running the job (several nodes on one store); None: one node
 
     @property
     def summary(self) -> str:
@@ -58,6 +59,7 @@ class JobRecord:
             json.dumps(self.options),
             self.created_at,
             self.updated_at,
+            self.node_id,
         )
 
     @classmethod
@@ -78,5 +80,6 @@ class JobRecord:
             options=json.loads(row["options"] or "{}"),
             created_at=float(row["created_at"]),
             updated_at=float(row["updated_at"]),
+            node_id=row.get("node_id"),
         )
 

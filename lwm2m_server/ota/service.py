@@ -17,8 +17,9 @@ from lwm2m_server.logging import get_logger
 from lwm2m_server.models_catalog import ModelCatalog
 from lwm2m_server.ota import builds
 from lwm2m_server.ota.job import FOLLOW_EVENTS, JobContext, UpdateJob
-from lwm2m_server.ota.job_state import ACTIVE, JobPhase
+from lwm2m_server.ota.job_state import ACTIVE, JobLost, JobPhase
 from lwm2m_server.ota.method import base_coap_uri
+from lwm2m_server.ota.ownership import JobOwnership
 from lwm2m_server.ota.packages import PackageInfo, PackageStore
 from lwm2m_server.ota.record import JobRecord
 from lwm2m_server.protocol.paths import LwM2MPath
@@ -44,8 +45,12 @@ class OtaService:
         max_active: int | None = None,
         compiling: Compiling | None = None,
         catalog: ModelCatalog | None = None,
+        ownership: JobOwnership | None = None,
     ) -> None:
-        """``compiling``/``catalog``: shared with the rollouts and the API (default: this service's own)."""
+        """``compiling``/``catalog``: shared with the rollouts and the API (default: this service's own).
+        ``ownership``: several nodes share the store (see :mod:`lwm2m_server.ota.ownership`); None: one node."""
+        self.ownership = ownership
+        self._adoptions: set[asyncio.Task[None]] = set()
         self.server = server
         self.settings = server.settings
         self.packages = PackageStore(self.settings.server.data_dir, server.store.packages)
@@ -79,6 +84,26 @@ class OtaService:
             entry = self._jobs.get(job_id) if job_id else None
             if entry is not None:
                 entry[0].on_event(ev)
+            elif ev.type == "registered" and ev.endpoint and self.ownership is not None:
+                task = asyncio.create_task(self._adopt(ev.endpoint), name=f"ota-adopt-{ev.endpoint}")
+                self._adoptions.add(task)
+                task.add_done_callback(self._adoptions.discard)
+
+    async def _adopt(self, endpoint: str) -> None:
+        """The device registered here: resume its active job if another node owned it and is gone."""
+        assert self.ownership is not None
+        try:
+            for record in await self.jobs_repo.for_endpoint(endpoint, limit=5):
+                if record.phase not in ACTIVE:
+                    continue
+                package = await self.packages.get(record.package_sha256)
+                if endpoint in self._by_endpoint or package is None or not await self.ownership.adopt(record):
+                    return
+                if endpoint not in self._by_endpoint and self._started:
+                    self._launch(record, package)
+                return
+        except Exception as exc:  # a store hiccup must not kill the dispatcher; the next registration retries
+            log.warning("ota.adopt_failed", endpoint=endpoint, error=repr(exc))
 
     async def stop(self) -> None:
         """Stop running jobs without touching their stored state: a later start resumes them."""
@@ -88,7 +113,7 @@ class OtaService:
             self._dispatcher.cancel()
             await asyncio.gather(self._dispatcher, return_exceptions=True)
         self._events, self._dispatcher = None, None
-        tasks = [t for _, t in self._jobs.values()]
+        tasks = [t for _, t in self._jobs.values()] + list(self._adoptions)
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -103,6 +128,8 @@ class OtaService:
             package = await self.packages.get(record.package_sha256)
             if package is None:
                 continue
+            if self.ownership is not None and not await self.ownership.claim_for_resume(record):
+                continue  # another node's job: it resumes it, or a node adopts it when the device registers
             log.info("ota.job_resumed", job=record.id, endpoint=record.endpoint, phase=record.phase.value)
             self._launch(record, package)
             resumed.append(record.id)
@@ -114,7 +141,7 @@ class OtaService:
         if kind not in ("model", "firmware"):
             raise OtaError(f"kind must be model or firmware, not {kind!r}")
         public_key = (
-            await asyncio.to_thread(builds.server_public_key, self.settings.server.data_dir)
+            await asyncio.to_thread(builds.server_public_key, self.settings.secrets_dir)
             if kind == "model"
             else None
         )
@@ -154,7 +181,8 @@ class OtaService:
             raise OtaError(f"device {endpoint!r} already has an update running ({self._by_endpoint[endpoint]})", 409)
         options = {k: v for k, v in (("timeout_s", timeout_s), ("max_retries", max_retries)) if v is not None}
         record = JobRecord(endpoint=endpoint, package_sha256=package.sha256, kind=package.kind,
-                           requested_method=method, options=options)  # fmt: skip
+                           requested_method=method, options=options,
+                           node_id=self.ownership.node_id if self.ownership is not None else None)  # fmt: skip
         await self._persist(record, JobPhase.QUEUED, JobPhase.QUEUED, "created")
         self._launch(record, package)
         return record.id
@@ -228,6 +256,8 @@ class OtaService:
     async def _persist(self, record: JobRecord, before: JobPhase, after: JobPhase, note: str) -> None:
         history = (before.value, after.value, note) if before != after or note == "created" else None
         await self.jobs_repo.save(record, history)
+        if self.ownership is not None and not await self.ownership.still_mine(record):
+            raise JobLost(record.id)  # adopted by another node: this write was not applied, the job stops here
         self.server.events.emit(
             f"ota.{after.value}", record.endpoint, job=record.id, package=record.package_sha256,
             attempt=record.attempt, method=record.method, cause=record.cause.value if record.cause else None,

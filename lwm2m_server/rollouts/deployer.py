@@ -147,8 +147,8 @@ class FleetDeployer:
         fit = report.chosen_fit
         if art is None or fit is None:
             return Incompatible(class_key, report.summary, report.to_json())
-        data_dir = self.server.settings.server.data_dir
-        blob, public_key = await asyncio.to_thread(builds.sign_artifact, art, model, data_dir, target)
+        secrets_dir = self.server.settings.secrets_dir
+        blob, public_key = await asyncio.to_thread(builds.sign_artifact, art, model, secrets_dir, target)
         info = await self.ota.packages.add(blob, "model", public_key=public_key)
         return Build(class_key, fit.variant, info.sha256, fit.size, fit.arena_bytes, fit.accuracy, report.to_json(),
                      payload_sha=info.payload_sha256)

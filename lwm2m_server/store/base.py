@@ -24,6 +24,7 @@ from lwm2m_server.store.repositories import (
     CredentialRepository,
     EventRepository,
     FleetStats,
+    KeyFingerprintRepository,
     LeaseRepository,
     NodeRepository,
     OtaJobRepository,
@@ -67,6 +68,8 @@ class Store(RegistrationRepository, ProfileRepository, EventRepository, Protocol
     def nodes(self) -> NodeRepository: ...
     @property
     def bootstrap(self) -> BootstrapRepository: ...
+    @property
+    def key_fingerprints(self) -> KeyFingerprintRepository: ...
 
     async def open(self) -> None:
         """Connect and apply the pending schema migrations."""

@@ -159,14 +159,32 @@ class OtaJobRepository(Protocol):
         ...
 
     async def history(self, job_id: str) -> list[dict[str, Any]]: ...
+    async def adopt(self, job_id: str, from_node: str | None, to_node: str) -> bool:
+        """Move the job to ``to_node`` if ``from_node`` still owns it (one atomic conditional update); True when
+        ``to_node`` owns it afterwards. ``save`` by a node that no longer owns a job does not change it."""
+        ...
+
     async def count_retried(self) -> int:
         """Jobs that needed more than one attempt."""
         ...
 
 
 class PackageRepository(Protocol):
-    async def add(self, info: PackageInfo) -> None:
-        """Insert the metadata row; the same sha256 again is a no-op (packages are immutable)."""
+    async def add(self, info: PackageInfo, data: bytes | None = None) -> None:
+        """Insert the metadata row (and the bytes, in the same commit, when given); the same sha256 again is a
+        no-op (packages are immutable)."""
+        ...
+
+    async def put_data(self, sha256: str, data: bytes) -> None:
+        """Store a package's bytes (a no-op when they are stored already)."""
+        ...
+
+    async def data(self, sha256: str) -> bytes | None:
+        """The package's bytes, None when the store has none (a row from before bytes were stored)."""
+        ...
+
+    async def without_data(self) -> list[str]:
+        """The sha256 of every package whose bytes the store lacks."""
         ...
 
     async def get(self, sha256: str) -> PackageInfo | None: ...
@@ -308,3 +326,12 @@ class BootstrapRepository(Protocol):
         """Delete the endpoint's config; False when there was none."""
         ...
     async def all(self) -> list[BootstrapRow]: ...
+
+
+class KeyFingerprintRepository(Protocol):
+    """One fingerprint per named secret (the package signing key, the credentials key) for every node sharing
+    the store: the first node to record one sets it, so a node started with other keys can tell."""
+
+    async def claim(self, name: str, fingerprint: str, node_id: str, now: float) -> tuple[str, str]:
+        """Record ``fingerprint`` for ``name`` unless one is recorded; returns the recorded (fingerprint, node)."""
+        ...

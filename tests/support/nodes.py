@@ -51,8 +51,11 @@ class Node:
 async def start_node(data_dir: Path, dsn: str, env: dict[str, str] | None = None, *, coap_port: int = 0,
                      http_port: int = 0) -> Node:
     """Start a node; a restart passes the data dir (same node id) and ports it had (nginx's upstream is fixed).
-    ``dsn`` "" = the SQLite store in the data dir (a single node, e.g. a benchmark's baseline)."""
-    full_env = {**os.environ, **FAST_CLUSTER_ENV, **(env or {})}
+    ``dsn`` "" = the SQLite store in the data dir (a single node, e.g. a benchmark's baseline). Nodes started
+    beside each other share ``<parent>/secrets`` (as an operator gives every node the same signing key and
+    credentials key) unless ``env`` names another secrets dir."""
+    shared = {"TINYMLAAS_SERVER__SECRETS_DIR": str(data_dir.parent / "secrets")}
+    full_env = {**os.environ, **FAST_CLUSTER_ENV, **shared, **(env or {})}
     log = (data_dir.parent / f"{data_dir.name}.log").open("ab")  # the node's log, beside its data dir
     try:
         proc = await _spawn(data_dir, dsn, full_env, log, coap_port, http_port)
@@ -68,6 +71,21 @@ async def start_node(data_dir: Path, dsn: str, env: dict[str, str] | None = None
         if line.startswith("READY"):
             fields = dict(f.split("=") for f in line.split()[1:])
             return Node(proc, int(fields["coap"]), int(fields["http"]), token, data_dir)
+
+
+async def run_refused_node(data_dir: Path, dsn: str, env: dict[str, str] | None = None) -> tuple[int, str]:
+    """A node expected not to start: its exit code and its stderr (the CLI's message); its secrets are its own
+    (in its data dir) unless ``env`` says otherwise."""
+    full_env = {**os.environ, **FAST_CLUSTER_ENV, **(env or {})}
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
+    path = data_dir.parent / f"{data_dir.name}.log"
+    with path.open("wb") as log:
+        proc = await _spawn(data_dir, dsn, full_env, log, 0, 0)
+    assert proc.stdout is not None
+    out = await asyncio.wait_for(proc.stdout.read(), 60)
+    assert b"READY" not in out, "the node started"
+    code = await asyncio.wait_for(proc.wait(), 30)
+    return code, path.read_text()
 
 
 async def _spawn(data_dir: Path, dsn: str, env: dict[str, str], log: IO[bytes], coap_port: int, http_port: int

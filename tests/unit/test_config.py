@@ -91,3 +91,13 @@ def test_rollout_lease_ttl_default_env_and_bad_value() -> None:
     assert load_settings(environ={"TINYMLAAS_CLUSTER__LEASE_TTL_S": "2.5"}).cluster.lease_ttl_s == 2.5
     with pytest.raises(ConfigError, match=r"cluster\.lease_ttl_s"):
         load_settings(environ={"TINYMLAAS_CLUSTER__LEASE_TTL_S": "0"})
+
+
+def test_secrets_dir_defaults_to_the_data_dir_and_is_overridable(tmp_path: Path) -> None:
+    s = load_settings(environ={}, overrides={"server": {"data_dir": tmp_path / "data"}})
+    assert s.secrets_dir == tmp_path / "data"  # the signing key and credentials.key beside the store, as before
+    env = load_settings(environ={"TINYMLAAS_SERVER__SECRETS_DIR": str(tmp_path / "shared")})
+    assert env.secrets_dir == tmp_path / "shared"
+    flag = load_settings(environ={"TINYMLAAS_SERVER__SECRETS_DIR": "/elsewhere"},
+                         overrides={"server": {"secrets_dir": str(tmp_path / "flag")}})
+    assert flag.secrets_dir == tmp_path / "flag"

@@ -26,6 +26,7 @@ from lwm2m_server.store.sql.audit import SqlAuditLog
 from lwm2m_server.store.sql.bootstrap import SqlBootstrapRepository
 from lwm2m_server.store.sql.credentials import SqlCredentialRepository
 from lwm2m_server.store.sql.engine import Params
+from lwm2m_server.store.sql.key_fingerprints import SqlKeyFingerprints
 from lwm2m_server.store.sql.leases import SqlLeaseRepository
 from lwm2m_server.store.sql.nodes import SqlNodeRepository
 from lwm2m_server.store.sql.ota import SqlOtaJobRepository, SqlPackageRepository
@@ -89,6 +90,7 @@ class PostgresStore(SoftStateTables):
         self.credentials = SqlCredentialRepository(self)
         self.nodes = SqlNodeRepository(self)
         self.bootstrap = SqlBootstrapRepository(self)
+        self.key_fingerprints = SqlKeyFingerprints(self)
 
     @property
     def pool(self) -> asyncpg.Pool:

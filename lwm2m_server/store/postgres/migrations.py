@@ -110,6 +110,24 @@ CREATE TABLE bootstrap_configs (
     binding TEXT NOT NULL, ssid INTEGER NOT NULL, delete_first BOOLEAN NOT NULL, created_at DOUBLE PRECISION NOT NULL);
 """
 
+# Package bytes in the store, so every node sharing it can serve /fw/<sha> and push any package.
+V7_PACKAGE_BLOBS = """
+CREATE TABLE ota_package_blobs (sha256 TEXT PRIMARY KEY, data BYTEA NOT NULL);
+"""
+
+# The fingerprints of the secrets every node sharing the store must hold (first node to start records them).
+V8_KEY_FINGERPRINTS = """
+CREATE TABLE key_fingerprints (name TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, node_id TEXT NOT NULL,
+    recorded_at DOUBLE PRECISION NOT NULL);
+"""
+
+# The node running each OTA job (several nodes on one store): a node resumes only its own jobs, and adopts
+# another's when the device registers through it.
+V9_JOB_OWNER = """
+ALTER TABLE ota_jobs ADD COLUMN node_id TEXT;
+CREATE INDEX ota_jobs_node ON ota_jobs (node_id);
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "baseline: the tables of every service", V1_BASELINE),
     Migration(2, "ota_job_history gets an id; events by time", V2_HISTORY_ID),
@@ -117,6 +135,9 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "device credentials; registrations carry their security mode", V4_CREDENTIALS),
     Migration(5, "nodes with heartbeat; each registration's owning node", V5_NODES),
     Migration(6, "per-endpoint bootstrap configs", V6_BOOTSTRAP),
+    Migration(7, "package bytes in the store (shared by every node)", V7_PACKAGE_BLOBS),
+    Migration(8, "fingerprints of the secrets shared by every node", V8_KEY_FINGERPRINTS),
+    Migration(9, "each OTA job's owning node", V9_JOB_OWNER),
 )
 LATEST = MIGRATIONS[-1].version
 

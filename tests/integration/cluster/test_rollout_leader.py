@@ -4,8 +4,8 @@ by their node (forwarded ``ota_start``), an operator pause recorded on a non-lea
 and SIGKILL of the leader hands the rollout to another node within the lease ttl plus a scan, every device
 confirmed exactly once (one OTA job row and one install per device).
 
-The nodes share one data dir (through symlinks, each with its own ``[cluster] node_id``): packages and the
-signing key are per data dir on this branch, and a cluster's nodes must use the same ones.
+Each node has its own data dir; they share the secrets dir (``tests/support/nodes.py``: the signing key the
+simulated devices verify packages with), and packages live in the database.
 """
 
 from __future__ import annotations
@@ -46,21 +46,18 @@ class Cluster:
     def __init__(self, tmp_path: Path, dsn: str) -> None:
         self.tmp_path = tmp_path
         self.dsn = dsn
-        self.shared = tmp_path / "shared"
-        self.shared.mkdir()
+        self.secrets = tmp_path / "secrets"  # start_node's shared secrets dir
         self.nodes: dict[str, Node] = {}
         self.fleet: Fleet | None = None
         self.http = httpx.AsyncClient(timeout=30)
 
     async def start(self, *names: str) -> None:
         for name in names:  # one at a time: the first makes the signing key and the admin token
-            link = self.tmp_path / name
-            link.symlink_to(self.shared)
-            self.nodes[name] = await start_node(link, self.dsn, {**ENV, "TINYMLAAS_CLUSTER__NODE_ID": f"node-{name}"})
+            self.nodes[name] = await start_node(self.tmp_path / name, self.dsn, {**ENV, "TINYMLAAS_CLUSTER__NODE_ID": f"node-{name}"})
         token = self.nodes[names[0]].token
         assert token is not None
         self.http.headers["Authorization"] = f"Bearer {token}"
-        self.fleet = Fleet(builds.server_public_key(self.shared))
+        self.fleet = Fleet(builds.server_public_key(self.secrets))
 
     def url(self, name: str) -> str:
         return self.nodes[name].url

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from lwm2m_server.ota.packages import PackageError, PackageStore
+from lwm2m_server.ota.packages import PackageError, PackageInfo, PackageStore
 from lwm2m_server.store.sqlite import SqliteStore
 
 
@@ -50,10 +50,42 @@ async def test_metadata_and_bytes_survive_a_restart(tmp_path: Path, store: Sqlit
 async def test_damaged_file_is_not_served(tmp_path: Path, store: SqliteStore) -> None:
     packages = PackageStore(tmp_path, store.packages)
     await packages.open()
-    info = await packages.add(os.urandom(100), "firmware")
+    image = os.urandom(100)
+    info = await packages.add(image, "firmware")
     (tmp_path / "packages" / info.sha256).write_bytes(b"tampered")
     fresh = PackageStore(tmp_path, store.packages)
-    assert await fresh.read(info.sha256) is None
+    assert await fresh.read(info.sha256) == image  # the store's copy, never the damaged file
+    assert (tmp_path / "packages" / info.sha256).read_bytes() == image  # and the cache file is repaired
+    (tmp_path / "packages" / info.sha256).write_bytes(b"tampered")
+    await store.execute("DELETE FROM ota_package_blobs")  # no good copy anywhere: nothing is served
+    assert await PackageStore(tmp_path, store.packages).read(info.sha256) is None
+
+
+async def test_a_package_added_on_one_node_is_served_by_another(tmp_path: Path, store: SqliteStore) -> None:
+    node_a = PackageStore(tmp_path / "a", store.packages)  # two data dirs, one shared store
+    node_b = PackageStore(tmp_path / "b", store.packages)
+    await node_a.open()
+    await node_b.open()
+    image = os.urandom(3000)
+    info = await node_a.add(image, "firmware", name="shared")
+    assert not (tmp_path / "b" / "packages" / info.sha256).exists()
+    assert await node_b.get(info.sha256) == info
+    assert await node_b.read(info.sha256) == image
+    assert (tmp_path / "b" / "packages" / info.sha256).read_bytes() == image  # b's file cache is filled
+
+
+async def test_files_only_packages_are_backfilled_into_the_store(tmp_path: Path, store: SqliteStore) -> None:
+    image = os.urandom(500)  # a data dir from before the store kept bytes: the row, and the file only
+    sha = hashlib.sha256(image).hexdigest()
+    await store.packages.add(PackageInfo(sha, "firmware", len(image), "old", "1", sha, created_at=1.0))
+    (tmp_path / "packages").mkdir()
+    (tmp_path / "packages" / sha).write_bytes(image)
+    assert await store.packages.without_data() == [sha]
+    packages = PackageStore(tmp_path, store.packages)
+    await packages.open()
+    assert await store.packages.without_data() == []
+    assert await store.packages.data(sha) == image
+    assert await PackageStore(tmp_path / "other-node", store.packages).read(sha) == image
 
 
 async def test_unknown_and_invalid(tmp_path: Path, store: SqliteStore) -> None:

@@ -108,6 +108,35 @@ async def test_ota_jobs_and_history(make_store: StoreFactory) -> None:
     assert await jobs.count_retried() == 1
 
 
+async def test_ota_job_adoption_is_one_conditional_update(make_store: StoreFactory) -> None:
+    store = await make_store()
+    jobs = store.ota_jobs
+    job = JobRecord(endpoint="d1", package_sha256="ab" * 32, kind="firmware", id="j", node_id="node-a",
+                    phase=JobPhase.DOWNLOADING)
+    await jobs.save(job, ("queued", "queued", "created"))
+    assert not await jobs.adopt("j", "node-x", "node-b")  # not the owner any more (or never): nothing moves
+    assert (await jobs.get("j")).node_id == "node-a"  # type: ignore[union-attr]
+    results = await asyncio.gather(jobs.adopt("j", "node-a", "node-b"), jobs.adopt("j", "node-a", "node-c"))
+    assert sorted(results) == [False, True]  # two nodes race for a dead node's job: exactly one wins
+    winner = "node-b" if results[0] else "node-c"
+    assert (await jobs.get("j")).node_id == winner  # type: ignore[union-attr]
+    job.phase = JobPhase.FAILED  # the old owner, unaware, writes on: the new owner's row is not overwritten
+    await jobs.save(job, ("downloading", "failed", "stale"))
+    assert [h["note"] for h in await jobs.history("j")] == ["created"]  # nor its history
+    stored = await jobs.get("j")
+    assert stored is not None and (stored.phase, stored.node_id) == (JobPhase.DOWNLOADING, winner)
+    stored.phase = JobPhase.SUCCEEDED  # the owner's own writes apply
+    await jobs.save(stored, ("downloading", "succeeded", "done"))
+    assert [h["note"] for h in await jobs.history("j")] == ["created", "done"]
+    assert (await jobs.get("j")).phase is JobPhase.SUCCEEDED  # type: ignore[union-attr]
+    unowned = JobRecord(endpoint="d2", package_sha256="ab" * 32, kind="firmware", id="u")  # one node: no owner
+    await jobs.save(unowned)
+    unowned.attempt = 2
+    await jobs.save(unowned)
+    assert (await jobs.get("u")).attempt == 2  # type: ignore[union-attr]
+    assert await jobs.adopt("u", None, "node-b") and not await jobs.adopt("u", None, "node-c")
+
+
 async def test_concurrent_job_transitions_share_one_commit(make_store: StoreFactory) -> None:
     """A job row and its history row are committed together, and concurrent jobs share the commit: 40 jobs'
     transitions queued within one batch window take one transaction (two, if row and history went apart)."""
@@ -131,6 +160,13 @@ async def test_packages_are_insert_once(make_store: StoreFactory) -> None:
     assert await store.packages.get("ab" * 32) == info
     assert await store.packages.get("00" * 32) is None
     assert await store.packages.all() == [info]
+    assert await store.packages.data("ab" * 32) is None and await store.packages.without_data() == ["ab" * 32]
+    await store.packages.put_data("ab" * 32, b"\x00bytes\xff")
+    await store.packages.put_data("ab" * 32, b"other")  # immutable: ignored
+    assert await store.packages.data("ab" * 32) == b"\x00bytes\xff"
+    with_bytes = PackageInfo("12" * 32, "firmware", 3, "", "", "12" * 32, created_at=6.0)
+    await store.packages.add(with_bytes, b"abc")  # row and bytes in one commit
+    assert await store.packages.data("12" * 32) == b"abc" and await store.packages.without_data() == []
 
 
 async def test_rollout_tables(make_store: StoreFactory) -> None:
@@ -237,3 +273,11 @@ async def test_bootstrap_configs(make_store: StoreFactory) -> None:
     await store.close()
     again = await make_store()
     assert [r.endpoint for r in await again.bootstrap.all()] == ["bs-2"]
+
+
+async def test_key_fingerprints_first_writer_wins(make_store: StoreFactory) -> None:
+    store = await make_store()
+    assert await store.key_fingerprints.claim("signing", "aa11", "node-a", 1.0) == ("aa11", "node-a")
+    assert await store.key_fingerprints.claim("signing", "bb22", "node-b", 2.0) == ("aa11", "node-a")
+    assert await store.key_fingerprints.claim("signing", "aa11", "node-b", 3.0) == ("aa11", "node-a")
+    assert await store.key_fingerprints.claim("credentials", "cc33", "node-b", 4.0) == ("cc33", "node-b")
