@@ -53,7 +53,8 @@ class Cluster:
 
     async def start(self, *names: str) -> None:
         for name in names:  # one at a time: the first makes the signing key and the admin token
-            self.nodes[name] = await start_node(self.tmp_path / name, self.dsn, {**ENV, "TINYMLAAS_CLUSTER__NODE_ID": f"node-{name}"})
+            self.nodes[name] = await start_node(self.tmp_path / name, self.dsn,
+                                                {**ENV, "TINYMLAAS_CLUSTER__NODE_ID": f"node-{name}"})
         token = self.nodes[names[0]].token
         assert token is not None
         self.http.headers["Authorization"] = f"Bearer {token}"
@@ -84,7 +85,7 @@ class Cluster:
         tflite = KWS.read_bytes()
         blob = package.build_package(name="kws", version="7", variant="int8",
                                      arena_bytes=plan_arena(tflite).total_bytes, payload=tflite,
-                                     signing_key=keys.load_or_create_signing_key(self.shared))  # fmt: skip
+                                     signing_key=keys.load_or_create_signing_key(self.secrets))  # fmt: skip
         r = await self.http.post(f"{self.url(name)}/api/packages", params={"kind": "model"}, content=blob,
                                  headers={"Content-Type": "application/octet-stream"})  # fmt: skip
         assert r.status_code in (200, 201), r.text
