@@ -205,7 +205,8 @@ async def main(args: argparse.Namespace) -> None:
     configure_logging("error", "json")
     tmp = Path(tempfile.mkdtemp(prefix="ota-bench-"))
     settings = Settings.model_validate({
-        "server": {"coap_host": "127.0.0.1", "coap_port": 0, "data_dir": str(tmp), "request_timeout_s": 60.0},
+        "server": {"coap_host": "127.0.0.1", "coap_port": 0, "data_dir": str(tmp), "request_timeout_s": 60.0,
+                   "coap_fast_push": args.fast_push},
         "ota": {"block_size": args.block_size, "poll_interval_s": 10.0, "timeout_s": 300.0, "max_retries": 2},
         "store": {"batch_window_ms": 5.0},
     })  # fmt: skip
@@ -246,7 +247,8 @@ async def main(args: argparse.Namespace) -> None:
         endpoints = [r.endpoint for r in server.registry.all()]
         print(f"# {len(endpoints)} devices registered in {time.perf_counter() - t0:.1f}s "
               f"({args.procs} processes); package {size} bytes, block {args.block_size} B, "
-              f"concurrency {args.concurrency}", flush=True)  # fmt: skip
+              f"concurrency {args.concurrency}, push over {'the fast path' if args.fast_push else 'aiocoap'}",
+              flush=True)  # fmt: skip
 
         # ceiling: same devices, same bytes, bare aiocoap Block2 (see _ceiling_downloads for the two modes)
         ceilings: dict[str, float] = {}
@@ -312,6 +314,8 @@ if __name__ == "__main__":
     parser.add_argument("--procs", type=int, default=4)
     parser.add_argument("--concurrency", type=int, default=200, help="OTA jobs (and ceiling downloads) in flight")
     parser.add_argument("--block-size", type=int, default=1024, choices=[16, 32, 64, 128, 256, 512, 1024])
+    parser.add_argument("--fast-push", action=argparse.BooleanOptionalAction, default=True,
+                        help="push blocks with the fast path's CON client ([server] coap_fast_push); off: aiocoap")
     parser.add_argument("--raw-ceiling", action=argparse.BooleanOptionalAction, default=True,
                         help="also measure the raw-GET ceiling (no device-side install) and print that ratio too")
     parser.add_argument("--profile", default="", help="write a cProfile of the server during one run here")
