@@ -80,3 +80,31 @@ async def test_fast_push_retransmits_through_loss(tmp_path: Path) -> None:
 async def test_switched_off_push_uses_aiocoap(tmp_path: Path, fast_push: bool) -> None:
     phases, requests, _ = await _push(tmp_path, fast_push, [{}])
     assert phases == ["succeeded"] and requests == 0
+
+
+async def test_aiocoap_requests_to_the_same_device_during_a_fast_push(tmp_path: Path) -> None:
+    """Message ids and tokens come from aiocoap's own allocators: reads over aiocoap interleaved with the
+    push's blocks to the same device all get their own answers."""
+    server = LwM2MServer(_settings(tmp_path, True))
+    ota = OtaService(server)
+    await server.start()
+    await ota.start()
+    dev = SimulatedDevice(DeviceConfig(endpoint="fp-mix", accept_raw_firmware=True))
+    try:
+        await dev.start(f"coap://127.0.0.1:{server.coap_port}")
+        info = await ota.add_package(b"FWIMG\x00" + os.urandom(20000), "firmware", version="2")
+        job = await ota.start_update(dev.endpoint, info.sha256, method="push")
+        done = asyncio.ensure_future(ota.wait(job, 60))
+        reads = 0
+        while not done.done():
+            content = await server.client.read(dev.endpoint, "/3/0/0")
+            assert content, "a read interleaved with the push got an empty answer"
+            reads += 1
+        record = await done
+        assert record.phase.value == "succeeded"
+        assert reads >= 3
+        assert server.client.fast is not None and server.client.fast.requests >= 20000 // 1024
+    finally:
+        await dev.stop(deregister=False)
+        await ota.stop()
+        await server.stop()
