@@ -28,7 +28,7 @@ def serve(
     gc_full_interval: Annotated[float | None, typer.Option(
         "--gc-full-interval", help="seconds between full GC collections (0 = CPython's automatic ones)")] = None,
     fast_push: Annotated[bool | None, typer.Option("--fast-push/--no-fast-push",
-                                                   help="Block1 pushes on the fast path ([server] coap_fast_push)")
+                                                   help="Block1 pushes on the fast path (server.coap_fast_push)")
                          ] = None,
 ) -> None:
     """Run the LwM2M server (CoAP /rd + device management) and the REST API until Ctrl-C / SIGTERM."""

@@ -108,3 +108,14 @@ async def test_aiocoap_requests_to_the_same_device_during_a_fast_push(tmp_path: 
         await dev.stop(deregister=False)
         await ota.stop()
         await server.stop()
+
+
+def test_fast_push_setting_defaults_on_and_has_env_and_flag_overrides(tmp_path: Path) -> None:
+    from lwm2m_server.config import load_settings
+
+    assert load_settings(environ={}).server.coap_fast_push is True
+    assert load_settings(environ={"TINYMLAAS_SERVER__COAP_FAST_PUSH": "false"}).server.coap_fast_push is False
+    assert load_settings(environ={}, overrides={"server": {"coap_fast_push": False}}).server.coap_fast_push is False
+    off = LwM2MServer(load_settings(environ={}, overrides={"server": {"coap_fast_push": False,
+                                                                      "data_dir": str(tmp_path)}}))  # fmt: skip
+    assert off.client.fast is None and off.fast_path is not None and off.fast_path.client is None
