@@ -48,6 +48,7 @@ class ServerSettings(_Section):
     max_queued_requests: int = 64
     request_timeout_s: float = 30.0
     coap_fast_path: bool = True
+    coap_fast_push: bool = True  # with coap_fast_path: Block1 pushes sent by the fast path's own CON client
     inventory_concurrency: int = Field(default=64, ge=1)
     gc_threshold0: int = Field(default=700, ge=1)  # generation-0 threshold (CPython's default; measured best)
     gc_full_interval_s: float = Field(default=600.0, ge=0)  # full collections on a timer; 0 = CPython's automatic

@@ -20,6 +20,7 @@ from lwm2m_server.bootstrap_configs import BootstrapConfigs
 from lwm2m_server.coap.bootstrap import BootstrapResource, add_bootstrap_resource
 from lwm2m_server.coap.device_client import DeviceClient
 from lwm2m_server.coap.dtls import DtlsLimits, DtlsStats, SecureSessions, add_secure_transport
+from lwm2m_server.coap.fast_client import FastClient
 from lwm2m_server.coap.fastpath import FastHandler, FastPath, RegistrationFastHandler
 from lwm2m_server.coap.rd import RegistrationInterface, add_rd_resources
 from lwm2m_server.coap.send import SendResource
@@ -68,8 +69,9 @@ class LwM2MServer:
         self.credentials = CredentialService(self.store.credentials, self.audit, settings.secrets_dir)
         self.sessions = SecureSessions()
         self.dtls_stats = DtlsStats()
+        fast_client = FastClient() if s.coap_fast_path and s.coap_fast_push else None
         self.client = DeviceClient(self.registry, self.events, model=model, default_timeout=s.request_timeout_s,
-                                   sessions=self.sessions)
+                                   sessions=self.sessions, fast=fast_client)
         self.queue = QueueManager(
             self.registry,
             self.store.queue,
@@ -91,7 +93,8 @@ class LwM2MServer:
         self.bootstrap_configs = BootstrapConfigs(self.store.bootstrap, self.audit, self.credentials, self.client.model)
         self.bootstrap = BootstrapResource(self.bootstrap_configs, self.client)
         add_bootstrap_resource(self.site, self.bootstrap)
-        self.fast_path = FastPath({"rd": RegistrationFastHandler(self.rd)}) if s.coap_fast_path else None
+        self.fast_path = (FastPath({"rd": RegistrationFastHandler(self.rd)}, client=fast_client)
+                          if s.coap_fast_path else None)  # fmt: skip
         self.send = SendService(self.store.send_values, self.events)  # pruned with the store's retention
         self.site.add_resource(
             SEND_PATH, SendResource(self.registry, self.client.model, self._on_send, self.client.stats.count_in)

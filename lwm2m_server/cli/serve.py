@@ -30,6 +30,9 @@ def serve(
     no_plain: Annotated[bool, typer.Option("--no-plain", help="no plain CoAP listener (DTLS only)")] = False,
     gc_full_interval: Annotated[float | None, typer.Option(
         "--gc-full-interval", help="seconds between full GC collections (0 = CPython's automatic ones)")] = None,
+    fast_push: Annotated[bool | None, typer.Option("--fast-push/--no-fast-push",
+                                                   help="Block1 pushes on the fast path (server.coap_fast_push)")
+                         ] = None,
 ) -> None:
     """Run the LwM2M server (CoAP /rd + device management) and the REST API until Ctrl-C / SIGTERM."""
     import asyncio
@@ -40,7 +43,7 @@ def serve(
 
     server_flags = {"coap_port": coap_port, "http_port": http_port, "data_dir": data_dir, "coap_host": coap_host,
                     "secrets_dir": str(secrets_dir) if secrets_dir is not None else None,
-                    "gc_full_interval_s": gc_full_interval}
+                    "gc_full_interval_s": gc_full_interval, "coap_fast_push": fast_push}
     coap_flags: dict[str, Any] = {"secure": secure, "coaps_port": coaps_port, "plain": False if no_plain else None}
     overrides: dict[str, dict[str, Any]] = {"server": dict(server_flags), "coap": coap_flags,
                                             "store": {"backend": store_backend, "dsn": store_dsn}}

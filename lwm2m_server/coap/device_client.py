@@ -20,6 +20,8 @@ from lwm2m_server.coap.composite_observation import CompositeObservation
 from lwm2m_server.coap.dtls import SecureSessions
 from lwm2m_server.coap.errors import BadResponse, DeviceError, DeviceNotRegistered, DeviceTimeout
 from lwm2m_server.coap.exchange import RawResponse, RequestSpec, send, send_to_remote
+from lwm2m_server.coap.fast_client import FastClient
+from lwm2m_server.coap.fast_exchange import send_fast
 from lwm2m_server.coap.observation import Observation, SharedObservation
 from lwm2m_server.coap.observer import ObserveOperations
 from lwm2m_server.coap.remotes import RemoteCache
@@ -80,10 +82,13 @@ class DeviceClient(ObserveOperations):
         model: ObjectRegistry | None = None,
         default_timeout: float = 30.0,
         sessions: SecureSessions | None = None,
+        fast: FastClient | None = None,
     ) -> None:
         """``sessions``: the coaps listener's established sessions; devices registered over DTLS are reached
-        through them (None: plain CoAP only)."""
+        through them (None: plain CoAP only). ``fast``: the fast-path client that carries Block1 requests to
+        plain-CoAP devices once the listener connected it (None or not connected: aiocoap carries them)."""
         self.registry = registry
+        self.fast = fast
         self.sessions = sessions
         self.events = events
         self.queue = queue
@@ -128,8 +133,12 @@ class DeviceClient(ObserveOperations):
 
     async def send_now(self, reg: Registration, spec: RequestSpec, timeout: float) -> RawResponse:
         """Send immediately, bypassing queue mode (the queue's sender); every outcome is counted."""
+        fast = self.fast
         try:
-            resp = await send(self._ctx(), reg, spec, timeout, remote=self._remote(reg))
+            if spec.block1 is not None and fast is not None and fast.connected and reg.security == "none":
+                resp = await send_fast(fast, reg, spec, timeout)
+            else:
+                resp = await send(self._ctx(), reg, spec, timeout, remote=self._remote(reg))
         except DeviceError as exc:
             self.stats.count_out(spec.method, exc.coap_code)
             raise

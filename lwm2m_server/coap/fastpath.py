@@ -10,10 +10,11 @@ datagram is first offered to a :class:`FastPath`, which decodes it with the sans
   the same :class:`RegistrationInterface` the aiocoap resources use;
 * ``fw`` — the firmware resource's stateless Block2 serving (:mod:`lwm2m_server.coap.firmware_resource`).
 
-A handler answers only requests carrying options it declares (besides Uri-Path and Uri-Query). Everything else
-(responses to the server's own requests, NON, Block1, other options or resources, anything unparsable) goes
-on to aiocoap unchanged, on the same socket: CON retransmission, NSTART and token matching of our requests stay
-aiocoap's. The socket is read by :class:`~lwm2m_server.coap.fastpath_transport.BatchedRecvmsgTransport`.
+A handler answers only requests carrying options it declares (besides Uri-Path and Uri-Query). ACKs, RSTs and
+responses to the server's own fast requests (:mod:`lwm2m_server.coap.fast_client`: the Block1 push) are matched
+by its :class:`FastClient` first. Everything else (responses to aiocoap's requests, NON, Block1, other options
+or resources, anything unparsable) goes on to aiocoap unchanged, on the same socket. The socket is read by
+:class:`~lwm2m_server.coap.fastpath_transport.BatchedRecvmsgTransport`.
 
 CoAP rules kept here: the response is piggybacked on the ACK (same message id and token); a duplicate of a
 request already answered gets the cached response again for EXCHANGE_LIFETIME (RFC 7252 §4.5), and a duplicate
@@ -36,6 +37,7 @@ from typing import Any, NamedTuple, Protocol, runtime_checkable
 from aiocoap.transports.udp6 import MessageInterfaceUDP6
 from aiocoap.util import socknumbers
 
+from lwm2m_server.coap.fast_client import FastClient
 from lwm2m_server.coap.fastpath_transport import create_batched_endpoint
 from lwm2m_server.coap.registration_interface import RegistrationInterface
 from lwm2m_server.logging import get_logger
@@ -163,8 +165,11 @@ class RegistrationFastHandler:
 class FastPath:
     """Offers each datagram to the handler of its first Uri-Path segment; dedup and answering are here."""
 
-    def __init__(self, handlers: dict[str, FastHandler] | None = None, dedup: Dedup | None = None) -> None:
+    def __init__(self, handlers: dict[str, FastHandler] | None = None, dedup: Dedup | None = None,
+                 client: FastClient | None = None) -> None:  # fmt: skip
+        """``client``: the server's own fast CON requests (Block1 push), sent and matched on this socket."""
         self._handlers: dict[str, FastHandler] = dict(handlers or {})
+        self.client = client
         self.dedup = dedup or Dedup()
         self.handled = 0
         self.duplicates = 0
@@ -254,12 +259,23 @@ class FastPathUDP6(MessageInterfaceUDP6):
             sock.setsockopt(socket.IPPROTO_IPV6, socknumbers.IPV6_RECVERR, 1)
             sock.setsockopt(socket.IPPROTO_IP, socknumbers.IP_RECVERR, 1)
         protocol = cls(mman, log, loop, fast=fast)
-        await create_batched_endpoint(loop, protocol, sock)
+        transport = await create_batched_endpoint(loop, protocol, sock)
         await protocol.ready
+        if fast.client is not None:
+            fast.client.connect(lambda data, address: transport.sendmsg(data, [], 0, address),
+                                mman._next_message_id, mman.token_manager.next_token, loop)  # fmt: skip
         return protocol
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._fast.client is not None:
+            self._fast.client.disconnect()
+        super().connection_lost(exc)
 
     def datagram_msg_received(self, data: bytes, ancdata: list[tuple[int, int, bytes]], flags: int,
                               address: Address) -> None:  # fmt: skip
+        client = self._fast.client
+        if client is not None and client.offer(data, address):
+            return
         if self._fast.offer(data, address, ancdata, self._send_raw):
             return
         super().datagram_msg_received(data, ancdata, flags, address)

@@ -170,3 +170,18 @@ def piggybacked(request: CoapMessage, code: int, options: tuple[tuple[int, bytes
 
 def reset(mid: int) -> bytes:
     return bytes((0x70, 0, mid >> 8 & 0xFF, mid & 0xFF))
+
+
+def block_option(num: int, more: bool, szx: int) -> bytes:
+    """A Block1/Block2 option value (RFC 7959 §2.2): NUM, M bit, SZX, in the minimal number of bytes."""
+    return uint_option(num << 4 | (8 if more else 0) | szx)
+
+
+def parse_block(value: bytes) -> tuple[int, bool, int]:
+    """A Block1/Block2 option value -> (num, more, szx); SZX 7 (reserved) is a format error."""
+    if len(value) > 3:
+        raise CoapFormatError("block option longer than 3 bytes")
+    raw = int.from_bytes(value, "big")
+    if raw & 7 == 7:
+        raise CoapFormatError("reserved block size exponent 7")
+    return raw >> 4, bool(raw & 8), raw & 7

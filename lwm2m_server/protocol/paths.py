@@ -17,6 +17,8 @@ PathLevel = Literal["object", "instance", "resource", "resource_instance"]
 
 _LEVELS: tuple[PathLevel, ...] = ("object", "instance", "resource", "resource_instance")
 _SEGMENT = re.compile(r"[0-9]{1,5}")
+_PARSED: dict[str, LwM2MPath] = {}  # text -> parsed path (see LwM2MPath.parse)
+_PARSED_MAX = 8192
 _MAX_TEXT = 64  # "/65534/65534/65534/65534" is 24 chars; anything much longer is garbage
 SHAPE = "a path is /object[/instance[/resource[/resource-instance]]], each a number 0-65534, e.g. /3/0/1"
 
@@ -54,8 +56,21 @@ class LwM2MPath:
     def parse(cls, text: str) -> LwM2MPath:
         """Parse ``/3``, ``/3/0``, ``/3/0/1``, ``/3/0/1/2`` (leading and one trailing ``/`` optional).
 
-        The root ``/`` and empty strings are not LwM2M paths and raise ValueError.
+        The root ``/`` and empty strings are not LwM2M paths and raise ValueError. Paths are immutable and a
+        fleet reports the same few names over and over (every SenML record of every /5/0 read), so valid ones are
+        remembered (a bounded table, dropped whole when full).
         """
+        known = _PARSED.get(text) if isinstance(text, str) else None
+        if known is not None:
+            return known
+        path = cls._parse(text)
+        if len(_PARSED) >= _PARSED_MAX:
+            _PARSED.clear()
+        _PARSED[text] = path
+        return path
+
+    @classmethod
+    def _parse(cls, text: str) -> LwM2MPath:
         if not isinstance(text, str):
             raise ValueError(f"path must be a str, got {type(text).__name__}")
         if len(text) > _MAX_TEXT:
