@@ -81,6 +81,7 @@ class LoopWatch:
                 cpu0, proc0 = time.thread_time(), time.process_time()
                 await asyncio.sleep(self.interval_s)
                 lag_ms = (time.monotonic() - self._due) * 1000
+                self._due = float("inf")  # the loop runs again: no samples of this task's own logging
                 self.record(lag_ms)
                 samples, self._samples = self._samples, []
                 if self.stall_ms > 0 and lag_ms >= self.stall_ms:
