@@ -63,7 +63,7 @@ max_package = 524288
 """
 
 
-def start_server(data_dir: Path, stall_ms: float) -> tuple[subprocess.Popen[str], int, int, str]:
+def start_server(data_dir: Path, stall_ms: float, nice: int = 0) -> tuple[subprocess.Popen[str], int, int, str]:
     env = dict(os.environ, TINYMLAAS_LOGGING__LEVEL="warning", TINYMLAAS_LOGGING__FORMAT="json",
                TINYMLAAS_OTA__POLL_INTERVAL_S="3", TINYMLAAS_OTA__TIMEOUT_S="600",
                TINYMLAAS_SERVER__LOOP_STALL_LOG_MS=str(stall_ms),
@@ -72,6 +72,7 @@ def start_server(data_dir: Path, stall_ms: float) -> tuple[subprocess.Popen[str]
         [*TINYMLAAS, "serve", "--coap-port", "0", "--http-port", "0", "--coap-host", "127.0.0.1",
          "--data-dir", str(data_dir)],
         stdout=subprocess.PIPE, stderr=(data_dir / "server.log").open("w"), text=True, env=env, cwd=ROOT,
+        preexec_fn=(lambda: os.setpriority(os.PRIO_PROCESS, 0, nice)) if nice else None,
     )  # fmt: skip
     assert proc.stdout is not None
     token = ""
@@ -153,7 +154,7 @@ async def main_async(args: argparse.Namespace) -> None:
     blob, key_hex = build_package(data_dir)
     fleet_file = data_dir / "fleet.toml"
     fleet_file.write_text(FLEET_TOML)
-    server, coap, http, token = start_server(data_dir, args.stall_ms)
+    server, coap, http, token = start_server(data_dir, args.stall_ms, args.server_nice)
     log_file = data_dir / "server.log"
     procs: list[subprocess.Popen[Any]] = []
     try:
@@ -209,7 +210,9 @@ async def main_async(args: argparse.Namespace) -> None:
             server.wait(timeout=60)
         except subprocess.TimeoutExpired:
             server.kill()
-    print(f"REST read latency: GET /api/devices/{{ep}}, one in flight, {args.rate:g}/s; {os.cpu_count()} CPUs")
+    print(f"REST read latency: GET /api/devices/{{ep}}, one in flight, {args.rate:g}/s; {os.cpu_count()} CPUs, "
+          f"load average {os.getloadavg()[0]:.1f}"
+          + (f", server at nice {args.server_nice}" if args.server_nice else ""))  # fmt: skip
     print(f"{'phase':<6} {'reads':>6} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}")
     for name, lat in (("idle", idle), ("load", loaded)):
         print(f"{name:<6} {len(lat):>6} {pct(lat, 0.5):>8.2f} {pct(lat, 0.99):>8.2f} {max(lat):>8.2f}")
@@ -280,6 +283,9 @@ def main() -> None:
     ap.add_argument("--profile", default="", help="py-spy the server during the loaded phase (raw output file)")
     ap.add_argument("--stall-ms", type=float, default=10.0,
                     help="server logs event-loop stalls this long with sampled stacks (0 = off); summarised")
+    ap.add_argument("--server-nice", type=int, default=0,
+                    help="diagnosis only: run the server at this nice value (negative needs root), to tell CPU "
+                         "competition from the machine's other processes apart from time the server's loop spends")
     ap.add_argument("--max-s", type=float, default=180.0, help="stop the loaded phase after this long")
     asyncio.run(main_async(ap.parse_args()))
 
