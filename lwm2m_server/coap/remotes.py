@@ -10,7 +10,7 @@ address simply uses (and caches) the new one.
 A cached remote is a :class:`ResolvedRemote`: aiocoap asks every request's remote ``is_multicast`` (twice) and
 formats its ``hostinfo`` into the request task's name, each an ``ipaddress`` parse of the same literal (about
 6% of the loop's time while the inventory of a 10k storm runs); the remote keeps the answers, its address being
-fixed.
+fixed. Its equality tests the port first (aiocoap's ICMP error handling compares remotes by the thousand).
 """
 
 from __future__ import annotations
@@ -45,6 +45,14 @@ class ResolvedRemote(UDP6EndpointAddress):  # type: ignore[misc]
     @cached_property
     def is_multicast(self) -> bool:
         return super().is_multicast  # type: ignore[no-any-return]
+
+    def __eq__(self, other: object) -> bool:
+        """aiocoap's equality (the sockaddr but its scope), the port first: aiocoap matches every ICMP error's
+        remote against every outstanding request, and nearly all of those differ by port (2.6x faster then)."""
+        mine, theirs = self.sockaddr, other.sockaddr  # type: ignore[attr-defined]
+        return bool(mine[1] == theirs[1] and mine[:-1] == theirs[:-1])
+
+    __hash__ = UDP6EndpointAddress.__hash__
 
     def __repr__(self) -> str:  # as aiocoap's (task names and logs read the same)
         return f"<UDP6EndpointAddress {self.hostinfo}>"

@@ -40,6 +40,13 @@ async def test_cached_remote_answers_as_aiocoaps_own(server: LwM2MServer) -> Non
         assert remote.is_multicast == plain.is_multicast == (host == "224.0.1.187")
         assert repr(remote) == repr(plain) and remote.uri_base == plain.uri_base
         assert remote.hostinfo is remote.hostinfo  # computed once
+        for other in (UDP6EndpointAddress((remote.sockaddr[0], port + 1, 0, 0), remote.interface),
+                      UDP6EndpointAddress(("::ffff:10.9.9.9", port, 0, 0), remote.interface),
+                      UDP6EndpointAddress((remote.sockaddr[0], port, 7, 0), remote.interface)):
+            assert (remote == other) is (plain == other) is (other == remote) is False
+        scoped = UDP6EndpointAddress((*remote.sockaddr[:3], 3), remote.interface)  # scope id: ignored by both
+        assert (remote == scoped) is (plain == scoped) is True
+        assert {remote: 1}[plain] == 1 and {plain: 1}[remote] == 1
 
 
 async def test_requests_follow_a_moved_device(server: LwM2MServer) -> None:
