@@ -63,14 +63,16 @@ max_package = 524288
 """
 
 
-def start_server(data_dir: Path) -> tuple[subprocess.Popen[str], int, int, str]:
+def start_server(data_dir: Path, stall_ms: float, nice: int = 0) -> tuple[subprocess.Popen[str], int, int, str]:
     env = dict(os.environ, TINYMLAAS_LOGGING__LEVEL="warning", TINYMLAAS_LOGGING__FORMAT="json",
                TINYMLAAS_OTA__POLL_INTERVAL_S="3", TINYMLAAS_OTA__TIMEOUT_S="600",
+               TINYMLAAS_SERVER__LOOP_STALL_LOG_MS=str(stall_ms),
                PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p))  # fmt: skip
     proc = subprocess.Popen(
         [*TINYMLAAS, "serve", "--coap-port", "0", "--http-port", "0", "--coap-host", "127.0.0.1",
          "--data-dir", str(data_dir)],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env, cwd=ROOT,
+        stdout=subprocess.PIPE, stderr=(data_dir / "server.log").open("w"), text=True, env=env, cwd=ROOT,
+        preexec_fn=(lambda: os.setpriority(os.PRIO_PROCESS, 0, nice)) if nice else None,
     )  # fmt: skip
     assert proc.stdout is not None
     token = ""
@@ -152,7 +154,8 @@ async def main_async(args: argparse.Namespace) -> None:
     blob, key_hex = build_package(data_dir)
     fleet_file = data_dir / "fleet.toml"
     fleet_file.write_text(FLEET_TOML)
-    server, coap, http, token = start_server(data_dir)
+    server, coap, http, token = start_server(data_dir, args.stall_ms, args.server_nice)
+    log_file = data_dir / "server.log"
     procs: list[subprocess.Popen[Any]] = []
     try:
         procs.append(subprocess.Popen(
@@ -175,6 +178,7 @@ async def main_async(args: argparse.Namespace) -> None:
                     ["py-spy", "record", "-p", str(server.pid), "-r", "100", "-f", "raw", "-o", args.profile, "-d",
                      str(int(args.max_s))], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))  # fmt: skip
             t0 = time.monotonic()
+            log_from = log_file.stat().st_size
             storm = subprocess.Popen(
                 [sys.executable, str(ROOT / "bench" / "registration_storm.py"), "--role", "client", "--port",
                  str(coap), "--devices", str(args.storm), "--window", "64", "--sockets", str(args.sockets)],
@@ -187,6 +191,7 @@ async def main_async(args: argparse.Namespace) -> None:
 
             loaded = await read_latencies(client, target, args.rate, done)
             load_s = time.monotonic() - t0
+            stalls = read_stalls(log_file, log_from, log_file.stat().st_size)
             status = await rollout if rollout.done() else {"state": "still running"}
             rollout.cancel()
             out, _ = storm.communicate(timeout=120)
@@ -205,16 +210,61 @@ async def main_async(args: argparse.Namespace) -> None:
             server.wait(timeout=60)
         except subprocess.TimeoutExpired:
             server.kill()
-    print(f"REST read latency: GET /api/devices/{{ep}}, one in flight, {args.rate:g}/s; {os.cpu_count()} CPUs")
+    print(f"REST read latency: GET /api/devices/{{ep}}, one in flight, {args.rate:g}/s; {os.cpu_count()} CPUs, "
+          f"load average {os.getloadavg()[0]:.1f}"
+          + (f", server at nice {args.server_nice}" if args.server_nice else ""))  # fmt: skip
     print(f"{'phase':<6} {'reads':>6} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}")
     for name, lat in (("idle", idle), ("load", loaded)):
         print(f"{name:<6} {len(lat):>6} {pct(lat, 0.5):>8.2f} {pct(lat, 0.99):>8.2f} {max(lat):>8.2f}")
     print(f"load: storm {storm_result['ok']}/{args.storm} registered at {storm_result['rate']:.0f}/s "
           f"(p99 {storm_result['p99_ms']:.1f} ms); OTA of {len(fleet)} devices {status.get('state')} "
           f"{status.get('counts')} ({load_s:.1f} s of load)")  # fmt: skip
+    if args.stall_ms > 0:
+        print_stalls(stalls, args.stall_ms, load_s)
     p99 = pct(loaded, 0.99)
     print(f"loaded p99 / idle p99: {p99 / pct(idle, 0.99):.2f}; goal p99 < {GOAL_P99_MS:g} ms: "
           f"{'met' if p99 < GOAL_P99_MS else 'NOT met'}")
+
+
+def read_stalls(log_file: Path, start: int, end: int) -> list[dict[str, Any]]:
+    """The server's ``event_loop_stall`` lines logged between two offsets of its log (the loaded phase)."""
+    with log_file.open("rb") as f:
+        f.seek(start)
+        text = f.read(end - start).decode(errors="replace")
+    out = []
+    for line in text.splitlines():
+        if '"event_loop_stall"' in line:
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                continue
+    return out
+
+
+def stall_site(samples: list[list[str]]) -> str:
+    """Where a stall was: the innermost project frame of its first sample (else the innermost frame)."""
+    if not samples:
+        return "(no sample: stall shorter than the sampling period)"
+    frames = samples[0]
+    ours = [f for f in frames if f"{ROOT}/" in f and "/.venv/" not in f]
+    return (ours or frames)[-1].replace(f"{ROOT}/", "")
+
+
+def print_stalls(stalls: list[dict[str, Any]], stall_ms: float, load_s: float) -> None:
+    lags = [float(s["lag_ms"]) for s in stalls]
+    window = sum(float(s["window_ms"]) for s in stalls)
+    busy = sum(float(s["busy_ms"]) for s in stalls)
+    others = sum(float(s["process_ms"]) for s in stalls) - busy
+    print(f"event loop stalls >= {stall_ms:g} ms in the loaded phase: {len(lags)}, "
+          f"{sum(lags):.0f} ms in all ({sum(lags) / (10 * load_s):.1f}% of {load_s:.0f} s), "
+          f"max {max(lags, default=0):.0f} ms; in those windows the loop thread ran "
+          f"{100 * busy / max(window, 1):.0f}% of the time, its other threads {100 * others / max(window, 1):.0f}% "
+          f"(the rest: no CPU for the process)")  # fmt: skip
+    by_site: dict[str, list[float]] = {}
+    for s, lag in zip(stalls, lags, strict=True):
+        by_site.setdefault(stall_site(s.get("samples") or []), []).append(lag)
+    for site, site_lags in sorted(by_site.items(), key=lambda kv: -sum(kv[1]))[:8]:
+        print(f"  {len(site_lags):>4} stalls {sum(site_lags):>7.0f} ms  max {max(site_lags):>5.0f}  {site}")
 
 
 def _after(seconds: float) -> Any:
@@ -231,6 +281,11 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=50.0, help="REST reads per second")
     ap.add_argument("--idle-s", type=float, default=5.0)
     ap.add_argument("--profile", default="", help="py-spy the server during the loaded phase (raw output file)")
+    ap.add_argument("--stall-ms", type=float, default=10.0,
+                    help="server logs event-loop stalls this long with sampled stacks (0 = off); summarised")
+    ap.add_argument("--server-nice", type=int, default=0,
+                    help="diagnosis only: run the server at this nice value (negative needs root), to tell CPU "
+                         "competition from the machine's other processes apart from time the server's loop spends")
     ap.add_argument("--max-s", type=float, default=180.0, help="stop the loaded phase after this long")
     asyncio.run(main_async(ap.parse_args()))
 

@@ -52,6 +52,7 @@ class ServerSettings(_Section):
     inventory_concurrency: int = Field(default=64, ge=1)
     gc_threshold0: int = Field(default=700, ge=1)  # generation-0 threshold (CPython's default; measured best)
     gc_full_interval_s: float = Field(default=600.0, ge=0)  # full collections on a timer; 0 = CPython's automatic
+    loop_stall_log_ms: float = Field(default=0.0, ge=0)  # log event-loop stalls this long, with stacks; 0 = off
 
 
 class CoapSettings(_Section):

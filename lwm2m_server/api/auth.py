@@ -101,11 +101,12 @@ def _forwarded_principal(data: Any) -> Principal | None:
         return None
 
 
-def query_token_param(
+async def query_token_param(
     access_token: Annotated[str | None, Query(max_length=256, description="The API token, for EventSource "
                                               "clients that cannot send an Authorization header")] = None,
 ) -> None:
-    """Declares ``access_token`` in the OpenAPI document of the routes that accept it (read by the guard)."""
+    """Declares ``access_token`` in the OpenAPI document of the routes that accept it (read by the guard); async
+    so FastAPI does not run it in its thread pool."""
 
 
 async def _refuse(auth: Authenticator, request: Request, status: int, reason: str, message: str) -> None:

@@ -33,6 +33,8 @@ def serve(
     fast_push: Annotated[bool | None, typer.Option("--fast-push/--no-fast-push",
                                                    help="Block1 pushes on the fast path (server.coap_fast_push)")
                          ] = None,
+    loop_stall_log_ms: Annotated[float | None, typer.Option(
+        "--loop-stall-log-ms", help="log event-loop stalls at least this long, with sampled stacks (0 = off)")] = None,
 ) -> None:
     """Run the LwM2M server (CoAP /rd + device management) and the REST API until Ctrl-C / SIGTERM."""
     import asyncio
@@ -43,7 +45,8 @@ def serve(
 
     server_flags = {"coap_port": coap_port, "http_port": http_port, "data_dir": data_dir, "coap_host": coap_host,
                     "secrets_dir": str(secrets_dir) if secrets_dir is not None else None,
-                    "gc_full_interval_s": gc_full_interval, "coap_fast_push": fast_push}
+                    "gc_full_interval_s": gc_full_interval, "coap_fast_push": fast_push,
+                    "loop_stall_log_ms": loop_stall_log_ms}
     coap_flags: dict[str, Any] = {"secure": secure, "coaps_port": coaps_port, "plain": False if no_plain else None}
     overrides: dict[str, dict[str, Any]] = {"server": dict(server_flags), "coap": coap_flags,
                                             "store": {"backend": store_backend, "dsn": store_dsn}}
@@ -69,6 +72,7 @@ async def _serve(settings: object, *, http: bool) -> None:
     from lwm2m_server.application import Application
     from lwm2m_server.config import Settings
     from lwm2m_server.gc_policy import start_gc_policy
+    from lwm2m_server.loop_watch import start_loop_watch
 
     assert isinstance(settings, Settings)
     application = Application(settings, http=http)  # server + OTA + rollouts (+ HTTP API, MQTT bridge)
@@ -79,6 +83,7 @@ async def _serve(settings: object, *, http: bool) -> None:
     await application.start()
     # Start-up objects are frozen out of the collector; full collections on a timer, not mid-storm.
     gc_policy, gc_task = start_gc_policy(settings.server)
+    loop_watch, watch_task = start_loop_watch(settings.server.loop_stall_log_ms)
     if application.initial_admin_token is not None:
         # Once, on the first start (like the package key): the server keeps only the token's hash.
         # The secret goes to stdout only (one hand-off line, like READY); the log says that it happened.
@@ -92,6 +97,8 @@ async def _serve(settings: object, *, http: bool) -> None:
               f"coaps={application.server.coaps_port}", flush=True)
         await stop.wait()
     finally:
+        watch_task.cancel()
+        structlog.get_logger("tinymlaas.serve").info("loop_lag", **loop_watch.stats(), gc=gc_policy.stats())
         gc_task.cancel()
         gc_policy.restore()
         await application.stop()

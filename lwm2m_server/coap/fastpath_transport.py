@@ -5,13 +5,18 @@ tries the socket's error queue (an extra ``recvmsg`` syscall that nearly always 
 that is two syscalls and one ``epoll_wait`` per request on top of the work. This transport keeps the same
 interface (``sendmsg``, ``close``, ``get_extra_info("socket")``, the ``datagram_msg_received`` /
 ``datagram_errqueue_received`` / ``error_received`` callbacks) but reads the error queue once per wake-up and
-then up to ``READ_BATCH`` datagrams, so a busy socket costs one ``epoll_wait`` per batch.
+then up to ``READ_BATCH`` datagrams, so a busy socket costs one ``epoll_wait`` per batch. A batch also ends once
+it has run ``BATCH_BUDGET_S``: a fast-path Register takes ~40 µs but a datagram aiocoap handles (a response, an
+ICMP error that aiocoap matches against every exchange) can take a millisecond, and one callback running 64 of
+those held the loop for tens of ms while REST requests and timers waited. The socket stays readable, so the
+rest is read on the next wake-up, after the other ready callbacks.
 """
 
 from __future__ import annotations
 
 import asyncio
 import socket
+import time
 from typing import Any
 
 from aiocoap.util import socknumbers
@@ -21,6 +26,7 @@ from lwm2m_server.logging import get_logger
 log = get_logger(__name__)
 
 READ_BATCH = 64  # datagrams per wake-up: bounded, so timers and other sockets still get their turn
+BATCH_BUDGET_S = 0.002  # and no more than this long per wake-up
 MAX_SIZE = 4096  # as aiocoap: a full MTU datagram and ample ancillary data
 ANC_SIZE = 1024
 
@@ -63,8 +69,9 @@ class BatchedRecvmsgTransport(asyncio.BaseTransport):
                 protocol.error_received(exc)
             else:
                 _guarded(protocol.datagram_errqueue_received, data, anc, flags, addr)
-        for _ in range(READ_BATCH):
-            if self._sock is None:  # closed by a callback
+        deadline = time.perf_counter() + BATCH_BUDGET_S
+        for i in range(READ_BATCH):
+            if self._sock is None or (i and time.perf_counter() > deadline):  # closed by a callback, or budget spent
                 return
             try:
                 data, anc, flags, addr = sock.recvmsg(MAX_SIZE, ANC_SIZE)

@@ -27,6 +27,28 @@ async def test_cache_resolves_literals_once(server: LwM2MServer) -> None:
     assert len(cache) == 2 and cache.remote("127.0.0.1", 5000) is not a
 
 
+async def test_cached_remote_answers_as_aiocoaps_own(server: LwM2MServer) -> None:
+    """The cached remote keeps hostinfo/is_multicast; it equals and hashes as the remote aiocoap builds for a
+    datagram from that address, so responses still match their requests."""
+    cache = RemoteCache(server.coap_context)
+    for host, port, hostinfo in (("127.0.0.1", 5683, "127.0.0.1"), ("127.0.0.1", 40001, "127.0.0.1:40001"),
+                                 ("::1", 40002, "[::1]:40002"), ("224.0.1.187", 5683, "224.0.1.187")):
+        remote = cache.remote(host, port)
+        plain = UDP6EndpointAddress(remote.sockaddr, remote.interface)
+        assert remote == plain and hash(remote) == hash(plain)
+        assert remote.hostinfo == plain.hostinfo == hostinfo
+        assert remote.is_multicast == plain.is_multicast == (host == "224.0.1.187")
+        assert repr(remote) == repr(plain) and remote.uri_base == plain.uri_base
+        assert remote.hostinfo is remote.hostinfo  # computed once
+        for other in (UDP6EndpointAddress((remote.sockaddr[0], port + 1, 0, 0), remote.interface),
+                      UDP6EndpointAddress(("::ffff:10.9.9.9", port, 0, 0), remote.interface),
+                      UDP6EndpointAddress((remote.sockaddr[0], port, 7, 0), remote.interface)):
+            assert (remote == other) is (plain == other) is (other == remote) is False
+        scoped = UDP6EndpointAddress((*remote.sockaddr[:3], 3), remote.interface)  # scope id: ignored by both
+        assert (remote == scoped) is (plain == scoped) is True
+        assert {remote: 1}[plain] == 1 and {plain: 1}[remote] == 1
+
+
 async def test_requests_follow_a_moved_device(server: LwM2MServer) -> None:
     first = await wire.UdpPeer.open(server.coap_port)
     moved = await wire.UdpPeer.open(server.coap_port)
