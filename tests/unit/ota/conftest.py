@@ -1,12 +1,15 @@
-"""Fixtures for the OTA unit tests: a bare aiocoap server on an ephemeral loopback port."""
+"""Fixtures for the OTA unit tests: a bare aiocoap server on an ephemeral loopback port, a fresh SQLite store."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import aiocoap
 import pytest
 from aiocoap.resource import Site
+
+from lwm2m_server.store.sqlite import SqliteStore
 
 
 def bound_port(ctx: aiocoap.Context) -> int:
@@ -30,3 +33,11 @@ async def coap_client() -> AsyncIterator[aiocoap.Context]:
 async def start_site(site: Site) -> tuple[aiocoap.Context, int]:
     ctx = await aiocoap.Context.create_server_context(site, bind=("127.0.0.1", 0), transports=["udp6"])
     return ctx, bound_port(ctx)
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
+    s = SqliteStore(tmp_path / "db.sqlite3")
+    await s.open()
+    yield s
+    await s.close()

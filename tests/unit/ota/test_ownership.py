@@ -4,24 +4,12 @@ node's job only when that node is dead or no longer holds the device, and then o
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import pytest
 
 from lwm2m_server.ota.job_state import JobPhase
 from lwm2m_server.ota.ownership import JobOwnership
 from lwm2m_server.ota.record import JobRecord
 from lwm2m_server.store.repositories import NodeRow
 from lwm2m_server.store.sqlite import SqliteStore
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    s = SqliteStore(tmp_path / "db.sqlite3")
-    await s.open()
-    yield s
-    await s.close()
 
 
 def _own(store: SqliteStore, node: str) -> JobOwnership:

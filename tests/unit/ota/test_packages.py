@@ -4,21 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from lwm2m_server.ota.packages import PackageError, PackageInfo, PackageStore
 from lwm2m_server.store.sqlite import SqliteStore
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    s = SqliteStore(tmp_path / "db.sqlite3")
-    await s.open()
-    yield s
-    await s.close()
 
 
 async def test_firmware_image_is_content_addressed_and_idempotent(tmp_path: Path, store: SqliteStore) -> None:
