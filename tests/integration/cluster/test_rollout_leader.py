@@ -261,17 +261,20 @@ async def test_sigkill_of_the_leader_hands_the_rollout_over(cluster: Cluster) ->
 async def test_sigkill_of_the_leader_mid_delivery_of_its_own_devices(cluster: Cluster) -> None:
     """Issue 10 with the leader's devices downloading: c leads and runs the OTA jobs of its own (slow) devices;
     SIGKILL c mid-delivery, the devices register again through a and b, which adopt the jobs (same rows) while
-    one of them takes the rollout over: every device confirmed exactly once, one SUCCEEDED job row each."""
+    one of them takes the rollout over; b's own slow device is mid-delivery for leader c too (a forwarded job). Every
+    device confirmed exactly once, one SUCCEEDED job row each."""
     await cluster.start("a", "b", "c", env={"TINYMLAAS_OTA__BLOCK_SIZE": "512"})
-    fast = ["a-0", "a-1", "b-0", "b-1"]
+    others = ["a-0", "a-1", "b-0", "b-1"]  # the other nodes' devices
     slow = ["c-0", "c-1"]  # the leader's own devices, on a slow link: ~100 blocks at >= 40 ms each
-    for ep in fast:
+    for ep in others:
         await cluster.device(ep[0], ep)
     for ep in slow:
         await cluster.device("c", ep, faults=FaultConfig(delay_ms=40))
+    await cluster.device("b", "b-slow", faults=FaultConfig(delay_ms=40))  # b runs its job for leader c meanwhile
+    others.append("b-slow")
     sha, payload_sha = await cluster.upload_package("a")
     created = await cluster.http.post(f"{cluster.url('c')}/api/rollouts", json={
-        "model": f"package:{sha}", "start": True, "max_concurrency": 6, "method": "push"})
+        "model": f"package:{sha}", "start": True, "max_concurrency": 7, "method": "push"})
     assert created.status_code == 201, created.text
     rid = created.json()["id"]
     assert await cluster.holder("a", rid) == "node-c"
@@ -288,7 +291,7 @@ async def test_sigkill_of_the_leader_mid_delivery_of_its_own_devices(cluster: Cl
     killed = time.monotonic()
     assert all(j["progress"]["bytes"] < 40_000 for j in jobs.values()), jobs  # far from the end of the download
     states = {d["endpoint"]: d["state"] for d in (await cluster.rollout("a", rid))["devices"]}
-    assert {states[ep] for ep in slow} <= IN_FLIGHT, states
+    assert {states[ep] for ep in [*slow, "b-slow"]} <= IN_FLIGHT, states
     await cluster.reconnect("c-0", "a")  # at once: its job's owner c is still "alive" (heartbeat), the session moved
     new_holder: str | None = None
 
@@ -302,12 +305,12 @@ async def test_sigkill_of_the_leader_mid_delivery_of_its_own_devices(cluster: Cl
     await asyncio.sleep(max(0.0, killed + 2.0 - time.monotonic()))  # past the node timeout (1.5 s): c is dead
     await cluster.reconnect("c-1", "b")  # after the takeover: the new leader waits for a job a dead node owned
     done = await cluster.wait_state("a", rid, {"completed", "paused", "failed"}, 60)
-    assert done["state"] == "completed" and done["counts"] == {"confirmed": 6}, done
-    cluster.assert_once([*fast, *slow], payload_sha)
+    assert done["state"] == "completed" and done["counts"] == {"confirmed": 7}, done
+    cluster.assert_once([*others, *slow], payload_sha)
     store = PostgresStore(cluster.dsn)
     await store.open()
     try:
-        rows = {ep: await store.ota_jobs.for_endpoint(ep) for ep in [*fast, *slow]}
+        rows = {ep: await store.ota_jobs.for_endpoint(ep) for ep in [*others, *slow]}
         notes = {ep: [h["note"] for h in await store.ota_jobs.history(jobs[ep]["id"])] for ep in slow}
     finally:
         await store.close()
