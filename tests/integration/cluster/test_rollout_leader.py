@@ -2,7 +2,8 @@
 lease ``rollout:<id>``) runs a rollout, targets are every node's devices, devices held by other nodes are updated
 by their node (forwarded ``ota_start``), an operator pause recorded on a non-leader stops the leader's runner,
 and SIGKILL of the leader hands the rollout to another node within the lease ttl plus a scan, every device
-confirmed exactly once (one OTA job row and one install per device).
+confirmed exactly once (one OTA job row and one install per device), also when the leader dies while delivering
+to its own devices (their nodes-to-be adopt the jobs, keeping the rows).
 
 Each node has its own data dir; they share the secrets dir (``tests/support/nodes.py``: the signing key the
 simulated devices verify packages with), and packages live in the database.
@@ -51,10 +52,10 @@ class Cluster:
         self.fleet: Fleet | None = None
         self.http = httpx.AsyncClient(timeout=30)
 
-    async def start(self, *names: str) -> None:
+    async def start(self, *names: str, env: dict[str, str] | None = None) -> None:
         for name in names:  # one at a time: the first makes the signing key and the admin token
             self.nodes[name] = await start_node(self.tmp_path / name, self.dsn,
-                                                {**ENV, "TINYMLAAS_CLUSTER__NODE_ID": f"node-{name}"})
+                                                {**ENV, **(env or {}), "TINYMLAAS_CLUSTER__NODE_ID": f"node-{name}"})
         token = self.nodes[names[0]].token
         assert token is not None
         self.http.headers["Authorization"] = f"Bearer {token}"
@@ -80,6 +81,13 @@ class Cluster:
         await self.fleet.devices[endpoint].stop(deregister=False)
         await self.device(name, endpoint)
         return old
+
+    async def reconnect(self, endpoint: str, name: str) -> None:
+        """The same device (its partial download, its install counter) now reaches node ``name``."""
+        assert self.fleet is not None
+        device = self.fleet.devices[endpoint]
+        await device.stop(deregister=False)
+        await asyncio.wait_for(device.start(f"coap://127.0.0.1:{self.nodes[name].coap_port}"), 10.0)
 
     async def upload_package(self, name: str) -> tuple[str, str]:
         tflite = KWS.read_bytes()
@@ -245,6 +253,73 @@ async def test_sigkill_of_the_leader_hands_the_rollout_over(cluster: Cluster) ->
     cluster.assert_once([*endpoints, *late], payload_sha)
     assert all(counter.installs == 0 for counter in before)
     assert set((await cluster.job_rows([*endpoints, *late])).values()) == {1}
+    taken = [e["detail"] for e in await cluster.audit("b", rid) if e["action"] == "rollout.taken_over"]
+    assert taken == [{"from": "node-c", "to": new_holder}], taken
+
+
+@pytest.mark.slow
+async def test_sigkill_of_the_leader_mid_delivery_of_its_own_devices(cluster: Cluster) -> None:
+    """Issue 10 with the leader's devices downloading: c leads and runs the OTA jobs of its own (slow) devices;
+    SIGKILL c mid-delivery, the devices register again through a and b, which adopt the jobs (same rows) while
+    one of them takes the rollout over; b's own slow device is mid-delivery for leader c too (a forwarded job). Every
+    device confirmed exactly once, one SUCCEEDED job row each."""
+    await cluster.start("a", "b", "c", env={"TINYMLAAS_OTA__BLOCK_SIZE": "512"})
+    others = ["a-0", "a-1", "b-0", "b-1"]  # the other nodes' devices
+    slow = ["c-0", "c-1"]  # the leader's own devices, on a slow link: ~100 blocks at >= 40 ms each
+    for ep in others:
+        await cluster.device(ep[0], ep)
+    for ep in slow:
+        await cluster.device("c", ep, faults=FaultConfig(delay_ms=40))
+    await cluster.device("b", "b-slow", faults=FaultConfig(delay_ms=40))  # b runs its job for leader c meanwhile
+    others.append("b-slow")
+    sha, payload_sha = await cluster.upload_package("a")
+    created = await cluster.http.post(f"{cluster.url('c')}/api/rollouts", json={
+        "model": f"package:{sha}", "start": True, "max_concurrency": 7, "method": "push"})
+    assert created.status_code == 201, created.text
+    rid = created.json()["id"]
+    assert await cluster.holder("a", rid) == "node-c"
+    jobs: dict[str, dict[str, Any]] = {}
+
+    async def c_mid_delivery() -> bool:
+        for ep in slow:
+            r = await cluster.http.get(f"{cluster.url('c')}/api/devices/{ep}/update")
+            jobs[ep] = (r.json().get("job") or {}) if r.status_code == 200 else {}
+        return all(j.get("phase") == "delivering" and j["progress"].get("bytes", 0) >= 2048 for j in jobs.values())
+
+    await wait_for(c_mid_delivery, 30, "c's jobs of its own devices mid-delivery", step=0.05)
+    await cluster.nodes["c"].kill()
+    killed = time.monotonic()
+    assert all(j["progress"]["bytes"] < 40_000 for j in jobs.values()), jobs  # far from the end of the download
+    states = {d["endpoint"]: d["state"] for d in (await cluster.rollout("a", rid))["devices"]}
+    assert {states[ep] for ep in [*slow, "b-slow"]} <= IN_FLIGHT, states
+    await cluster.reconnect("c-0", "a")  # at once: its job's owner c is still "alive" (heartbeat), the session moved
+    new_holder: str | None = None
+
+    async def taken_over() -> bool:
+        nonlocal new_holder
+        new_holder = await cluster.holder("a", rid)
+        return new_holder in ("node-a", "node-b")
+
+    await wait_for(taken_over, TTL + 10, "another node to take the lease", step=0.05)
+    assert time.monotonic() - killed < TTL + TTL / 3 + 2.0  # expiry (<= ttl) + one scan (ttl/3) + slack
+    await asyncio.sleep(max(0.0, killed + 2.0 - time.monotonic()))  # past the node timeout (1.5 s): c is dead
+    await cluster.reconnect("c-1", "b")  # after the takeover: the new leader waits for a job a dead node owned
+    done = await cluster.wait_state("a", rid, {"completed", "paused", "failed"}, 60)
+    assert done["state"] == "completed" and done["counts"] == {"confirmed": 7}, done
+    cluster.assert_once([*others, *slow], payload_sha)
+    store = PostgresStore(cluster.dsn)
+    await store.open()
+    try:
+        rows = {ep: await store.ota_jobs.for_endpoint(ep) for ep in [*others, *slow]}
+        notes = {ep: [h["note"] for h in await store.ota_jobs.history(jobs[ep]["id"])] for ep in slow}
+    finally:
+        await store.close()
+    assert {ep: [j.phase.value for j in r] for ep, r in rows.items()} == {ep: ["succeeded"] for ep in rows}
+    assert {ep: rows[ep][0].id for ep in slow} == {ep: jobs[ep]["id"] for ep in slow}  # adopted: the same rows
+    assert {ep: rows[ep][0].node_id for ep in slow} == {"c-0": "node-a", "c-1": "node-b"}
+    for ep, history in notes.items():  # the adopter resumed the interrupted job; one Update executed
+        assert "resumed from delivering" in history, (ep, history)
+        assert history.count("execute /5/0/2") == 1, (ep, history)
     taken = [e["detail"] for e in await cluster.audit("b", rid) if e["action"] == "rollout.taken_over"]
     assert taken == [{"from": "node-c", "to": new_holder}], taken
 
