@@ -65,6 +65,10 @@ class LoopWatch:
                 return BUCKETS_MS[i] if i < len(BUCKETS_MS) else float("inf")
         return 0.0
 
+    def pending_samples(self) -> int:
+        """Stacks the sampling thread took in the current late window (not yet logged)."""
+        return len(self._samples)
+
     def stats(self) -> dict[str, Any]:
         return {"probes": sum(self.counts), "max_ms": round(self.max_ms, 1), "p99_le_ms": self.percentile_ms(0.99),
                 "stalls": self.stalls}
