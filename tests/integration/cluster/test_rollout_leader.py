@@ -61,6 +61,19 @@ class Cluster:
         self.http.headers["Authorization"] = f"Bearer {token}"
         self.fleet = Fleet(builds.server_public_key(self.secrets))
 
+    async def wait_takeover(self, rid: str) -> str:
+        """Wait until node a or b holds the rollout's lease (its leader c was killed); the new holder."""
+        holder: str | None = None
+
+        async def taken_over() -> bool:
+            nonlocal holder
+            holder = await self.holder("a", rid)
+            return holder in ("node-a", "node-b")
+
+        await wait_for(taken_over, TTL + 10, "another node to take the lease", step=0.05)
+        assert holder is not None
+        return holder
+
     def url(self, name: str) -> str:
         return self.nodes[name].url
 
@@ -238,14 +251,7 @@ async def test_sigkill_of_the_leader_hands_the_rollout_over(cluster: Cluster) ->
     states = {d["endpoint"]: d["state"] for d in (await cluster.rollout("a", rid))["devices"]}
     assert {states[ep] for ep in late} == {"pending"}, states
     before = [await cluster.move(ep, "a") for ep in late]  # c's devices re-register through a live node
-    new_holder: str | None = None
-
-    async def taken_over() -> bool:
-        nonlocal new_holder
-        new_holder = await cluster.holder("a", rid)
-        return new_holder in ("node-a", "node-b")
-
-    await wait_for(taken_over, TTL + 10, "another node to take the lease", step=0.05)
+    new_holder = await cluster.wait_takeover(rid)
     elapsed = time.monotonic() - killed
     assert elapsed < TTL + TTL / 3 + 1.0, elapsed  # expiry (<= ttl) + one scan (ttl/3) + slack
     done = await cluster.wait_state("a", rid, {"completed", "paused", "failed"}, 120)
@@ -293,14 +299,7 @@ async def test_sigkill_of_the_leader_mid_delivery_of_its_own_devices(cluster: Cl
     states = {d["endpoint"]: d["state"] for d in (await cluster.rollout("a", rid))["devices"]}
     assert {states[ep] for ep in [*slow, "b-slow"]} <= IN_FLIGHT, states
     await cluster.reconnect("c-0", "a")  # at once: its job's owner c is still "alive" (heartbeat), the session moved
-    new_holder: str | None = None
-
-    async def taken_over() -> bool:
-        nonlocal new_holder
-        new_holder = await cluster.holder("a", rid)
-        return new_holder in ("node-a", "node-b")
-
-    await wait_for(taken_over, TTL + 10, "another node to take the lease", step=0.05)
+    new_holder = await cluster.wait_takeover(rid)
     assert time.monotonic() - killed < TTL + TTL / 3 + 2.0  # expiry (<= ttl) + one scan (ttl/3) + slack
     await asyncio.sleep(max(0.0, killed + 2.0 - time.monotonic()))  # past the node timeout (1.5 s): c is dead
     await cluster.reconnect("c-1", "b")  # after the takeover: the new leader waits for a job a dead node owned
