@@ -14,6 +14,7 @@ ceiling bytes/s (1.0 = the server's OTA costs nothing beyond what a bare aiocoap
 
     python bench/ota_fanout.py --devices 1000 --procs 4 --concurrency 200
     python bench/ota_fanout.py --devices 200 --procs 2 --profile /tmp/ota.prof --profile-method push
+    python bench/ota_fanout.py --devices 300 --procs 2 --method pull --no-raw-ceiling   # quicker: one OTA run
 """
 
 from __future__ import annotations
@@ -176,20 +177,37 @@ async def _collect(out: Any, kind: str, n: int, timeout: float) -> list[tuple[An
 
 async def _fanout(
     ota: Any, endpoints: list[str], sha: str, method: str, concurrency: int
-) -> tuple[float, dict[str, int]]:
+) -> tuple[float, dict[str, int], list[float]]:
+    """(wall seconds, outcome counts, each job's seconds from start_update to its end)."""
     gate = asyncio.Semaphore(concurrency)
     outcome: dict[str, int] = {}
+    durations: list[float] = []
 
     async def one(ep: str) -> None:
         async with gate:
+            started = time.perf_counter()
             job = await ota.start_update(ep, sha, method=method)
             record = await ota.wait(job)
+            durations.append(time.perf_counter() - started)
             key = record.phase.value if record.phase.value == "succeeded" else f"{record.phase.value}:{record.summary}"
             outcome[key] = outcome.get(key, 0) + 1
 
     t0 = time.perf_counter()
     await asyncio.gather(*(one(ep) for ep in endpoints))
-    return time.perf_counter() - t0, outcome
+    return time.perf_counter() - t0, outcome, sorted(durations)
+
+
+def _jobs_line(durations: list[float]) -> str:
+    """Job time quantiles: a job stuck on one lost exchange shows as a max near a request timeout (60 s)."""
+    if not durations:
+        return "         jobs: none"
+
+    def q(f: float) -> float:
+        return durations[min(len(durations) - 1, int(f * len(durations)))]
+
+    slow = sum(1 for d in durations if d > 30.0)
+    return (f"         jobs: median {q(0.5):.1f}s, p99 {q(0.99):.1f}s, max {durations[-1]:.1f}s; "
+            f"{slow} took over 30 s")  # fmt: skip
 
 
 async def _device_cpu(cmds: list[Any], out: Any) -> float:
@@ -280,13 +298,15 @@ async def main(args: argparse.Namespace) -> None:
         ceiling_bps = ceilings["device"]
 
         for method, info in (("push", info1), ("pull", info2)):
+            if args.method not in ("both", method):
+                continue
             dev_cpu0, srv_cpu0 = await _device_cpu(cmds, out), time.process_time()
             writer = getattr(server.store, "writer", None)
             commits0, writes0 = getattr(writer, "batches_committed", 0), getattr(writer, "writes_committed", 0)
             profiler = cProfile.Profile() if args.profile and method == args.profile_method else None
             if profiler is not None:
                 profiler.enable()
-            elapsed, outcome = await _fanout(ota, endpoints, info.sha256, method, args.concurrency)
+            elapsed, outcome, durations = await _fanout(ota, endpoints, info.sha256, method, args.concurrency)
             if profiler is not None:
                 profiler.disable()
                 profiler.dump_stats(args.profile)
@@ -297,6 +317,7 @@ async def main(args: argparse.Namespace) -> None:
                   flush=True)  # fmt: skip
             if "raw" in ceilings:
                 print(f"         ratio vs the raw-GET ceiling (no install there): {bps / ceilings['raw']:5.2f}")
+            print(_jobs_line(durations))
             print(_cpu_line(elapsed, time.process_time() - srv_cpu0, await _device_cpu(cmds, out) - dev_cpu0))
             commits = getattr(writer, "batches_committed", 0) - commits0
             writes = getattr(writer, "writes_committed", 0) - writes0
@@ -331,6 +352,7 @@ if __name__ == "__main__":
                         help="push blocks with the fast path's CON client ([server] coap_fast_push); off: aiocoap")
     parser.add_argument("--raw-ceiling", action=argparse.BooleanOptionalAction, default=True,
                         help="also measure the raw-GET ceiling (no device-side install) and print that ratio too")
+    parser.add_argument("--method", default="both", choices=["both", "push", "pull"], help="the OTA runs to do")
     parser.add_argument("--profile", default="", help="write a cProfile of the server during one run here")
     parser.add_argument("--profile-method", default="pull", choices=["push", "pull"], help="the run to profile")
     asyncio.run(main(parser.parse_args()))
