@@ -38,6 +38,7 @@ from aiocoap.transports.tinydtls_server import (
     _DatagramServerSocketSimpleDTLS,
 )
 
+from lwm2m_server.coap.messages import add_transport
 from lwm2m_server.coap.udp import exclusive_socket
 from lwm2m_server.logging import get_logger
 
@@ -312,7 +313,7 @@ async def add_secure_transport(
         return iface
 
     try:
-        await context._append_tokenmanaged_messagemanaged_transport(construct)
+        await add_transport(context, construct)
     except Exception:
         sock.close()
         raise

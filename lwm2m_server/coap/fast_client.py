@@ -3,8 +3,9 @@ server socket, for the hot one — a Block1 firmware push, ~50 blocks per device
 
 aiocoap spends a request object, a future, a pipe, a retransmission handle and a deep-copied message per block;
 this sends the encoded datagram from the socket's datagram callback and resolves one future per block. Message
-ids and tokens are drawn from aiocoap's own allocators on the same socket (the message manager's counter and
-the token manager's), so no id can collide with an aiocoap exchange to the same device. NSTART holds among
+ids and tokens are drawn from aiocoap's own allocators on the same socket (the message manager's per-peer
+counters, :mod:`lwm2m_server.coap.messages`, and the token manager's), so no id can collide with an aiocoap
+exchange to the same device. NSTART holds among
 these requests; aiocoap's requests to the device (an observe, a read) are not queued behind them.
 
 The socket's :class:`~lwm2m_server.coap.fastpath.FastPathUDP6` connects it when the listener starts (before
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import Any, cast
 
 from lwm2m_server.protocol import coapmsg as m
@@ -53,7 +54,7 @@ class FastClient:
     def connected(self) -> bool:
         return self._con is not None
 
-    def connect(self, send: SendTo, next_mid: Callable[[], int], next_token: Callable[[], bytes],
+    def connect(self, send: SendTo, next_mid: Callable[[Hashable], int], next_token: Callable[[], bytes],
                 loop: asyncio.AbstractEventLoop) -> None:  # fmt: skip
         """Called by the listener once its socket is up; ids come from the socket's own CoAP stack."""
         self._send, self._loop = send, loop

@@ -39,6 +39,7 @@ from aiocoap.util import socknumbers
 
 from lwm2m_server.coap.fast_client import FastClient
 from lwm2m_server.coap.fastpath_transport import create_batched_endpoint
+from lwm2m_server.coap.messages import PeerMessageManager
 from lwm2m_server.coap.registration_interface import RegistrationInterface
 from lwm2m_server.logging import get_logger
 from lwm2m_server.protocol import coapmsg as m
@@ -250,7 +251,7 @@ class FastPathUDP6(MessageInterfaceUDP6):
         self._fast = fast
 
     @classmethod
-    async def create(cls, sock: socket.socket, mman: Any, fast: FastPath, log: Any,
+    async def create(cls, sock: socket.socket, mman: PeerMessageManager, fast: FastPath, log: Any,
                      loop: asyncio.AbstractEventLoop) -> FastPathUDP6:  # fmt: skip
         """aiocoap's ``_create_transport_endpoint`` (PKTINFO and RECVERR socket options, no multicast) with this
         class on the batched recvmsg transport."""
@@ -263,7 +264,7 @@ class FastPathUDP6(MessageInterfaceUDP6):
         await protocol.ready
         if fast.client is not None:
             fast.client.connect(lambda data, address: transport.sendmsg(data, [], 0, address),
-                                mman._next_message_id, mman.token_manager.next_token, loop)  # fmt: skip
+                                mman.next_id_for, mman.token_manager.next_token, loop)  # fmt: skip
         return protocol
 
     def connection_lost(self, exc: Exception | None) -> None:

@@ -17,6 +17,7 @@ from aiocoap import Context
 from aiocoap.transports.udp6 import MessageInterfaceUDP6
 
 from lwm2m_server.coap.fastpath import FastPath, FastPathUDP6
+from lwm2m_server.coap.messages import add_transport
 
 
 def exclusive_socket(host: str = "127.0.0.1", port: int = 0, *, rcvbuf: int | None = None) -> socket.socket:
@@ -44,18 +45,18 @@ async def create_context(
     fast: FastPath | None = None,
 ) -> Context:
     """Like ``Context.create_server_context(site, bind=(host, port), transports=["udp6"])``, exclusive port.
-    With ``fast``, the socket's datagrams are offered to the fast path before aiocoap."""
+    With ``fast``, the socket's datagrams are offered to the fast path before aiocoap. Message IDs are counted
+    per peer (:mod:`lwm2m_server.coap.messages`)."""
     loop = asyncio.get_running_loop()
     sock = exclusive_socket(host, port, rcvbuf=rcvbuf)
     context = Context(loop=loop, serversite=site, loggername=loggername)
     try:
         if fast is not None:
-            await context._append_tokenmanaged_messagemanaged_transport(
-                lambda mman: FastPathUDP6.create(sock, mman, fast, log=context.log, loop=loop)
-            )
+            await add_transport(context, lambda mman: FastPathUDP6.create(sock, mman, fast, log=context.log, loop=loop))
         else:
-            await context._append_tokenmanaged_messagemanaged_transport(
-                lambda mman: MessageInterfaceUDP6._create_transport_endpoint(sock, mman, log=context.log, loop=loop)
+            await add_transport(
+                context,
+                lambda mman: MessageInterfaceUDP6._create_transport_endpoint(sock, mman, log=context.log, loop=loop),
             )
     except Exception:
         sock.close()

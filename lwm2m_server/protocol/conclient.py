@@ -11,8 +11,10 @@ doubling each time, at most MAX_RETRANSMIT times, then it fails with ``timeout``
 request per remote (one awaiting its ACK or its separate response); the next waits in a FIFO. A piggybacked ACK
 must carry the request's token; an empty ACK means a separate response follows (matched by token; a CON one is
 acknowledged, also when it is retransmitted). RST fails the request with ``reset``. ACKs and RSTs for a message
-id already finished are swallowed (duplicates), for EXCHANGE_LIFETIME. Message ids and tokens come from the
-caller, so they can be shared with another CoAP stack on the same socket.
+id already finished are swallowed (duplicates), for EXCHANGE_LIFETIME. Message ids (``next_mid(remote)``: the
+caller must not reuse one with the same remote within EXCHANGE_LIFETIME, RFC 7252 §4.4, or a duplicate ACK
+is taken for another request's) and tokens come from the caller, so they can be shared with another CoAP
+stack on the same socket.
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ class _Remote:
 class ConClient:
     def __init__(
         self,
-        next_mid: Callable[[], int],
+        next_mid: Callable[[Hashable], int],
         next_token: Callable[[], bytes],
         *,
         rand: Callable[[], float] = random.random,
@@ -89,7 +91,7 @@ class ConClient:
                 payload: bytes, now: float) -> int:  # fmt: skip
         """Queue a CON request to ``remote``; sent now unless another one to it is outstanding. Returns a handle."""
         self._handles += 1
-        mid, token = self._next_mid() & 0xFFFF, self._next_token()
+        mid, token = self._next_mid(remote) & 0xFFFF, self._next_token()
         ex = _Exchange(self._handles, remote, m.encode(m.CON, code, mid, token, options, payload), mid, token)
         self._by_handle[ex.handle] = ex
         state = self._remotes.get(remote)

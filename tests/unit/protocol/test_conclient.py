@@ -20,7 +20,7 @@ PATH = ((m.URI_PATH, b"5"), (m.URI_PATH, b"0"), (m.URI_PATH, b"0"))
 def make(mids: list[int] | None = None, rand: float = 0.5) -> ConClient:
     mid_iter = iter(mids) if mids is not None else itertools.count(0x1234)
     tokens = (bytes((0xA0 + i,)) for i in itertools.count())
-    return ConClient(lambda: next(mid_iter), lambda: next(tokens), rand=lambda: rand)
+    return ConClient(lambda remote: next(mid_iter), lambda: next(tokens), rand=lambda: rand)
 
 
 def ack(mid: int, code: int, token: bytes, options: tuple[tuple[int, bytes], ...] = (), payload: bytes = b""
