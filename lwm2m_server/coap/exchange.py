@@ -3,6 +3,8 @@
 Requests go out of the server's own aiocoap context, i.e. from the same UDP socket the device registered with,
 so NAT bindings hold. A request is addressed by the registration's current ``host:port`` and root path; a device
 that registered over DTLS by its session's remote instead (the caller passes it: a DTLS server cannot open one).
+A request to a plain-CoAP device holds the device's turn in the :class:`~lwm2m_server.coap.turns.PeerTurns`
+it is given, shared with the fast client on the same socket (NSTART across both stacks).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from aiocoap.optiontypes import BlockOption
 from aiocoap.util import hostportjoin
 
 from lwm2m_server.coap.errors import DeviceError, DeviceTimeout
+from lwm2m_server.coap.turns import PeerTurns, socket_peer
 from lwm2m_server.registration import Registration
 
 METHODS = {
@@ -176,12 +179,22 @@ def abandon(ctx: aiocoap.Context, msg: aiocoap.Message) -> None:
                 manager._continue_backlog(msg.remote)  # type: ignore[union-attr]  # send what queued behind it
 
 
+def turn(turns: PeerTurns | None, reg: Registration) -> contextlib.AbstractAsyncContextManager[None]:
+    """The device's turn for one request to it (nothing to wait for over DTLS or without ``turns``)."""
+    if turns is None or reg.security != "none":
+        return contextlib.nullcontext()
+    return turns.turn(socket_peer(reg.host, reg.port))
+
+
 async def send(
-    ctx: aiocoap.Context, reg: Registration, spec: RequestSpec, timeout: float, *, remote: Any = None
+    ctx: aiocoap.Context, reg: Registration, spec: RequestSpec, timeout: float, *, remote: Any = None,
+    turns: PeerTurns | None = None,
 ) -> RawResponse:
     """Send and await the response; raises :class:`DeviceTimeout` / :class:`DeviceError` on transport failure.
-    ``remote``: the device's already resolved address or DTLS session (see ``DeviceClient._remote``), if known."""
-    return await _exchange(ctx, build_message(reg, spec, remote=remote), spec, timeout, reg.endpoint)
+    ``remote``: the device's already resolved address or DTLS session (see ``DeviceClient._remote``), if known.
+    ``turns``: NSTART shared with the fast client; the request waits for the device's turn and holds it."""
+    async with turn(turns, reg):
+        return await _exchange(ctx, build_message(reg, spec, remote=remote), spec, timeout, reg.endpoint)
 
 
 async def send_to_remote(ctx: aiocoap.Context, remote: Any, spec: RequestSpec, timeout: float,

@@ -1,0 +1,71 @@
+"""NSTART across the server socket's two CoAP stacks (RFC 7252 §4.7: by default one outstanding interaction
+per peer, NSTART = 1).
+
+aiocoap keeps NSTART among its own exchanges and the fast client (:mod:`lwm2m_server.coap.fast_client`) among
+its own, but neither sees the other's. So every server→device request on the plain socket takes the peer's
+turn here first, in FIFO order, and holds it until its exchange is over (answered, failed or given up):
+:func:`lwm2m_server.coap.exchange.send`, the first request of an observation, and each fast request. Held a
+little longer than the RFC needs (a CON acknowledged with an empty ACK stops being outstanding before its
+separate response), never shorter.
+
+Not covered: aiocoap's own CONs that no project helper issues (a separate response of a server resource), and
+requests over DTLS (on their own socket, which the fast client never uses).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+from collections.abc import AsyncIterator
+
+Peer = tuple[str, int]
+
+
+def socket_peer(host: str, port: int) -> Peer:
+    """A device's ``host:port`` as the dual-stack socket names it (IPv4 as v4-mapped IPv6)."""
+    return (f"::ffff:{host}" if ":" not in host else host, port)
+
+
+class PeerTurns:
+    def __init__(self) -> None:
+        self._waiting: dict[Peer, deque[asyncio.Future[None]]] = {}  # a key: that peer's turn is taken
+
+    def busy(self, peer: Peer) -> bool:
+        """Whether an exchange with ``peer`` is outstanding."""
+        return peer in self._waiting
+
+    @contextlib.asynccontextmanager
+    async def turn(self, peer: Peer) -> AsyncIterator[None]:
+        """Wait for ``peer``'s turn (behind those that asked before) and hold it for the block."""
+        await self._acquire(peer)
+        try:
+            yield
+        finally:
+            self._release(peer)
+
+    async def _acquire(self, peer: Peer) -> None:
+        waiting = self._waiting.get(peer)
+        if waiting is None:
+            self._waiting[peer] = deque()
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        waiting.append(fut)
+        try:
+            await fut
+        except asyncio.CancelledError:
+            if fut.done() and not fut.cancelled():  # handed the turn as it was cancelled: pass it on
+                self._release(peer)
+            else:
+                with contextlib.suppress(ValueError):
+                    waiting.remove(fut)
+            raise
+
+    def _release(self, peer: Peer) -> None:
+        waiting = self._waiting[peer]
+        while waiting:
+            fut = waiting.popleft()
+            if not fut.done():
+                fut.set_result(None)
+                return
+        del self._waiting[peer]
