@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from collections.abc import AsyncIterator
+from types import TracebackType
 
 Peer = tuple[str, int]
 
@@ -35,14 +35,10 @@ class PeerTurns:
         """Whether an exchange with ``peer`` is outstanding."""
         return peer in self._waiting
 
-    @contextlib.asynccontextmanager
-    async def turn(self, peer: Peer) -> AsyncIterator[None]:
-        """Wait for ``peer``'s turn (behind those that asked before) and hold it for the block."""
-        await self._acquire(peer)
-        try:
-            yield
-        finally:
-            self._release(peer)
+    def turn(self, peer: Peer) -> _Turn:
+        """``async with turns.turn(peer):`` waits for ``peer``'s turn (behind those that asked before) and holds
+        it for the block."""
+        return _Turn(self, peer)
 
     async def _acquire(self, peer: Peer) -> None:
         waiting = self._waiting.get(peer)
@@ -69,3 +65,17 @@ class PeerTurns:
                 fut.set_result(None)
                 return
         del self._waiting[peer]
+
+
+class _Turn:
+    __slots__ = ("_peer", "_turns")
+
+    def __init__(self, turns: PeerTurns, peer: Peer) -> None:
+        self._turns, self._peer = turns, peer
+
+    async def __aenter__(self) -> None:
+        await self._turns._acquire(self._peer)
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:  # fmt: skip
+        self._turns._release(self._peer)
