@@ -20,7 +20,7 @@ from lwm2m_server.protocol import coapmsg as m
 from lwm2m_server.server import LwM2MServer
 from simulator.device import SimulatedDevice
 from simulator.link import DropRule
-from simulator.profiles import DeviceConfig
+from simulator.profiles import DeviceConfig, FaultConfig
 
 
 def _settings(tmp_path: Path, fast_push: bool) -> Settings:
@@ -143,14 +143,32 @@ async def test_switched_off_push_uses_aiocoap(tmp_path: Path, fast_push: bool) -
 
 async def test_aiocoap_requests_to_the_same_device_during_a_fast_push(tmp_path: Path) -> None:
     """Message ids and tokens come from aiocoap's own allocators: reads over aiocoap interleaved with the
-    push's blocks to the same device all get their own answers."""
+    push's blocks to the same device all get their own answers. And NSTART holds across the two stacks: the
+    device never has two of the server's CONs unanswered at once (RFC 7252 §4.7)."""
     server = LwM2MServer(_settings(tmp_path, True))
     ota = OtaService(server)
     await server.start()
     await ota.start()
-    dev = SimulatedDevice(DeviceConfig(endpoint="fp-mix", accept_raw_firmware=True))
+    # 20 ms to answer: a read issued while a block is unanswered would go out at once without the shared NSTART
+    dev = SimulatedDevice(DeviceConfig(endpoint="fp-mix", accept_raw_firmware=True, faults=FaultConfig(delay_ms=20)))
+    outstanding: set[int] = set()  # message ids of the server's CON requests the device has not acknowledged
+    most = 0
+
+    def watch(direction: str, data: bytes) -> bool:  # drops nothing
+        nonlocal most
+        msg = m.decode(data)
+        if direction == "in" and msg.mtype == m.CON and msg.is_request:
+            outstanding.add(msg.mid)
+            most = max(most, len(outstanding))
+        elif direction == "out" and msg.mtype in (m.ACK, m.RST):
+            # the link delivers it 20 ms from now; the server can send its next CON only after that
+            asyncio.get_running_loop().call_later(0.019, outstanding.discard, msg.mid)
+        return False
+
     try:
         await dev.start(f"coap://127.0.0.1:{server.coap_port}")
+        assert dev.link is not None
+        dev.link.drop = watch
         info = await ota.add_package(b"FWIMG\x00" + os.urandom(20000), "firmware", version="2")
         job = await ota.start_update(dev.endpoint, info.sha256, method="push")
         done = asyncio.ensure_future(ota.wait(job, 60))
@@ -163,6 +181,7 @@ async def test_aiocoap_requests_to_the_same_device_during_a_fast_push(tmp_path: 
         assert record.phase.value == "succeeded"
         assert reads >= 3
         assert server.client.fast is not None and server.client.fast.requests >= 20000 // 1024
+        assert most == 1, f"{most} of the server's CONs were outstanding at the device at once"
     finally:
         await dev.stop(deregister=False)
         await ota.stop()
