@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -179,11 +179,27 @@ def abandon(ctx: aiocoap.Context, msg: aiocoap.Message) -> None:
                 manager._continue_backlog(msg.remote)  # type: ignore[union-attr]  # send what queued behind it
 
 
-def turn(turns: PeerTurns | None, reg: Registration) -> contextlib.AbstractAsyncContextManager[None]:
-    """The device's turn for one request to it (nothing to wait for over DTLS or without ``turns``)."""
+@contextlib.asynccontextmanager
+async def turn(turns: PeerTurns | None, reg: Registration, timeout: float, what: str) -> AsyncIterator[float]:
+    """Hold the device's turn for one request to it, waited for within ``timeout`` (as aiocoap's own backlog
+    wait counts in it); yields the time left for the request. Nothing to wait for over DTLS or without
+    ``turns``. Raises :class:`DeviceTimeout` when the turn did not come in time."""
     if turns is None or reg.security != "none":
-        return contextlib.nullcontext()
-    return turns.turn(socket_peer(reg.host, reg.port))
+        yield timeout
+        return
+    peer = socket_peer(reg.host, reg.port)
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    try:
+        async with asyncio.timeout(timeout):
+            await turns.acquire(peer)
+    except TimeoutError:
+        raise DeviceTimeout(f"{what}: no response in {timeout:g}s (another request to the device was outstanding)",
+                            endpoint=reg.endpoint) from None  # fmt: skip
+    try:
+        yield max(0.0, timeout - (loop.time() - start))
+    finally:
+        turns.release(peer)
 
 
 async def send(
@@ -193,8 +209,8 @@ async def send(
     """Send and await the response; raises :class:`DeviceTimeout` / :class:`DeviceError` on transport failure.
     ``remote``: the device's already resolved address or DTLS session (see ``DeviceClient._remote``), if known.
     ``turns``: NSTART shared with the fast client; the request waits for the device's turn and holds it."""
-    async with turn(turns, reg):
-        return await _exchange(ctx, build_message(reg, spec, remote=remote), spec, timeout, reg.endpoint)
+    async with turn(turns, reg, timeout, f"{spec.method} {spec.path}") as left:
+        return await _exchange(ctx, build_message(reg, spec, remote=remote), spec, left, reg.endpoint)
 
 
 async def send_to_remote(ctx: aiocoap.Context, remote: Any, spec: RequestSpec, timeout: float,

@@ -159,10 +159,10 @@ class ObserveOperations:
         error answer or an undecodable one raises DeviceError and leaves no observation behind."""
         ctx, sent = self._observe_message(reg, spec)
         t = timeout if timeout is not None else self.default_timeout
-        async with turn(self.turns, reg):  # NSTART with the fast client, until the first answer
+        async with turn(self.turns, reg, t, what) as left:  # NSTART with the fast client, until the first answer
             request = ctx.request(sent)
             try:
-                msg = await asyncio.wait_for(request.response, t)
+                msg = await asyncio.wait_for(request.response, left)
             except asyncio.CancelledError:
                 self._abandon_observe(sent, request)
                 raise

@@ -40,7 +40,8 @@ class PeerTurns:
         it for the block."""
         return _Turn(self, peer)
 
-    async def _acquire(self, peer: Peer) -> None:
+    async def acquire(self, peer: Peer) -> None:
+        """Wait for ``peer``'s turn; the caller must :meth:`release` it (``turn`` does both)."""
         waiting = self._waiting.get(peer)
         if waiting is None:
             self._waiting[peer] = deque()
@@ -51,13 +52,13 @@ class PeerTurns:
             await fut
         except asyncio.CancelledError:
             if fut.done() and not fut.cancelled():  # handed the turn as it was cancelled: pass it on
-                self._release(peer)
+                self.release(peer)
             else:
                 with contextlib.suppress(ValueError):
                     waiting.remove(fut)
             raise
 
-    def _release(self, peer: Peer) -> None:
+    def release(self, peer: Peer) -> None:
         waiting = self._waiting[peer]
         while waiting:
             fut = waiting.popleft()
@@ -74,8 +75,8 @@ class _Turn:
         self._turns, self._peer = turns, peer
 
     async def __aenter__(self) -> None:
-        await self._turns._acquire(self._peer)
+        await self._turns.acquire(self._peer)
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                         tb: TracebackType | None) -> None:  # fmt: skip
-        self._turns._release(self._peer)
+        self._turns.release(self._peer)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from lwm2m_server.coap.errors import DeviceTimeout
 from lwm2m_server.coap.exchange import RawResponse
 from lwm2m_server.protocol import coapmsg as m
 from lwm2m_server.server import LwM2MServer
@@ -97,3 +98,19 @@ async def test_no_second_con_while_one_is_outstanding_across_both_stacks(
     assert [r.code for r in (req1, req2)] == ([wire.PUT, wire.GET] if first == "fast" else [wire.GET, wire.PUT])
     assert req1.mtype == req2.mtype == wire.CON and req1.mid != req2.mid
     assert server.client.fast is not None and server.client.fast.requests == fast_requests + 1  # it carried the PUT
+
+
+async def test_waiting_for_the_turn_counts_in_the_request_timeout(setup: tuple[LwM2MServer, Device]) -> None:
+    """A read queued behind an unanswered push block fails after its own timeout, while the block is still
+    outstanding (as a request waiting in aiocoap's own backlog did), not after the block's."""
+    server, dev = setup
+    block = _push_block(server)  # the server's request_timeout_s: 5 s
+    req = await dev.request()
+    with pytest.raises(DeviceTimeout):
+        await server.client.raw_request(EP, "GET", "/3/0/0", timeout=0.5)
+    assert not block.done()
+    dev.answer(req)
+    assert (await asyncio.wait_for(block, 10)).code == "2.04"
+    late = _read(server)  # the turn passed on: the next request goes out
+    dev.answer(await dev.request())
+    assert (await asyncio.wait_for(late, 10)).code == "2.05"
