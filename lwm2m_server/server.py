@@ -24,6 +24,7 @@ from lwm2m_server.coap.fast_client import FastClient
 from lwm2m_server.coap.fastpath import FastHandler, FastPath, RegistrationFastHandler
 from lwm2m_server.coap.rd import RegistrationInterface, add_rd_resources
 from lwm2m_server.coap.send import SendResource
+from lwm2m_server.coap.turns import PeerTurns
 from lwm2m_server.coap.udp import create_context
 from lwm2m_server.config import Settings
 from lwm2m_server.credentials import CredentialService
@@ -69,9 +70,10 @@ class LwM2MServer:
         self.credentials = CredentialService(self.store.credentials, self.audit, settings.secrets_dir)
         self.sessions = SecureSessions()
         self.dtls_stats = DtlsStats()
-        fast_client = FastClient() if s.coap_fast_path and s.coap_fast_push else None
+        turns = PeerTurns()  # NSTART per device across aiocoap and the fast client on the socket
+        fast_client = FastClient(turns=turns) if s.coap_fast_path and s.coap_fast_push else None
         self.client = DeviceClient(self.registry, self.events, model=model, default_timeout=s.request_timeout_s,
-                                   sessions=self.sessions, fast=fast_client)
+                                   sessions=self.sessions, fast=fast_client, turns=turns)
         self.queue = QueueManager(
             self.registry,
             self.store.queue,

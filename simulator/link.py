@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import random
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Literal
 
 from aiocoap import Context
+
+Direction = Literal["in", "out"]
+DropRule = Callable[[Direction, bytes], bool]
 
 
 def _udp_interface(context: Context) -> Any:
@@ -30,6 +34,10 @@ class Link:
         self.loss_pct = loss_pct
         self.delay_ms = delay_ms
         self.asleep = False
+        self.drop: DropRule | None = None
+        """A deterministic fault on top of ``loss_pct``: called with each datagram (``in``: received, ``out``:
+        about to be sent, encoded) and dropping it when it answers True (a test drops exactly the ones it
+        means to)."""
         self.dropped_in = 0
         self.dropped_out = 0
         self._rng = random.Random(seed)
@@ -47,7 +55,7 @@ class Link:
         return self.loss_pct > 0 and self._rng.random() * 100.0 < self.loss_pct
 
     def _receive(self, data: bytes, ancdata: Any, flags: int, address: Any) -> None:
-        if self.asleep or self._lost():
+        if self.asleep or self._lost() or (self.drop is not None and self.drop("in", data)):
             self.dropped_in += 1
             return
         self._orig_receive(data, ancdata, flags, address)
@@ -55,7 +63,7 @@ class Link:
     def _send(self, message: Any) -> None:
         if self._closed():
             return  # a timer fired after the socket closed (empty ACK, retransmission): nothing to send on
-        if self.asleep or self._lost():
+        if self.asleep or self._lost() or (self.drop is not None and self.drop("out", message.encode())):
             # A sleeping device sends nothing but its own wake-up uplink, which clears ``asleep`` first.
             self.dropped_out += 1
             return

@@ -26,6 +26,7 @@ from lwm2m_server.coap.observation import Observation, SharedObservation
 from lwm2m_server.coap.observer import ObserveOperations
 from lwm2m_server.coap.remotes import RemoteCache
 from lwm2m_server.coap.stats import CoapStats
+from lwm2m_server.coap.turns import PeerTurns
 from lwm2m_server.events import EventBus
 from lwm2m_server.logging import get_logger
 from lwm2m_server.protocol.codecs import CodecError, ContentFormat, decode, decode_root, encode, encode_root
@@ -83,12 +84,15 @@ class DeviceClient(ObserveOperations):
         default_timeout: float = 30.0,
         sessions: SecureSessions | None = None,
         fast: FastClient | None = None,
+        turns: PeerTurns | None = None,
     ) -> None:
         """``sessions``: the coaps listener's established sessions; devices registered over DTLS are reached
         through them (None: plain CoAP only). ``fast``: the fast-path client that carries Block1 requests to
-        plain-CoAP devices once the listener connected it (None or not connected: aiocoap carries them)."""
+        plain-CoAP devices once the listener connected it (None or not connected: aiocoap carries them).
+        ``turns``: NSTART per device across aiocoap and the fast client (default: ``fast``'s, else none)."""
         self.registry = registry
         self.fast = fast
+        self.turns = turns if turns is not None else fast.turns if fast is not None else None
         self.sessions = sessions
         self.events = events
         self.queue = queue
@@ -138,7 +142,7 @@ class DeviceClient(ObserveOperations):
             if spec.block1 is not None and fast is not None and fast.connected and reg.security == "none":
                 resp = await send_fast(fast, reg, spec, timeout)
             else:
-                resp = await send(self._ctx(), reg, spec, timeout, remote=self._remote(reg))
+                resp = await send(self._ctx(), reg, spec, timeout, remote=self._remote(reg), turns=self.turns)
         except DeviceError as exc:
             self.stats.count_out(spec.method, exc.coap_code)
             raise

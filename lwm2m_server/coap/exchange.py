@@ -3,6 +3,8 @@
 Requests go out of the server's own aiocoap context, i.e. from the same UDP socket the device registered with,
 so NAT bindings hold. A request is addressed by the registration's current ``host:port`` and root path; a device
 that registered over DTLS by its session's remote instead (the caller passes it: a DTLS server cannot open one).
+A request to a plain-CoAP device holds the device's turn in the :class:`~lwm2m_server.coap.turns.PeerTurns`
+it is given, shared with the fast client on the same socket (NSTART across both stacks).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +24,7 @@ from aiocoap.optiontypes import BlockOption
 from aiocoap.util import hostportjoin
 
 from lwm2m_server.coap.errors import DeviceError, DeviceTimeout
+from lwm2m_server.coap.turns import PeerTurns, socket_peer
 from lwm2m_server.registration import Registration
 
 METHODS = {
@@ -176,12 +179,38 @@ def abandon(ctx: aiocoap.Context, msg: aiocoap.Message) -> None:
                 manager._continue_backlog(msg.remote)  # type: ignore[union-attr]  # send what queued behind it
 
 
+@contextlib.asynccontextmanager
+async def turn(turns: PeerTurns | None, reg: Registration, timeout: float, what: str) -> AsyncIterator[float]:
+    """Hold the device's turn for one request to it, waited for within ``timeout`` (as aiocoap's own backlog
+    wait counts in it); yields the time left for the request. Nothing to wait for over DTLS or without
+    ``turns``. Raises :class:`DeviceTimeout` when the turn did not come in time."""
+    if turns is None or reg.security != "none":
+        yield timeout
+        return
+    peer = socket_peer(reg.host, reg.port)
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    try:
+        async with asyncio.timeout(timeout):
+            await turns.acquire(peer)
+    except TimeoutError:
+        raise DeviceTimeout(f"{what}: no response in {timeout:g}s (another request to the device was outstanding)",
+                            endpoint=reg.endpoint) from None  # fmt: skip
+    try:
+        yield max(0.0, timeout - (loop.time() - start))
+    finally:
+        turns.release(peer)
+
+
 async def send(
-    ctx: aiocoap.Context, reg: Registration, spec: RequestSpec, timeout: float, *, remote: Any = None
+    ctx: aiocoap.Context, reg: Registration, spec: RequestSpec, timeout: float, *, remote: Any = None,
+    turns: PeerTurns | None = None,
 ) -> RawResponse:
     """Send and await the response; raises :class:`DeviceTimeout` / :class:`DeviceError` on transport failure.
-    ``remote``: the device's already resolved address or DTLS session (see ``DeviceClient._remote``), if known."""
-    return await _exchange(ctx, build_message(reg, spec, remote=remote), spec, timeout, reg.endpoint)
+    ``remote``: the device's already resolved address or DTLS session (see ``DeviceClient._remote``), if known.
+    ``turns``: NSTART shared with the fast client; the request waits for the device's turn and holds it."""
+    async with turn(turns, reg, timeout, f"{spec.method} {spec.path}") as left:
+        return await _exchange(ctx, build_message(reg, spec, remote=remote), spec, left, reg.endpoint)
 
 
 async def send_to_remote(ctx: aiocoap.Context, remote: Any, spec: RequestSpec, timeout: float,

@@ -5,8 +5,10 @@ aiocoap spends a request object, a future, a pipe, a retransmission handle and a
 this sends the encoded datagram from the socket's datagram callback and resolves one future per block. Message
 ids and tokens are drawn from aiocoap's own allocators on the same socket (the message manager's per-peer
 counters, :mod:`lwm2m_server.coap.messages`, and the token manager's), so no id can collide with an aiocoap
-exchange to the same device. NSTART holds among
-these requests; aiocoap's requests to the device (an observe, a read) are not queued behind them.
+exchange to the same device. NSTART holds across both stacks: each request takes the device's turn in the
+:class:`~lwm2m_server.coap.turns.PeerTurns` shared with the project's aiocoap requests
+(:mod:`lwm2m_server.coap.exchange`), so it waits while a read or an observe to the device is outstanding,
+and they wait for it.
 
 The socket's :class:`~lwm2m_server.coap.fastpath.FastPathUDP6` connects it when the listener starts (before
 that, and for DTLS devices, callers use aiocoap).
@@ -19,6 +21,7 @@ import time
 from collections.abc import Callable, Hashable
 from typing import Any, cast
 
+from lwm2m_server.coap.turns import PeerTurns, socket_peer
 from lwm2m_server.protocol import coapmsg as m
 from lwm2m_server.protocol.conclient import ConClient
 
@@ -36,11 +39,13 @@ class FastClientError(Exception):
 
 def socket_address(host: str, port: int) -> Address:
     """The dual-stack socket's address for a registration's ``host:port`` (IPv4 as v4-mapped IPv6)."""
-    return (f"::ffff:{host}" if ":" not in host else host, port, 0, 0)
+    return (*socket_peer(host, port), 0, 0)
 
 
 class FastClient:
-    def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, *, turns: PeerTurns | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+        """``turns``: NSTART shared with the socket's aiocoap requests (None: among these requests only)."""
+        self.turns = turns if turns is not None else PeerTurns()
         self._clock = clock
         self._send: SendTo | None = None
         self._con: ConClient | None = None
@@ -74,23 +79,24 @@ class FastClient:
     async def request(self, address: Address, code: int, options: tuple[tuple[int, bytes], ...],
                       payload: bytes = b"") -> m.CoapMessage:  # fmt: skip
         """One CON request; the response (piggybacked or separate), or :class:`FastClientError`."""
-        con, loop = self._con, self._loop
-        if con is None or loop is None:
-            raise FastClientError("not connected")
-        key = address[:2]
-        self.requests += 1
-        handle = con.request(key, code, options, payload, self._clock())
-        fut: asyncio.Future[m.CoapMessage] = loop.create_future()
-        self._waiters[handle] = fut
-        self._flush()
-        try:
-            return await fut
-        except asyncio.CancelledError:
-            self._waiters.pop(handle, None)
-            if self._con is con:
-                con.cancel(handle, self._clock())
-                self._flush()
-            raise
+        key = (address[0], address[1])
+        async with self.turns.turn(key):
+            con, loop = self._con, self._loop
+            if con is None or loop is None:
+                raise FastClientError("not connected")
+            self.requests += 1
+            handle = con.request(key, code, options, payload, self._clock())
+            fut: asyncio.Future[m.CoapMessage] = loop.create_future()
+            self._waiters[handle] = fut
+            self._flush()
+            try:
+                return await fut
+            except asyncio.CancelledError:
+                self._waiters.pop(handle, None)
+                if self._con is con:
+                    con.cancel(handle, self._clock())
+                    self._flush()
+                raise
 
     def offer(self, data: bytes, address: Address) -> bool:
         """A datagram from the socket: True if it answered (or duplicated) one of our requests."""

@@ -18,9 +18,10 @@ import aiocoap.error
 
 from lwm2m_server.coap.composite_observation import CompositeObservation
 from lwm2m_server.coap.errors import BadResponse, DeviceError, DeviceTimeout
-from lwm2m_server.coap.exchange import RawResponse, RequestSpec, abandon, build_message
+from lwm2m_server.coap.exchange import RawResponse, RequestSpec, abandon, build_message, turn
 from lwm2m_server.coap.observation import NotifyCallback, Observation, SharedObservation
 from lwm2m_server.coap.stats import CoapStats
+from lwm2m_server.coap.turns import PeerTurns
 from lwm2m_server.events import EventBus
 from lwm2m_server.logging import get_logger
 from lwm2m_server.protocol.composite import encode_paths
@@ -47,6 +48,7 @@ class ObserveOperations:
     queue: QueueManager | None
     stats: CoapStats
     default_timeout: float
+    turns: PeerTurns | None
     _observations: dict[str, list[Observation]]
     _shared: dict[str, dict[tuple[LwM2MPath, int], SharedObservation]]
     _starting: dict[tuple[str, tuple[LwM2MPath, int]], asyncio.Future[None]]
@@ -156,20 +158,21 @@ class ObserveOperations:
         observation (None when the device did not take it) and the initial content. A timeout, a network error, an
         error answer or an undecodable one raises DeviceError and leaves no observation behind."""
         ctx, sent = self._observe_message(reg, spec)
-        request = ctx.request(sent)
         t = timeout if timeout is not None else self.default_timeout
-        try:
-            msg = await asyncio.wait_for(request.response, t)
-        except asyncio.CancelledError:
-            self._abandon_observe(sent, request)
-            raise
-        except (TimeoutError, aiocoap.error.TimeoutError) as exc:
-            self._abandon_observe(sent, request)
-            self.stats.count_out(spec.method, "timeout")
-            raise DeviceTimeout(f"{what}: no response in {t:g}s", endpoint=reg.endpoint) from exc
-        except aiocoap.error.Error as exc:
-            self.stats.count_out(spec.method, "network")
-            raise DeviceError("network", f"{what}: {exc}", endpoint=reg.endpoint) from exc
+        async with turn(self.turns, reg, t, what) as left:  # NSTART with the fast client, until the first answer
+            request = ctx.request(sent)
+            try:
+                msg = await asyncio.wait_for(request.response, left)
+            except asyncio.CancelledError:
+                self._abandon_observe(sent, request)
+                raise
+            except (TimeoutError, aiocoap.error.TimeoutError) as exc:
+                self._abandon_observe(sent, request)
+                self.stats.count_out(spec.method, "timeout")
+                raise DeviceTimeout(f"{what}: no response in {t:g}s", endpoint=reg.endpoint) from exc
+            except aiocoap.error.Error as exc:
+                self.stats.count_out(spec.method, "network")
+                raise DeviceError("network", f"{what}: {exc}", endpoint=reg.endpoint) from exc
         resp = RawResponse.from_message(msg)
         self.stats.count_out(spec.method, resp.code)
         aobs = request.observation
