@@ -123,6 +123,7 @@ class Inventory:
         self._profiles: dict[str, DeviceProfile] = {}
         self._observed_from: dict[str, tuple[str, int]] = {}
         self._observing: dict[str, dict[LwM2MPath, Observation]] = {}  # our own handles (others may share them)
+        self._absent: dict[str, set[LwM2MPath]] = {}  # object instances the device answered 4.04 Not Found for
         self._gate = asyncio.Semaphore(max(1, concurrency))
         registry.add_listener(self._on_registration)
 
@@ -157,6 +158,7 @@ class Inventory:
         else:
             self._observed_from.pop(reg.endpoint, None)
             self._observing.pop(reg.endpoint, None)
+            self._absent.pop(reg.endpoint, None)
 
     def _current(self, reg: Registration) -> bool:
         """``reg`` is still the endpoint's live registration (not de-registered, expired or replaced)."""
@@ -176,12 +178,15 @@ class Inventory:
             log.info("inventory_read_failed", endpoint=reg.endpoint, path=str(path), code=exc.coap_code)
             if exc.coap_code in UNREACHABLE_CODES:
                 unreachable.append(exc.coap_code)
+            elif exc.coap_code == "4.04":
+                self._absent.setdefault(reg.endpoint, set()).add(path)
             return None
 
     async def collect(self, reg: Registration, unreachable: list[str] | None = None) -> DeviceProfile:
         """Read the profile; ``unreachable`` (a list to fill) says why it stopped asking, when it did: a device
         that timed out or refused (ICMP port unreachable) on one read is not asked the next ones."""
         why: list[str] = [] if unreachable is None else unreachable
+        self._absent.pop(reg.endpoint, None)
         device = await self._read(reg, LwM2MPath(3, 0), why)
         hardware = await self._read(reg, LwM2MPath(32001, 0), why) if reg.has_object(32001) else None
         firmware = await self._read(reg, LwM2MPath(5, 0), why) if reg.has_object(5) else None
@@ -194,9 +199,11 @@ class Inventory:
         log.info("inventory", endpoint=reg.endpoint, hardware_known=profile.hardware_known, ram=profile.ram_total)
         return profile
 
-    @staticmethod
-    def _observable(reg: Registration) -> list[LwM2MPath]:
-        return [p for p in OBSERVED if reg.has_object(p.object_id)]
+    def _observable(self, reg: Registration) -> list[LwM2MPath]:
+        """What OTA follows, of the objects the device announced, but not below an instance it said is Not Found."""
+        absent = self._absent.get(reg.endpoint, ())
+        return [p for p in OBSERVED if reg.has_object(p.object_id)
+                and LwM2MPath(p.object_id, p.object_instance) not in absent]  # fmt: skip
 
     async def observe(self, reg: Registration) -> None:
         """Observe what OTA follows, with the inventory's own handles: an operator's observation of the same
