@@ -63,7 +63,8 @@ max_package = 524288
 """
 
 
-def start_server(data_dir: Path, stall_ms: float, nice: int = 0) -> tuple[subprocess.Popen[str], int, int, str]:
+def start_server(data_dir: Path, stall_ms: float, nice: int = 0, own_session: bool = False
+                 ) -> tuple[subprocess.Popen[str], int, int, str]:  # fmt: skip
     env = dict(os.environ, TINYMLAAS_LOGGING__LEVEL="warning", TINYMLAAS_LOGGING__FORMAT="json",
                TINYMLAAS_OTA__POLL_INTERVAL_S="3", TINYMLAAS_OTA__TIMEOUT_S="600",
                TINYMLAAS_SERVER__LOOP_STALL_LOG_MS=str(stall_ms),
@@ -73,6 +74,7 @@ def start_server(data_dir: Path, stall_ms: float, nice: int = 0) -> tuple[subpro
          "--data-dir", str(data_dir)],
         stdout=subprocess.PIPE, stderr=(data_dir / "server.log").open("w"), text=True, env=env, cwd=ROOT,
         preexec_fn=(lambda: os.setpriority(os.PRIO_PROCESS, 0, nice)) if nice else None,
+        start_new_session=own_session,
     )  # fmt: skip
     assert proc.stdout is not None
     token = ""
@@ -154,14 +156,15 @@ async def main_async(args: argparse.Namespace) -> None:
     blob, key_hex = build_package(data_dir)
     fleet_file = data_dir / "fleet.toml"
     fleet_file.write_text(FLEET_TOML)
-    server, coap, http, token = start_server(data_dir, args.stall_ms, args.server_nice)
+    own = args.sessions == "own"
+    server, coap, http, token = start_server(data_dir, args.stall_ms, args.server_nice, own)
     log_file = data_dir / "server.log"
     procs: list[subprocess.Popen[Any]] = []
     try:
         procs.append(subprocess.Popen(
             [*TINYMLAAS, "sim", "--server", f"coap://127.0.0.1:{coap}", "--fleet", str(fleet_file), "--devices",
              str(args.fleet), "--public-key", key_hex, "--prefix", "lat"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT))  # fmt: skip
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT, start_new_session=own))  # fmt: skip
         headers = {"Authorization": f"Bearer {token}"}
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{http}", headers=headers, timeout=60) as client:
             fleet = await wait_registered(client, "lat", args.fleet, 120)
@@ -178,11 +181,12 @@ async def main_async(args: argparse.Namespace) -> None:
                     ["py-spy", "record", "-p", str(server.pid), "-r", "100", "-f", "raw", "-o", args.profile, "-d",
                      str(int(args.max_s))], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))  # fmt: skip
             t0 = time.monotonic()
+            cpu0 = cpu_seconds(server.pid)
             log_from = log_file.stat().st_size
             storm = subprocess.Popen(
                 [sys.executable, str(ROOT / "bench" / "registration_storm.py"), "--role", "client", "--port",
                  str(coap), "--devices", str(args.storm), "--window", "64", "--sockets", str(args.sockets)],
-                stdout=subprocess.PIPE, text=True, cwd=ROOT)  # fmt: skip
+                stdout=subprocess.PIPE, text=True, cwd=ROOT, start_new_session=own)  # fmt: skip
             procs.append(storm)
             rollout = asyncio.create_task(run_rollout(client, sha, fleet))
 
@@ -191,6 +195,7 @@ async def main_async(args: argparse.Namespace) -> None:
 
             loaded = await read_latencies(client, target, args.rate, done)
             load_s = time.monotonic() - t0
+            server_cpu = cpu_seconds(server.pid) - cpu0
             stalls = read_stalls(log_file, log_from, log_file.stat().st_size)
             status = await rollout if rollout.done() else {"state": "still running"}
             rollout.cancel()
@@ -219,11 +224,18 @@ async def main_async(args: argparse.Namespace) -> None:
     print(f"load: storm {storm_result['ok']}/{args.storm} registered at {storm_result['rate']:.0f}/s "
           f"(p99 {storm_result['p99_ms']:.1f} ms); OTA of {len(fleet)} devices {status.get('state')} "
           f"{status.get('counts')} ({load_s:.1f} s of load)")  # fmt: skip
+    print(f"server CPU in the loaded phase: {server_cpu:.1f} s ({100 * server_cpu / load_s:.0f}% of one core)")
     if args.stall_ms > 0:
         print_stalls(stalls, args.stall_ms, load_s)
     p99 = pct(loaded, 0.99)
     print(f"loaded p99 / idle p99: {p99 / pct(idle, 0.99):.2f}; goal p99 < {GOAL_P99_MS:g} ms: "
           f"{'met' if p99 < GOAL_P99_MS else 'NOT met'}")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (all its threads), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def read_stalls(log_file: Path, start: int, end: int) -> list[dict[str, Any]]:
@@ -286,6 +298,10 @@ def main() -> None:
     ap.add_argument("--server-nice", type=int, default=0,
                     help="diagnosis only: run the server at this nice value (negative needs root), to tell CPU "
                          "competition from the machine's other processes apart from time the server's loop spends")
+    ap.add_argument("--sessions", choices=["shared", "own"], default="shared",
+                    help="shared: the server, fleet and storm client run in the bench's session (one autogroup: "
+                         "the kernel gives them one CPU share of the machine to divide); own: a session each, "
+                         "as a daemon and remote devices would be (each its own share)")
     ap.add_argument("--max-s", type=float, default=180.0, help="stop the loaded phase after this long")
     asyncio.run(main_async(ap.parse_args()))
 

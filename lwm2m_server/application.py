@@ -69,8 +69,8 @@ class Application:
             remote = RemoteOta(self.forwarder, store.ota_jobs)
             leadership = RolloutLeadership(store.leases, self.cluster.node_id, cl.lease_ttl_s)
         self.deployer = FleetDeployer(self.server, self.ota, self.compiling, self.catalog, remote)
-        self.rollouts = RolloutService(RolloutRepository(store.rollouts, self.audit, store.flush), self.deployer,
-                                       self._publish, leadership)
+        repo = RolloutRepository(store.rollouts, self.audit, store.flush, cache_running=leadership is None)
+        self.rollouts = RolloutService(repo, self.deployer, self._publish, leadership)
         relay_notifier = notifier_for(settings) if cl.relay_events else None  # its own connection
         self.relay = None if relay_notifier is None else EventRelay(
             self.server.events, relay_notifier, self.cluster.node_id, batch_ms=cl.relay_batch_ms,

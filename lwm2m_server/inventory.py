@@ -30,6 +30,8 @@ OBSERVED = (LwM2MPath(5, 0, 3), LwM2MPath(5, 0, 5), LwM2MPath(32002, 0))
 # Devices inventoried at once. aiocoap scans every active exchange on each response (NSTART bookkeeping), so
 # 10k devices registering at once must not become 50k exchanges in flight: that made REST reads wait seconds.
 DEFAULT_CONCURRENCY = 64
+UNREACHABLE_CODES = frozenset({"timeout", "network"})
+"""Read failures that mean the device did not answer at all (not an error code it sent)."""
 
 
 @dataclass
@@ -121,6 +123,7 @@ class Inventory:
         self._profiles: dict[str, DeviceProfile] = {}
         self._observed_from: dict[str, tuple[str, int]] = {}
         self._observing: dict[str, dict[LwM2MPath, Observation]] = {}  # our own handles (others may share them)
+        self._absent: dict[str, set[LwM2MPath]] = {}  # object instances the device answered 4.04 Not Found for
         self._gate = asyncio.Semaphore(max(1, concurrency))
         registry.add_listener(self._on_registration)
 
@@ -141,10 +144,12 @@ class Inventory:
     async def _on_registration(self, reg: Registration, kind: Kind) -> None:
         if kind == "registered":
             async with self._gate:  # a storm's inventories queue here, not as thousands of CoAP exchanges
-                if self.registry.get(reg.endpoint) is not reg:
+                if not self._current(reg):
                     return  # re-registered or gone while waiting: the newer registration's listener does it
-                await self.collect(reg)
-                await self.observe(reg)
+                unreachable: list[str] = []
+                await self.collect(reg, unreachable)
+                if not unreachable and self._current(reg):
+                    await self.observe(reg)
         elif kind == "updated":
             current = self.registry.get(reg.endpoint)
             before = self._observed_from.get(reg.endpoint)
@@ -153,20 +158,40 @@ class Inventory:
         else:
             self._observed_from.pop(reg.endpoint, None)
             self._observing.pop(reg.endpoint, None)
+            self._absent.pop(reg.endpoint, None)
 
-    async def _read(self, reg: Registration, path: LwM2MPath) -> Content | None:
+    def _current(self, reg: Registration) -> bool:
+        """``reg`` is still the endpoint's live registration (not de-registered, expired or replaced)."""
+        return self.registry.get(reg.endpoint) is reg
+
+    async def _read(self, reg: Registration, path: LwM2MPath, unreachable: list[str]) -> Content | None:
+        """The object, or None; a device that did not answer at all (timeout, ICMP error) or has gone meanwhile
+        is added to ``unreachable`` and no later step of its inventory asks it anything."""
+        if unreachable:
+            return None
+        if not self._current(reg):
+            unreachable.append("gone")
+            return None
         try:
             return await self.client.read(reg.endpoint, path, timeout=self.timeout)
         except DeviceError as exc:
             log.info("inventory_read_failed", endpoint=reg.endpoint, path=str(path), code=exc.coap_code)
+            if exc.coap_code in UNREACHABLE_CODES:
+                unreachable.append(exc.coap_code)
+            elif exc.coap_code == "4.04":
+                self._absent.setdefault(reg.endpoint, set()).add(path)
             return None
 
-    async def collect(self, reg: Registration) -> DeviceProfile:
-        device = await self._read(reg, LwM2MPath(3, 0))
-        hardware = await self._read(reg, LwM2MPath(32001, 0)) if reg.has_object(32001) else None
-        firmware = await self._read(reg, LwM2MPath(5, 0)) if reg.has_object(5) else None
+    async def collect(self, reg: Registration, unreachable: list[str] | None = None) -> DeviceProfile:
+        """Read the profile; ``unreachable`` (a list to fill) says why it stopped asking, when it did: a device
+        that timed out or refused (ICMP port unreachable) on one read is not asked the next ones."""
+        why: list[str] = [] if unreachable is None else unreachable
+        self._absent.pop(reg.endpoint, None)
+        device = await self._read(reg, LwM2MPath(3, 0), why)
+        hardware = await self._read(reg, LwM2MPath(32001, 0), why) if reg.has_object(32001) else None
+        firmware = await self._read(reg, LwM2MPath(5, 0), why) if reg.has_object(5) else None
         profile = DeviceProfile.from_content(device or {}, hardware, firmware)
-        if self.registry.get(reg.endpoint) is not reg:
+        if not self._current(reg):
             return profile  # re-registered or gone meanwhile: the newer registration's listener wins
         self._profiles[reg.endpoint] = profile
         await self.store.save_profile(reg.endpoint, profile.to_dict())
@@ -174,9 +199,11 @@ class Inventory:
         log.info("inventory", endpoint=reg.endpoint, hardware_known=profile.hardware_known, ram=profile.ram_total)
         return profile
 
-    @staticmethod
-    def _observable(reg: Registration) -> list[LwM2MPath]:
-        return [p for p in OBSERVED if reg.has_object(p.object_id)]
+    def _observable(self, reg: Registration) -> list[LwM2MPath]:
+        """What OTA follows, of the objects the device announced, but not below an instance it said is Not Found."""
+        absent = self._absent.get(reg.endpoint, ())
+        return [p for p in OBSERVED if reg.has_object(p.object_id)
+                and LwM2MPath(p.object_id, p.object_instance) not in absent]  # fmt: skip
 
     async def observe(self, reg: Registration) -> None:
         """Observe what OTA follows, with the inventory's own handles: an operator's observation of the same
@@ -184,6 +211,8 @@ class Inventory:
         self._observed_from[reg.endpoint] = reg.address
         mine = self._observing.setdefault(reg.endpoint, {})
         for path in self._observable(reg):
+            if not self._current(reg):
+                return  # gone (or replaced: the new registration's listener observes) while observing
             current = mine.get(path)
             if current is not None and not current.cancelled:
                 continue
@@ -191,3 +220,5 @@ class Inventory:
                 mine[path] = await self.client.observe(reg.endpoint, path, timeout=self.timeout, owner="inventory")
             except DeviceError as exc:
                 log.info("inventory_observe_failed", endpoint=reg.endpoint, path=str(path), code=exc.coap_code)
+                if exc.coap_code in UNREACHABLE_CODES:
+                    return

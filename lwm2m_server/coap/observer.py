@@ -36,6 +36,14 @@ from lwm2m_server.registry import Kind, Registry
 log = get_logger(__name__)
 
 
+def _ended_by_library(obs: SharedObservation | CompositeObservation, error: BaseException) -> None:
+    """aiocoap's errback (network error, the device ended it): aiocoap cancels its client observation itself
+    right after the errbacks, so it is dropped here, not cancelled (a second cancel fails its assertion, and the
+    observation task dies with "Task exception was never retrieved"). Then the handles end with the error."""
+    obs.aiocoap_obs = None
+    obs.end(error)
+
+
 def _as_path(path: LwM2MPath | str) -> LwM2MPath:
     return path if isinstance(path, LwM2MPath) else LwM2MPath.parse(path)
 
@@ -141,7 +149,7 @@ class ObserveOperations:
             return obs
         shared.aiocoap_obs = aobs
         aobs.register_callback(lambda m: self._on_notify(shared, m), _suppress_deprecation=True)
-        aobs.register_errback(lambda e: shared.end(e), _suppress_deprecation=True)
+        aobs.register_errback(lambda e: _ended_by_library(shared, e), _suppress_deprecation=True)
         self._shared.setdefault(endpoint, {})[(p, cf)] = shared
         shared.on_end.append(self._forget_shared)
         return self._adopt(shared.attach(owner, callback))
@@ -297,7 +305,7 @@ class ObserveOperations:
             return obs
         obs.aiocoap_obs = aobs
         aobs.register_callback(lambda m: self._on_composite_notify(obs, m), _suppress_deprecation=True)
-        aobs.register_errback(lambda e: obs.end(e), _suppress_deprecation=True)
+        aobs.register_errback(lambda e: _ended_by_library(obs, e), _suppress_deprecation=True)
         self._composites.setdefault(endpoint, []).append(obs)
         obs.on_end.append(self._forget_composite)
         return obs

@@ -20,11 +20,21 @@ __all__ = ["DeviceRow", "RolloutRepository", "RolloutRow"]
 
 
 class RolloutRepository:
-    def __init__(self, tables: RolloutTables, audit_log: AuditLog, flush: Callable[[], Awaitable[None]]) -> None:
-        """``flush``: the store's, waits until every queued write is committed."""
+    def __init__(self, tables: RolloutTables, audit_log: AuditLog, flush: Callable[[], Awaitable[None]], *,
+                 cache_running: bool = False) -> None:  # fmt: skip
+        """``flush``: the store's, waits until every queued write is committed. ``cache_running``: this
+        repository is the only writer of the rollouts (one node, nothing else changes them), so :meth:`running`
+        may keep its answer until one of them is created or changes state or wave here."""
         self.tables = tables
         self.audit_store = audit_log
         self._flush = flush
+        self._cache_running = cache_running
+        self._running: list[RolloutRow] | None = None
+        self._generation = 0  # bumped by every rollout write: a read that overlapped one is not cached
+
+    def _changed(self) -> None:
+        self._generation += 1
+        self._running = None
 
     async def open(self) -> None:
         """Nothing to prepare: the store's migrations made the tables."""
@@ -34,19 +44,42 @@ class RolloutRepository:
 
     # --- rollouts ----------------------------------------------------------------------------------------
     async def create(self, spec: RolloutSpec) -> RolloutRow:
-        return await self.tables.create(spec)
+        self._changed()
+        try:
+            return await self.tables.create(spec)
+        finally:
+            self._changed()
 
     async def set_state(self, rollout_id: str, state: RolloutState, reason: str | None = None) -> None:
-        await self.tables.set_state(rollout_id, state, reason)
+        self._changed()
+        try:
+            await self.tables.set_state(rollout_id, state, reason)
+        finally:
+            self._changed()
 
     async def set_wave(self, rollout_id: str, current: int, count: int | None = None) -> None:
-        await self.tables.set_wave(rollout_id, current, count)
+        self._changed()
+        try:
+            await self.tables.set_wave(rollout_id, current, count)
+        finally:
+            self._changed()
 
     async def get(self, rollout_id: str) -> RolloutRow | None:
         return await self.tables.get(rollout_id)
 
     async def list_rollouts(self, state: RolloutState | None = None) -> list[RolloutRow]:
         return await self.tables.list_rollouts(state)
+
+    async def running(self) -> list[RolloutRow]:
+        """The running rollouts (what every registration's dynamic-membership check asks: in a storm, one SELECT
+        per Register). Cached with ``cache_running``; otherwise read each time (other nodes change them)."""
+        if self._running is not None:
+            return list(self._running)
+        generation = self._generation
+        rows = await self.tables.list_rollouts(RolloutState.RUNNING)
+        if self._cache_running and generation == self._generation:
+            self._running = rows
+        return list(rows)
 
     # --- devices -----------------------------------------------------------------------------------------
     async def add_devices(self, rollout_id: str, waves: Iterable[tuple[int, str, str | None]]) -> None:

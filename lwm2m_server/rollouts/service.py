@@ -281,7 +281,7 @@ class RolloutService:
 
     async def device_registered(self, endpoint: str) -> None:
         """Dynamic membership: a newly registered device matching a running rollout's filter joins its last wave."""
-        for rollout in await self.repo.list_rollouts(RolloutState.RUNNING):
+        for rollout in await self.repo.running():
             if not rollout.spec.dynamic:
                 continue
             if rollout.spec.endpoints is not None and endpoint not in rollout.spec.endpoints:

@@ -3,8 +3,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import gc
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
@@ -183,3 +186,29 @@ async def test_inventory_observation_survives_another_owner_cancelling(
     assert device.objects is not None
     device.objects.set(P("/5/0/3"), 1)
     assert await mine[0].next(5.0) == {P("/5/0/3"): 1}
+
+
+async def test_observations_end_cleanly_when_the_device_vanishes(server: LwM2MServer, device: SimulatedDevice) -> None:
+    """The device's socket closes without a de-registration: the next request to it gets ICMP port unreachable,
+    aiocoap fails every exchange with that address, observations included. Each handle ends with the error, and
+    no aiocoap observation task dies with an unretrieved exception (our errback used to cancel the client
+    observation aiocoap was cancelling itself: "ClientObservation cancelled twice")."""
+    ep, c = device.endpoint, server.client
+    handles = c.observations(ep)
+    assert len(handles) == 3
+    loop = asyncio.get_running_loop()
+    unhandled: list[dict[str, Any]] = []
+    loop.set_exception_handler(lambda _loop, context: unhandled.append(context))
+    try:
+        await device.stop(deregister=False)
+        with pytest.raises(DeviceError) as err:
+            await c.read(ep, "/3/0")
+        assert err.value.coap_code == "network"
+        await until(lambda: all(h.cancelled for h in handles))
+        assert c.observations(ep) == [] and c.coap_observations(ep) == []
+        for _ in range(3):  # let aiocoap's observation tasks finish, then collect them (the report is at GC)
+            await asyncio.sleep(0.05)
+            gc.collect()
+    finally:
+        loop.set_exception_handler(None)
+    assert [ctx.get("message") for ctx in unhandled] == []

@@ -8,7 +8,9 @@ from pathlib import Path
 
 from lwm2m_server.server import LwM2MServer
 from tests.integration.server import wire
-from tests.integration.server.conftest import make_settings
+from tests.integration.server.conftest import make_settings, until, wait_event
+
+OBSERVE = 6
 
 
 async def test_inventory_waits_for_a_free_slot(tmp_path: Path) -> None:
@@ -52,3 +54,49 @@ async def test_default_concurrency_inventories_many_at_once(tmp_path: Path) -> N
         finally:
             for p in peers:
                 p.close()
+
+
+async def test_an_unreachable_device_is_asked_once(tmp_path: Path) -> None:
+    """A device that is gone from its address (its socket closed: ICMP port unreachable, or no answer) is not
+    asked the rest of its inventory: one read, not three reads and three observes (each of which costs aiocoap
+    a scan of every exchange when its ICMP error comes back)."""
+    settings = make_settings(tmp_path / "d", inventory_concurrency=1, request_timeout_s=0.5)
+    async with LwM2MServer(settings) as server:
+        sub = server.events.subscribe(types={"inventory"})
+        gone = await wire.UdpPeer.open(server.coap_port, answer_requests=False)
+        gone.send(wire.register(1, b"g", ["ep=gone"], b"</1/0>,</3/0>,</5/0>,</32001/0>,</32002/0>"))
+        assert (await gone.recv()).code_str == "2.01"
+        gone.close()
+        ev = await wait_event(sub, lambda e: e.endpoint == "gone", timeout=5)
+        assert ev.data["hardware_known"] is False
+        talker = await wire.UdpPeer.open(server.coap_port)
+        try:  # with one slot, the talker's inventory starts only once the gone device's has ended
+            talker.send(wire.register(2, b"t", ["ep=talker"], b"</3/0>"))
+            assert (await talker.recv()).code_str == "2.01"
+            await wait_event(sub, lambda e: e.endpoint == "talker", timeout=5)
+        finally:
+            talker.close()
+        out = {k: n for k, n in server.client.stats.snapshot().items() if k[0] == "out"}
+        assert len(talker.requests) == 1 and out.get(("out", "GET", "4.04")) == 1
+        unanswered = out.get(("out", "GET", "network"), 0) + out.get(("out", "GET", "timeout"), 0)
+        assert (unanswered, sum(out.values())) == (1, 2), out
+
+
+async def test_nothing_is_observed_below_an_instance_the_device_has_not(tmp_path: Path) -> None:
+    """A device that answers its /5/0 read 4.04 Not Found is not asked to observe /5/0/3 and /5/0/5 (two more
+    exchanges per device of a storm); /32002/0, which the inventory does not read, is still observed."""
+    async with LwM2MServer(make_settings(tmp_path / "d")) as server:
+        sub = server.events.subscribe(types={"inventory"})
+        peer = await wire.UdpPeer.open(server.coap_port)  # answers every request 4.04
+        try:
+            peer.send(wire.register(1, b"p", ["ep=bare"], b"</3/0>,</5/0>,</32002/0>"))
+            assert (await peer.recv()).code_str == "2.01"
+            await wait_event(sub, lambda e: e.endpoint == "bare", timeout=5)
+            await until(lambda: any(r.option(OBSERVE) for r in peer.requests))
+            asked = []
+            for r in peer.requests:
+                path = "/" + "/".join(v.decode() for v in r.option(wire.URI_PATH))
+                asked.append(("observe " if r.option(OBSERVE) else "read ") + path)
+            assert asked == ["read /3/0", "read /5/0", "observe /32002/0"]
+        finally:
+            peer.close()

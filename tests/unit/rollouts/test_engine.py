@@ -16,7 +16,7 @@ import pytest
 from lwm2m_server.rollouts.model import Build, Incompatible, Outcome, PhaseCallback, RolloutSpec
 from lwm2m_server.rollouts.repository import RolloutRepository
 from lwm2m_server.rollouts.service import RolloutService
-from lwm2m_server.rollouts.states import InvalidAction
+from lwm2m_server.rollouts.states import InvalidAction, RolloutState
 from lwm2m_server.store.sqlite import SqliteStore
 
 
@@ -257,3 +257,29 @@ def test_spec_validation() -> None:
         RolloutSpec(model="m", waves="50%,10%")
     with pytest.raises(ValueError):
         RolloutSpec(model="m", max_concurrency=0)
+
+
+@pytest.mark.parametrize("cached", [True, False])
+async def test_running_rollouts_cache_follows_this_repository_writes(store: SqliteStore, cached: bool) -> None:
+    """Every registration asks for the running rollouts (dynamic membership): on one node the answer is kept
+    until a rollout is created or changes state or wave through the repository; without ``cache_running``
+    (several nodes write the same rollouts) every call reads the store."""
+    dep = ScriptedDeployer(["big-0"])
+    dep.gate = asyncio.Event()
+    repo = RolloutRepository(store.rollouts, store.audit, store.flush, cache_running=cached)
+    svc = RolloutService(repo, dep)
+    await svc.start()
+    assert await repo.running() == []
+    r = await svc.create(RolloutSpec(model="m", dynamic=True, filter="ram_total > 100000"), start=True)
+    assert [x.id for x in await repo.running()] == [r.id]  # the create and the start invalidated []
+    await store.rollouts.set_state(r.id, RolloutState.PAUSED)  # behind the repository's back
+    assert [x.id for x in await repo.running()] == ([r.id] if cached else [])
+    await store.rollouts.set_state(r.id, RolloutState.RUNNING)
+    dep.endpoints += ["big-9", "big-10"]
+    await svc.device_registered("big-9")
+    await svc.action(r.id, "cancel")
+    assert await repo.running() == []
+    await svc.device_registered("big-10")  # the cancelled rollout takes no one
+    assert {d.endpoint for d in await repo.devices(r.id)} == {"big-0", "big-9"}
+    dep.gate.set()
+    await svc.stop()
