@@ -181,7 +181,7 @@ async def main_async(args: argparse.Namespace) -> None:
                     ["py-spy", "record", "-p", str(server.pid), "-r", "100", "-f", "raw", "-o", args.profile, "-d",
                      str(int(args.max_s))], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))  # fmt: skip
             t0 = time.monotonic()
-            cpu0 = cpu_seconds(server.pid)
+            cpu0, wait0 = cpu_seconds(server.pid), run_queue_wait_s(server.pid)
             log_from = log_file.stat().st_size
             storm = subprocess.Popen(
                 [sys.executable, str(ROOT / "bench" / "registration_storm.py"), "--role", "client", "--port",
@@ -195,7 +195,7 @@ async def main_async(args: argparse.Namespace) -> None:
 
             loaded = await read_latencies(client, target, args.rate, done)
             load_s = time.monotonic() - t0
-            server_cpu = cpu_seconds(server.pid) - cpu0
+            server_cpu, server_wait = cpu_seconds(server.pid) - cpu0, run_queue_wait_s(server.pid) - wait0
             stalls = read_stalls(log_file, log_from, log_file.stat().st_size)
             status = await rollout if rollout.done() else {"state": "still running"}
             rollout.cancel()
@@ -224,7 +224,9 @@ async def main_async(args: argparse.Namespace) -> None:
     print(f"load: storm {storm_result['ok']}/{args.storm} registered at {storm_result['rate']:.0f}/s "
           f"(p99 {storm_result['p99_ms']:.1f} ms); OTA of {len(fleet)} devices {status.get('state')} "
           f"{status.get('counts')} ({load_s:.1f} s of load)")  # fmt: skip
-    print(f"server CPU in the loaded phase: {server_cpu:.1f} s ({100 * server_cpu / load_s:.0f}% of one core)")
+    print(f"server CPU in the loaded phase: {server_cpu:.1f} s ({100 * server_cpu / load_s:.0f}% of one core); its "
+          f"event-loop thread waited {server_wait:.1f} s runnable on the run queue ({100 * server_wait / load_s:.0f}% "
+          f"of the phase: CPU the machine did not give it)")  # fmt: skip
     if args.stall_ms > 0:
         print_stalls(stalls, args.stall_ms, load_s)
     p99 = pct(loaded, 0.99)
@@ -236,6 +238,11 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process so far (all its threads), from /proc."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_queue_wait_s(pid: int) -> float:
+    """How long the process's main thread (the event loop) has been runnable but not running, from schedstat."""
+    return int(Path(f"/proc/{pid}/task/{pid}/schedstat").read_text().split()[1]) / 1e9
 
 
 def read_stalls(log_file: Path, start: int, end: int) -> list[dict[str, Any]]:
