@@ -17,6 +17,7 @@ PostgreSQL databases are named by a fresh uuid, each Mosquitto runs on its own f
 from __future__ import annotations
 
 import os
+from collections import Counter
 
 import pytest
 from xdist.scheduler import LoadFileScheduling
@@ -43,7 +44,20 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> LoadFileS
     return GroupedFileScheduling(config, log)  # type: ignore[arg-type]
 
 
+def _unique_ids(items: list[pytest.Item]) -> None:
+    """schemathesis' items (tests/integration/api/test_schemathesis.py: one per API operation) all get the node
+    id of their function under pytest 9.2; xdist schedules by node id and ran only one of them. Each gets its
+    name (``test_no_server_errors[GET /healthz]``) in its id, as before pytest 9."""
+    from _pytest.nodeid import NodeId
+
+    seen = Counter(item.nodeid for item in items)
+    for item in items:
+        if seen[item.nodeid] > 1 and item.name != item.nodeid.rsplit("::", 1)[-1]:
+            item._id = NodeId.parse(f"{item.nodeid.rsplit('::', 1)[0]}::{item.name}")  # type: ignore[attr-defined]
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    _unique_ids(items)
     if "PYTEST_XDIST_WORKER" not in os.environ:
         return  # one process: collection order
     grouped = [item for item in items if any(item.nodeid.startswith(prefix) for prefix in GROUPS)]
