@@ -22,12 +22,14 @@ RUNS = sorted(set(MODELS) - REFUSED)
 
 
 @pytest.fixture(scope="session")
-def example_models(request: pytest.FixtureRequest) -> dict[str, bytes]:
+def example_models(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
     """Built in a spawned worker (TensorFlow with legacy Keras, whatever this process imported), once per
-    checkout: the files are keyed by the builder's content in pytest's cache directory."""
+    checkout: the files are keyed by the builder's content in pytest's cache directory (without the cache plugin,
+    ``-p no:cacheprovider``: once per run, in the run's temp dir)."""
     from compilers.worker import make_executor
 
-    cache = Path(request.config.cache.mkdir("tflm-models")) if request.config.cache else Path("/tmp/tflm-models")
+    cache_plugin = request.config.cache if hasattr(request.config, "cache") else None  # absent: no:cacheprovider
+    cache = Path(cache_plugin.mkdir("tflm-models")) if cache_plugin else tmp_path_factory.mktemp("tflm-models")
     with make_executor(1) as pool:
         paths = pool.submit(build_all, cache).result()
     return {name: path.read_bytes() for name, path in paths.items()}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-import os
+import random
 from collections.abc import AsyncIterator
 
 import aiocoap
@@ -14,7 +14,8 @@ from aiocoap.resource import Site
 from lwm2m_server.coap.firmware_resource import FirmwareResource, etag_for
 from tests.unit.ota.conftest import start_site
 
-PACKAGE = os.urandom(5000) + b"tail"
+# Seeded: the sha is in parameter ids, which must be the same in every xdist worker's collection.
+PACKAGE = random.Random(5000).randbytes(5000) + b"tail"
 SHA = hashlib.sha256(PACKAGE).hexdigest()
 
 
