@@ -273,13 +273,16 @@ class FastPathUDP6(MessageInterfaceUDP6):
         super().connection_lost(exc)
 
     def datagram_msg_received(self, data: bytes, ancdata: list[tuple[int, int, bytes]], flags: int,
-                              address: Address) -> None:  # fmt: skip
+                              address: Address) -> bool:  # fmt: skip
+        """True when the fast path took the datagram; False when it went on to aiocoap (the batched transport
+        then ends its wake-up, see :mod:`lwm2m_server.coap.fastpath_transport`)."""
         client = self._fast.client
         if client is not None and client.offer(data, address):
-            return
+            return True
         if self._fast.offer(data, address, ancdata, self._send_raw):
-            return
+            return True
         super().datagram_msg_received(data, ancdata, flags, address)
+        return False
 
     def _send_raw(self, data: bytes, address: Address, ancdata: list[tuple[int, int, bytes]]) -> None:
         pktinfo = [a for a in ancdata if a[0] == socket.IPPROTO_IPV6 and a[1] == socket.IPV6_PKTINFO]
