@@ -14,7 +14,8 @@ with an incrementing Observe number, alternately NON and CON (retransmitted afte
 waits for the ACK of its CON before its next pair, so ``--window`` devices are in flight at once.
 
 Printed: notifications/s the server delivered (its notification events over the time from its first to its last
-one), for both modes, and the ratio fast / aiocoap.
+one) and the server process's CPU time per notification over the same span (less sensitive to a busy machine and
+to the device process being the bottleneck), for both modes, and the ratios fast / aiocoap.
 
     python bench/notifications.py [--devices 200] [--per-device 200] [--window 64]
 """
@@ -30,6 +31,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +94,7 @@ async def serve(mode: str, data_dir: str) -> None:
     server = LwM2MServer(settings, inventory=False)
     counts = {"notifications": 0, "observed": 0, "observe_failed": 0}
     first_last = [0.0, 0.0]
+    cpu = [0.0, 0.0]  # the server process's CPU time at its first and last notification
     tasks: set[asyncio.Task[None]] = set()
 
     async def observe(endpoint: str) -> None:
@@ -105,8 +108,8 @@ async def serve(mode: str, data_dir: str) -> None:
         if event.type == "notification":
             now = loop.time()
             if not counts["notifications"]:
-                first_last[0] = now
-            first_last[1] = now
+                first_last[0], cpu[0] = now, time.process_time()
+            first_last[1], cpu[1] = now, time.process_time()
             counts["notifications"] += 1
         elif event.type == "registered" and event.endpoint is not None:
             task = loop.create_task(observe(event.endpoint))
@@ -118,7 +121,8 @@ async def serve(mode: str, data_dir: str) -> None:
     print(f"READY {server.coap_port}", flush=True)
     await stop.wait()
     await server.stop()
-    print("STATS " + json.dumps({**counts, "seconds": first_last[1] - first_last[0]}), flush=True)
+    stats = {**counts, "seconds": first_last[1] - first_last[0], "cpu_s": cpu[1] - cpu[0]}
+    print("STATS " + json.dumps(stats), flush=True)
 
 
 # ---- devices -----------------------------------------------------------------------------------------------
@@ -234,7 +238,9 @@ def run_mode(mode: str, args: argparse.Namespace, data_dir: str) -> dict[str, An
         if ln.startswith("STATS "):
             result["server"] = json.loads(ln[6:])
     s = result.get("server", {})
-    result["rate"] = s.get("notifications", 0) / s["seconds"] if s.get("seconds") else float("nan")
+    n = s.get("notifications", 0)
+    result["rate"] = n / s["seconds"] if s.get("seconds") else float("nan")
+    result["cpu_us"] = 1e6 * s.get("cpu_s", 0.0) / n if n > 1 else float("nan")
     return result
 
 
@@ -262,13 +268,16 @@ def main() -> None:
             results[mode] = run_mode(mode, args, tmp)
     print(f"notifications: {args.devices} devices x {args.per_device} (NON/CON alternating), window {args.window}, "
           f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}")  # fmt: skip
-    print(f"{'server':<8} {'observed':>8} {'sent':>8} {'delivered':>9} {'CON fail':>8} {'RST':>5} {'notif/s':>9}")
+    print(f"{'server':<8} {'observed':>8} {'sent':>8} {'delivered':>9} {'CON fail':>8} {'RST':>5} {'notif/s':>9} "
+          f"{'CPU us/notif':>12}")  # fmt: skip
     for mode, r in results.items():
         s = r.get("server", {})
         print(f"{mode:<8} {s.get('observed', 0):>8} {r['sent']:>8} {s.get('notifications', 0):>9} "
-              f"{r['con_failed']:>8} {r['resets']:>5} {r['rate']:>9.0f}")  # fmt: skip
+              f"{r['con_failed']:>8} {r['resets']:>5} {r['rate']:>9.0f} {r['cpu_us']:>12.1f}")  # fmt: skip
     if "fast" in results and "aiocoap" in results:
-        print(f"fast / aiocoap (notifications/s): {results['fast']['rate'] / results['aiocoap']['rate']:.2f}")
+        f, a = results["fast"], results["aiocoap"]
+        print(f"fast / aiocoap (notifications/s): {f['rate'] / a['rate']:.2f}; "
+              f"server CPU per notification aiocoap / fast: {a['cpu_us'] / f['cpu_us']:.2f}")  # fmt: skip
 
 
 if __name__ == "__main__":
