@@ -21,6 +21,7 @@ from lwm2m_server.coap.bootstrap import BootstrapResource, add_bootstrap_resourc
 from lwm2m_server.coap.device_client import DeviceClient
 from lwm2m_server.coap.dtls import DtlsLimits, DtlsStats, SecureSessions, add_secure_transport
 from lwm2m_server.coap.fast_client import FastClient
+from lwm2m_server.coap.fast_notifications import FastNotifications
 from lwm2m_server.coap.fastpath import FastHandler, FastPath, RegistrationFastHandler
 from lwm2m_server.coap.rd import RegistrationInterface, add_rd_resources
 from lwm2m_server.coap.send import SendResource
@@ -72,8 +73,10 @@ class LwM2MServer:
         self.dtls_stats = DtlsStats()
         turns = PeerTurns()  # NSTART per device across aiocoap and the fast client on the socket
         fast_client = FastClient(turns=turns) if s.coap_fast_path and s.coap_fast_push else None
+        notifications = FastNotifications() if s.coap_fast_path else None
         self.client = DeviceClient(self.registry, self.events, model=model, default_timeout=s.request_timeout_s,
-                                   sessions=self.sessions, fast=fast_client, turns=turns)
+                                   sessions=self.sessions, fast=fast_client, turns=turns,
+                                   notifications=notifications)
         self.queue = QueueManager(
             self.registry,
             self.store.queue,
@@ -95,7 +98,8 @@ class LwM2MServer:
         self.bootstrap_configs = BootstrapConfigs(self.store.bootstrap, self.audit, self.credentials, self.client.model)
         self.bootstrap = BootstrapResource(self.bootstrap_configs, self.client)
         add_bootstrap_resource(self.site, self.bootstrap)
-        self.fast_path = (FastPath({"rd": RegistrationFastHandler(self.rd)}, client=fast_client)
+        self.fast_path = (FastPath({"rd": RegistrationFastHandler(self.rd)}, client=fast_client,
+                                   notifications=notifications)
                           if s.coap_fast_path else None)  # fmt: skip
         self.send = SendService(self.store.send_values, self.events)  # pruned with the store's retention
         self.site.add_resource(

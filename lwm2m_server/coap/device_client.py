@@ -22,6 +22,7 @@ from lwm2m_server.coap.errors import BadResponse, DeviceError, DeviceNotRegister
 from lwm2m_server.coap.exchange import RawResponse, RequestSpec, send, send_to_remote
 from lwm2m_server.coap.fast_client import FastClient
 from lwm2m_server.coap.fast_exchange import send_fast
+from lwm2m_server.coap.fast_notifications import FastNotifications
 from lwm2m_server.coap.observation import Observation, SharedObservation
 from lwm2m_server.coap.observer import ObserveOperations
 from lwm2m_server.coap.remotes import RemoteCache
@@ -85,12 +86,16 @@ class DeviceClient(ObserveOperations):
         sessions: SecureSessions | None = None,
         fast: FastClient | None = None,
         turns: PeerTurns | None = None,
+        notifications: FastNotifications | None = None,
     ) -> None:
         """``sessions``: the coaps listener's established sessions; devices registered over DTLS are reached
         through them (None: plain CoAP only). ``fast``: the fast-path client that carries Block1 requests to
         plain-CoAP devices once the listener connected it (None or not connected: aiocoap carries them).
-        ``turns``: NSTART per device across aiocoap and the fast client (default: ``fast``'s, else none)."""
+        ``turns``: NSTART per device across aiocoap and the fast client (default: ``fast``'s, else none).
+        ``notifications``: the fast path's notification matcher; plain observations are listed there, so their
+        notifications skip aiocoap (None: aiocoap delivers them)."""
         self.registry = registry
+        self.notifications = notifications
         self.fast = fast
         self.turns = turns if turns is not None else fast.turns if fast is not None else None
         self.sessions = sessions

@@ -12,9 +12,10 @@ datagram is first offered to a :class:`FastPath`, which decodes it with the sans
 
 A handler answers only requests carrying options it declares (besides Uri-Path and Uri-Query). ACKs, RSTs and
 responses to the server's own fast requests (:mod:`lwm2m_server.coap.fast_client`: the Block1 push) are matched
-by its :class:`FastClient` first. Everything else (responses to aiocoap's requests, NON, Block1, other options
-or resources, anything unparsable) goes on to aiocoap unchanged, on the same socket. The socket is read by
-:class:`~lwm2m_server.coap.fastpath_transport.BatchedRecvmsgTransport`.
+by its :class:`FastClient` first; notifications of the server's plain observations by its
+:class:`~lwm2m_server.coap.fast_notifications.FastNotifications` next. Everything else (responses to aiocoap's
+requests, NON, Block1, other options or resources, anything unparsable) goes on to aiocoap unchanged, on the
+same socket. The socket is read by :class:`~lwm2m_server.coap.fastpath_transport.BatchedRecvmsgTransport`.
 
 CoAP rules kept here: the response is piggybacked on the ACK (same message id and token); a duplicate of a
 request already answered gets the cached response again for EXCHANGE_LIFETIME (RFC 7252 §4.5), and a duplicate
@@ -32,7 +33,7 @@ import types
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Generator
 from sys import intern
-from typing import Any, NamedTuple, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, runtime_checkable
 
 from aiocoap.transports.udp6 import MessageInterfaceUDP6
 from aiocoap.util import socknumbers
@@ -43,6 +44,9 @@ from lwm2m_server.coap.messages import PeerMessageManager
 from lwm2m_server.coap.registration_interface import RegistrationInterface
 from lwm2m_server.logging import get_logger
 from lwm2m_server.protocol import coapmsg as m
+
+if TYPE_CHECKING:
+    from lwm2m_server.coap.fast_notifications import FastNotifications
 
 log = get_logger(__name__)
 
@@ -167,10 +171,13 @@ class FastPath:
     """Offers each datagram to the handler of its first Uri-Path segment; dedup and answering are here."""
 
     def __init__(self, handlers: dict[str, FastHandler] | None = None, dedup: Dedup | None = None,
-                 client: FastClient | None = None) -> None:  # fmt: skip
-        """``client``: the server's own fast CON requests (Block1 push), sent and matched on this socket."""
+                 client: FastClient | None = None, notifications: FastNotifications | None = None
+                 ) -> None:  # fmt: skip
+        """``client``: the server's own fast CON requests (Block1 push), sent and matched on this socket;
+        ``notifications``: the server's observations whose notifications are taken here."""
         self._handlers: dict[str, FastHandler] = dict(handlers or {})
         self.client = client
+        self.notifications = notifications
         self.dedup = dedup or Dedup()
         self.handled = 0
         self.duplicates = 0
@@ -273,13 +280,19 @@ class FastPathUDP6(MessageInterfaceUDP6):
         super().connection_lost(exc)
 
     def datagram_msg_received(self, data: bytes, ancdata: list[tuple[int, int, bytes]], flags: int,
-                              address: Address) -> None:  # fmt: skip
+                              address: Address) -> bool:  # fmt: skip
+        """True when the fast path took the datagram; False when it went on to aiocoap (the batched transport
+        then ends its wake-up, see :mod:`lwm2m_server.coap.fastpath_transport`)."""
         client = self._fast.client
         if client is not None and client.offer(data, address):
-            return
+            return True
+        notifications = self._fast.notifications
+        if notifications is not None and notifications.offer(data, address, ancdata, self._send_raw):
+            return True
         if self._fast.offer(data, address, ancdata, self._send_raw):
-            return
+            return True
         super().datagram_msg_received(data, ancdata, flags, address)
+        return False
 
     def _send_raw(self, data: bytes, address: Address, ancdata: list[tuple[int, int, bytes]]) -> None:
         pktinfo = [a for a in ancdata if a[0] == socket.IPPROTO_IPV6 and a[1] == socket.IPV6_PKTINFO]

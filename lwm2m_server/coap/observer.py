@@ -19,6 +19,7 @@ import aiocoap.error
 from lwm2m_server.coap.composite_observation import CompositeObservation
 from lwm2m_server.coap.errors import BadResponse, DeviceError, DeviceTimeout
 from lwm2m_server.coap.exchange import RawResponse, RequestSpec, abandon, build_message, turn
+from lwm2m_server.coap.fast_notifications import FastNotifications
 from lwm2m_server.coap.observation import NotifyCallback, Observation, SharedObservation
 from lwm2m_server.coap.stats import CoapStats
 from lwm2m_server.coap.turns import PeerTurns
@@ -57,6 +58,7 @@ class ObserveOperations:
     stats: CoapStats
     default_timeout: float
     turns: PeerTurns | None
+    notifications: FastNotifications | None  # the fast path's matcher of notifications (plain devices)
     _observations: dict[str, list[Observation]]
     _shared: dict[str, dict[tuple[LwM2MPath, int], SharedObservation]]
     _starting: dict[tuple[str, tuple[LwM2MPath, int]], asyncio.Future[None]]
@@ -148,10 +150,16 @@ class ObserveOperations:
             obs._end(DeviceError("not_observable", f"{p} is not observable", endpoint=endpoint))
             return obs
         shared.aiocoap_obs = aobs
-        aobs.register_callback(lambda m: self._on_notify(shared, m), _suppress_deprecation=True)
+        aobs.register_callback(lambda m: self._on_notify(shared, RawResponse.from_message(m)),
+                               _suppress_deprecation=True)  # fmt: skip
         aobs.register_errback(lambda e: _ended_by_library(shared, e), _suppress_deprecation=True)
         self._shared.setdefault(endpoint, {})[(p, cf)] = shared
         shared.on_end.append(self._forget_shared)
+        fast = self.notifications
+        if fast is not None and reg.security == "none":  # later notifications: taken by the fast path
+            key = fast.watch(reg.host, reg.port, bytes(msg.token), int(msg.opt.observe),
+                             lambda resp: self._on_notify(shared, resp))  # fmt: skip
+            shared.on_end.append(lambda _shared: fast.unwatch(key))
         return self._adopt(shared.attach(owner, callback))
 
     async def _observe_request(
@@ -243,7 +251,7 @@ class ObserveOperations:
         self,
         endpoint: str,
         label: str,
-        msg: aiocoap.Message,
+        resp: RawResponse,
         end: Callable[[], None],
         decode: Callable[[Registration, RawResponse], Content],
     ) -> Content | None:
@@ -253,7 +261,6 @@ class ObserveOperations:
         if self.queue is not None:
             self.queue.on_uplink(endpoint)
         reg = self.registry.get(endpoint)
-        resp = RawResponse.from_message(msg)
         if reg is None or not resp.success:
             end()
             return None
@@ -263,14 +270,14 @@ class ObserveOperations:
             log.warning("notification_undecodable", endpoint=endpoint, path=label, error=str(exc))
             return None
 
-    def _on_notify(self, shared: SharedObservation, msg: aiocoap.Message) -> None:
+    def _on_notify(self, shared: SharedObservation, resp: RawResponse) -> None:
         if shared.ended:
             return
 
         def decode(reg: Registration, resp: RawResponse) -> Content:
             return self._decode(reg, shared.path, resp, shared.content_format)
 
-        content = self._notification(shared.endpoint, str(shared.path), msg, shared.end, decode)
+        content = self._notification(shared.endpoint, str(shared.path), resp, shared.end, decode)
         if content is None:
             return
         self.events.emit("notification", shared.endpoint, path=str(shared.path), values=content_to_json(content))
@@ -304,7 +311,8 @@ class ObserveOperations:
             obs.end(DeviceError("not_observable", "the composite is not observable", endpoint=endpoint))
             return obs
         obs.aiocoap_obs = aobs
-        aobs.register_callback(lambda m: self._on_composite_notify(obs, m), _suppress_deprecation=True)
+        aobs.register_callback(lambda m: self._on_composite_notify(obs, RawResponse.from_message(m)),
+                               _suppress_deprecation=True)  # fmt: skip
         aobs.register_errback(lambda e: _ended_by_library(obs, e), _suppress_deprecation=True)
         self._composites.setdefault(endpoint, []).append(obs)
         obs.on_end.append(self._forget_composite)
@@ -332,14 +340,14 @@ class ObserveOperations:
             if not lst:
                 del self._composites[obs.endpoint]
 
-    def _on_composite_notify(self, obs: CompositeObservation, msg: aiocoap.Message) -> None:
+    def _on_composite_notify(self, obs: CompositeObservation, resp: RawResponse) -> None:
         if obs.cancelled:
             return
 
         def decode(reg: Registration, resp: RawResponse) -> Content:
             return self._decode_root(reg, resp, obs.content_format, "observe-composite")
 
-        content = self._notification(obs.endpoint, "/", msg, obs.end, decode)
+        content = self._notification(obs.endpoint, "/", resp, obs.end, decode)
         if content is None:
             return
         paths = [str(p) for p in obs.paths]

@@ -1,0 +1,88 @@
+"""Inbound Observe notifications on the fast path: the server's plain observations matched by (peer, token).
+
+aiocoap carries the observe request and its first answer; the server then lists the observation here
+(:meth:`FastNotifications.watch`) and every later 2.xx notification with an Observe option from that peer on
+that token is taken from the datagram before aiocoap sees it: a CON is acknowledged with an empty ACK (same
+message id), a duplicate (same peer and message id within EXCHANGE_LIFETIME) is acknowledged again and not
+delivered twice, one older than the last (RFC 7641 §3.4, :func:`lwm2m_server.protocol.observe.is_fresher`) is
+dropped, and the rest is handed, decoded, to the observation's handler (the one aiocoap's callback also calls).
+An error code, an unknown token and anything else go on to aiocoap as before (it ends the observation or RSTs).
+Once the observation ends it is unwatched, so its next notification reaches aiocoap, which answers RST.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from lwm2m_server.coap.exchange import RawResponse
+from lwm2m_server.coap.fast_exchange import raw_response
+from lwm2m_server.coap.fastpath import Dedup, Send, dedup_key, plain_host
+from lwm2m_server.protocol import coapmsg as m
+from lwm2m_server.protocol.observe import is_fresher
+
+Address = tuple[Any, ...]
+WatchKey = tuple[str, int, bytes]  # (plain host, port, token)
+OnNotify = Callable[[RawResponse], None]
+
+
+class _Watch:
+    __slots__ = ("at", "observe", "on_notify")
+
+    def __init__(self, on_notify: OnNotify, observe: int, at: float) -> None:
+        self.on_notify, self.observe, self.at = on_notify, observe, at
+
+
+class FastNotifications:
+    def __init__(self, lifetime: float = m.EXCHANGE_LIFETIME, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._watches: dict[WatchKey, _Watch] = {}
+        self.dedup = Dedup(lifetime, clock)  # the fast path's (peer, MID) memory
+        self.delivered = 0
+        self.duplicates = 0
+        self.stale = 0
+
+    def watch(self, host: str, port: int, token: bytes, observe: int, on_notify: OnNotify) -> WatchKey:
+        """Take the notifications of this observation from now on; ``observe``: the first answer's number."""
+        key = (host, port, token)
+        self._watches[key] = _Watch(on_notify, observe, self._clock())
+        return key
+
+    def unwatch(self, key: WatchKey) -> None:
+        self._watches.pop(key, None)
+
+    def __len__(self) -> int:
+        return len(self._watches)
+
+    def offer(self, data: bytes, address: Address, ancdata: list[tuple[int, int, bytes]], send: Send) -> bool:
+        """True when the datagram was a notification of a watched observation (answered here)."""
+        if not self._watches or len(data) < 4 or data[0] >> 6 != 1 or data[0] & 0x20 or data[1] >> 5 != 2:
+            return False  # CON/NON 2.xx only
+        try:
+            msg = m.decode(data)
+        except m.CoapFormatError:
+            return False
+        host, port = plain_host(address)
+        watch = self._watches.get((host, port, msg.token))
+        observe = msg.option_values(m.OBSERVE)
+        if watch is None or not observe:
+            return False
+        ack = bytes((0x60, 0, msg.mid >> 8, msg.mid & 0xFF)) if msg.mtype == m.CON else b""
+        key = dedup_key(address, msg.mid)
+        if self.dedup.get(key) is not None:
+            self.duplicates += 1
+            if ack:
+                send(ack, address, ancdata)
+            return True
+        self.dedup.begin(key)  # remembered for EXCHANGE_LIFETIME (its ACK is rebuilt for a duplicate)
+        if ack:
+            send(ack, address, ancdata)
+        number, now = int.from_bytes(observe[0], "big"), self._clock()
+        if not is_fresher(watch.observe, watch.at, number, now):
+            self.stale += 1
+            return True
+        watch.observe, watch.at = number, now
+        self.delivered += 1
+        watch.on_notify(raw_response(msg))
+        return True

@@ -1,0 +1,153 @@
+"""Inbound Observe notifications on the fast-path socket (real UDP on loopback, hand-built datagrams).
+
+The server's plain observations are matched by (peer, token) on the fast path: a CON notification gets an
+empty ACK with its message id, a duplicate is acknowledged again and delivered once, a notification older than
+the last (RFC 7641 §3.4) is dropped, a NON is delivered, and an unknown token or a cancelled observation's
+notification goes on to aiocoap, which answers RST. A burst of notifications read in one wake-up of the
+batched transport reaches the server as one ``notification`` event each, also when aiocoap carries them."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from lwm2m_server.coap.observation import Observation
+from lwm2m_server.events import Subscription
+from lwm2m_server.protocol.jsonvalues import content_to_json
+from lwm2m_server.protocol.paths import LwM2MPath
+from lwm2m_server.server import LwM2MServer
+from tests.integration.server import wire
+from tests.integration.server.conftest import make_settings, until, wait_event
+
+OBSERVE = 6
+BATTERY = LwM2MPath.parse("/3/0/9")
+BURST = 10
+
+
+def _content(mtype: int, mid: int, token: bytes, observe: int, value: int) -> bytes:
+    opts = [(OBSERVE, observe.to_bytes(3, "big").lstrip(b"\x00")), (wire.CONTENT_FORMAT, b"")]
+    return wire.build(mtype, 0x45, mid, token, opts, str(value).encode())
+
+
+@dataclass
+class Observed:
+    server: LwM2MServer
+    peer: wire.UdpPeer
+    token: bytes
+    obs: Observation
+    events: Subscription
+
+    async def event(self) -> dict[str, object]:
+        ev = await wait_event(self.events, lambda e: e.endpoint == "dev")
+        return dict(ev.data["values"])
+
+
+async def _observed(tmp_path: Path, fast_path: bool) -> tuple[LwM2MServer, wire.UdpPeer, bytes, Observation]:
+    server = LwM2MServer(make_settings(tmp_path, coap_fast_path=fast_path), inventory=False)
+    await server.start()
+    peer = await wire.UdpPeer.open(server.coap_port, answer_requests=False)
+    peer.send(wire.register(0x0201, b"\x01", ["ep=dev", "lt=60", "lwm2m=1.1"], b'</>;rt="oma.lwm2m",</3/0>'))
+    assert (await peer.recv()).code_str == "2.01"
+    observing = asyncio.ensure_future(server.client.observe("dev", "/3/0/9"))
+    await until(lambda: bool(peer.requests))
+    get = peer.requests[0]
+    assert get.option(OBSERVE) == [b""] and get.option(wire.URI_PATH) == [b"3", b"0", b"9"]
+    peer.send(_content(wire.ACK, get.mid, get.token, 1, 100))
+    obs = await asyncio.wait_for(observing, 5)
+    assert obs.value == {BATTERY: 100}
+    return server, peer, get.token, obs
+
+
+@pytest.fixture(params=[True, False], ids=["fast", "aiocoap"])
+async def observed(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Observed]:
+    server, peer, token, obs = await _observed(tmp_path, request.param)
+    try:
+        yield Observed(server, peer, token, obs, server.events.subscribe(types={"notification"}))
+    finally:
+        peer.close()
+        await server.stop()
+
+
+@pytest.fixture
+async def fast(tmp_path: Path) -> AsyncIterator[Observed]:
+    server, peer, token, obs = await _observed(tmp_path, True)
+    try:
+        yield Observed(server, peer, token, obs, server.events.subscribe(types={"notification"}))
+    finally:
+        peer.close()
+        await server.stop()
+
+
+def _taken(o: Observed) -> int:
+    """Notifications the fast path delivered."""
+    assert o.server.fast_path is not None and o.server.fast_path.notifications is not None
+    return o.server.fast_path.notifications.delivered
+
+
+async def test_a_burst_of_notifications_is_delivered_whole(observed: Observed) -> None:
+    o = observed
+    for i in range(BURST):  # back to back: all queued in the server's socket before it reads one
+        o.peer.send(_content(wire.NON, 0x0300 + i, o.token, 2 + i, i))
+    assert [await o.event() for _ in range(BURST)] == [content_to_json({BATTERY: i}) for i in range(BURST)]
+    assert o.obs.value == {BATTERY: BURST - 1} and o.obs.notifications == BURST
+
+
+async def test_con_notification_gets_an_empty_ack_and_one_event(fast: Observed) -> None:
+    fast.peer.send(_content(wire.CON, 0x0401, fast.token, 2, 55))
+    assert await asyncio.wait_for(fast.peer.inbox.get(), 2) == bytes([0x60, 0x00, 0x04, 0x01])  # empty ACK
+    assert await fast.event() == content_to_json({BATTERY: 55})
+    assert _taken(fast) == 1 and fast.obs.value == {BATTERY: 55}
+
+
+async def test_duplicate_con_is_acked_again_and_delivered_once(fast: Observed) -> None:
+    dgram = _content(wire.CON, 0x0402, fast.token, 2, 56)
+    fast.peer.send(dgram)
+    fast.peer.send(dgram)  # the device did not see our ACK: the same message again
+    ack = bytes([0x60, 0x00, 0x04, 0x02])
+    assert [await asyncio.wait_for(fast.peer.inbox.get(), 2) for _ in range(2)] == [ack, ack]
+    fast.peer.send(_content(wire.NON, 0x0403, fast.token, 3, 57))  # a later one: events are in order
+    assert [await fast.event(), await fast.event()] == [content_to_json({BATTERY: v}) for v in (56, 57)]
+    assert fast.server.fast_path is not None and fast.server.fast_path.notifications is not None
+    assert fast.server.fast_path.notifications.duplicates == 1 and _taken(fast) == 2
+
+
+async def test_stale_observe_number_is_dropped(fast: Observed) -> None:
+    fast.peer.send(_content(wire.NON, 0x0404, fast.token, 10, 60))
+    fast.peer.send(_content(wire.CON, 0x0405, fast.token, 9, 59))  # older than 10: acknowledged, not delivered
+    fast.peer.send(_content(wire.NON, 0x0406, fast.token, 11, 61))
+    assert await asyncio.wait_for(fast.peer.inbox.get(), 2) == bytes([0x60, 0x00, 0x04, 0x05])
+    assert [await fast.event(), await fast.event()] == [content_to_json({BATTERY: v}) for v in (60, 61)]
+    assert fast.server.fast_path is not None and fast.server.fast_path.notifications is not None
+    assert fast.server.fast_path.notifications.stale == 1 and fast.obs.notifications == 2
+
+
+async def test_non_notification_is_delivered_without_an_answer(fast: Observed) -> None:
+    fast.peer.send(_content(wire.NON, 0x0407, fast.token, 2, 70))
+    assert await fast.event() == content_to_json({BATTERY: 70})
+    assert await fast.peer.nothing() and _taken(fast) == 1
+
+
+async def test_unknown_token_goes_to_aiocoap_which_resets(fast: Observed) -> None:
+    fast.peer.send(_content(wire.CON, 0x0408, b"\xde\xad\xbe\xef", 2, 80))
+    rst = wire.parse(await asyncio.wait_for(fast.peer.inbox.get(), 2))
+    assert (rst.mtype, rst.code, rst.mid) == (wire.RST, 0, 0x0408)
+    assert _taken(fast) == 0 and fast.obs.notifications == 0
+
+
+async def test_cancelled_observation_is_no_longer_matched(observed: Observed) -> None:
+    o = observed
+    o.obs.cancel()
+    notifications = o.server.fast_path.notifications if o.server.fast_path is not None else None
+    assert notifications is None or len(notifications) == 0
+    answers = []
+    for mid, observe in ((0x0409, 2), (0x040A, 3)):
+        o.peer.send(_content(wire.CON, mid, o.token, observe, 90))
+        answers.append(wire.parse(await asyncio.wait_for(o.peer.inbox.get(), 2)))
+    # aiocoap's own answers, with or without the fast path: the first one still acknowledged (its lazy
+    # cancellation), then RST (RFC 7641 §3.6); the server delivers neither
+    assert [(a.mtype, a.code, a.mid) for a in answers] == [(wire.ACK, 0, 0x0409), (wire.RST, 0, 0x040A)]
+    assert notifications is None or notifications.delivered == 0
