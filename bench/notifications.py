@@ -36,39 +36,24 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from lwm2m_server.protocol import coapmsg as m  # noqa: E402
+
 LINKS = b'</>;rt="oma.lwm2m",</1/0>,</3/0>'
-OBSERVE, URI_PATH, CONTENT_FORMAT = 6, 11, 12
+OBSERVE, CONTENT_FORMAT = 6, m.CONTENT_FORMAT
 
 
-# ---- hand-built CoAP ---------------------------------------------------------------------------------------
-def _opt(delta: int, value: bytes) -> bytes:
-    def ext(v: int) -> tuple[int, bytes]:
-        if v < 13:
-            return v, b""
-        if v < 269:
-            return 13, bytes([v - 13])
-        return 14, (v - 269).to_bytes(2, "big")
-
-    d, dx = ext(delta)
-    n, nx = ext(len(value))
-    return bytes([d << 4 | n]) + dx + nx + value
-
-
-def _uint(v: int) -> bytes:
-    return v.to_bytes((v.bit_length() + 7) // 8, "big") if v else b""
-
-
+# ---- the devices' datagrams (the project's sans-IO codec: the same bytes a hand-built encoder would give) -----
 def register_datagram(mid: int, token: bytes, endpoint: str) -> bytes:
-    head = bytes([0x40 | len(token), 0x02, mid >> 8, mid & 0xFF]) + token
-    opts = _opt(11, b"rd") + _opt(4, f"ep={endpoint}".encode()) + _opt(0, b"lt=86400") + _opt(0, b"lwm2m=1.1")
-    return head + opts + _opt(0, b"b=U") + b"\xff" + LINKS
+    query = [(m.URI_QUERY, q.encode()) for q in (f"ep={endpoint}", "lt=86400", "lwm2m=1.1", "b=U")]
+    return m.encode(m.CON, m.POST, mid, token, [(m.URI_PATH, b"rd"), *query], LINKS)
 
 
 def content_datagram(mtype: int, mid: int, token: bytes, observe: int, value: int) -> bytes:
     """A 2.05 Content (text/plain) with an Observe option: ``mtype`` 0 CON, 1 NON, 2 ACK (piggybacked)."""
-    head = bytes([0x40 | mtype << 4 | len(token), 0x45, mid >> 8, mid & 0xFF]) + token
-    opts = _opt(OBSERVE, _uint(observe)) + _opt(CONTENT_FORMAT - OBSERVE, b"")
-    return head + opts + b"\xff" + str(value).encode()
+    options = [(OBSERVE, m.uint_option(observe)), (CONTENT_FORMAT, b"")]
+    return m.encode(mtype, 0x45, mid, token, options, str(value).encode())
 
 
 def parse_head(data: bytes) -> tuple[int, int, int, bytes]:
