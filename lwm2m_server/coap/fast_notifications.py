@@ -68,7 +68,7 @@ class FastNotifications:
         observe = msg.option_values(m.OBSERVE)
         if watch is None or not observe:
             return False
-        ack = bytes((0x60, 0, msg.mid >> 8, msg.mid & 0xFF)) if msg.mtype == m.CON else b""
+        ack = m.empty_ack(msg.mid) if msg.mtype == m.CON else b""
         key = dedup_key(address, msg.mid)
         if self.dedup.get(key) is not None:
             self.duplicates += 1

@@ -172,6 +172,11 @@ def reset(mid: int) -> bytes:
     return bytes((0x70, 0, mid >> 8 & 0xFF, mid & 0xFF))
 
 
+def empty_ack(mid: int) -> bytes:
+    """An empty ACK (RFC 7252 §4.2): acknowledges a CON whose answer, if any, comes separately."""
+    return bytes((0x60, 0, mid >> 8 & 0xFF, mid & 0xFF))
+
+
 def block_option(num: int, more: bool, szx: int) -> bytes:
     """A Block1/Block2 option value (RFC 7959 §2.2): NUM, M bit, SZX, in the minimal number of bytes."""
     return uint_option(num << 4 | (8 if more else 0) | szx)

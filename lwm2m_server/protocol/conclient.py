@@ -136,7 +136,7 @@ class ConClient:
             self._finish(ex, msg, None, now)
             return True
         if mtype == m.CON and key in self._acked:  # our ACK to it was lost: acknowledge the retransmission
-            self._out.append((remote, bytes((0x60, 0, msg.mid >> 8, msg.mid & 0xFF))))
+            self._out.append((remote, m.empty_ack(msg.mid)))
             return True
         return False
 
@@ -211,7 +211,7 @@ class ConClient:
                 state.waiting.remove(ex)
 
     def _ack(self, remote: Hashable, mid: int, now: float) -> None:
-        self._out.append((remote, bytes((0x60, 0, mid >> 8, mid & 0xFF))))
+        self._out.append((remote, m.empty_ack(mid)))
         key = (remote, mid)
         self._acked[key] = now + self.lifetime
         self._finished_order.append((now + self.lifetime, key))
