@@ -177,11 +177,12 @@ async def _collect(out: Any, kind: str, n: int, timeout: float) -> list[tuple[An
 
 async def _fanout(
     ota: Any, endpoints: list[str], sha: str, method: str, concurrency: int
-) -> tuple[float, dict[str, int], list[float]]:
-    """(wall seconds, outcome counts, each job's seconds from start_update to its end)."""
+) -> tuple[float, dict[str, int], list[float], list[tuple[float, str]]]:
+    """(wall seconds, outcome counts, each job's seconds from start_update to its end, (seconds, job id))."""
     gate = asyncio.Semaphore(concurrency)
     outcome: dict[str, int] = {}
     durations: list[float] = []
+    slow_jobs: list[tuple[float, str]] = []
 
     async def one(ep: str) -> None:
         async with gate:
@@ -189,12 +190,20 @@ async def _fanout(
             job = await ota.start_update(ep, sha, method=method)
             record = await ota.wait(job)
             durations.append(time.perf_counter() - started)
+            slow_jobs.append((durations[-1], job))
             key = record.phase.value if record.phase.value == "succeeded" else f"{record.phase.value}:{record.summary}"
             outcome[key] = outcome.get(key, 0) + 1
 
     t0 = time.perf_counter()
     await asyncio.gather(*(one(ep) for ep in endpoints))
-    return time.perf_counter() - t0, outcome, sorted(durations)
+    return time.perf_counter() - t0, outcome, sorted(durations), slow_jobs
+
+
+async def _phases(ota: Any, job_id: str) -> str:
+    """A job's phases from its history rows: seconds since creation, phase (note)."""
+    rows = await ota.history(job_id)
+    t0 = rows[0]["ts"] if rows else 0.0
+    return ", ".join(f"+{r['ts'] - t0:.2f}s {r['to_phase']}" + (f" ({r['note']})" if r["note"] else "") for r in rows)
 
 
 def _jobs_line(durations: list[float]) -> str:
@@ -309,10 +318,11 @@ async def main(args: argparse.Namespace) -> None:
             dev_cpu0, srv_cpu0 = await _device_cpu(cmds, out), time.process_time()
             writer = getattr(server.store, "writer", None)
             commits0, writes0 = getattr(writer, "batches_committed", 0), getattr(writer, "writes_committed", 0)
+            dups0 = server.fast_path.duplicates if server.fast_path is not None else 0
             profiler = cProfile.Profile() if args.profile and method == args.profile_method else None
             if profiler is not None:
                 profiler.enable()
-            elapsed, outcome, durations = await _fanout(ota, endpoints, info.sha256, method, args.concurrency)
+            elapsed, outcome, durations, slow = await _fanout(ota, endpoints, info.sha256, method, args.concurrency)
             if profiler is not None:
                 profiler.disable()
                 profiler.dump_stats(args.profile)
@@ -324,11 +334,16 @@ async def main(args: argparse.Namespace) -> None:
             if "raw" in ceilings:
                 print(f"         ratio vs the raw-GET ceiling (no install there): {bps / ceilings['raw']:5.2f}")
             print(_jobs_line(durations))
+            for seconds, job_id in sorted(slow)[len(slow) - args.slow_jobs:] if args.slow_jobs else []:
+                print(f"         a slow job ({seconds:.1f}s): {await _phases(ota, job_id)}")
             print(_cpu_line(elapsed, time.process_time() - srv_cpu0, await _device_cpu(cmds, out) - dev_cpu0))
             commits = getattr(writer, "batches_committed", 0) - commits0
             writes = getattr(writer, "writes_committed", 0) - writes0
             print(f"         store: {writes} writes in {commits} commits ({writes / max(1, commits):.1f} writes/commit,"
                   f" {commits / max(1, ok):.1f} commits/device)")  # fmt: skip
+            if server.fast_path is not None:  # a device's retransmission of a request the fast path had answered
+                print(f"         fast path: {server.fast_path.duplicates - dups0} duplicate requests answered from "
+                      "the cache (device retransmissions)")  # fmt: skip
         if args.ceiling_after and ota_bps:
             # the box's load drifts over a run (other work on 2 shared cores): the ceiling again, after the OTA
             # runs, brackets them; a ratio that holds against both is not an artefact of when it was measured
@@ -369,6 +384,7 @@ if __name__ == "__main__":
     parser.add_argument("--ceiling-after", action=argparse.BooleanOptionalAction, default=True,
                         help="measure the device ceiling again after the OTA runs (load drifts) and print both ratios")
     parser.add_argument("--method", default="both", choices=["both", "push", "pull"], help="the OTA runs to do")
+    parser.add_argument("--slow-jobs", type=int, default=0, help="print the phases of this many slowest jobs")
     parser.add_argument("--profile", default="", help="write a cProfile of the server during one run here")
     parser.add_argument("--profile-method", default="pull", choices=["push", "pull"], help="the run to profile")
     asyncio.run(main(parser.parse_args()))
