@@ -134,6 +134,17 @@ class Observations:
         if self._pmax_task is not None:
             self._pmax_task.cancel()
 
+    def forget(self, prefix: LwM2MPath) -> int:
+        """Drop the observations under ``prefix`` without telling the server (a device that lost its
+        observation table, or a NAT binding that changed): the server still thinks it observes and hears nothing.
+        Returns how many were forgotten."""
+        gone = [o for o in self.active if any(prefix.is_prefix_of(p) for p in o.composite or (o.path,))]
+        for obs in gone:
+            if obs.pending is not None:
+                obs.pending.cancel()
+            self.active.remove(obs)
+        return len(gone)
+
     def _on_change(self, changed: LwM2MPath) -> None:
         for obs in list(self.active):
             if any(p.is_prefix_of(changed) or changed.is_prefix_of(p) for p in obs.composite or (obs.path,)):

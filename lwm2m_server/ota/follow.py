@@ -1,11 +1,11 @@
 """Following one device's Object 5 during an OTA job: feed what it reports into the core's tracker, and wait.
 
 State is followed three ways, because notifications get lost and devices reboot: the /5/0/3 and /5/0/5
-observations the server sets up on every registration (``notification`` events), a re-read of /5/0 every
-``poll_interval_s`` (at most one outstanding, so a sleeping queue-mode device never gets a pile of reads), and an
-immediate re-read when the device (re-)registers or wakes up. Every decision (execute now, confirm, failed, how
-long silent) is the sans-IO :class:`~lwm2m_server.protocol.fwtracker.FirmwareUpdateTracker`'s; this module only
-does the reading and the waiting.
+observations the server sets up on every registration (``notification`` events), a re-read of /5/0 after
+``poll_interval_s`` without progress (at most one outstanding, so a sleeping queue-mode device never gets a pile
+of reads), and an immediate re-read when the device (re-)registers or wakes up. Every decision (execute now,
+confirm, failed, how long silent) is the sans-IO :class:`~lwm2m_server.protocol.fwtracker.FirmwareUpdateTracker`'s;
+this module only does the reading and the waiting.
 """
 
 from __future__ import annotations
@@ -99,10 +99,24 @@ class Follower:
                 self.on_event(ev)
 
     async def poller(self) -> None:
-        """Re-read /5/0 every poll interval (and when poked); one read in flight at a time."""
+        """Re-read /5/0 once the device has been quiet for a poll interval (and when poked); one read in flight.
+
+        Quiet means no news and no other progress (blocks pushed or served, a registration) since the later of the
+        last evidence and the last read: a device visibly progressing is not asked again (at 1,000 pulls these
+        reads were ~8% of the server's loop and more of the devices'), a silent one is re-read every interval."""
+        interval = self.settings.poll_interval_s
+        read_at = time.monotonic()
         while True:
-            await wait_event(self._poke, self.settings.poll_interval_s)
+            while not self._poke.is_set():
+                self._note_served()
+                now = time.monotonic()
+                evidence_at = now - self.tracker.silent_for(now)
+                due = max(evidence_at, read_at) + interval
+                if now >= due:
+                    break
+                await wait_event(self._poke, due - now)
             self._poke.clear()
+            read_at = time.monotonic()
             try:
                 await self.read_fw()
             except DeviceError as exc:  # rebooting, re-registering, asleep: the deadline decides
@@ -135,15 +149,18 @@ class Follower:
                 return step
             if step is Step.FAIL:
                 self._raise_for_failure()
-            served = self._served()
-            if served is not None and served[0] != self._served_bytes:  # the device is pulling blocks
-                self._served_bytes = served[0]
-                self.alive()
+            self._note_served()
             if self.silent_too_long():
                 raise JobFailed(Cause.TIMEOUT, None, f"no progress for {timeout:g}s while {phase}")
             silent = self.tracker.silent_for(time.monotonic())
             self._changed.clear()
             await wait_event(self._changed, max(0.05, min(timeout - silent, 1.0)))
+
+    def _note_served(self) -> None:
+        served = self._served()
+        if served is not None and served[0] != self._served_bytes:  # the device is pulling blocks
+            self._served_bytes = served[0]
+            self.alive()
 
     def _raise_for_failure(self) -> None:
         cause = self.tracker.cause

@@ -230,7 +230,8 @@ class UpdateJob:
     async def _finish(self, start: JobPhase) -> None:
         if start is JobPhase.DOWNLOADING:
             await self._move(JobPhase.DOWNLOADING)
-            self.follower.poke()
+            if self.record.method == "push":  # pushed: the device should say Downloaded now; pulling: it will say so
+                self.follower.poke()
             step = await self.follower.wait_for(JobPhase.DOWNLOADING)
             if step is Step.EXECUTE:
                 await self._move(JobPhase.UPDATING, "execute /5/0/2")
