@@ -141,6 +141,7 @@ async def storm(port: int, devices: int, window: int, prefix: str, echo: bool, s
     loop = asyncio.get_running_loop()
     pending: dict[tuple[int, int], tuple[float, bytes, int, asyncio.Future[float]]] = {}
     latencies: list[float] = []
+    done_at: list[float] = []  # completion times, for the rate by decile of the storm
 
     class Client(asyncio.DatagramProtocol):
         def __init__(self, idx: int) -> None:
@@ -161,7 +162,9 @@ async def storm(port: int, devices: int, window: int, prefix: str, echo: bool, s
                 return
             entry = pending.pop((self.idx, mid), None)
             if entry is not None and not entry[3].done():
-                entry[3].set_result(loop.time() - entry[0])
+                now = loop.time()
+                entry[3].set_result(now - entry[0])
+                done_at.append(now)
 
     clients = []
     for i in range(sockets):
@@ -208,6 +211,7 @@ async def storm(port: int, devices: int, window: int, prefix: str, echo: bool, s
 
     return {
         "devices": devices,
+        "decile_rates": decile_rates(done_at, start),
         "ok": len(latencies),
         "failed": failures,
         "seconds": elapsed,
@@ -215,6 +219,19 @@ async def storm(port: int, devices: int, window: int, prefix: str, echo: bool, s
         "p50_ms": pct(0.50),
         "p99_ms": pct(0.99),
     }
+
+
+def decile_rates(done_at: list[float], start: float) -> list[float]:
+    """Registrations/s over each tenth of the storm's completions (the 10th: the registry 90-100% full)."""
+    n = len(done_at)
+    if n < 10:
+        return []
+    rates, t_prev = [], start
+    for k in range(10):
+        last = done_at[(k + 1) * n // 10 - 1]
+        rates.append((((k + 1) * n // 10) - (k * n // 10)) / max(last - t_prev, 1e-9))
+        t_prev = last
+    return rates
 
 
 # ---- orchestration -----------------------------------------------------------------------------------------
@@ -407,6 +424,11 @@ def main() -> None:
             f"scale: RSS/device {f['rss_per_device_b']:.0f} B at {f['ok']}, {scaled['rss_per_device_b']:.0f} B at "
             f"{scaled['ok']}; rate at {scaled['ok']} / rate at {f['ok']}: {scaled['rate'] / f['rate']:.2f}"
         )
+        d = scaled.get("decile_rates") or []
+        if d:  # within the one N-device storm: does the rate hold as the registry fills up?
+            print(f"scale: within the {scaled['ok']}-device storm, reg/s by tenth: " + " ".join(f"{r:.0f}" for r in d)
+                  + f"; last tenth / first tenth: {d[-1] / d[0]:.2f}, last tenth / the {f['ok']}-device storm: "
+                  f"{d[-1] / f['rate']:.2f}")  # fmt: skip
     if "bare" in results and "echo" in results:
         print(f"bare / echo: {results['bare']['rate'] / results['echo']['rate']:.2f}")
     if args.profile and Path(args.profile_out).exists():
