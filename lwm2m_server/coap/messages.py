@@ -8,6 +8,7 @@ message's peer's own counter. The fast client on the same socket draws from the 
 (:meth:`PeerMessageManager.next_id_for`), so the two stacks never collide either.
 
 :func:`add_transport` is aiocoap's ``Context._append_tokenmanaged_messagemanaged_transport`` with this manager.
+Both rely on aiocoap internals; tests/unit/test_aiocoap_internals.py checks them on the installed version.
 """
 
 from __future__ import annotations
