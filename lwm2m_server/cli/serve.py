@@ -37,10 +37,10 @@ def serve(
         "--loop-stall-log-ms", help="log event-loop stalls at least this long, with sampled stacks (0 = off)")] = None,
     event_log_types: Annotated[str | None, typer.Option(
         "--event-log-types", help='event types appended to the event log, comma-separated ("*" = all; '
-        "[store] event_log_types)")] = None,
+        "store.event_log_types)")] = None,
     event_log_skip: Annotated[str | None, typer.Option(
         "--event-log-skip", help='event types never appended to the event log, comma-separated ("" = none), '
-        'e.g. "notification,ota.progress" ([store] event_log_skip)')] = None,
+        'e.g. "notification,ota.progress" (store.event_log_skip)')] = None,
 ) -> None:
     """Run the LwM2M server (CoAP /rd + device management) and the REST API until Ctrl-C / SIGTERM."""
     import asyncio
