@@ -13,12 +13,14 @@ sinks or this node's own services (an OTA job here must not act on a registratio
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from lwm2m_server.logging import get_logger
+from lwm2m_server.protocol.jsonvalues import to_jsonable
 
 log = get_logger(__name__)
 
@@ -33,12 +35,22 @@ class Event:
     ts: float = field(default_factory=time.time)
     node: str | None = None
     """The node the event happened on, when that is another node (a relayed event); None = here."""
+    _json: str | None = field(default=None, init=False, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"type": self.type, "endpoint": self.endpoint, "data": self.data, "ts": self.ts}
         if self.node is not None:
             out["node"] = self.node
         return out
+
+    def to_json(self) -> str:
+        """:meth:`to_dict` as compact JSON (values in the API's encoding), encoded on first use and kept: every SSE
+        stream and the cluster relay send these same characters. ``data`` must not change once published."""
+        text = self._json
+        if text is None:
+            text = json.dumps(to_jsonable(self.to_dict()), separators=(",", ":"), allow_nan=False)
+            object.__setattr__(self, "_json", text)
+        return text
 
 
 class Subscription:
