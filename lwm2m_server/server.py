@@ -130,7 +130,11 @@ class LwM2MServer:
                                                  else self.settings.store.event_logged(event.type))
         if not logged:
             return
-        self.store.append_event_nowait(event.type, event.endpoint, event.data, event.ts)  # dropped once closed
+        # dropped once closed; plain JSON data is encoded once, for this row and the SSE/relay frames alike
+        shared = event.shared_data_json()
+        written = self.store.append_event_nowait(event.type, event.endpoint, event.data, event.ts, encoded=shared)
+        if written is not None and shared is None:
+            event.offer_data_json(written)
 
     # -- extension points -------------------------------------------------------------------------------------
     def add_resource(self, path: tuple[str, ...], res: Any) -> None:

@@ -7,6 +7,8 @@ import dataclasses
 import datetime as dt
 import enum
 import json
+import sqlite3
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,6 +20,8 @@ from lwm2m_server.events import Event, EventBus
 from lwm2m_server.protocol.model import ObjectLink
 from lwm2m_server.protocol.paths import LwM2MPath
 from lwm2m_server.store.postgres.notify import PgNotifier
+from lwm2m_server.store.sql.soft_state import dumps as store_dumps
+from lwm2m_server.store.sqlite import SqliteStore
 
 
 class Phase(enum.Enum):
@@ -38,7 +42,21 @@ EVENTS = [
                               "step": Step(3, LwM2MPath(5, 0, 1)), "inf": float("inf"), "n": None, 1: (1, 2)}),
     Event("registered", "ep", {"lifetime": 300}, 1_700_000_000.25, node="node-b"),
     Event("updated", "ep", {}, 3),
+    Event("send", "ep", {"values": [{"/3/0/9": 1}, [1.0, -0.0, 1e300, True, None, "é\u2028"]], "t": (1, 2)}),
+    Event("nested", "ep", {"k": {"also": 1}}, float("nan")),
+    Event("odd", "\ud800\x7f\n\"", {"\ud800": "\x00"}, float("-inf"), node="n\u00e9"),
 ]
+
+
+def _nested(levels: int) -> dict[str, Any]:
+    data: dict[str, Any] = {"leaf": 1}
+    for _ in range(levels - 1):
+        data = {"d": data}
+    return data
+
+
+DEEP = [Event("deep", "ep", _nested(n)) for n in (30, 31, 32, 33, 40)]
+PLAIN = {0, 4, 5, 7, 8}  # indexes of EVENTS whose data is plain JSON
 
 
 def _old_sse_payload(event: Event) -> str:  # api/events.py before the shared encoding
@@ -55,7 +73,7 @@ def _relay(payload_limit: int = 7900) -> EventRelay:
                       payload_limit=payload_limit)
 
 
-@pytest.mark.parametrize("event", EVENTS, ids=[f"{e.type}-{i}" for i, e in enumerate(EVENTS)])
+@pytest.mark.parametrize("event", EVENTS + DEEP, ids=[f"{e.type}-{i}" for i, e in enumerate(EVENTS + DEEP)])
 async def test_sse_and_relay_bytes_are_unchanged(event: Event) -> None:
     expected_sse = f"event: {event.type}\ndata: {_old_sse_payload(event)}\n\n"
     relay = _relay()
@@ -63,6 +81,55 @@ async def test_sse_and_relay_bytes_are_unchanged(event: Event) -> None:
     assert format_sse(event) == expected_sse and format_sse(event) == expected_sse  # a second stream: same frame
     assert relayed == _old_relay_text(event)
     assert relayed.encode() == _old_relay_text(event).encode()
+
+
+def _fresh(event: Event) -> Event:
+    return Event(event.type, event.endpoint, event.data, event.ts, event.node)
+
+
+@pytest.mark.parametrize("event", EVENTS + DEEP, ids=[f"{e.type}-{i}" for i, e in enumerate(EVENTS + DEEP)])
+def test_frames_first_then_the_event_log(event: Event) -> None:
+    """Frames encoded first (an SSE stream before the log): the log reuses the text only for plain data, and that
+    text is exactly what the store's own dumps gives."""
+    event = _fresh(event)
+    assert event.shared_data_json() is None  # nothing encoded yet: never encodes by itself
+    frame = event.to_json()
+    shared = event.shared_data_json()
+    assert shared is None or (shared == store_dumps(event.data) and f',"data":{shared},' in frame)
+
+
+@pytest.mark.parametrize("event", EVENTS + DEEP, ids=[f"{e.type}-{i}" for i, e in enumerate(EVENTS + DEEP)])
+async def test_event_log_first_then_the_frames(event: Event, tmp_path: Path) -> None:
+    """The server's order (the log's sink runs before any stream or the relay): the frames reuse the log's text
+    for plain data and encode their own otherwise; either way the frame is the old encoder's, byte for byte."""
+    event = _fresh(event)
+    store = SqliteStore(tmp_path / "s.sqlite3", batch_window_ms=1)
+    await store.open()
+    try:
+        # the row's other columns as SQLite can hold them (no NaN ts, no lone surrogate): only data is compared
+        written = store.append_event_nowait(event.type, "ep", event.data, 1.0, encoded=event.shared_data_json())
+        assert written == store_dumps(event.data)
+        event.offer_data_json(written)
+        assert event.to_json() == _old_sse_payload(event) == _old_relay_text(event)
+        if event.shared_data_json() is not None:
+            assert event._data_json is written  # the log's string itself: data was encoded once
+        await store.flush()
+        with sqlite3.connect(tmp_path / "s.sqlite3") as conn:
+            assert conn.execute("SELECT data FROM events").fetchall() == [(written,)]
+    finally:
+        await store.close()
+    assert store.append_event_nowait("late", None, {}) is None  # closed: dropped, nothing written
+
+
+def test_which_data_is_plain() -> None:
+    def plain(event: Event) -> bool:
+        event = _fresh(event)
+        event.to_json()
+        return event.shared_data_json() is not None
+
+    assert {i for i, e in enumerate(EVENTS) if plain(e)} == PLAIN
+    # to_jsonable writes repr() below 32 levels (counted from to_dict()): such data is not plain
+    assert [plain(e) for e in DEEP] == [True, True, False, False, False]
 
 
 async def test_one_encoding_shared_by_every_stream_and_the_relay() -> None:
@@ -73,6 +140,8 @@ async def test_one_encoding_shared_by_every_stream_and_the_relay() -> None:
     assert event.to_json() is first
     assert format_sse(event) == f"event: notification\ndata: {first}\n\n"
     assert Event("notification", "dev-1", dict(event.data), 1.5) == event  # the cache is not part of equality
+    shared = event.shared_data_json()
+    assert shared is not None and shared is event.shared_data_json() and shared in first
 
 
 async def test_truncation_counts_utf8_bytes() -> None:
@@ -88,5 +157,6 @@ async def test_truncation_counts_utf8_bytes() -> None:
 def test_event_data_is_not_copied_into_the_cache_fields() -> None:
     event = Event("updated", "ep", {"a": 1})
     fields: dict[str, Any] = {f.name: f for f in dataclasses.fields(event)}
-    assert fields["_json"].init is False and fields["_json"].compare is False
-    assert "_json" not in event.to_dict() and "_json" not in repr(event)
+    for name in ("_json", "_data_json", "_plain"):
+        assert fields[name].init is False and fields[name].compare is False
+        assert name not in event.to_dict() and name not in repr(event)
