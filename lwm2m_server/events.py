@@ -22,7 +22,7 @@ from json.encoder import encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import Any
 
 from lwm2m_server.logging import get_logger
-from lwm2m_server.protocol.jsonvalues import to_jsonable
+from lwm2m_server.protocol.jsonvalues import MAX_DEPTH, to_jsonable
 
 log = get_logger(__name__)
 
@@ -87,9 +87,6 @@ class Event:
         return text
 
 
-_MAX_DEPTH = 32  # to_jsonable's: deeper than this it writes repr() instead
-
-
 def _scalar(value: Any) -> str:
     """One field of the frame, as ``json.dumps(to_jsonable(value, 1))`` writes it, without its overhead for the
     usual types (json.dumps itself uses these two for str and finite float)."""
@@ -106,7 +103,7 @@ def _scalar(value: Any) -> str:
 def _is_plain(obj: Any, depth: int) -> bool:
     """Whether ``to_jsonable(obj, depth)`` is ``obj`` itself in all but container identity, and json.dumps of it
     never calls a ``default`` (exact types only: a subclass or anything else is not plain)."""
-    if depth > _MAX_DEPTH:
+    if depth > MAX_DEPTH:  # to_jsonable writes repr() there
         return False
     kind = type(obj)
     if kind is str or kind is int or kind is bool or obj is None:

@@ -35,9 +35,13 @@ def content_to_json(content: Mapping[LwM2MPath, Value]) -> dict[str, Any]:
     return {str(path): value_to_json(content[path]) for path in sorted(content)}
 
 
+MAX_DEPTH = 32
+"""How deep :func:`to_jsonable` follows containers: anything deeper is written as its ``repr()``."""
+
+
 def to_jsonable(obj: Any, _depth: int = 0) -> Any:
     """Best-effort conversion of event payloads / profiles (dataclasses, paths, sets, bytes) to JSON."""
-    if _depth > 32:
+    if _depth > MAX_DEPTH:
         return repr(obj)
     if obj is None or isinstance(obj, bool | int | str):
         return obj
@@ -66,4 +70,4 @@ def to_jsonable(obj: Any, _depth: int = 0) -> Any:
     return str(obj)
 
 
-__all__ = ["content_to_json", "to_jsonable", "value_to_json"]
+__all__ = ["MAX_DEPTH", "content_to_json", "to_jsonable", "value_to_json"]
