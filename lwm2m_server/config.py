@@ -77,6 +77,14 @@ class StoreSettings(_Section):
     event_retention_days: float = Field(default=7.0, ge=0)
     event_max_rows: int = Field(default=1_000_000, ge=0)
     event_prune_interval_s: float = Field(default=300.0, gt=0)
+    event_log_types: tuple[str, ...] = ("*",)  # event types appended to the event log; "*" = every type
+    event_log_skip: tuple[str, ...] = ()  # ... except these (a fleet: "notification", "ota.progress")
+
+    def event_logged(self, event_type: str) -> bool:
+        """Whether an event of ``event_type`` is appended to the store's event log."""
+        if event_type in self.event_log_skip:
+            return False
+        return "*" in self.event_log_types or event_type in self.event_log_types
 
     @model_validator(mode="after")
     def _dsn_for_postgres(self) -> StoreSettings:

@@ -13,12 +13,16 @@ sinks or this node's own services (an OTA job here must not act on a registratio
 from __future__ import annotations
 
 import asyncio
+import json
+import math
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from json.encoder import encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import Any
 
 from lwm2m_server.logging import get_logger
+from lwm2m_server.protocol.jsonvalues import MAX_DEPTH, to_jsonable
 
 log = get_logger(__name__)
 
@@ -33,12 +37,84 @@ class Event:
     ts: float = field(default_factory=time.time)
     node: str | None = None
     """The node the event happened on, when that is another node (a relayed event); None = here."""
+    _json: str | None = field(default=None, init=False, repr=False, compare=False)
+    _data_json: str | None = field(default=None, init=False, repr=False, compare=False)
+    """``data`` as JSON: the frames' (``_plain`` known) or the event log's text, offered (``_plain`` None)."""
+    _plain: bool | None = field(default=None, init=False, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"type": self.type, "endpoint": self.endpoint, "data": self.data, "ts": self.ts}
         if self.node is not None:
             out["node"] = self.node
         return out
+
+    def to_json(self) -> str:
+        """:meth:`to_dict` as compact JSON (values in the API's encoding), encoded on first use and kept: every SSE
+        stream and the cluster relay send these same characters. ``data`` must not change once published.
+
+        The same characters as ``json.dumps(to_jsonable(self.to_dict()), separators=(",", ":"))``, put together
+        from the parts so that ``data``'s encoding can be shared with the event log (:meth:`offer_data_json`)."""
+        text = self._json
+        if text is None:
+            text = (f'{{"type":{_scalar(self.type)},"endpoint":{_scalar(self.endpoint)},'
+                    f'"data":{self._wire_data_json()},"ts":{_scalar(self.ts)}')
+            text += f',"node":{_scalar(self.node)}}}' if self.node is not None else "}"
+            object.__setattr__(self, "_json", text)
+        return text
+
+    def shared_data_json(self) -> str | None:
+        """``data`` as compact JSON if the frames (:meth:`to_json`) encoded it already and it is plain JSON (dicts
+        with str keys, lists, str, int, bool, None, finite floats): every encoder here, the event log's too, gives
+        these characters for plain data. None otherwise (never encodes: the caller encodes its own way)."""
+        return self._data_json if self._plain is True else None
+
+    def offer_data_json(self, text: str) -> None:
+        """The event log's encoding of ``data`` (``json.dumps(data, separators=(",", ":"), default=...)``): the
+        frames reuse it instead of encoding ``data`` again if ``data`` turns out plain JSON."""
+        if self._data_json is None:
+            object.__setattr__(self, "_data_json", text)
+
+    def _wire_data_json(self) -> str:
+        if self._plain is None:
+            plain = _is_plain(self.data, 1)
+            if not plain or self._data_json is None:  # an offered text is only the frames' for plain data
+                # depth 1: data sits one level inside to_dict(), where to_jsonable's depth limit counts from
+                value = self.data if plain else to_jsonable(self.data, 1)
+                object.__setattr__(self, "_data_json", json.dumps(value, separators=(",", ":"), allow_nan=False))
+            object.__setattr__(self, "_plain", plain)
+        text = self._data_json
+        assert text is not None
+        return text
+
+
+def _scalar(value: Any) -> str:
+    """One field of the frame, as ``json.dumps(to_jsonable(value, 1))`` writes it, without its overhead for the
+    usual types (json.dumps itself uses these two for str and finite float)."""
+    kind = type(value)
+    if kind is str:
+        return encode_basestring_ascii(value)
+    if kind is float and math.isfinite(value):
+        return float.__repr__(value)
+    if value is None:
+        return "null"
+    return json.dumps(to_jsonable(value, 1), separators=(",", ":"), allow_nan=False)
+
+
+def _is_plain(obj: Any, depth: int) -> bool:
+    """Whether ``to_jsonable(obj, depth)`` is ``obj`` itself in all but container identity, and json.dumps of it
+    never calls a ``default`` (exact types only: a subclass or anything else is not plain)."""
+    if depth > MAX_DEPTH:  # to_jsonable writes repr() there
+        return False
+    kind = type(obj)
+    if kind is str or kind is int or kind is bool or obj is None:
+        return True
+    if kind is float:
+        return math.isfinite(obj)
+    if kind is dict:
+        return all(type(k) is str and _is_plain(v, depth + 1) for k, v in obj.items())
+    if kind is list:
+        return all(_is_plain(v, depth + 1) for v in obj)
+    return False
 
 
 class Subscription:

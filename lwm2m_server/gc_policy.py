@@ -23,11 +23,10 @@ import gc
 import time
 from typing import Any
 
-import structlog
-
 from lwm2m_server.config import ServerSettings
+from lwm2m_server.logging import get_logger
 
-log = structlog.get_logger("tinymlaas.gc")
+log = get_logger("tinymlaas.gc")
 
 NEVER = 1 << 30
 """A generation-2 threshold no run reaches: the count grows by one per generation-1 collection."""

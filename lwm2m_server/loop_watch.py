@@ -17,9 +17,9 @@ import time
 import traceback
 from typing import Any
 
-import structlog
+from lwm2m_server.logging import get_logger
 
-log = structlog.get_logger("tinymlaas.loop")
+log = get_logger("tinymlaas.loop")
 
 BUCKETS_MS = (1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0)
 """Upper bounds of the lag histogram; one more bucket holds everything above the last."""

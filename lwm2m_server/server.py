@@ -59,7 +59,8 @@ class LwM2MServer:
         persist_events: Sequence[str] | None = None,
     ) -> None:
         """``inventory=False`` skips the reads/observes after Register (benchmarks of the bare registration path).
-        ``persist_events``: event types appended to the store's event log (default: all)."""
+        ``persist_events``: event types appended to the store's event log (default: ``[store] event_log_types``
+        less ``event_log_skip``)."""
         self.settings = settings
         s = settings.server
         self.events = EventBus()
@@ -111,6 +112,7 @@ class LwM2MServer:
         self.coaps_port: int = 0  # the coaps listener's bound port (0: off)
         self.started_at: float | None = None
         self._persist = frozenset(persist_events) if persist_events is not None else None
+        self._logged: dict[str, bool] = {}  # event type -> appended to the event log (the settings, memoized)
         self.events.add_sink(self._log_event)
 
     async def _on_send(self, reg: Registration, values: list[TimedValue]) -> None:
@@ -122,9 +124,17 @@ class LwM2MServer:
         self.counters[key] += 1
 
     def _log_event(self, event: Event) -> None:
-        if self._persist is not None and event.type not in self._persist:
+        logged = self._logged.get(event.type)
+        if logged is None:
+            logged = self._logged[event.type] = (event.type in self._persist if self._persist is not None
+                                                 else self.settings.store.event_logged(event.type))
+        if not logged:
             return
-        self.store.append_event_nowait(event.type, event.endpoint, event.data, event.ts)  # dropped once closed
+        # dropped once closed; plain JSON data is encoded once, for this row and the SSE/relay frames alike
+        shared = event.shared_data_json()
+        written = self.store.append_event_nowait(event.type, event.endpoint, event.data, event.ts, encoded=shared)
+        if written is not None and shared is None:
+            event.offer_data_json(written)
 
     # -- extension points -------------------------------------------------------------------------------------
     def add_resource(self, path: tuple[str, ...], res: Any) -> None:

@@ -10,7 +10,6 @@ stream was opened with ends it (``: token revoked``) within one keep-alive inter
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -19,16 +18,16 @@ from fastapi.responses import StreamingResponse
 
 from lwm2m_server.api.deps import ServerDep
 from lwm2m_server.api.errors import ERROR_RESPONSES
-from lwm2m_server.api.values import to_jsonable
+from lwm2m_server.events import Event
 
 router = APIRouter(tags=["events"])
 
 DEFAULT_KEEPALIVE_S = 15.0
 
 
-def format_sse(event: Any) -> str:
-    """One SSE frame for an :class:`lwm2m_server.events.Event`."""
-    payload = json.dumps(to_jsonable(event.to_dict()), separators=(",", ":"), allow_nan=False)
+def format_sse(event: Event) -> str:
+    """One SSE frame for an :class:`lwm2m_server.events.Event` (its JSON is encoded once for every stream)."""
+    payload = event.to_json()
     kind = "".join(ch for ch in str(event.type) if ch not in "\r\n") or "message"
     return f"event: {kind}\ndata: {payload}\n\n"
 

@@ -10,14 +10,11 @@ from __future__ import annotations
 
 import base64
 import binascii
-import dataclasses
-import datetime as dt
-import enum
 import math
 from collections.abc import Mapping
 from typing import Any
 
-from lwm2m_server.protocol.jsonvalues import content_to_json, value_to_json
+from lwm2m_server.protocol.jsonvalues import content_to_json, to_jsonable, value_to_json
 from lwm2m_server.protocol.model import Content, ObjectLink, ObjectRegistry, ResourceType, Value
 from lwm2m_server.protocol.paths import LwM2MPath
 
@@ -28,36 +25,7 @@ class BodyError(ValueError):
     """A request body that cannot be turned into LwM2M content (HTTP 400)."""
 
 
-# ---- outbound: Python -> JSON (value_to_json/content_to_json live in the sans-IO layer) ---------
-def to_jsonable(obj: Any, _depth: int = 0) -> Any:
-    """Best-effort conversion of event payloads / profiles (dataclasses, paths, sets, bytes) to JSON."""
-    if _depth > 32:
-        return repr(obj)
-    if obj is None or isinstance(obj, bool | int | str):
-        return obj
-    if isinstance(obj, float | bytes | bytearray | memoryview | ObjectLink):
-        return value_to_json(obj)
-    if isinstance(obj, LwM2MPath):
-        return str(obj)
-    if isinstance(obj, enum.Enum):
-        return to_jsonable(obj.value, _depth + 1)
-    if isinstance(obj, dt.datetime | dt.date):
-        return obj.isoformat()
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: to_jsonable(getattr(obj, f.name), _depth + 1) for f in dataclasses.fields(obj)}
-    if isinstance(obj, Mapping):
-        return {str(k): to_jsonable(v, _depth + 1) for k, v in obj.items()}
-    if isinstance(obj, set | frozenset):
-        items = [to_jsonable(v, _depth + 1) for v in obj]
-        try:
-            return sorted(items)
-        except TypeError:
-            return items
-    if isinstance(obj, list | tuple):
-        return [to_jsonable(v, _depth + 1) for v in obj]
-    if hasattr(obj, "model_dump"):
-        return to_jsonable(obj.model_dump(), _depth + 1)
-    return str(obj)
+# ---- outbound: Python -> JSON: value_to_json, content_to_json and to_jsonable live in protocol/jsonvalues.py ----
 
 
 # ---- inbound: JSON -> Python ---------------------------------------------------------------------

@@ -35,6 +35,12 @@ def serve(
                          ] = None,
     loop_stall_log_ms: Annotated[float | None, typer.Option(
         "--loop-stall-log-ms", help="log event-loop stalls at least this long, with sampled stacks (0 = off)")] = None,
+    event_log_types: Annotated[str | None, typer.Option(
+        "--event-log-types", help='event types appended to the event log, comma-separated ("*" = all; '
+        "store.event_log_types)")] = None,
+    event_log_skip: Annotated[str | None, typer.Option(
+        "--event-log-skip", help='event types never appended to the event log, comma-separated ("" = none), '
+        'e.g. "notification,ota.progress" (store.event_log_skip)')] = None,
 ) -> None:
     """Run the LwM2M server (CoAP /rd + device management) and the REST API until Ctrl-C / SIGTERM."""
     import asyncio
@@ -49,7 +55,9 @@ def serve(
                     "loop_stall_log_ms": loop_stall_log_ms}
     coap_flags: dict[str, Any] = {"secure": secure, "coaps_port": coaps_port, "plain": False if no_plain else None}
     overrides: dict[str, dict[str, Any]] = {"server": dict(server_flags), "coap": coap_flags,
-                                            "store": {"backend": store_backend, "dsn": store_dsn}}
+                                            "store": {"backend": store_backend, "dsn": store_dsn,
+                                                      "event_log_types": _type_list(event_log_types),
+                                                      "event_log_skip": _type_list(event_log_skip)}}
     try:
         settings = load_settings(config, overrides=overrides)
     except ConfigError as exc:
@@ -63,6 +71,11 @@ def serve(
         raise CliError(f"cannot start: {exc}", code=1) from exc
     except SecretsMismatch as exc:
         raise CliError(f"cannot start: {exc}", code=1) from exc
+
+
+def _type_list(flag: str | None) -> list[str] | None:
+    """A comma-separated flag as a list of event types (None: the flag was not given)."""
+    return None if flag is None else [t.strip() for t in flag.split(",") if t.strip()]
 
 
 async def _serve(settings: object, *, http: bool) -> None:

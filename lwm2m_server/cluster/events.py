@@ -114,14 +114,15 @@ class EventRelay:
                 self.stats.events_sent += count
 
     def _encode(self, event: Event) -> str:
-        text = json.dumps(to_jsonable(event.to_dict()), separators=(",", ":"), default=str)
+        text = event.to_json()  # the same characters the SSE streams send, encoded once
         room = self.payload_limit - len(self._head) - len(self._tail)
-        if len(text.encode()) <= room:
+        size = len(text)  # json.dumps escapes non-ASCII: one byte per character
+        if size <= room:
             return text
         self.stats.truncated += 1
-        log.warning("cluster_event_truncated", type=event.type, endpoint=event.endpoint, bytes=len(text.encode()),
+        log.warning("cluster_event_truncated", type=event.type, endpoint=event.endpoint, bytes=size,
                     limit=room, truncated_total=self.stats.truncated)
-        small = {**event.to_dict(), "data": {"truncated": True, "bytes": len(text.encode())}}
+        small = {**event.to_dict(), "data": {"truncated": True, "bytes": size}}
         return json.dumps(to_jsonable(small), separators=(",", ":"), default=str)
 
     def _pack(self, encoded: list[str]) -> list[tuple[str, int]]:

@@ -124,9 +124,12 @@ class EventRepository(Protocol):
         self, type: str, endpoint: str | None, data: dict[str, Any], ts: float | None = None
     ) -> None: ...
     def append_event_nowait(
-        self, type: str, endpoint: str | None, data: dict[str, Any], ts: float | None = None
-    ) -> None:
-        """Queue an event row; dropped silently once the store is closed (events emitted during shutdown)."""
+        self, type: str, endpoint: str | None, data: dict[str, Any], ts: float | None = None, *,
+        encoded: str | None = None,
+    ) -> str | None:
+        """Queue an event row; dropped silently once the store is closed (events emitted during shutdown).
+        ``encoded``: ``data`` already as the compact JSON the store would write (``Event.shared_data_json``).
+        Returns the row's data text (``json.dumps(data, separators=(",", ":"), default=...)``), None if dropped."""
         ...
 
     async def events(

@@ -22,20 +22,9 @@ from lwm2m_server.registration import Registration
 from lwm2m_server.store.postgres.batch import PgBatchWriter
 from lwm2m_server.store.postgres.migrations import migrate
 from lwm2m_server.store.retention import EventPruner, RetentionPolicy, prune_events
-from lwm2m_server.store.sql.audit import SqlAuditLog
-from lwm2m_server.store.sql.bootstrap import SqlBootstrapRepository
-from lwm2m_server.store.sql.credentials import SqlCredentialRepository
 from lwm2m_server.store.sql.engine import Params
-from lwm2m_server.store.sql.key_fingerprints import SqlKeyFingerprints
-from lwm2m_server.store.sql.leases import SqlLeaseRepository
-from lwm2m_server.store.sql.nodes import SqlNodeRepository
-from lwm2m_server.store.sql.ota import SqlOtaJobRepository, SqlPackageRepository
-from lwm2m_server.store.sql.queue import SqlQueueRepository
-from lwm2m_server.store.sql.rollouts import SqlRolloutTables
-from lwm2m_server.store.sql.send_values import SqlSendValues
 from lwm2m_server.store.sql.soft_state import SoftStateTables, registrations_from_rows
-from lwm2m_server.store.sql.stats import SqlFleetStats
-from lwm2m_server.store.sql.tokens import SqlTokenRepository
+from lwm2m_server.store.sql.wiring import SqlRepositories
 
 log = get_logger(__name__)
 
@@ -55,7 +44,7 @@ def _args(params: Params) -> list[Any]:
     return list(params)
 
 
-class PostgresStore(SoftStateTables):
+class PostgresStore(SoftStateTables, SqlRepositories):
     def __init__(
         self,
         dsn: str,
@@ -78,19 +67,7 @@ class PostgresStore(SoftStateTables):
         self._writer: PgBatchWriter | None = None
         self._pruner: EventPruner | None = None
         self.schema_version = 0
-        self.queue = SqlQueueRepository(self)
-        self.ota_jobs = SqlOtaJobRepository(self)
-        self.packages = SqlPackageRepository(self)
-        self.rollouts = SqlRolloutTables(self)
-        self.audit = SqlAuditLog(self)
-        self.tokens = SqlTokenRepository(self)
-        self.send_values = SqlSendValues(self, retention)
-        self.stats = SqlFleetStats(self)
-        self.leases = SqlLeaseRepository(self)
-        self.credentials = SqlCredentialRepository(self)
-        self.nodes = SqlNodeRepository(self)
-        self.bootstrap = SqlBootstrapRepository(self)
-        self.key_fingerprints = SqlKeyFingerprints(self)
+        self._wire_repositories(self, retention)
 
     @property
     def pool(self) -> asyncpg.Pool:

@@ -97,11 +97,14 @@ class SoftStateTables:
         self._soft_writer.put_event((ts if ts is not None else time.time(), type, endpoint, dumps(data)))
 
     def append_event_nowait(
-        self, type: str, endpoint: str | None, data: dict[str, Any], ts: float | None = None
-    ) -> None:
+        self, type: str, endpoint: str | None, data: dict[str, Any], ts: float | None = None, *,
+        encoded: str | None = None,
+    ) -> str | None:
         if self._writer is None:  # closed: events emitted during shutdown are not logged
-            return
-        self._writer.put_event((ts if ts is not None else time.time(), type, endpoint, dumps(data)))
+            return None
+        text = encoded if encoded is not None else dumps(data)
+        self._writer.put_event((ts if ts is not None else time.time(), type, endpoint, text))
+        return text
 
     async def events(
         self, *, endpoint: str | None = None, type: str | None = None, since: float | None = None, limit: int = 100

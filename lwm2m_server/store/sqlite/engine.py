@@ -22,26 +22,15 @@ import aiosqlite
 
 from lwm2m_server.logging import get_logger
 from lwm2m_server.store.retention import EventPruner, RetentionPolicy, prune_events
-from lwm2m_server.store.sql.audit import SqlAuditLog
-from lwm2m_server.store.sql.bootstrap import SqlBootstrapRepository
-from lwm2m_server.store.sql.credentials import SqlCredentialRepository
 from lwm2m_server.store.sql.engine import Params
-from lwm2m_server.store.sql.key_fingerprints import SqlKeyFingerprints
-from lwm2m_server.store.sql.leases import SqlLeaseRepository
-from lwm2m_server.store.sql.nodes import SqlNodeRepository
-from lwm2m_server.store.sql.ota import SqlOtaJobRepository, SqlPackageRepository
-from lwm2m_server.store.sql.queue import SqlQueueRepository
-from lwm2m_server.store.sql.rollouts import SqlRolloutTables
-from lwm2m_server.store.sql.send_values import SqlSendValues
 from lwm2m_server.store.sql.soft_state import SoftStateTables
-from lwm2m_server.store.sql.stats import SqlFleetStats
-from lwm2m_server.store.sql.tokens import SqlTokenRepository
+from lwm2m_server.store.sql.wiring import SqlRepositories
 from lwm2m_server.store.sqlite.batch import BatchWriter
 from lwm2m_server.store.sqlite.migrations import migrate
 
 log = get_logger(__name__)
 
-class SqliteStore(SoftStateTables):
+class SqliteStore(SoftStateTables, SqlRepositories):
     def __init__(
         self,
         path: str | Path,
@@ -66,19 +55,7 @@ class SqliteStore(SoftStateTables):
         self.retention = retention
         self._pruner: EventPruner | None = None
         self.schema_version = 0
-        self.queue = SqlQueueRepository(self)
-        self.ota_jobs = SqlOtaJobRepository(self)
-        self.packages = SqlPackageRepository(self)
-        self.rollouts = SqlRolloutTables(self)
-        self.audit = SqlAuditLog(self)
-        self.tokens = SqlTokenRepository(self)
-        self.send_values = SqlSendValues(self, retention)
-        self.stats = SqlFleetStats(self)
-        self.leases = SqlLeaseRepository(self)
-        self.credentials = SqlCredentialRepository(self)
-        self.nodes = SqlNodeRepository(self)
-        self.bootstrap = SqlBootstrapRepository(self)
-        self.key_fingerprints = SqlKeyFingerprints(self)
+        self._wire_repositories(self, retention)
 
     @property
     def writer(self) -> BatchWriter:

@@ -281,3 +281,14 @@ async def test_key_fingerprints_first_writer_wins(make_store: StoreFactory) -> N
     assert await store.key_fingerprints.claim("signing", "bb22", "node-b", 2.0) == ("aa11", "node-a")
     assert await store.key_fingerprints.claim("signing", "aa11", "node-b", 3.0) == ("aa11", "node-a")
     assert await store.key_fingerprints.claim("credentials", "cc33", "node-b", 4.0) == ("cc33", "node-b")
+
+
+async def test_every_repository_is_wired_to_its_own_store(make_store: StoreFactory) -> None:
+    """Both backends carry the one set of repositories (``store.sql.wiring``), each over the store's own engine."""
+    from lwm2m_server.store.sql.wiring import SqlRepositories
+
+    store = await make_store(retention=RetentionPolicy(DAY_S, 10, 60))
+    names = list(SqlRepositories.__annotations__)
+    assert len(names) == 13 and "queue" in names and "key_fingerprints" in names
+    assert all(getattr(store, name)._sql is store for name in names)
+    assert store.send_values.retention == RetentionPolicy(DAY_S, 10, 60)  # type: ignore[attr-defined]
