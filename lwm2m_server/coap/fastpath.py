@@ -87,13 +87,18 @@ def dedup_key(address: Address, mid: int) -> DedupKey:
 
 
 class Dedup:
-    """Responses by (peer address, message id), remembered for ``lifetime`` seconds."""
+    """Responses by (peer address, message id), remembered for at least ``lifetime`` seconds.
+
+    Expiry is kept per ``BUCKET_S`` of arrival, not per request: a storm remembers 100k requests at once, and a
+    (deadline, key) pair each cost ~80 bytes a device on top of the ~150 the entry itself takes."""
+
+    BUCKET_S = 1.0
 
     def __init__(self, lifetime: float = m.EXCHANGE_LIFETIME, clock: Callable[[], float] = time.monotonic) -> None:
         self.lifetime = lifetime
         self._clock = clock
         self._responses: dict[DedupKey, bytes] = {}
-        self._order: deque[tuple[float, DedupKey]] = deque()
+        self._order: deque[tuple[float, list[DedupKey]]] = deque()  # (expiry of the bucket, its keys)
 
     def get(self, key: DedupKey) -> bytes | None:
         return self._responses.get(key)
@@ -102,9 +107,14 @@ class Dedup:
         now = self._clock()
         order = self._order
         while order and order[0][0] <= now:
-            self._responses.pop(order.popleft()[1], None)
+            pop = self._responses.pop
+            for old in order.popleft()[1]:
+                pop(old, None)
         self._responses[key] = _IN_PROGRESS
-        order.append((now + self.lifetime, key))
+        if order and order[-1][0] - self.lifetime > now:  # the newest bucket expires BUCKET_S after it opened
+            order[-1][1].append(key)
+        else:
+            order.append((now + self.BUCKET_S + self.lifetime, [key]))
 
     def complete(self, key: DedupKey, response: bytes) -> None:
         if key in self._responses:
