@@ -105,12 +105,15 @@ class FastClient:
             return False
         if not (data[0] & 0x20 or data[1] >= 64):  # only ACK/RST or a response (code class >= 2)
             return False
+        head = m.peek(data)
+        remote = address[:2]
+        if head is None or not con.claims(remote, *head):
+            return False  # not ours: aiocoap's to parse (the usual case for a response), undecoded here
         try:
             msg = m.decode(data)
         except m.CoapFormatError:
-            return False
-        if not con.receive(address[:2], msg, self._clock()):
-            return False
+            return False  # ours by its header but malformed further on: aiocoap's, as any malformed datagram
+        con.receive(remote, msg, self._clock())
         self._flush()
         return True
 

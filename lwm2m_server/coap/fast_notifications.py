@@ -59,14 +59,19 @@ class FastNotifications:
         """True when the datagram was a notification of a watched observation (answered here)."""
         if not self._watches or len(data) < 4 or data[0] >> 6 != 1 or data[0] & 0x20 or data[1] >> 5 != 2:
             return False  # CON/NON 2.xx only
+        head = m.peek(data)
+        if head is None:
+            return False
+        host, port = plain_host(address)
+        watch = self._watches.get((host, port, head[3]))
+        if watch is None:
+            return False  # not a watched token (aiocoap's observations, responses): not decoded here
         try:
             msg = m.decode(data)
         except m.CoapFormatError:
             return False
-        host, port = plain_host(address)
-        watch = self._watches.get((host, port, msg.token))
         observe = msg.option_values(m.OBSERVE)
-        if watch is None or not observe:
+        if not observe:
             return False
         ack = m.empty_ack(msg.mid) if msg.mtype == m.CON else b""
         key = dedup_key(address, msg.mid)
