@@ -8,7 +8,8 @@ counters, :mod:`lwm2m_server.coap.messages`, and the token manager's), so no id 
 exchange to the same device. NSTART holds across both stacks: each request takes the device's turn in the
 :class:`~lwm2m_server.coap.turns.PeerTurns` shared with the project's aiocoap requests
 (:mod:`lwm2m_server.coap.exchange`), so it waits while a read or an observe to the device is outstanding,
-and they wait for it.
+or a separate response of an aiocoap resource is unacknowledged (:mod:`lwm2m_server.coap.messages`), and
+they wait for it.
 
 The socket's :class:`~lwm2m_server.coap.fastpath.FastPathUDP6` connects it when the listener starts (before
 that, and for DTLS devices, callers use aiocoap).

@@ -4,12 +4,16 @@ per peer, NSTART = 1).
 aiocoap keeps NSTART among its own exchanges and the fast client (:mod:`lwm2m_server.coap.fast_client`) among
 its own, but neither sees the other's. So every server→device request on the plain socket takes the peer's
 turn here first, in FIFO order, and holds it until its exchange is over (answered, failed or given up):
-:func:`lwm2m_server.coap.exchange.send`, the first request of an observation, and each fast request. Held a
-little longer than the RFC needs (a CON acknowledged with an empty ACK stops being outstanding before its
-separate response), never shorter.
+:func:`lwm2m_server.coap.exchange.send`, the first request of an observation, each fast request, and each
+request of a bootstrap sequence (:func:`lwm2m_server.coap.exchange.send_to_remote`). Held a little longer
+than the RFC needs (a CON acknowledged with an empty ACK stops being outstanding before its separate response),
+never shorter. A separate response of an aiocoap resource (a CON the server sends when answering took longer
+than aiocoap's EMPTY_ACK_DELAY) takes the turn too, from the socket's message manager
+(:class:`lwm2m_server.coap.messages.PeerMessageManager`), until it is acknowledged.
 
-Not covered: aiocoap's own CONs that no project helper issues (a separate response of a server resource), and
-requests over DTLS (on their own socket, which the fast client never uses).
+Not needed over DTLS: every CON there is aiocoap's (the fast client never uses a session), and aiocoap's own
+backlog holds NSTART = 1 per remote among its CONs, requests and separate responses alike (a session is one
+remote object, :class:`lwm2m_server.coap.dtls.SecureAddress`).
 """
 
 from __future__ import annotations
@@ -39,6 +43,13 @@ class PeerTurns:
         """``async with turns.turn(peer):`` waits for ``peer``'s turn (behind those that asked before) and holds
         it for the block."""
         return _Turn(self, peer)
+
+    def try_acquire(self, peer: Peer) -> bool:
+        """Take ``peer``'s turn now if nobody holds it (True; the caller must :meth:`release` it)."""
+        if peer in self._waiting:
+            return False
+        self._waiting[peer] = deque()
+        return True
 
     async def acquire(self, peer: Peer) -> None:
         """Wait for ``peer``'s turn; the caller must :meth:`release` it (``turn`` does both)."""
