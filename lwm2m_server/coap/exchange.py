@@ -25,7 +25,7 @@ from aiocoap.transports.udp6 import UDP6EndpointAddress
 from aiocoap.util import hostportjoin
 
 from lwm2m_server.coap.errors import DeviceError, DeviceTimeout
-from lwm2m_server.coap.turns import Peer, PeerTurns, socket_peer
+from lwm2m_server.coap.turns import Peer, PeerTurns, covering, socket_peer
 from lwm2m_server.registration import Registration
 
 METHODS = {
@@ -204,7 +204,8 @@ async def peer_turn(turns: PeerTurns, peer: Peer, timeout: float, what: str, end
         raise DeviceTimeout(f"{what}: no response in {timeout:g}s (another request to the device was outstanding)",
                             endpoint=endpoint) from None  # fmt: skip
     try:
-        yield max(0.0, timeout - (loop.time() - start))
+        with covering(peer):
+            yield max(0.0, timeout - (loop.time() - start))
     finally:
         turns.release(peer)
 

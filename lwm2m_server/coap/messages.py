@@ -8,10 +8,13 @@ message's peer's own counter. The fast client on the same socket draws from the 
 (:meth:`PeerMessageManager.next_id_for`), so the two stacks never collide either.
 
 With ``turns`` (the socket's :class:`~lwm2m_server.coap.turns.PeerTurns`, shared with the fast client), a CON
-*response* — a separate response, sent when a resource took longer than EMPTY_ACK_DELAY — takes its peer's turn
-before it goes out and holds it until its exchange ends (ACK, RST, retransmissions used up, an ICMP error,
-shutdown): aiocoap's own backlog keeps it apart from aiocoap's requests, but not from a fast request (a Block1
-push block) to the same device. When the turn is taken it waits, in FIFO order, in a task.
+that no turn covers — a separate response (sent when a resource took longer than EMPTY_ACK_DELAY), a Block2
+request aiocoap's blockwise layer sends to complete a notification — takes its peer's turn before it goes out
+and holds it until its exchange ends (ACK, RST, retransmissions used up, an ICMP error, shutdown): aiocoap's own
+backlog keeps it apart from aiocoap's requests, but not from a fast request (a Block1 push block) to the same
+device. When the turn is taken it waits, in FIFO order, in a task. A request issued under its turn
+(:func:`lwm2m_server.coap.turns.covering`, by :func:`lwm2m_server.coap.exchange.send` and the observer) goes
+out as before.
 
 :func:`add_transport` is aiocoap's ``Context._append_tokenmanaged_messagemanaged_transport`` with this manager.
 """
@@ -21,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Hashable
-from typing import Any
+from typing import Any, cast
 
 from aiocoap import Context
 from aiocoap.messagemanager import MessageManager
@@ -29,7 +32,7 @@ from aiocoap.numbers.types import CON
 from aiocoap.tokenmanager import TokenManager
 from aiocoap.transports.udp6 import UDP6EndpointAddress
 
-from lwm2m_server.coap.turns import Peer, PeerTurns
+from lwm2m_server.coap.turns import Peer, PeerTurns, covered
 from lwm2m_server.logging import get_logger
 from lwm2m_server.protocol.msgids import MessageIds
 
@@ -55,10 +58,13 @@ class PeerMessageManager(MessageManager):  # type: ignore[misc]
         self.turns = turns
         self._held: dict[tuple[Any, int], Peer] = {}  # (remote, mid) of a CON response on the wire -> its turn's peer
         self._deferred: set[asyncio.Task[None]] = set()
-        self.deferred_responses = 0  # CON responses that had to wait for their peer's turn (tests)
+        self.deferred_cons = 0  # uncovered CONs (responses, Block2 follow-ups) that waited for the turn (tests)
 
     def send_message(self, message: Any, messageerror_monitor: Any) -> None:
         self._peer = peer_key(message.remote)
+        if self.turns is not None and isinstance(message.remote, UDP6EndpointAddress):
+            # decided here, in the issuing task (aiocoap may send it later, from its backlog)
+            message._lwm2m_covered = covered(cast(Peer, self._peer))
         try:
             super().send_message(message, messageerror_monitor)
         finally:
@@ -67,15 +73,15 @@ class PeerMessageManager(MessageManager):  # type: ignore[misc]
     # -- NSTART for CON responses (see the module docstring) ---------------------------------------------------
     def _send_initially(self, message: Any, messageerror_monitor: Any = None) -> None:
         turns = self.turns
-        if (turns is None or message.mtype is not CON or not message.code.is_response()
-                or not isinstance(message.remote, UDP6EndpointAddress)):  # fmt: skip
-            super()._send_initially(message, messageerror_monitor)
+        if (turns is None or message.mtype is not CON or not isinstance(message.remote, UDP6EndpointAddress)
+                or (not message.code.is_response() and getattr(message, "_lwm2m_covered", True))):  # fmt: skip
+            super()._send_initially(message, messageerror_monitor)  # a request sent under its turn, or not ours
             return
         peer = (message.remote.sockaddr[0], message.remote.sockaddr[1])  # the fast client's key for the device
         if turns.try_acquire(peer):
             self._hold(peer, message, messageerror_monitor)
             return
-        self.deferred_responses += 1
+        self.deferred_cons += 1
         task = asyncio.ensure_future(self._send_in_turn(turns, peer, message, messageerror_monitor))
         self._deferred.add(task)
         task.add_done_callback(self._deferred.discard)

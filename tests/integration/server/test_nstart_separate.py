@@ -1,5 +1,7 @@
-"""NSTART = 1 (RFC 7252 §4.7) between a separate response of an aiocoap resource and the fast client, over real
-UDP to a hand-driven device that counts the server's outstanding CONs (sent to it and not yet acknowledged).
+"""NSTART = 1 (RFC 7252 §4.7) between the CONs aiocoap sends outside any request helper's turn (a separate
+response of an aiocoap resource, a bootstrap request, a Block2 request completing a notification) and the fast
+client, over real UDP to a hand-driven device that counts the server's outstanding CONs (sent to it and not yet
+acknowledged).
 
 A resource that answers after aiocoap's EMPTY_ACK_DELAY (0.1 s) gets its request acknowledged with an empty ACK
 and its response sent later as a CON. aiocoap's backlog keeps that CON apart from aiocoap's own requests, but
@@ -20,11 +22,13 @@ from aiocoap.numbers.codes import Code
 from lwm2m_server.coap.exchange import RawResponse
 from lwm2m_server.coap.messages import PeerMessageManager
 from lwm2m_server.protocol import coapmsg as m
+from lwm2m_server.protocol.paths import LwM2MPath
 from lwm2m_server.server import LwM2MServer
 from tests.integration.server import wire
-from tests.integration.server.conftest import make_settings
+from tests.integration.server.conftest import make_settings, until
 
 EP = "separate"
+OBSERVE = 6
 SLOW_S = 0.3  # above aiocoap's EMPTY_ACK_DELAY: answered separately
 
 
@@ -65,9 +69,10 @@ class Device(wire.UdpPeer):
             return True
         return False
 
-    def acknowledge(self, msg: wire.Parsed, code: int = 0, options: list[tuple[int, bytes]] | None = None) -> None:
+    def acknowledge(self, msg: wire.Parsed, code: int = 0, options: list[tuple[int, bytes]] | None = None,
+                    payload: bytes = b"") -> None:  # fmt: skip
         self.outstanding.discard(msg.mid)
-        self.send(wire.build(wire.ACK, code, msg.mid, msg.token if code else b"", options or []))
+        self.send(wire.build(wire.ACK, code, msg.mid, msg.token if code else b"", options or [], payload))
 
     def answer_block(self, req: wire.Parsed) -> None:
         assert req.code == wire.PUT
@@ -118,7 +123,7 @@ async def test_separate_response_waits_for_an_outstanding_fast_block(setup: tupl
     assert block.code == wire.PUT
     await dev.slow_request(0x0201, b"\x5a")
     assert await dev.no_con(SLOW_S + 0.7), "the separate response went out while a fast block was outstanding"
-    assert _manager(server).deferred_responses == 1
+    assert _manager(server).deferred_cons == 1
     dev.answer_block(block)
     assert (await asyncio.wait_for(block_task, 5)).code == "2.04"
     response = await dev.con()  # the turn passed on: now the separate response
@@ -139,7 +144,7 @@ async def test_fast_block_waits_for_an_unacknowledged_separate_response(setup: t
     assert block.code == wire.PUT
     dev.answer_block(block)
     assert (await asyncio.wait_for(block_task, 5)).code == "2.04"
-    assert dev.most == 1 and _manager(server).deferred_responses == 0
+    assert dev.most == 1 and _manager(server).deferred_cons == 0
     assert dev.transport is not None and server.client.turns is not None
     port = dev.transport.get_extra_info("sockname")[1]
     assert not server.client.turns.busy(("::ffff:127.0.0.1", port))  # every turn given back
@@ -187,3 +192,31 @@ async def test_a_separate_response_to_a_device_that_went_away_gives_the_turn_bac
             break
         await asyncio.sleep(0.1)
     assert not server.client.turns.busy(peer)
+
+
+async def test_block2_request_completing_a_notification_waits_for_an_outstanding_fast_block(
+    setup: tuple[LwM2MServer, Device],
+) -> None:
+    """aiocoap's blockwise layer asks for the rest of a notification in blocks with its own GETs, long after the
+    observation's first request gave its turn back: they take the turn like any uncovered CON."""
+    server, dev = setup
+    observing = asyncio.ensure_future(server.client.observe(EP, "/3/0/9"))
+    get = await dev.con()
+    assert get.option(OBSERVE) == [b""]
+    dev.acknowledge(get, 0x45, [(OBSERVE, b"\x01"), (wire.CONTENT_FORMAT, b"")], b"100")
+    obs = await asyncio.wait_for(observing, 5)
+    block_task = _push_block(server)
+    block = await dev.con()
+    assert block.code == wire.PUT
+    first = [(OBSERVE, b"\x02"), (wire.CONTENT_FORMAT, b""), (m.BLOCK2, m.block_option(0, True, 0))]
+    dev.send(wire.build(wire.NON, 0x45, 0x0205, get.token, first, b"1" * 16))
+    assert await dev.no_con(1.0), "a Block2 request went out while a fast block was outstanding"
+    assert _manager(server).deferred_cons == 1
+    dev.answer_block(block)
+    assert (await asyncio.wait_for(block_task, 5)).code == "2.04"
+    rest = await dev.con()
+    assert (rest.code, rest.option(m.BLOCK2)) == (wire.GET, [m.block_option(1, False, 0)])
+    dev.acknowledge(rest, 0x45, [(wire.CONTENT_FORMAT, b""), (m.BLOCK2, m.block_option(1, False, 0))], b"23")
+    await until(lambda: obs.notifications == 1)
+    assert obs.value == {LwM2MPath.parse("/3/0/9"): int("1" * 16 + "23")} and dev.most == 1
+    obs.cancel()

@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from lwm2m_server.coap.turns import PeerTurns, socket_peer
+from lwm2m_server.coap.turns import PeerTurns, covered, covering, socket_peer
 
 P, Q = socket_peer("127.0.0.1", 5700), socket_peer("127.0.0.1", 5701)
 
@@ -85,3 +85,23 @@ async def test_try_acquire_takes_a_free_turn_only() -> None:
     await waiter
     assert not turns.busy(P) and turns.try_acquire(P)
     turns.release(P)
+
+
+async def test_covering_reaches_tasks_started_inside_it_while_it_lasts() -> None:
+    seen: list[bool] = []
+    go = asyncio.Event()
+
+    async def outliving() -> None:  # as an observation's task: started under the turn, runs on after it
+        seen.append(covered(P))
+        await go.wait()
+        seen.append(covered(P))
+
+    assert not covered(P)
+    with covering(P):
+        assert covered(P) and not covered(Q)  # another peer's turn is not this one
+        task = asyncio.create_task(outliving())
+        await asyncio.sleep(0)
+    assert not covered(P)
+    go.set()
+    await task
+    assert seen == [True, False]
