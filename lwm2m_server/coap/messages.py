@@ -62,7 +62,7 @@ class PeerMessageManager(MessageManager):  # type: ignore[misc]
 
     def send_message(self, message: Any, messageerror_monitor: Any) -> None:
         self._peer = peer_key(message.remote)
-        if self.turns is not None and isinstance(message.remote, UDP6EndpointAddress):
+        if self.turns is not None and isinstance(message.remote, UDP6EndpointAddress) and message.code.is_request():
             # decided here, in the issuing task (aiocoap may send it later, from its backlog)
             message._lwm2m_covered = covered(cast(Peer, self._peer))
         try:

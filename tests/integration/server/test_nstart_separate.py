@@ -219,4 +219,6 @@ async def test_block2_request_completing_a_notification_waits_for_an_outstanding
     dev.acknowledge(rest, 0x45, [(wire.CONTENT_FORMAT, b""), (m.BLOCK2, m.block_option(1, False, 0))], b"23")
     await until(lambda: obs.notifications == 1)
     assert obs.value == {LwM2MPath.parse("/3/0/9"): int("1" * 16 + "23")} and dev.most == 1
+    assert dev.transport is not None and server.client.turns is not None
+    assert not server.client.turns.busy(("::ffff:127.0.0.1", dev.transport.get_extra_info("sockname")[1]))
     obs.cancel()
