@@ -70,7 +70,7 @@ class PeerMessageManager(MessageManager):  # type: ignore[misc]
         finally:
             self._peer = None
 
-    # -- NSTART for CON responses (see the module docstring) ---------------------------------------------------
+    # -- NSTART for the CONs no turn covers (see the module docstring) ------------------------------------------
     def _send_initially(self, message: Any, messageerror_monitor: Any = None) -> None:
         turns = self.turns
         if (turns is None or message.mtype is not CON or not isinstance(message.remote, UDP6EndpointAddress)
@@ -94,7 +94,7 @@ class PeerMessageManager(MessageManager):  # type: ignore[misc]
         try:
             self._hold(peer, message, messageerror_monitor)
         except Exception:
-            log.exception("coap_separate_response_failed", peer=str(peer))
+            log.exception("coap_uncovered_con_failed", peer=str(peer))
             self._settle()
 
     def _hold(self, peer: Peer, message: Any, messageerror_monitor: Any) -> None:
