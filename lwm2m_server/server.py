@@ -171,7 +171,8 @@ class LwM2MServer:
         # Our own sockets, without SO_REUSEPORT: a busy port is an error, never two servers sharing one.
         if c.plain:
             ctx = await create_context(self.site, s.coap_host, s.coap_port, loggername="coap-server",
-                                       rcvbuf=RCVBUF_BYTES, fast=self.fast_path)
+                                       rcvbuf=RCVBUF_BYTES, fast=self.fast_path,
+                                       turns=self.client.fast.turns if self.client.fast is not None else None)
             self.coap_port = self._bound_port(ctx)
         else:
             ctx = aiocoap.Context(serversite=self.site, loggername="coap-server")

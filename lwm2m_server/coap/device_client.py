@@ -160,7 +160,7 @@ class DeviceClient(ObserveOperations):
         own request came from; counted like every other request."""
         t = timeout if timeout is not None else self.default_timeout
         try:
-            resp = await send_to_remote(self._ctx(), remote, spec, t, endpoint)
+            resp = await send_to_remote(self._ctx(), remote, spec, t, endpoint, turns=self.turns)
         except DeviceError as exc:
             self.stats.count_out(spec.method, exc.coap_code)
             raise

@@ -21,10 +21,11 @@ import aiocoap.error
 from aiocoap.message import UndecidedRemote
 from aiocoap.numbers.codes import Code
 from aiocoap.optiontypes import BlockOption
+from aiocoap.transports.udp6 import UDP6EndpointAddress
 from aiocoap.util import hostportjoin
 
 from lwm2m_server.coap.errors import DeviceError, DeviceTimeout
-from lwm2m_server.coap.turns import PeerTurns, socket_peer
+from lwm2m_server.coap.turns import Peer, PeerTurns, covering, socket_peer
 from lwm2m_server.registration import Registration
 
 METHODS = {
@@ -187,7 +188,13 @@ async def turn(turns: PeerTurns | None, reg: Registration, timeout: float, what:
     if turns is None or reg.security != "none":
         yield timeout
         return
-    peer = socket_peer(reg.host, reg.port)
+    async with peer_turn(turns, socket_peer(reg.host, reg.port), timeout, what, reg.endpoint) as left:
+        yield left
+
+
+@contextlib.asynccontextmanager
+async def peer_turn(turns: PeerTurns, peer: Peer, timeout: float, what: str, endpoint: str) -> AsyncIterator[float]:
+    """:func:`turn` for a socket peer ``(host, port)``."""
     loop = asyncio.get_running_loop()
     start = loop.time()
     try:
@@ -195,9 +202,10 @@ async def turn(turns: PeerTurns | None, reg: Registration, timeout: float, what:
             await turns.acquire(peer)
     except TimeoutError:
         raise DeviceTimeout(f"{what}: no response in {timeout:g}s (another request to the device was outstanding)",
-                            endpoint=reg.endpoint) from None  # fmt: skip
+                            endpoint=endpoint) from None  # fmt: skip
     try:
-        yield max(0.0, timeout - (loop.time() - start))
+        with covering(peer):
+            yield max(0.0, timeout - (loop.time() - start))
     finally:
         turns.release(peer)
 
@@ -214,11 +222,16 @@ async def send(
 
 
 async def send_to_remote(ctx: aiocoap.Context, remote: Any, spec: RequestSpec, timeout: float,
-                         endpoint: str) -> RawResponse:
+                         endpoint: str, *, turns: PeerTurns | None = None) -> RawResponse:  # fmt: skip
     """Send to a device that is not registered (bootstrap) over the remote its own request came from (its plain
-    address or its DTLS session), at the device's root path."""
+    address or its DTLS session), at the device's root path. ``turns``: as for :func:`send`, for a plain
+    address (a DTLS session's CONs are all aiocoap's, kept to NSTART by its backlog)."""
     msg = build_message(_UNREGISTERED, spec, remote=remote)
-    return await _exchange(ctx, msg, spec, timeout, endpoint)
+    if turns is None or not isinstance(remote, UDP6EndpointAddress):
+        return await _exchange(ctx, msg, spec, timeout, endpoint)
+    peer = (remote.sockaddr[0], remote.sockaddr[1])
+    async with peer_turn(turns, peer, timeout, f"{spec.method} {spec.path}", endpoint) as left:
+        return await _exchange(ctx, msg, spec, left, endpoint)
 
 
 _UNREGISTERED = Registration("", "", "", 0, 0, "1.1", "U", False)

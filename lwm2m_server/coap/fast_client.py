@@ -8,7 +8,8 @@ counters, :mod:`lwm2m_server.coap.messages`, and the token manager's), so no id 
 exchange to the same device. NSTART holds across both stacks: each request takes the device's turn in the
 :class:`~lwm2m_server.coap.turns.PeerTurns` shared with the project's aiocoap requests
 (:mod:`lwm2m_server.coap.exchange`), so it waits while a read or an observe to the device is outstanding,
-and they wait for it.
+or a separate response of an aiocoap resource is unacknowledged (:mod:`lwm2m_server.coap.messages`), and
+they wait for it.
 
 The socket's :class:`~lwm2m_server.coap.fastpath.FastPathUDP6` connects it when the listener starts (before
 that, and for DTLS devices, callers use aiocoap).
@@ -105,12 +106,15 @@ class FastClient:
             return False
         if not (data[0] & 0x20 or data[1] >= 64):  # only ACK/RST or a response (code class >= 2)
             return False
+        head = m.peek(data)
+        remote = address[:2]
+        if head is None or not con.claims(remote, *head):
+            return False  # not ours: aiocoap's to parse (the usual case for a response), undecoded here
         try:
             msg = m.decode(data)
         except m.CoapFormatError:
-            return False
-        if not con.receive(address[:2], msg, self._clock()):
-            return False
+            return False  # ours by its header but malformed further on: aiocoap's, as any malformed datagram
+        con.receive(remote, msg, self._clock())
         self._flush()
         return True
 

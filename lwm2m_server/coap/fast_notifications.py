@@ -6,7 +6,9 @@ that token is taken from the datagram before aiocoap sees it: a CON is acknowled
 message id), a duplicate (same peer and message id within EXCHANGE_LIFETIME) is acknowledged again and not
 delivered twice, one older than the last (RFC 7641 §3.4, :func:`lwm2m_server.protocol.observe.is_fresher`) is
 dropped, and the rest is handed, decoded, to the observation's handler (the one aiocoap's callback also calls).
-An error code, an unknown token and anything else go on to aiocoap as before (it ends the observation or RSTs).
+An error code, an unknown token, a notification in blocks (Block2: aiocoap's blockwise layer asks for the
+rest and delivers it whole through the same handler) and anything else go on to aiocoap as before (it ends the
+observation or RSTs).
 Once the observation ends it is unwatched, so its next notification reaches aiocoap, which answers RST.
 """
 
@@ -59,15 +61,20 @@ class FastNotifications:
         """True when the datagram was a notification of a watched observation (answered here)."""
         if not self._watches or len(data) < 4 or data[0] >> 6 != 1 or data[0] & 0x20 or data[1] >> 5 != 2:
             return False  # CON/NON 2.xx only
+        head = m.peek(data)
+        if head is None:
+            return False
+        host, port = plain_host(address)
+        watch = self._watches.get((host, port, head[3]))
+        if watch is None:
+            return False  # not a watched token (aiocoap's observations, responses): not decoded here
         try:
             msg = m.decode(data)
         except m.CoapFormatError:
             return False
-        host, port = plain_host(address)
-        watch = self._watches.get((host, port, msg.token))
         observe = msg.option_values(m.OBSERVE)
-        if watch is None or not observe:
-            return False
+        if not observe or msg.option_values(m.BLOCK2):
+            return False  # a response, not a notification; or one in blocks: aiocoap fetches the rest
         ack = m.empty_ack(msg.mid) if msg.mtype == m.CON else b""
         key = dedup_key(address, msg.mid)
         if self.dedup.get(key) is not None:

@@ -4,12 +4,18 @@ per peer, NSTART = 1).
 aiocoap keeps NSTART among its own exchanges and the fast client (:mod:`lwm2m_server.coap.fast_client`) among
 its own, but neither sees the other's. So every server→device request on the plain socket takes the peer's
 turn here first, in FIFO order, and holds it until its exchange is over (answered, failed or given up):
-:func:`lwm2m_server.coap.exchange.send`, the first request of an observation, and each fast request. Held a
-little longer than the RFC needs (a CON acknowledged with an empty ACK stops being outstanding before its
-separate response), never shorter.
+:func:`lwm2m_server.coap.exchange.send`, the first request of an observation, each fast request, and each
+request of a bootstrap sequence (:func:`lwm2m_server.coap.exchange.send_to_remote`). Held a little longer
+than the RFC needs (a CON acknowledged with an empty ACK stops being outstanding before its separate response),
+never shorter. Every other CON aiocoap sends on the plain socket takes the turn too, from the socket's message
+manager (:class:`lwm2m_server.coap.messages.PeerMessageManager`), until it is acknowledged: a separate response
+of an aiocoap resource (sent when answering took longer than aiocoap's EMPTY_ACK_DELAY), and the Block2 requests
+aiocoap's blockwise layer sends to complete a notification. The requests issued under a turn (:func:`covering`)
+do not wait for it again.
 
-Not covered: aiocoap's own CONs that no project helper issues (a separate response of a server resource), and
-requests over DTLS (on their own socket, which the fast client never uses).
+Not needed over DTLS: every CON there is aiocoap's (the fast client never uses a session), and aiocoap's own
+backlog holds NSTART = 1 per remote among its CONs, requests and separate responses alike (a session is one
+remote object, :class:`lwm2m_server.coap.dtls.SecureAddress`).
 """
 
 from __future__ import annotations
@@ -17,6 +23,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
+from collections.abc import Iterator
+from contextvars import ContextVar
 from types import TracebackType
 
 Peer = tuple[str, int]
@@ -25,6 +33,37 @@ Peer = tuple[str, int]
 def socket_peer(host: str, port: int) -> Peer:
     """A device's ``host:port`` as the dual-stack socket names it (IPv4 as v4-mapped IPv6)."""
     return (f"::ffff:{host}" if ":" not in host else host, port)
+
+
+class _Covering:
+    __slots__ = ("active", "peer")
+
+    def __init__(self, peer: Peer) -> None:
+        self.peer, self.active = peer, True
+
+
+_covering: ContextVar[_Covering | None] = ContextVar("lwm2m_turn_covering", default=None)
+
+
+@contextlib.contextmanager
+def covering(peer: Peer) -> Iterator[None]:
+    """Mark the running task as holding ``peer``'s turn for the aiocoap request it issues in the block: the CONs
+    aiocoap sends for it (its blockwise follow-ups too, from tasks that inherit this context) are covered by the
+    turn. Tasks created in the block that outlive it (an observation's, whose later notifications aiocoap may
+    complete with Block2 requests) see the mark as ended and take the turn themselves."""
+    mark = _Covering(peer)
+    token = _covering.set(mark)
+    try:
+        yield
+    finally:
+        mark.active = False
+        _covering.reset(token)
+
+
+def covered(peer: Peer) -> bool:
+    """Whether the running code is inside :func:`covering` for ``peer``."""
+    mark = _covering.get()
+    return mark is not None and mark.active and mark.peer == peer
 
 
 class PeerTurns:
@@ -39,6 +78,13 @@ class PeerTurns:
         """``async with turns.turn(peer):`` waits for ``peer``'s turn (behind those that asked before) and holds
         it for the block."""
         return _Turn(self, peer)
+
+    def try_acquire(self, peer: Peer) -> bool:
+        """Take ``peer``'s turn now if nobody holds it (True; the caller must :meth:`release` it)."""
+        if peer in self._waiting:
+            return False
+        self._waiting[peer] = deque()
+        return True
 
     async def acquire(self, peer: Peer) -> None:
         """Wait for ``peer``'s turn; the caller must :meth:`release` it (``turn`` does both)."""

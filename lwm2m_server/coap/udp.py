@@ -18,6 +18,7 @@ from aiocoap.transports.udp6 import MessageInterfaceUDP6
 
 from lwm2m_server.coap.fastpath import FastPath, FastPathUDP6
 from lwm2m_server.coap.messages import add_transport
+from lwm2m_server.coap.turns import PeerTurns
 
 
 def exclusive_socket(host: str = "127.0.0.1", port: int = 0, *, rcvbuf: int | None = None) -> socket.socket:
@@ -43,16 +44,19 @@ async def create_context(
     loggername: str = "coap",
     rcvbuf: int | None = None,
     fast: FastPath | None = None,
+    turns: PeerTurns | None = None,
 ) -> Context:
     """Like ``Context.create_server_context(site, bind=(host, port), transports=["udp6"])``, exclusive port.
     With ``fast``, the socket's datagrams are offered to the fast path before aiocoap. Message IDs are counted
-    per peer (:mod:`lwm2m_server.coap.messages`)."""
+    per peer (:mod:`lwm2m_server.coap.messages`). ``turns``: NSTART shared with the fast client, which the
+    socket's CON responses take too."""
     loop = asyncio.get_running_loop()
     sock = exclusive_socket(host, port, rcvbuf=rcvbuf)
     context = Context(loop=loop, serversite=site, loggername=loggername)
     try:
         if fast is not None:
-            await add_transport(context, lambda mman: FastPathUDP6.create(sock, mman, fast, log=context.log, loop=loop))
+            await add_transport(context, lambda mman: FastPathUDP6.create(sock, mman, fast, log=context.log, loop=loop),
+                                turns=turns)  # fmt: skip
         else:
             await add_transport(
                 context,

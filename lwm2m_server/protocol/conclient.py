@@ -109,6 +109,19 @@ class ConClient:
         if ex is not None:
             self._finish(ex, None, "cancelled", now, report=False)
 
+    def claims(self, remote: Hashable, mtype: int, code: int, mid: int, token: bytes) -> bool:
+        """Whether :meth:`receive` would take a message with this header and token (:func:`coapmsg.peek`),
+        without changing any state: the driver decodes only the datagrams that are ours."""
+        if mtype == m.ACK or mtype == m.RST:
+            state = self._remotes.get(remote)
+            ex = state.active if state is not None else None
+            return (ex is not None and ex.mid == mid) or (remote, mid) in self._finished
+        if 1 <= code < 32 or code == m.EMPTY:
+            return False
+        state = self._remotes.get(remote)
+        ex = state.active if state is not None else None
+        return (ex is not None and token == ex.token) or (mtype == m.CON and (remote, mid) in self._acked)
+
     def receive(self, remote: Hashable, msg: m.CoapMessage, now: float) -> bool:
         """A datagram from ``remote``; True when it belonged to one of our exchanges (or was a duplicate of one)."""
         mtype = msg.mtype

@@ -3,7 +3,8 @@
 The server's plain observations are matched by (peer, token) on the fast path: a CON notification gets an
 empty ACK with its message id, a duplicate is acknowledged again and delivered once, a notification older than
 the last (RFC 7641 §3.4) is dropped, a NON is delivered, and an unknown token or a cancelled observation's
-notification goes on to aiocoap, which answers RST. A burst of notifications read in one wake-up of the
+notification goes on to aiocoap, which answers RST. A notification in blocks (Block2, RFC 7959 §2.6) goes on to
+aiocoap too, which asks for the rest before delivering it whole. A burst of notifications read in one wake-up of the
 batched transport reaches the server as one ``notification`` event each, also when aiocoap carries them."""
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from tests.integration.server import wire
 from tests.integration.server.conftest import make_settings, until, wait_event
 
 OBSERVE = 6
+BLOCK2 = 23
 BATTERY = LwM2MPath.parse("/3/0/9")
 BURST = 10
 
@@ -150,4 +152,19 @@ async def test_cancelled_observation_is_no_longer_matched(observed: Observed) ->
     # aiocoap's own answers, with or without the fast path: the first one still acknowledged (its lazy
     # cancellation), then RST (RFC 7641 §3.6); the server delivers neither
     assert [(a.mtype, a.code, a.mid) for a in answers] == [(wire.ACK, 0, 0x0409), (wire.RST, 0, 0x040A)]
+    assert notifications is None or notifications.delivered == 0
+
+
+async def test_block2_notification_is_completed_before_delivery(observed: Observed) -> None:
+    o = observed
+    first = [(OBSERVE, b"\x02"), (wire.CONTENT_FORMAT, b""), (BLOCK2, bytes([0x08]))]  # block 0 of more, 16 bytes
+    o.peer.send(wire.build(wire.NON, 0x45, 0x0500, o.token, first, b"1" * 16))
+    await until(lambda: len(o.peer.requests) > 1)
+    get = o.peer.requests[1]  # the rest of the notification, asked for by the server
+    assert (get.code, get.option(BLOCK2), get.option(wire.URI_PATH)) == (wire.GET, [b"\x10"], [b"3", b"0", b"9"])
+    o.peer.send(wire.build(wire.ACK, 0x45, get.mid, get.token, [(wire.CONTENT_FORMAT, b""), (BLOCK2, b"\x10")],
+                           b"23"))  # fmt: skip
+    assert await o.event() == content_to_json({BATTERY: int("1" * 16 + "23")})  # whole, not the first block
+    assert o.obs.value == {BATTERY: int("1" * 16 + "23")} and o.obs.notifications == 1
+    notifications = o.server.fast_path.notifications if o.server.fast_path is not None else None
     assert notifications is None or notifications.delivered == 0

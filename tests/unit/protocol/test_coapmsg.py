@@ -103,3 +103,69 @@ def test_random_bytes_decode_or_raise(data: bytes) -> None:
     except m.CoapFormatError:
         return
     assert 0 <= msg.mid <= 0xFFFF and len(msg.token) <= 8
+
+
+# ---- peek: header and token only, for the socket's hand-off ----------------------------------------------
+@pytest.mark.parametrize(
+    "data, head",
+    [
+        (REGISTER, (m.CON, m.POST, 0x1234, b"\xa1\xb2")),
+        (bytes.fromhex("6045beef"), (m.ACK, 0x45, 0xBEEF, b"")),  # 2.05 ACK, no token, nothing after the header
+        (bytes.fromhex("5845000a") + bytes(range(8)) + b"\xff" + b"x", (m.NON, 0x45, 0x000A, bytes(range(8)))),
+        (bytes.fromhex("70000001"), (m.RST, 0, 1, b"")),
+        (bytes.fromhex("420200") + b"\x03\xa1\xb2\xbd", (m.CON, m.POST, 0x0003, b"\xa1\xb2")),  # options truncated
+        (b"\x40\x02\x00\x04\xff", (m.CON, m.POST, 4, b"")),  # a bare payload marker: decode refuses, peek does not
+    ],
+)
+def test_peek_vectors(data: bytes, head: m.Head) -> None:
+    assert m.peek(data) == head
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"", b"\x40", b"\x40\x02\x00", b"\x80\x02\x00\x01", b"\x00\x45\x00\x01", b"\xc0\x45\x00\x01",
+     b"\x49\x02\x00\x01" + b"t" * 9, b"\x4f\x45\x00\x01" + b"t" * 15, b"\x48\x02\x00\x01\x01", b"\x62\x45\x00\x01\xaa"],
+)  # fmt: skip
+def test_peek_refuses_what_decode_refuses_in_the_header(data: bytes) -> None:
+    assert m.peek(data) is None
+    with pytest.raises(m.CoapFormatError, match=r"shorter|version|token"):
+        m.decode(data)
+
+
+def _agrees(data: bytes) -> None:
+    """peek and decode agree: same header and token when decode succeeds, None exactly for a header error."""
+    head = m.peek(data)
+    try:
+        msg = m.decode(data)
+    except m.CoapFormatError as exc:
+        header_error = any(w in str(exc) for w in ("shorter", "version", "token"))
+        assert (head is None) == header_error, (data, exc)
+        return
+    assert head == (msg.mtype, msg.code, msg.mid, msg.token)
+
+
+@given(st.binary(max_size=40))
+def test_peek_agrees_with_decode_on_random_bytes(data: bytes) -> None:
+    _agrees(data)
+
+
+@given(b0=st.integers(0, 255), rest=st.binary(min_size=3, max_size=3), tail=st.binary(max_size=24))
+def test_peek_agrees_with_decode_on_any_header(b0: int, rest: bytes, tail: bytes) -> None:
+    _agrees(bytes((b0,)) + rest + tail)  # every first byte (version, type, token length) and any tail
+
+
+@given(
+    mtype=st.integers(0, 3),
+    code=st.integers(0, 255),
+    mid=st.integers(0, 0xFFFF),
+    token=st.binary(max_size=8),
+    opts=options,
+    payload=st.binary(max_size=64),
+    cut=st.integers(0, 400),
+)
+def test_peek_agrees_with_decode_on_truncated_messages(mtype: int, code: int, mid: int, token: bytes,
+                                                        opts: list[tuple[int, bytes]], payload: bytes, cut: int
+                                                        ) -> None:  # fmt: skip
+    data = m.encode(mtype, code, mid, token, opts, payload)
+    assert m.peek(data) == (mtype, code, mid, token)
+    _agrees(data[:cut])  # cut anywhere: in the header, in the token, in an option, in the payload

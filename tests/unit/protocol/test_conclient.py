@@ -7,6 +7,8 @@ import asyncio
 import itertools
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from lwm2m_server.ota.push import BlockReply, PushError, push_package
 from lwm2m_server.protocol import coapmsg as m
@@ -211,3 +213,43 @@ def test_block_option_round_trip() -> None:
     assert m.parse_block(b"\x03\x5e") == (53, True, 6)
     with pytest.raises(m.CoapFormatError):
         m.parse_block(b"\x07")
+
+
+# ---- claims: receive's answer from the header and token alone ------------------------------------------
+def _scripted() -> ConClient:
+    """DEV: one finished exchange (mid 0x1234), one acknowledged separate response (mid 0x7777), one outstanding
+    request (mid 0x1235, token 0xa1, already ACKed empty), and one waiting its turn (mid 0x1236)."""
+    con = make()
+    con.request(DEV, m.PUT, PATH, b"x", now=0.0)
+    con.receive(DEV, m.decode(bytes((0x60, 0, 0x12, 0x34))), now=0.1)
+    con.receive(DEV, m.decode(m.encode(m.CON, 0x44, 0x7777, b"\xa0")), now=0.2)
+    con.request(DEV, m.PUT, PATH, b"y", now=0.3)
+    con.request(DEV, m.PUT, PATH, b"z", now=0.3)
+    con.receive(DEV, m.decode(bytes((0x60, 0, 0x12, 0x35))), now=0.4)
+    return con
+
+
+@given(
+    remote=st.sampled_from([DEV, OTHER]),
+    mtype=st.integers(0, 3),
+    code=st.sampled_from([0, m.GET, m.POST, 0x44, 0x45, 0x5F, 0x84, 0xA0, 0xFF]),
+    mid=st.sampled_from([0x1234, 0x1235, 0x1236, 0x7777, 0x0001]),
+    token=st.sampled_from([b"", b"\xa0", b"\xa1", b"\xa2", b"\xa1\x00"]),
+)
+def test_claims_is_what_receive_answers(remote: tuple[str, int], mtype: int, code: int, mid: int, token: bytes
+                                        ) -> None:  # fmt: skip
+    con = _scripted()
+    claimed = con.claims(remote, mtype, code, mid, token)
+    assert con.receive(remote, m.decode(m.encode(mtype, code, mid, token)), now=0.5) == claimed
+
+
+def test_claims_changes_nothing() -> None:
+    con = _scripted()
+    out, done, deadline = con.take_outgoing(), con.take_completions(), con.next_deadline()
+    for mtype, code, mid, token in itertools.product(range(4), (0, 0x44), (0x1234, 0x1235, 0x7777), (b"\xa0", b"\xa1")):
+        con.claims(DEV, mtype, code, mid, token)
+    assert (len(con), con.take_outgoing(), con.take_completions(), con.next_deadline()) == (2, [], [], deadline)
+    assert (DEV, bytes((0x60, 0, 0x77, 0x77))) in out and [c.handle for c in done] == [1]  # the setup's own
+    response = m.decode(m.encode(m.NON, 0x44, 0x5555, b"\xa1"))
+    assert con.receive(DEV, response, now=1.0)  # the outstanding request is still there to be answered
+    assert con.take_completions() == [(2, response, None)]

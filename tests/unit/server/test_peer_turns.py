@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from lwm2m_server.coap.turns import PeerTurns, socket_peer
+from lwm2m_server.coap.turns import PeerTurns, covered, covering, socket_peer
 
 P, Q = socket_peer("127.0.0.1", 5700), socket_peer("127.0.0.1", 5701)
 
@@ -68,3 +68,40 @@ async def test_cancelled_as_it_is_handed_the_turn_passes_it_on() -> None:
 def test_peer_key_is_the_dual_stack_socket_name() -> None:
     assert socket_peer("10.0.0.1", 5683) == ("::ffff:10.0.0.1", 5683)
     assert socket_peer("fe80::1", 5683) == ("fe80::1", 5683)
+
+
+async def test_try_acquire_takes_a_free_turn_only() -> None:
+    turns, log = PeerTurns(), []
+    assert turns.try_acquire(P) and turns.busy(P)
+    assert not turns.try_acquire(P)  # taken: the caller waits with acquire() instead
+    gate = asyncio.Event()
+    waiter = asyncio.create_task(_take(turns, P, log, "w", gate))
+    await asyncio.sleep(0)
+    assert log == []
+    turns.release(P)  # handed on to the waiter, not freed
+    await asyncio.sleep(0)
+    assert log == ["w"] and not turns.try_acquire(P)
+    gate.set()
+    await waiter
+    assert not turns.busy(P) and turns.try_acquire(P)
+    turns.release(P)
+
+
+async def test_covering_reaches_tasks_started_inside_it_while_it_lasts() -> None:
+    seen: list[bool] = []
+    go = asyncio.Event()
+
+    async def outliving() -> None:  # as an observation's task: started under the turn, runs on after it
+        seen.append(covered(P))
+        await go.wait()
+        seen.append(covered(P))
+
+    assert not covered(P)
+    with covering(P):
+        assert covered(P) and not covered(Q)  # another peer's turn is not this one
+        task = asyncio.create_task(outliving())
+        await asyncio.sleep(0)
+    assert not covered(P)
+    go.set()
+    await task
+    assert seen == [True, False]
