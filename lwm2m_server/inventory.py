@@ -217,7 +217,8 @@ class Inventory:
             if current is not None and not current.cancelled:
                 continue
             try:
-                mine[path] = await self.client.observe(reg.endpoint, path, timeout=self.timeout, owner="inventory")
+                mine[path] = await self.client.observe(reg.endpoint, path, timeout=self.timeout, owner="inventory",
+                                                       buffered=False)  # OTA follows the events: no queue  # fmt: skip
             except DeviceError as exc:
                 log.info("inventory_observe_failed", endpoint=reg.endpoint, path=str(path), code=exc.coap_code)
                 if exc.coap_code in UNREACHABLE_CODES:

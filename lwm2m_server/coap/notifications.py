@@ -12,14 +12,21 @@ from lwm2m_server.protocol.model import Content
 
 
 class NotificationStream:
-    """The latest ``value``, a count of notifications, and an iterator that ends once the stream is closed."""
+    """The latest ``value``, a count of notifications, and an iterator that ends once the stream is closed.
 
-    def __init__(self, maxsize: int = 64) -> None:
+    ``buffered=False`` is for a consumer that follows ``value``, a callback or the events and never iterates (the
+    inventory's handles): nothing is queued until the first iteration, which then sees only what comes later.
+    Otherwise up to ``maxsize`` notifications wait for the iterator from the start. The queue is made on first
+    use: a server with 100k devices holds several handles each, most of them never notified or iterated."""
+
+    def __init__(self, maxsize: int = 64, *, buffered: bool = True) -> None:
         self.value: Content = {}
         self.notifications = 0
         self.cancelled = False
         self.error: BaseException | None = None
-        self._queue: asyncio.Queue[Content | None] = asyncio.Queue(maxsize)
+        self._maxsize = maxsize
+        self._buffered = buffered
+        self._queue: asyncio.Queue[Content | None] | None = None
 
     def _enqueue(self, content: Content) -> None:
         self.value = content
@@ -32,21 +39,36 @@ class NotificationStream:
             return False
         self.cancelled = True
         self.error = error
-        self._put(None)
+        if self._queue is not None:
+            self._put(None)  # wake an iterator waiting on the queue
         return True
 
     def _put(self, item: Content | None) -> None:
-        if self._queue.full():
-            self._queue.get_nowait()
-        self._queue.put_nowait(item)
+        if not self._buffered:
+            return
+        queue = self._queue
+        if queue is None:
+            queue = self._queue = asyncio.Queue(self._maxsize)
+        if queue.full():
+            queue.get_nowait()
+        queue.put_nowait(item)
+
+    @property
+    def queued(self) -> int:
+        """Notifications waiting for the iterator."""
+        return 0 if self._queue is None else self._queue.qsize()
 
     def __aiter__(self) -> AsyncIterator[Content]:
         return self
 
     async def __anext__(self) -> Content:
-        if self.cancelled and self._queue.empty():
+        queue = self._queue
+        if self.cancelled and (queue is None or queue.empty()):
             raise StopAsyncIteration
-        item = await self._queue.get()
+        if queue is None:
+            self._buffered = True
+            queue = self._queue = asyncio.Queue(self._maxsize)
+        item = await queue.get()
         if item is None:
             raise StopAsyncIteration
         return item

@@ -30,9 +30,10 @@ class Observation(NotificationStream):
     """One owner's handle on an observation: the latest value, notifications as callback and async iterator."""
 
     def __init__(
-        self, endpoint: str, path: LwM2MPath, reg_id: str, maxsize: int = 64, *, owner: str | None = None
+        self, endpoint: str, path: LwM2MPath, reg_id: str, maxsize: int = 64, *, owner: str | None = None,
+        buffered: bool = True,
     ) -> None:
-        super().__init__(maxsize)
+        super().__init__(maxsize, buffered=buffered)
         self.endpoint = endpoint
         self.path = path
         self.reg_id = reg_id
@@ -93,8 +94,9 @@ class SharedObservation:
         self.aiocoap_obs: Any = None
         self.on_end: list[Callable[[SharedObservation], None]] = []
 
-    def attach(self, owner: str | None = None, callback: NotifyCallback | None = None) -> Observation:
-        obs = Observation(self.endpoint, self.path, self.reg_id, owner=owner)
+    def attach(self, owner: str | None = None, callback: NotifyCallback | None = None, *,
+               buffered: bool = True) -> Observation:  # fmt: skip
+        obs = Observation(self.endpoint, self.path, self.reg_id, owner=owner, buffered=buffered)
         obs.value = dict(self.value)
         obs.address = self.address
         obs.callback = callback

@@ -102,9 +102,11 @@ class ObserveOperations:
         content_format: int | None = None,
         timeout: float | None = None,
         owner: str | None = None,
+        buffered: bool = True,
     ) -> Observation:
         """Observe ``path``; returns this caller's own handle. The current value is in ``.value``; later
-        notifications go to ``callback`` and the async iterator. Owners of the same path (and format) share one
+        notifications go to ``callback`` and the async iterator (``buffered=False``: queued for it only once it
+        is iterated, for an owner that never iterates). Owners of the same path (and format) share one
         CoAP observation, which ends when the last handle is cancelled. A sleeping queue-mode device is observed
         on its next wake-up; as for queued requests, ``timeout`` counts from then, and a de-registration or
         expiry meanwhile raises DeviceNotRegistered."""
@@ -115,7 +117,7 @@ class ObserveOperations:
             key = (p, cf)
             shared = self._shared.get(endpoint, {}).get(key)
             if shared is not None and not shared.ended and shared.reg_id == reg.reg_id:
-                return self._adopt(shared.attach(owner, callback))
+                return self._adopt(shared.attach(owner, callback, buffered=buffered))
             pending = self._starting.get((endpoint, key))
             if pending is None:
                 break
@@ -123,7 +125,7 @@ class ObserveOperations:
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._starting[(endpoint, key)] = done
         try:
-            return await self._start_observation(endpoint, p, cf, timeout, owner, callback)
+            return await self._start_observation(endpoint, p, cf, timeout, owner, callback, buffered)
         finally:
             del self._starting[(endpoint, key)]
             done.set_result(None)
@@ -136,6 +138,7 @@ class ObserveOperations:
         timeout: float | None,
         owner: str | None,
         callback: NotifyCallback | None,
+        buffered: bool,
     ) -> Observation:
         reg = self._reg(endpoint)
         if self.queue is not None:
@@ -146,7 +149,7 @@ class ObserveOperations:
         )
         shared = SharedObservation(endpoint, p, reg.reg_id, reg.address, cf, initial)
         if msg.opt.observe is None or aobs is None or aobs.cancelled:
-            obs = shared.attach(owner)
+            obs = shared.attach(owner, buffered=buffered)
             obs._end(DeviceError("not_observable", f"{p} is not observable", endpoint=endpoint))
             return obs
         shared.aiocoap_obs = aobs
@@ -160,7 +163,7 @@ class ObserveOperations:
             key = fast.watch(reg.host, reg.port, bytes(msg.token), int(msg.opt.observe),
                              lambda resp: self._on_notify(shared, resp))  # fmt: skip
             shared.on_end.append(lambda _shared: fast.unwatch(key))
-        return self._adopt(shared.attach(owner, callback))
+        return self._adopt(shared.attach(owner, callback, buffered=buffered))
 
     async def _observe_request(
         self,
