@@ -8,10 +8,15 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
 
 from lwm2m_server.protocol import coapmsg
 from lwm2m_server.protocol.paths import LwM2MPath
 from simulator.device import SimulatedDevice
+from simulator.link import Link
 from simulator.profiles import FaultConfig
 from tests.integration.ota.conftest import Harness, start_harness
 
@@ -34,7 +39,7 @@ def spy_fw_reads(dev: SimulatedDevice) -> list[float]:
             reads.append(time.time())
         return False
 
-    assert dev.link is not None
+    assert isinstance(dev.link, Link)
     dev.link.drop = rule
     return reads
 
@@ -50,20 +55,12 @@ async def pull_job(h: Harness, dev: SimulatedDevice) -> tuple[dict[str, float], 
     return entered, str(record.phase)
 
 
-async def test_progressing_device_is_not_re_read(tmp_path) -> None:  # type: ignore[no-untyped-def]
+@pytest.fixture
+async def polled(tmp_path: Path) -> AsyncIterator[Harness]:
     server, ota = await start_harness(tmp_path, poll_interval_s=POLL_S)
     h = Harness(tmp_path, server, ota)
     try:
-        dev = await h.device("polled-busy", accept_raw_firmware=True, block_size=16,
-                             faults=FaultConfig(delay_ms=10.0))  # fmt: skip
-        reads = spy_fw_reads(dev)
-        entered, phase = await pull_job(h, dev)
-        assert phase == "succeeded"
-        downloading = entered["updating"] - entered["downloading"]
-        assert downloading > 4 * POLL_S, f"download too quick to tell ({downloading:.2f}s)"
-        during = [t for t in reads if entered["downloading"] < t < entered["updating"]]
-        # a fixed-interval poll would have read ~downloading / POLL_S times here
-        assert during == [], f"{len(during)} reads of /5/0 while the device was pulling for {downloading:.1f}s"
+        yield h
     finally:
         for dev in h.devices:
             await dev.stop(deregister=False)
@@ -71,28 +68,35 @@ async def test_progressing_device_is_not_re_read(tmp_path) -> None:  # type: ign
         await server.stop()
 
 
-async def test_device_with_lost_notifications_is_re_read_and_finishes(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    server, ota = await start_harness(tmp_path, poll_interval_s=POLL_S)
-    h = Harness(tmp_path, server, ota)
-    try:
-        dev = await h.device("polled-mute", accept_raw_firmware=True, block_size=16,
-                             faults=FaultConfig(delay_ms=2.0))  # fmt: skip
-        reads = spy_fw_reads(dev)
-        fw = LwM2MPath(5, 0)
+async def test_progressing_device_is_not_re_read(polled: Harness) -> None:
+    dev = await polled.device("polled-busy", accept_raw_firmware=True, block_size=16,
+                              faults=FaultConfig(delay_ms=10.0))  # fmt: skip
+    reads = spy_fw_reads(dev)
+    entered, phase = await pull_job(polled, dev)
+    assert phase == "succeeded"
+    downloading = entered["updating"] - entered["downloading"]
+    assert downloading > 4 * POLL_S, f"download too quick to tell ({downloading:.2f}s)"
+    during = [t for t in reads if entered["downloading"] < t < entered["updating"]]
+    # a fixed-interval poll would have read ~downloading / POLL_S times here
+    assert during == [], f"{len(during)} reads of /5/0 while the device was pulling for {downloading:.1f}s"
 
-        async def observed() -> None:  # the server observes /5/0/3 and /5/0/5 after registering the device
-            while sum(1 for o in dev.site.observations.active if fw.is_prefix_of(o.path)) < 2:
-                await asyncio.sleep(0.02)
 
-        await asyncio.wait_for(observed(), 10)
-        assert dev.site.observations.forget(fw) == 2  # from now on the device never notifies a State change
-        entered, phase = await pull_job(h, dev)
-        assert phase == "succeeded"
-        # Downloaded was only learnt by a re-read after the download went quiet: the job executed after it
-        after_download = [t for t in reads if entered["downloading"] < t < entered["updating"]]
-        assert after_download, "the server executed /5/0/2 without having read that the device downloaded"
-    finally:
-        for dev in h.devices:
-            await dev.stop(deregister=False)
-        await ota.stop()
-        await server.stop()
+async def test_device_with_lost_notifications_is_re_read_and_finishes(polled: Harness) -> None:
+    dev = await polled.device("polled-mute", accept_raw_firmware=True, block_size=16,
+                              faults=FaultConfig(delay_ms=2.0))  # fmt: skip
+    reads = spy_fw_reads(dev)
+    fw = LwM2MPath(5, 0)
+    assert dev.site is not None
+    observations = dev.site.observations
+
+    async def observed() -> None:  # the server observes /5/0/3 and /5/0/5 after registering the device
+        while len([o for o in observations.active if fw.is_prefix_of(o.path)]) < 2:
+            await asyncio.sleep(0.02)
+
+    await asyncio.wait_for(observed(), 10)
+    assert observations.forget(fw) == 2  # from now on the device never notifies a State change
+    entered, phase = await pull_job(polled, dev)
+    assert phase == "succeeded"
+    # Downloaded was only learnt by a re-read after the download went quiet: the job executed after it
+    after_download = [t for t in reads if entered["downloading"] < t < entered["updating"]]
+    assert after_download, "the server executed /5/0/2 without having read that the device downloaded"

@@ -15,7 +15,7 @@ from lwm2m_server.coap.exchange import RawResponse
 from lwm2m_server.protocol import coapmsg as m
 from lwm2m_server.server import LwM2MServer
 from tests.integration.server import wire
-from tests.integration.server.conftest import make_settings
+from tests.integration.server.nstart_support import push_block, registered_device
 
 EP = "nstart"
 
@@ -54,24 +54,12 @@ class Device(wire.UdpPeer):
 
 @pytest.fixture
 async def setup(tmp_path: Path) -> AsyncIterator[tuple[LwM2MServer, Device]]:
-    server = LwM2MServer(make_settings(tmp_path, coap_fast_push=True), inventory=False)
-    await server.start()
-    loop = asyncio.get_running_loop()
-    _, dev = await loop.create_datagram_endpoint(Device, remote_addr=("127.0.0.1", server.coap_port))
-    try:
-        dev.send(wire.register(0x0101, b"\x01", [f"ep={EP}", "lt=300", "lwm2m=1.1"], b"</3/0>,</5/0>"))
-        assert (await dev.recv()).code_str == "2.01"
-        assert server.client.fast is not None and server.client.fast.connected
+    async with registered_device(tmp_path, Device, EP) as (server, dev):
         yield server, dev
-    finally:
-        dev.close()
-        await server.stop()
 
 
 def _push_block(server: LwM2MServer) -> asyncio.Task[RawResponse]:
-    """One Block1 block: carried by the fast client."""
-    return asyncio.create_task(server.client.raw_request(EP, "PUT", "/5/0/0", b"\x00" * 16, content_format=42,
-                                                         block1=(0, 0, False)))  # fmt: skip
+    return push_block(server, EP)
 
 
 def _read(server: LwM2MServer) -> asyncio.Task[RawResponse]:
