@@ -60,7 +60,9 @@ async def test_a_node_down_hands_its_devices_over_and_comes_back(tmp_path: Path,
         assert moved, "nginx gave the victim no device"
         t0 = asyncio.get_running_loop().time()
         await (cluster.kill(victim) if how == "sigkill" else cluster.stop(victim))
-        await wait_for(lambda: _moved_off(cluster, victim_id, moved), 45, "the stopped node's devices re-registered")
+        # ~28 s alone (devices retry their Update 4 times before nginx moves them), 38 s in the full suite, over
+        # 45 s once when the machine was shared: the handover is asserted, its time printed
+        await wait_for(lambda: _moved_off(cluster, victim_id, moved), 90, "the stopped node's devices re-registered")
         print(f"handover after {how}: {asyncio.get_running_loop().time() - t0:.1f} s for {len(moved)} devices")
         await wait_for(lambda: _victim_counted(cluster, victim_id, alive=False), 10, "the cluster view")
         counts = await cluster.device_counts()
