@@ -110,6 +110,7 @@ class DeviceClient(ObserveOperations):
         self._shared: dict[str, dict[tuple[LwM2MPath, int], SharedObservation]] = {}  # CoAP observations
         self._starting: dict[tuple[str, tuple[LwM2MPath, int]], asyncio.Future[None]] = {}
         self._composites: dict[str, list[CompositeObservation]] = {}  # Observe-Composite handles
+        self._completing: set[asyncio.Task[None]] = set()  # notifications in blocks being completed
         registry.add_hook(self._on_registration)
 
     # -- plumbing ---------------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from collections.abc import Callable, Hashable
 from typing import Any, cast
 
@@ -55,6 +56,7 @@ class FastClient:
         self._timer_at: float | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.requests = 0  # sent through here (a test and /metrics can see the fast path carried them)
+        self.requests_by_code: Counter[int] = Counter()  # the same by method code (PUT: push blocks, GET: observes)
 
     @property
     def connected(self) -> bool:
@@ -86,6 +88,7 @@ class FastClient:
             if con is None or loop is None:
                 raise FastClientError("not connected")
             self.requests += 1
+            self.requests_by_code[code] += 1
             handle = con.request(key, code, options, payload, self._clock())
             fut: asyncio.Future[m.CoapMessage] = loop.create_future()
             self._waiters[handle] = fut

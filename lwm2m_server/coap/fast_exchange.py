@@ -8,6 +8,8 @@ and the same :class:`~lwm2m_server.coap.exchange.RawResponse` and typed failures
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Iterator
 
 from lwm2m_server.coap.errors import DeviceError, DeviceTimeout
 from lwm2m_server.coap.exchange import METHODS, RawResponse, RequestSpec, uri_path
@@ -59,18 +61,11 @@ def raw_response(msg: m.CoapMessage) -> RawResponse:
     )
 
 
-async def send_fast(client: FastClient, reg: Registration, spec: RequestSpec, timeout: float) -> RawResponse:
-    """Send ``spec`` to the device's plain address; :class:`DeviceTimeout` / :class:`DeviceError` as aiocoap's."""
+@contextlib.contextmanager
+def device_errors(reg: Registration, what: str, timeout: float) -> Iterator[None]:
+    """The fast client's failures as aiocoap's: :class:`DeviceTimeout` / :class:`DeviceError` ``network``."""
     try:
-        code = METHODS[spec.method.upper()]
-    except KeyError:
-        raise ValueError(f"unknown CoAP method {spec.method!r}") from None
-    what = f"{spec.method} {spec.path}"
-    try:
-        async with asyncio.timeout(timeout):
-            msg = await client.request(socket_address(reg.host, reg.port), int(code), spec_options(reg, spec),
-                                       spec.payload)  # fmt: skip
-        return raw_response(msg)
+        yield
     except TimeoutError as exc:
         raise DeviceTimeout(f"{what}: no response in {timeout:g}s", endpoint=reg.endpoint) from exc
     except FastClientError as exc:
@@ -79,3 +74,16 @@ async def send_fast(client: FastClient, reg: Registration, spec: RequestSpec, ti
         raise DeviceError("network", f"{what}: {exc.reason}", endpoint=reg.endpoint) from exc
     except m.CoapFormatError as exc:
         raise DeviceError("network", f"{what}: malformed response: {exc}", endpoint=reg.endpoint) from exc
+
+
+async def send_fast(client: FastClient, reg: Registration, spec: RequestSpec, timeout: float) -> RawResponse:
+    """Send ``spec`` to the device's plain address; :class:`DeviceTimeout` / :class:`DeviceError` as aiocoap's."""
+    try:
+        code = METHODS[spec.method.upper()]
+    except KeyError:
+        raise ValueError(f"unknown CoAP method {spec.method!r}") from None
+    with device_errors(reg, f"{spec.method} {spec.path}", timeout):
+        async with asyncio.timeout(timeout):
+            msg = await client.request(socket_address(reg.host, reg.port), int(code), spec_options(reg, spec),
+                                       spec.payload)  # fmt: skip
+        return raw_response(msg)

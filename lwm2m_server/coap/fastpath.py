@@ -304,6 +304,15 @@ class FastPathUDP6(MessageInterfaceUDP6):
         super().datagram_msg_received(data, ancdata, flags, address)
         return False
 
+    def datagram_errqueue_received(self, data: bytes, ancdata: list[tuple[int, int, bytes]], flags: int,
+                                   address: Address) -> None:  # fmt: skip
+        """An ICMP error (port unreachable: the device is gone): aiocoap fails its exchanges with the address,
+        and the observations that are the fast path's alone end too."""
+        super().datagram_errqueue_received(data, ancdata, flags, address)
+        notifications = self._fast.notifications
+        if notifications is not None:
+            notifications.unreachable(address, OSError("ICMP error for the device's address (unreachable)"))
+
     def _send_raw(self, data: bytes, address: Address, ancdata: list[tuple[int, int, bytes]]) -> None:
         pktinfo = [a for a in ancdata if a[0] == socket.IPPROTO_IPV6 and a[1] == socket.IPV6_PKTINFO]
         self.transport.sendmsg(data, pktinfo, 0, address)

@@ -91,7 +91,8 @@ class SharedObservation:
         self.value = value
         self.handles: list[Observation] = []
         self.ended = False
-        self.aiocoap_obs: Any = None
+        self.aiocoap_obs: Any = None  # None: the fast path's alone (coap/fast_observe.py), or ended
+        self.arrivals = 0  # notifications received (a notification in blocks is delivered only if still the latest)
         self.on_end: list[Callable[[SharedObservation], None]] = []
 
     def attach(self, owner: str | None = None, callback: NotifyCallback | None = None, *,

@@ -19,7 +19,9 @@ import aiocoap.error
 from lwm2m_server.coap.composite_observation import CompositeObservation
 from lwm2m_server.coap.errors import BadResponse, DeviceError, DeviceTimeout
 from lwm2m_server.coap.exchange import RawResponse, RequestSpec, abandon, build_message, turn
+from lwm2m_server.coap.fast_client import FastClient, FastClientError
 from lwm2m_server.coap.fast_notifications import FastNotifications
+from lwm2m_server.coap.fast_observe import FastObserveRequest, observe_request, rest_of_blocks
 from lwm2m_server.coap.observation import NotifyCallback, Observation, SharedObservation
 from lwm2m_server.coap.stats import CoapStats
 from lwm2m_server.coap.turns import PeerTurns
@@ -59,6 +61,8 @@ class ObserveOperations:
     default_timeout: float
     turns: PeerTurns | None
     notifications: FastNotifications | None  # the fast path's matcher of notifications (plain devices)
+    fast: FastClient | None  # the fast path's CON client: plain observations of plain devices are sent by it
+    _completing: set[asyncio.Task[None]]  # notifications in blocks being completed (fast observations)
     _observations: dict[str, list[Observation]]
     _shared: dict[str, dict[tuple[LwM2MPath, int], SharedObservation]]
     _starting: dict[tuple[str, tuple[LwM2MPath, int]], asyncio.Future[None]]
@@ -144,6 +148,9 @@ class ObserveOperations:
         if self.queue is not None:
             reg = await self.queue.wait_awake(reg)
         what = f"observe {p}"
+        client, fast = self.fast, self.notifications
+        if client is not None and client.connected and fast is not None and reg.security == "none":
+            return await self._start_fast_observation(reg, p, cf, timeout, owner, callback, buffered, client, fast)
         msg, aobs, initial = await self._observe_request(
             reg, RequestSpec("GET", str(p), accept=cf), what, timeout, lambda resp: self._decode(reg, p, resp, cf)
         )
@@ -164,6 +171,69 @@ class ObserveOperations:
                              lambda resp: self._on_notify(shared, resp))  # fmt: skip
             shared.on_end.append(lambda _shared: fast.unwatch(key))
         return self._adopt(shared.attach(owner, callback, buffered=buffered))
+
+    async def _start_fast_observation(
+        self,
+        reg: Registration,
+        p: LwM2MPath,
+        cf: int,
+        timeout: float | None,
+        owner: str | None,
+        callback: NotifyCallback | None,
+        buffered: bool,
+        client: FastClient,
+        fast: FastNotifications,
+    ) -> Observation:
+        """The observation on the fast path alone (:mod:`lwm2m_server.coap.fast_observe`): aiocoap holds nothing."""
+        what = f"observe {p}"
+        req = FastObserveRequest.of(reg, RequestSpec("GET", str(p), accept=cf))
+        t = timeout if timeout is not None else self.default_timeout
+        try:
+            token, resp = await observe_request(client, reg, req, what, t)
+        except DeviceError as exc:
+            self.stats.count_out("GET", exc.coap_code)
+            raise
+        self.stats.count_out("GET", resp.code)
+        self._check(reg, resp, what)
+        shared = SharedObservation(reg.endpoint, p, reg.reg_id, reg.address, cf, self._decode(reg, p, resp, cf))
+        number = resp.options.get("observe")
+        if number is None:  # answered, but not observed (RFC 7641 §3.1); a later notification on it is RST
+            obs = shared.attach(owner, buffered=buffered)
+            obs._end(DeviceError("not_observable", f"{p} is not observable", endpoint=reg.endpoint))
+            return obs
+        self._shared.setdefault(reg.endpoint, {})[(p, cf)] = shared
+        shared.on_end.append(self._forget_shared)
+        key = fast.watch(reg.host, reg.port, token, int(number),
+                         lambda resp: self._on_fast_notify(shared, resp, client, req), owned=True,
+                         on_error=lambda exc: shared.end(DeviceError("network", f"{what}: {exc}",
+                                                                     endpoint=reg.endpoint)))  # fmt: skip
+        shared.on_end.append(lambda _shared: fast.unwatch(key))
+        return self._adopt(shared.attach(owner, callback, buffered=buffered))
+
+    def _on_fast_notify(self, shared: SharedObservation, resp: RawResponse, client: FastClient,
+                        req: FastObserveRequest) -> None:  # fmt: skip
+        """An owned observation's datagram: a notification (in blocks: completed first), or its end."""
+        shared.arrivals += 1
+        if resp.success and resp.block2 is not None and resp.block2[2]:
+            task = asyncio.get_running_loop().create_task(self._complete_notification(shared, resp, client, req))
+            self._completing.add(task)
+            task.add_done_callback(self._completing.discard)
+            return
+        self._on_notify(shared, resp)
+        if resp.success and resp.options.get("observe") is None:
+            shared.end()  # a 2.xx without Observe: the device ended the observation (RFC 7641 §3.2)
+
+    async def _complete_notification(self, shared: SharedObservation, first: RawResponse, client: FastClient,
+                                     req: FastObserveRequest) -> None:  # fmt: skip
+        arrival, what = shared.arrivals, f"notification of {shared.path}"
+        try:
+            async with asyncio.timeout(self.default_timeout):
+                whole = await rest_of_blocks(client, req, first, shared.endpoint, what)
+        except (DeviceError, FastClientError, TimeoutError) as exc:
+            log.info("notification_blocks_failed", endpoint=shared.endpoint, path=str(shared.path), error=str(exc))
+            return
+        if shared.arrivals == arrival:  # nothing newer arrived meanwhile: this is still the latest state
+            self._on_notify(shared, whole)
 
     async def _observe_request(
         self,
@@ -369,6 +439,8 @@ class ObserveOperations:
                 composite.end()
 
     def cancel_all(self) -> None:
+        for task in list(self._completing):
+            task.cancel()
         for composites in list(self._composites.values()):
             for composite in list(composites):
                 composite.end()

@@ -55,7 +55,8 @@ async def _push(tmp_path: Path, fast_push: bool, configs: list[dict[str, object]
             assert dev.firmware is not None and dev.firmware.result == 1  # the device itself says: success
         fast = server.client.fast
         con = fast._con if fast is not None else None
-        return phases, fast.requests if fast is not None else 0, con.retransmissions if con is not None else 0
+        pushed = fast.requests_by_code[3] if fast is not None else 0  # PUT: the Block1 blocks (GETs: observes)
+        return phases, pushed, con.retransmissions if con is not None else 0
     finally:
         for dev in devices:
             await dev.stop(deregister=False)

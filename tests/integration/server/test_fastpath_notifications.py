@@ -3,9 +3,11 @@
 The server's plain observations are matched by (peer, token) on the fast path: a CON notification gets an
 empty ACK with its message id, a duplicate is acknowledged again and delivered once, a notification older than
 the last (RFC 7641 §3.4) is dropped, a NON is delivered, and an unknown token or a cancelled observation's
-notification goes on to aiocoap, which answers RST. A notification in blocks (Block2, RFC 7959 §2.6) goes on to
-aiocoap too, which asks for the rest before delivering it whole. A burst of notifications read in one wake-up of the
-batched transport reaches the server as one ``notification`` event each, also when aiocoap carries them."""
+notification goes on to aiocoap, which answers RST. The observation is the fast path's alone (its request sent by
+the fast client, no aiocoap task held for it): a notification in blocks (Block2, RFC 7959 §2.6) is completed by
+the fast path, an error or a 2.xx without Observe ends it; with the fast path off aiocoap does all this. A burst
+of notifications read in one wake-up of the batched transport reaches the server as one ``notification`` event
+each, also when aiocoap carries them."""
 
 from __future__ import annotations
 
@@ -149,9 +151,11 @@ async def test_cancelled_observation_is_no_longer_matched(observed: Observed) ->
     for mid, observe in ((0x0409, 2), (0x040A, 3)):
         o.peer.send(_content(wire.CON, mid, o.token, observe, 90))
         answers.append(wire.parse(await asyncio.wait_for(o.peer.inbox.get(), 2)))
-    # aiocoap's own answers, with or without the fast path: the first one still acknowledged (its lazy
-    # cancellation), then RST (RFC 7641 §3.6); the server delivers neither
-    assert [(a.mtype, a.code, a.mid) for a in answers] == [(wire.ACK, 0, 0x0409), (wire.RST, 0, 0x040A)]
+    # RST (RFC 7641 §3.6), the server delivers neither. On the fast path the observation was the fast path's
+    # alone: aiocoap never knew its token and rejects the first one already; aiocoap's own observation still
+    # acknowledges the first one (its lazy cancellation)
+    first = wire.RST if notifications is not None else wire.ACK
+    assert [(a.mtype, a.code, a.mid) for a in answers] == [(first, 0, 0x0409), (wire.RST, 0, 0x040A)]
     assert notifications is None or notifications.delivered == 0
 
 
@@ -167,4 +171,32 @@ async def test_block2_notification_is_completed_before_delivery(observed: Observ
     assert await o.event() == content_to_json({BATTERY: int("1" * 16 + "23")})  # whole, not the first block
     assert o.obs.value == {BATTERY: int("1" * 16 + "23")} and o.obs.notifications == 1
     notifications = o.server.fast_path.notifications if o.server.fast_path is not None else None
-    assert notifications is None or notifications.delivered == 0
+    # on the fast path the fast path completed it (aiocoap does not know the observation); else aiocoap did
+    assert notifications is None or notifications.delivered == 1
+
+
+def _aiocoap_observation_tasks() -> int:
+    return sum(1 for t in asyncio.all_tasks() if t.get_coro().__qualname__.startswith("BlockwiseRequest"))  # type: ignore[union-attr]
+
+
+async def test_aiocoap_holds_nothing_for_a_fast_observation(observed: Observed) -> None:
+    fast = observed.server.fast_path is not None
+    assert _aiocoap_observation_tasks() == (0 if fast else 2)  # aiocoap: its blockwise request's two tasks
+
+
+@pytest.mark.parametrize("ending", ["4.04", "2.05 without Observe"])
+async def test_the_device_ends_the_observation(observed: Observed, ending: str) -> None:
+    o = observed
+    if ending == "4.04":
+        o.peer.send(wire.build(wire.CON, 0x84, 0x0600, o.token))
+    else:
+        o.peer.send(wire.build(wire.CON, 0x45, 0x0600, o.token, [(wire.CONTENT_FORMAT, b"")], b"77"))
+    ack = wire.parse(await asyncio.wait_for(o.peer.inbox.get(), 2))
+    assert (ack.mtype, ack.mid) == (wire.ACK, 0x0600)
+    await until(lambda: o.obs.cancelled)
+    assert o.server.client.coap_observations("dev") == []
+    notifications = o.server.fast_path.notifications if o.server.fast_path is not None else None
+    assert notifications is None or len(notifications) == 0  # unwatched: the next one is aiocoap's to RST
+    o.peer.send(_content(wire.CON, 0x0601, o.token, 9, 1))
+    rst = wire.parse(await asyncio.wait_for(o.peer.inbox.get(), 2))
+    assert (rst.mtype, rst.mid) == (wire.RST, 0x0601)
