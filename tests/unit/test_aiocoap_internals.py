@@ -34,6 +34,21 @@ def test_message_ids_are_drawn_through_the_overridden_method() -> None:
     assert "message.mid = self._next_message_id()" in body
 
 
+def test_the_message_manager_steps_the_nstart_turns_follow() -> None:
+    """coap/messages.py PeerMessageManager (NSTART shared with the fast client): it holds a CON response's turn
+    from its first sending until aiocoap forgets the exchange (removed, retransmitted to the end, an error)."""
+    assert params(MessageManager._send_initially) == ["self", "message", "messageerror_monitor"]
+    assert params(MessageManager._remove_exchange) == ["self", "message"]
+    assert params(MessageManager._retransmit) == ["self", "message", "timeout", "retransmission_counter"]
+    assert params(MessageManager.dispatch_error) == ["self", "error", "remote"]
+    assert "self._send_initially(" in source(MessageManager.send_message)
+
+
+def test_the_udp6_error_queue_hook() -> None:
+    """coap/fastpath.py FastPathUDP6.datagram_errqueue_received: an ICMP error for an address."""
+    assert params(MessageInterfaceUDP6.datagram_errqueue_received) == ["self", "data", "ancdata", "flags", "address"]
+
+
 def test_add_transport_mirrors_the_context_wiring() -> None:
     """coap/messages.py add_transport: the steps of Context._append_tokenmanaged_messagemanaged_transport."""
     body = source(Context._append_tokenmanaged_messagemanaged_transport)
