@@ -17,6 +17,7 @@ import aiocoap
 import aiocoap.error
 
 from lwm2m_server.coap.composite_observation import CompositeObservation
+from lwm2m_server.coap.composite_observer import CompositeObserveOperations
 from lwm2m_server.coap.dtls import SecureSessions
 from lwm2m_server.coap.errors import BadResponse, DeviceError, DeviceNotRegistered, DeviceTimeout
 from lwm2m_server.coap.exchange import RawResponse, RequestSpec, send, send_to_remote
@@ -24,7 +25,7 @@ from lwm2m_server.coap.fast_client import FastClient
 from lwm2m_server.coap.fast_exchange import send_fast
 from lwm2m_server.coap.fast_notifications import FastNotifications
 from lwm2m_server.coap.observation import Observation, SharedObservation
-from lwm2m_server.coap.observer import ObserveOperations
+from lwm2m_server.coap.observer import as_path
 from lwm2m_server.coap.remotes import RemoteCache
 from lwm2m_server.coap.stats import CoapStats
 from lwm2m_server.coap.turns import PeerTurns
@@ -58,10 +59,6 @@ __all__ = [
 jsonable = content_to_json  # kept for callers of the old name: the API's JSON value encoding
 
 
-def _as_path(path: LwM2MPath | str) -> LwM2MPath:
-    return path if isinstance(path, LwM2MPath) else LwM2MPath.parse(path)
-
-
 def _attr_query(attributes: Mapping[str, float | int | None]) -> tuple[str, ...]:
     out = []
     for name, value in attributes.items():
@@ -74,7 +71,7 @@ def _attr_query(attributes: Mapping[str, float | int | None]) -> tuple[str, ...]
     return tuple(out)
 
 
-class DeviceClient(ObserveOperations):
+class DeviceClient(CompositeObserveOperations):
     def __init__(
         self,
         registry: Registry,
@@ -196,20 +193,20 @@ class DeviceClient(ObserveOperations):
 
     def negotiated_format(self, endpoint: str, path: LwM2MPath | str, *, for_write: bool = False) -> int:
         """The Content-Format operations on ``path`` use by default (Accept for reads)."""
-        return self._format(self._reg(endpoint), _as_path(path), for_write=for_write)
+        return self._format(self._reg(endpoint), as_path(path), for_write=for_write)
 
     # -- operations -------------------------------------------------------------------------------------------
     async def read(
         self, endpoint: str, path: LwM2MPath | str, *, content_format: int | None = None, timeout: float | None = None
     ) -> Content:
-        reg, p = self._reg(endpoint), _as_path(path)
+        reg, p = self._reg(endpoint), as_path(path)
         cf = content_format if content_format is not None else self._format(reg, p)
         resp = await self._request(reg, RequestSpec("GET", str(p), accept=cf), timeout)
         self._check(reg, resp, f"read {p}")
         return self._decode(reg, p, resp, cf)
 
     async def discover(self, endpoint: str, path: LwM2MPath | str, *, timeout: float | None = None) -> list[Link]:
-        reg, p = self._reg(endpoint), _as_path(path)
+        reg, p = self._reg(endpoint), as_path(path)
         resp = await self._request(reg, RequestSpec("GET", str(p), accept=ContentFormat.LINK), timeout)
         self._check(reg, resp, f"discover {p}")
         try:
@@ -228,7 +225,7 @@ class DeviceClient(ObserveOperations):
         timeout: float | None = None,
     ) -> None:
         """Replace (PUT) or, with ``partial``, update (POST) ``path`` with ``content``."""
-        reg, p = self._reg(endpoint), _as_path(path)
+        reg, p = self._reg(endpoint), as_path(path)
         cf = content_format if content_format is not None else self._format(reg, p, for_write=True)
         payload = encode(cf, p, content, self.model)
         spec = RequestSpec("POST" if partial else "PUT", str(p), payload, content_format=cf)
@@ -242,14 +239,14 @@ class DeviceClient(ObserveOperations):
         *,
         timeout: float | None = None,
     ) -> None:
-        reg, p = self._reg(endpoint), _as_path(path)
+        reg, p = self._reg(endpoint), as_path(path)
         spec = RequestSpec("PUT", str(p), query=_attr_query(attributes))
         self._check(reg, await self._request(reg, spec, timeout), f"write-attributes {p}")
 
     async def execute(
         self, endpoint: str, path: LwM2MPath | str, arguments: str = "", *, timeout: float | None = None
     ) -> None:
-        reg, p = self._reg(endpoint), _as_path(path)
+        reg, p = self._reg(endpoint), as_path(path)
         spec = RequestSpec("POST", str(p), arguments.encode("utf-8"))
         self._check(reg, await self._request(reg, spec, timeout), f"execute {p}")
 
@@ -263,7 +260,7 @@ class DeviceClient(ObserveOperations):
         timeout: float | None = None,
     ) -> LwM2MPath:
         """Create an object instance; returns its path (from Location-Path, else from the content)."""
-        reg, p = self._reg(endpoint), _as_path(object_path)
+        reg, p = self._reg(endpoint), as_path(object_path)
         cf = content_format if content_format is not None else self._format(reg, p, for_write=True)
         spec = RequestSpec("POST", str(p), encode(cf, p, content, self.model), content_format=cf)
         resp = await self._request(reg, spec, timeout)
@@ -277,7 +274,7 @@ class DeviceClient(ObserveOperations):
         raise BadResponse(f"create {p}: 2.01 without a Location-Path naming the instance", endpoint=endpoint)
 
     async def delete(self, endpoint: str, path: LwM2MPath | str, *, timeout: float | None = None) -> None:
-        reg, p = self._reg(endpoint), _as_path(path)
+        reg, p = self._reg(endpoint), as_path(path)
         self._check(reg, await self._request(reg, RequestSpec("DELETE", str(p)), timeout), f"delete {p}")
 
     def _composite_format(self, reg: Registration, what: str) -> int:
@@ -299,7 +296,7 @@ class DeviceClient(ObserveOperations):
         """FETCH several paths at once (LwM2M 1.1); needs SenML-CBOR or SenML-JSON in the registration's ``ct=``."""
         reg = self._reg(endpoint)
         cf = self._composite_format(reg, "read-composite")
-        ps = [_as_path(p) for p in paths]
+        ps = [as_path(p) for p in paths]
         accept = choose_composite_answer(reg.lwm2m_version, reg.content_formats, cf)
         spec = RequestSpec("FETCH", "/", encode_paths(cf, ps), content_format=cf, accept=accept)
         resp = await self._request(reg, spec, timeout)

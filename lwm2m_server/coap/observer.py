@@ -1,16 +1,15 @@
-"""Observe on the server side (the Observe operation and Observe-Composite), mixed into
-:class:`lwm2m_server.coap.device_client.DeviceClient`: it uses the client's registration lookup, queue,
-negotiation and decoding, and keeps the handles of every observation it started.
-
-Single-path observations are shared between owners (see :mod:`lwm2m_server.coap.observation`); a composite
-observation (FETCH ``/`` with Observe, LwM2M 1.1) belongs to its one caller
-(:mod:`lwm2m_server.coap.composite_observation`).
+"""Observe on the server side, mixed into :class:`lwm2m_server.coap.device_client.DeviceClient`: it uses the
+client's registration lookup, queue, negotiation and decoding, and keeps the handles of every observation it
+started. Single-path observations are shared between owners (see :mod:`lwm2m_server.coap.observation`); those of
+plain-CoAP devices are the fast path's alone (:mod:`lwm2m_server.coap.fast_observe`). Observe-Composite is
+:mod:`lwm2m_server.coap.composite_observer`, on top of this; ending on a new registration or a move is here for
+both.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import aiocoap
@@ -27,10 +26,8 @@ from lwm2m_server.coap.stats import CoapStats
 from lwm2m_server.coap.turns import PeerTurns
 from lwm2m_server.events import EventBus
 from lwm2m_server.logging import get_logger
-from lwm2m_server.protocol.composite import encode_paths
 from lwm2m_server.protocol.jsonvalues import content_to_json
 from lwm2m_server.protocol.model import Content
-from lwm2m_server.protocol.negotiation import choose_composite_answer
 from lwm2m_server.protocol.paths import LwM2MPath
 from lwm2m_server.queue import QueueManager
 from lwm2m_server.registration import Registration
@@ -39,7 +36,7 @@ from lwm2m_server.registry import Kind, Registry
 log = get_logger(__name__)
 
 
-def _ended_by_library(obs: SharedObservation | CompositeObservation, error: BaseException) -> None:
+def ended_by_library(obs: SharedObservation | CompositeObservation, error: BaseException) -> None:
     """aiocoap's errback (network error, the device ended it): aiocoap cancels its client observation itself
     right after the errbacks, so it is dropped here, not cancelled (a second cancel fails its assertion, and the
     observation task dies with "Task exception was never retrieved"). Then the handles end with the error."""
@@ -47,7 +44,7 @@ def _ended_by_library(obs: SharedObservation | CompositeObservation, error: Base
     obs.end(error)
 
 
-def _as_path(path: LwM2MPath | str) -> LwM2MPath:
+def as_path(path: LwM2MPath | str) -> LwM2MPath:
     return path if isinstance(path, LwM2MPath) else LwM2MPath.parse(path)
 
 
@@ -114,7 +111,7 @@ class ObserveOperations:
         CoAP observation, which ends when the last handle is cancelled. A sleeping queue-mode device is observed
         on its next wake-up; as for queued requests, ``timeout`` counts from then, and a de-registration or
         expiry meanwhile raises DeviceNotRegistered."""
-        p = _as_path(path)
+        p = as_path(path)
         while True:
             reg = self._reg(endpoint)
             cf = content_format if content_format is not None else self._format(reg, p)
@@ -162,7 +159,7 @@ class ObserveOperations:
         shared.aiocoap_obs = aobs
         aobs.register_callback(lambda m: self._on_notify(shared, RawResponse.from_message(m)),
                                _suppress_deprecation=True)  # fmt: skip
-        aobs.register_errback(lambda e: _ended_by_library(shared, e), _suppress_deprecation=True)
+        aobs.register_errback(lambda e: ended_by_library(shared, e), _suppress_deprecation=True)
         self._shared.setdefault(endpoint, {})[(p, cf)] = shared
         shared.on_end.append(self._forget_shared)
         fast = self.notifications
@@ -289,7 +286,7 @@ class ObserveOperations:
 
     async def cancel_observe(self, endpoint: str, path: LwM2MPath | str, *, owner: str | None = None) -> int:
         """Cancel the handles on ``path`` of ``owner`` (every owner's when None); returns how many."""
-        p = _as_path(path)
+        p = as_path(path)
         found = [o for o in self._observations.get(endpoint, []) if o.path == p and owner in (None, o.owner)]
         for obs in found:
             obs.cancel()
@@ -355,77 +352,6 @@ class ObserveOperations:
             return
         self.events.emit("notification", shared.endpoint, path=str(shared.path), values=content_to_json(content))
         shared.push(content)
-
-    # -- Observe-Composite --------------------------------------------------------------------------------------
-    async def observe_composite(
-        self,
-        endpoint: str,
-        paths: Sequence[LwM2MPath | str],
-        *,
-        timeout: float | None = None,
-        owner: str | None = None,
-    ) -> CompositeObservation:
-        """FETCH ``/`` with Observe naming ``paths`` (LwM2M 1.1); the initial root content is in ``.value``,
-        notifications (root content too) come from the async iterator and as ``notification`` events with
-        ``path "/"``. Ends on de-registration, a new registration or a move, like single-path observations."""
-        ps = tuple(_as_path(p) for p in paths)
-        reg = self._reg(endpoint)
-        cf = self._composite_format(reg, "observe-composite")
-        if self.queue is not None:
-            reg = await self.queue.wait_awake(reg)
-        accept = choose_composite_answer(reg.lwm2m_version, reg.content_formats, cf)
-        spec = RequestSpec("FETCH", "/", encode_paths(cf, ps), content_format=cf, accept=accept)
-        what = "observe-composite"
-        msg, aobs, initial = await self._observe_request(
-            reg, spec, what, timeout, lambda resp: self._decode_root(reg, resp, accept, what)
-        )
-        obs = CompositeObservation(endpoint, ps, reg.reg_id, reg.address, accept, initial, owner=owner)
-        if msg.opt.observe is None or aobs is None or aobs.cancelled:
-            obs.end(DeviceError("not_observable", "the composite is not observable", endpoint=endpoint))
-            return obs
-        obs.aiocoap_obs = aobs
-        aobs.register_callback(lambda m: self._on_composite_notify(obs, RawResponse.from_message(m)),
-                               _suppress_deprecation=True)  # fmt: skip
-        aobs.register_errback(lambda e: _ended_by_library(obs, e), _suppress_deprecation=True)
-        self._composites.setdefault(endpoint, []).append(obs)
-        obs.on_end.append(self._forget_composite)
-        return obs
-
-    async def cancel_observe_composite(
-        self, endpoint: str, paths: Sequence[LwM2MPath | str], *, owner: str | None = None
-    ) -> int:
-        """Cancel the composite observations of exactly ``paths`` (any order) of ``owner`` (all when None)."""
-        wanted = frozenset(_as_path(p) for p in paths)
-        found = [
-            o for o in self._composites.get(endpoint, []) if frozenset(o.paths) == wanted and owner in (None, o.owner)
-        ]
-        for obs in found:
-            obs.cancel()
-        return len(found)
-
-    def composite_observations(self, endpoint: str) -> list[CompositeObservation]:
-        return list(self._composites.get(endpoint, []))
-
-    def _forget_composite(self, obs: CompositeObservation) -> None:
-        lst = self._composites.get(obs.endpoint)
-        if lst and obs in lst:
-            lst.remove(obs)
-            if not lst:
-                del self._composites[obs.endpoint]
-
-    def _on_composite_notify(self, obs: CompositeObservation, resp: RawResponse) -> None:
-        if obs.cancelled:
-            return
-
-        def decode(reg: Registration, resp: RawResponse) -> Content:
-            return self._decode_root(reg, resp, obs.content_format, "observe-composite")
-
-        content = self._notification(obs.endpoint, "/", resp, obs.end, decode)
-        if content is None:
-            return
-        paths = [str(p) for p in obs.paths]
-        self.events.emit("notification", obs.endpoint, path="/", paths=paths, values=content_to_json(content))
-        obs.push(content)
 
     def _on_registration(self, reg: Registration, kind: Kind) -> None:
         """A new registration invalidates the old one's observations; a moved device's too (token + address)."""
