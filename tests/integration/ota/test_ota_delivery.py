@@ -83,7 +83,9 @@ async def test_bigger_than_flash_is_not_fitting_and_not_retried(harness: Harness
 async def test_ten_percent_loss_still_completes(harness: Harness, method: str) -> None:
     from simulator.profiles import FaultConfig
 
-    # normally ~3 s; the generous wait covers a loaded CI box (a lost block costs a request timeout)
-    out = await deliver(harness, f"lossy-{method}", method, 4000, wait=60, job_timeout=40.0,
-                        faults=FaultConfig(loss_pct=10.0), block_size=256)  # fmt: skip
+    # normally ~3-15 s; the generous wait covers a loaded CI box. The device lets its CoAP retransmissions run
+    # (1 s ACK timeout: ~22 s span) before giving a block up: with 10% loss each way a 10 s request timeout
+    # failed ~1 block attempt in 10 and, three attempts in a row, the job (once in a CI run)
+    out = await deliver(harness, f"lossy-{method}", method, 4000, wait=120, job_timeout=60.0,
+                        faults=FaultConfig(loss_pct=10.0), block_size=256, request_timeout_s=30.0)  # fmt: skip
     assert out["record"].phase == "succeeded", out["record"].to_json()
